@@ -1,0 +1,5 @@
+// p3s: selective, subject-driven image generation from point labels (P3S-Diffusion) on libtorch.
+export * from './engine/index.js';
+export * as nn from './nn/index.js';
+export * as optim from './optim/index.js';
+export { SafetensorsFile, SafetensorsError, loadSafetensors, saveSafetensors, type TensorInfo } from './io/safetensors.js';

@@ -1,0 +1,142 @@
+// The basic layers, with torch.nn's parameter names so checkpoints load unchanged.
+import { Tensor } from '../engine/tensor.js';
+import { ones, zeros } from '../engine/creation.js';
+import { Module } from './module.js';
+import * as F from './functional.js';
+import { normalParameter, uniformParameter } from './init.js';
+
+function checkPositive(name: string, value: number): void {
+  if (!Number.isInteger(value) || value <= 0) {
+    throw new RangeError(`Expected a positive integer for ${name} but received ${value}`);
+  }
+}
+
+export class Linear extends Module {
+  constructor(
+    readonly inFeatures: number,
+    readonly outFeatures: number,
+    bias = true,
+  ) {
+    super();
+    checkPositive('inFeatures', inFeatures);
+    checkPositive('outFeatures', outFeatures);
+    const bound = 1 / Math.sqrt(inFeatures);
+    this.registerParameter('weight', uniformParameter([outFeatures, inFeatures], bound));
+    this.registerParameter('bias', bias ? uniformParameter([outFeatures], bound) : null);
+  }
+  get weight(): Tensor {
+    return this.param('weight');
+  }
+  get bias(): Tensor | null {
+    return this.optionalParam('bias');
+  }
+  forward(x: Tensor): Tensor {
+    return F.linear(x, this.weight, this.bias);
+  }
+}
+
+export interface Conv2dOptions {
+  stride?: number;
+  padding?: number;
+  dilation?: number;
+  groups?: number;
+  bias?: boolean;
+}
+
+export class Conv2d extends Module {
+  readonly stride: number;
+  readonly padding: number;
+  readonly dilation: number;
+  readonly groups: number;
+  constructor(
+    readonly inChannels: number,
+    readonly outChannels: number,
+    readonly kernelSize: number,
+    options: Conv2dOptions = {},
+  ) {
+    super();
+    checkPositive('inChannels', inChannels);
+    checkPositive('outChannels', outChannels);
+    checkPositive('kernelSize', kernelSize);
+    this.stride = options.stride ?? 1;
+    this.padding = options.padding ?? 0;
+    this.dilation = options.dilation ?? 1;
+    this.groups = options.groups ?? 1;
+    if (inChannels % this.groups !== 0 || outChannels % this.groups !== 0) {
+      throw new RangeError(`Conv2d channels (${inChannels}, ${outChannels}) must be divisible by groups (${this.groups})`);
+    }
+    const fanIn = (inChannels / this.groups) * kernelSize * kernelSize;
+    const bound = 1 / Math.sqrt(fanIn);
+    this.registerParameter('weight', uniformParameter([outChannels, inChannels / this.groups, kernelSize, kernelSize], bound));
+    this.registerParameter('bias', (options.bias ?? true) ? uniformParameter([outChannels], bound) : null);
+  }
+  get weight(): Tensor {
+    return this.param('weight');
+  }
+  get bias(): Tensor | null {
+    return this.optionalParam('bias');
+  }
+  forward(x: Tensor): Tensor {
+    return F.conv2d(x, this.weight, this.bias, {
+      stride: this.stride,
+      padding: this.padding,
+      dilation: this.dilation,
+      groups: this.groups,
+    });
+  }
+}
+
+export class GroupNorm extends Module {
+  constructor(
+    readonly numGroups: number,
+    readonly numChannels: number,
+    readonly eps = 1e-5,
+    affine = true,
+  ) {
+    super();
+    checkPositive('numGroups', numGroups);
+    if (numChannels % numGroups !== 0) {
+      throw new RangeError(`GroupNorm channels (${numChannels}) must be divisible by groups (${numGroups})`);
+    }
+    this.registerParameter('weight', affine ? ones([numChannels]) : null);
+    this.registerParameter('bias', affine ? zeros([numChannels]) : null);
+  }
+  forward(x: Tensor): Tensor {
+    return F.groupNorm(x, this.numGroups, this.optionalParam('weight'), this.optionalParam('bias'), this.eps);
+  }
+}
+
+export class LayerNorm extends Module {
+  readonly normalizedShape: number[];
+  constructor(
+    normalizedShape: number | number[],
+    readonly eps = 1e-5,
+    affine = true,
+  ) {
+    super();
+    this.normalizedShape = typeof normalizedShape === 'number' ? [normalizedShape] : normalizedShape;
+    this.registerParameter('weight', affine ? ones(this.normalizedShape) : null);
+    this.registerParameter('bias', affine ? zeros(this.normalizedShape) : null);
+  }
+  forward(x: Tensor): Tensor {
+    return F.layerNorm(x, this.normalizedShape, this.optionalParam('weight'), this.optionalParam('bias'), this.eps);
+  }
+}
+
+export class Embedding extends Module {
+  constructor(
+    readonly numEmbeddings: number,
+    readonly embeddingDim: number,
+  ) {
+    super();
+    checkPositive('numEmbeddings', numEmbeddings);
+    checkPositive('embeddingDim', embeddingDim);
+    this.registerParameter('weight', normalParameter([numEmbeddings, embeddingDim], 1));
+  }
+  get weight(): Tensor {
+    return this.param('weight');
+  }
+  forward(ids: Tensor): Tensor {
+    return F.embedding(this.weight, ids);
+  }
+}

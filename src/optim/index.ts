@@ -1,0 +1,2 @@
+export { Adam, AdamW, type AdamOptions } from './adam.js';
+export { clipGradNorm } from './clip_grad.js';
