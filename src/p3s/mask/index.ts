@@ -1,0 +1,28 @@
+// Mask post-processing of the RNGR encoder (paper Sec. III-A, Eq. 2) on plain typed-array grids.
+export { gaussianFilter, gaussianKernel1d } from './gaussian.js';
+export type { BoundaryMode, GaussianOptions } from './gaussian.js';
+export { thresholdOtsu } from './otsu.js';
+export type { OtsuThreshold } from './otsu.js';
+export {
+  keepComponentsContaining,
+  labelComponents,
+  maskOfLabels,
+  nearestComponent,
+} from './components.js';
+export type { Connectivity, KeptComponents, Labeling } from './components.js';
+export { resizeBilinear, resizeNearest } from './resize.js';
+export { binaryDilation, binaryErosion, diskHalfWidths } from './morphology.js';
+export { distractorMask, maskFromSimilarity, subjectMask } from './subject_mask.js';
+export type {
+  MaskFallback,
+  MaskFallbackCode,
+  MaskOptions,
+  MaskResult,
+  Normalization,
+  PointSimilarity,
+  UpsampleMode,
+} from './subject_mask.js';
+export { cellIndexOf, imageToGridPoint } from './grid.js';
+export type { FloatGrid, GridPoint } from './grid.js';
+export { benchMaskPostprocess } from './bench.js';
+export type { BenchResult } from './bench.js';

@@ -1,0 +1,384 @@
+// Procedural backgrounds, the toy world's "contexts". Each is a painter: a closure built from a
+// per-scene seed that returns the colour at a point (x, y) in [0, 1]², so backgrounds are
+// resolution independent (96 px is the same scene as 64 px) and supersample like the objects.
+// Per-scene variation comes from the seed: horizon heights, brick sizes, tree positions, ...
+
+import type { BackgroundName, Rgb } from './attributes.js';
+import { Rng, fractalNoise, hashUnit, valueNoise } from './random.js';
+
+/** Writes the colour (0–255 floats) at (x, y) into out[0..2]. */
+export type Painter = (x: number, y: number, out: Float32Array) => void;
+
+function set(out: Float32Array, c: Rgb, scale = 1): void {
+  out[0] = c[0] * scale;
+  out[1] = c[1] * scale;
+  out[2] = c[2] * scale;
+}
+
+function mix(out: Float32Array, a: Rgb, b: Rgb, t: number): void {
+  const s = t < 0 ? 0 : t > 1 ? 1 : t;
+  out[0] = a[0] + (b[0] - a[0]) * s;
+  out[1] = a[1] + (b[1] - a[1]) * s;
+  out[2] = a[2] + (b[2] - a[2]) * s;
+}
+
+function scaleOut(out: Float32Array, k: number): void {
+  out[0] *= k;
+  out[1] *= k;
+  out[2] *= k;
+}
+
+function blendOut(out: Float32Array, c: Rgb, t: number): void {
+  out[0] += (c[0] - out[0]) * t;
+  out[1] += (c[1] - out[1]) * t;
+  out[2] += (c[2] - out[2]) * t;
+}
+
+/** One small disc per lattice cell with probability p; returns the cell hash when hit, else -1. */
+function sparkle(x: number, y: number, cells: number, p: number, radius: number, seed: number) {
+  const gx = x * cells;
+  const gy = y * cells;
+  const cx = Math.floor(gx);
+  const cy = Math.floor(gy);
+  const h = hashUnit(cx, cy, seed);
+  if (h >= p) return -1;
+  const px = cx + 0.15 + 0.7 * hashUnit(cx, cy, seed + 1);
+  const py = cy + 0.15 + 0.7 * hashUnit(cx, cy, seed + 2);
+  const r = radius * cells;
+  return (gx - px) ** 2 + (gy - py) ** 2 <= r * r ? h / p : -1;
+}
+
+function snow(rng: Rng): Painter {
+  const seed = rng.uint32();
+  const horizon = rng.range(0.14, 0.3);
+  const trees = Array.from({ length: 3 + rng.int(5) }, () => ({
+    x: rng.next(),
+    h: rng.range(0.06, 0.13),
+    w: rng.range(0.035, 0.06),
+  }));
+  const skyTop: Rgb = [160, 178, 205];
+  const skyLow: Rgb = [208, 218, 232];
+  const shade: Rgb = [188, 204, 230];
+  const lit: Rgb = [244, 247, 252];
+  const tree: Rgb = [38, 72, 62];
+  return (x, y, out) => {
+    if (y < horizon) {
+      mix(out, skyTop, skyLow, y / horizon);
+      for (const t of trees) {
+        // Small pines on the horizon: triangles standing on it.
+        const up = (horizon - y) / t.h;
+        if (up <= 1 && Math.abs(x - t.x) <= (1 - up) * t.w) set(out, tree);
+      }
+    } else {
+      // Blue-grey hollows and white drifts.
+      const n = fractalNoise(x * 5, (y - horizon) * 9, seed);
+      mix(out, shade, lit, n * 1.4 - 0.1);
+    }
+    // Falling flakes (visible against the sky and the shaded parts).
+    if (sparkle(x, y, 16, 0.45, 0.013, seed + 7) >= 0) set(out, [255, 255, 255]);
+  };
+}
+
+function beach(rng: Rng): Painter {
+  const seed = rng.uint32();
+  const horizon = rng.range(0.2, 0.34);
+  const shore = horizon + rng.range(0.12, 0.2);
+  const waveFreq = rng.range(1.5, 3.5) * 2 * Math.PI;
+  const wavePhase = rng.range(0, 2 * Math.PI);
+  const skyTop: Rgb = [95, 170, 232];
+  const skyLow: Rgb = [190, 224, 246];
+  const seaFar: Rgb = [20, 92, 165];
+  const seaNear: Rgb = [40, 160, 185];
+  const foam: Rgb = [238, 246, 250];
+  const wet: Rgb = [196, 166, 118];
+  const sand: Rgb = [232, 206, 150];
+  return (x, y, out) => {
+    if (y < horizon) {
+      mix(out, skyTop, skyLow, y / horizon);
+      return;
+    }
+    const s = shore + 0.022 * Math.sin(x * waveFreq + wavePhase);
+    if (y < s - 0.018) {
+      mix(out, seaFar, seaNear, (y - horizon) / (s - horizon));
+      // A few bright wave crests.
+      if (valueNoise(x * 12, y * 60, seed) > 0.8) blendOut(out, foam, 0.5);
+    } else if (y < s + 0.012) {
+      set(out, foam);
+    } else {
+      const grain = valueNoise(x * 70, y * 70, seed + 3) * 0.08 + 0.96;
+      mix(out, wet, sand, (y - s) / 0.08);
+      scaleOut(out, grain);
+    }
+  };
+}
+
+function grass(rng: Rng): Painter {
+  const seed = rng.uint32();
+  const dark: Rgb = [40, 92, 28];
+  const light: Rgb = [118, 168, 52];
+  const tilt = rng.range(-0.3, 0.3);
+  const flowers = rng.range(0.1, 0.3);
+  return (x, y, out) => {
+    // Blades: noise stretched vertically; patches: coarse noise.
+    const blades = valueNoise((x + y * tilt) * 45, y * 4, seed);
+    const patches = fractalNoise(x * 4, y * 4, seed + 1);
+    mix(out, dark, light, 0.6 * blades + 0.55 * patches - 0.1);
+    const f = sparkle(x, y, 11, flowers, 0.014, seed + 5);
+    if (f >= 0) set(out, f < 0.5 ? [250, 240, 120] : [250, 250, 250]);
+  };
+}
+
+function brickWall(rng: Rng): Painter {
+  const seed = rng.uint32();
+  const bh = rng.range(0.075, 0.1);
+  const bw = bh * rng.range(2.0, 2.6);
+  const mortar = 0.2;
+  const ox = rng.next();
+  const oy = rng.next();
+  const base: Rgb = rng.pick<Rgb>([
+    [168, 70, 48],
+    [150, 62, 45],
+    [178, 88, 58],
+  ]);
+  const mortarColour: Rgb = [200, 194, 182];
+  const floor = rng.chance(0.5) ? rng.range(0.78, 0.88) : 2;
+  return (x, y, out) => {
+    if (y > floor) {
+      const n = valueNoise(x * 30, y * 30, seed + 9);
+      set(out, [118, 114, 108], 0.9 + 0.15 * n);
+      if (y - floor < 0.015) set(out, [80, 76, 72]);
+      return;
+    }
+    const gy = (y + oy) / bh;
+    const row = Math.floor(gy);
+    const gx = (x + ox) / bw + (row & 1) * 0.5;
+    const col = Math.floor(gx);
+    const fy = gy - row;
+    const fx = gx - col;
+    if (fy < mortar || fx < mortar * (bh / bw)) {
+      set(out, mortarColour);
+      return;
+    }
+    // Every brick its own shade, plus a fine grit.
+    const k = 0.82 + 0.3 * hashUnit(row, col, seed) + 0.08 * valueNoise(x * 60, y * 60, seed + 1);
+    set(out, base, k);
+  };
+}
+
+function water(rng: Rng): Painter {
+  const seed = rng.uint32();
+  const freq = rng.range(9, 14);
+  const deep: Rgb = [18, 72, 128];
+  const shallow: Rgb = [38, 120, 168];
+  const crest: Rgb = [170, 215, 238];
+  const trough: Rgb = [10, 45, 90];
+  return (x, y, out) => {
+    mix(out, deep, shallow, fractalNoise(x * 3, y * 5, seed));
+    // Horizontal wavy lines: light crests and dark troughs.
+    const w = Math.sin((y * freq + 0.9 * valueNoise(x * 4, y * 6, seed + 1)) * 2 * Math.PI);
+    if (w > 0.82) blendOut(out, crest, (w - 0.82) * 4);
+    else if (w < -0.85) blendOut(out, trough, 0.5);
+  };
+}
+
+function desert(rng: Rng): Painter {
+  const seed = rng.uint32();
+  const horizon = rng.range(0.2, 0.36);
+  const ridges = Array.from({ length: 3 }, (_, i) => ({
+    base: horizon + 0.04 + i * rng.range(0.14, 0.2),
+    amp: rng.range(0.03, 0.07),
+    freq: rng.range(1, 2.5) * 2 * Math.PI,
+    phase: rng.range(0, 2 * Math.PI),
+  }));
+  const sun = { x: rng.range(0.1, 0.9), y: horizon * rng.range(0.3, 0.6), r: 0.05 };
+  const skyTop: Rgb = [120, 180, 235];
+  const skyLow: Rgb = [238, 222, 190];
+  const lit: Rgb = [240, 188, 110];
+  const shaded: Rgb = [196, 130, 70];
+  return (x, y, out) => {
+    if (y < horizon) {
+      mix(out, skyTop, skyLow, y / horizon);
+      // A soft glow rather than a crisp disc, which could pass for a small yellow circle.
+      const d2 = ((x - sun.x) ** 2 + (y - sun.y) ** 2) / (sun.r * sun.r);
+      if (d2 < 4) blendOut(out, [255, 248, 220], Math.min(1, 1.3 - 0.45 * d2));
+      return;
+    }
+    // Which dune: the last ridge line above this point. Each dune is lit just below its crest
+    // and falls into shade further down, which reads as rolling sand.
+    let top = horizon;
+    let layer = -1;
+    for (let i = 0; i < ridges.length; i++) {
+      const r = ridges[i]!;
+      const ry = r.base + r.amp * Math.sin(x * r.freq + r.phase);
+      if (y >= ry) {
+        top = ry;
+        layer = i;
+      }
+    }
+    const depth = Math.min(1, (y - top) / 0.16);
+    mix(out, lit, shaded, depth * 0.9);
+    // Distant dunes hazier.
+    if (layer < 0) blendOut(out, skyLow, 0.35);
+    const ripple = Math.sin((y * 1.0 + x * 0.25) * 140 + 3 * valueNoise(x * 8, y * 8, seed));
+    scaleOut(out, 0.97 + 0.03 * ripple);
+  };
+}
+
+function forest(rng: Rng): Painter {
+  const seed = rng.uint32();
+  const floor = rng.range(0.7, 0.86);
+  const trunk = () => ({ x: rng.next(), w: rng.range(0.03, 0.075) });
+  const far = Array.from({ length: 6 + rng.int(4) }, trunk);
+  const near = Array.from({ length: 3 + rng.int(3) }, trunk);
+  const canopyDark: Rgb = [18, 48, 24];
+  const canopyLight: Rgb = [62, 112, 48];
+  const farTrunk: Rgb = [58, 62, 46];
+  const bark: Rgb = [86, 56, 30];
+  const litterDark: Rgb = [70, 58, 30];
+  const litterLight: Rgb = [120, 100, 52];
+  return (x, y, out) => {
+    if (y > floor) {
+      mix(out, litterDark, litterLight, fractalNoise(x * 14, y * 14, seed + 2));
+      return;
+    }
+    mix(out, canopyDark, canopyLight, fractalNoise(x * 7, y * 7, seed) * 1.3 - 0.15);
+    for (const t of far) {
+      if (Math.abs(x - t.x) < t.w * 0.45) mix(out, farTrunk, canopyDark, 0.2);
+    }
+    for (const t of near) {
+      const d = (x - t.x) / t.w;
+      if (Math.abs(d) < 1) {
+        // Round trunks: darker at the sides, bark streaks along them.
+        const streak = valueNoise(d * 3, y * 25, seed + 3);
+        set(out, bark, 1.15 - 0.5 * d * d - 0.2 * streak);
+      }
+    }
+  };
+}
+
+function woodenFloor(rng: Rng): Painter {
+  const seed = rng.uint32();
+  const ph = rng.range(0.1, 0.14);
+  const len = rng.range(0.5, 0.9);
+  const oy = rng.next();
+  const tone = rng.range(-0.15, 0.15);
+  const pale: Rgb = [210, 156, 96];
+  const deep: Rgb = [150, 92, 48];
+  const seam: Rgb = [70, 44, 22];
+  return (x, y, out) => {
+    const gy = (y + oy) / ph;
+    const row = Math.floor(gy);
+    const fy = gy - row;
+    const gx = x / len + hashUnit(row, 0, seed);
+    const col = Math.floor(gx);
+    const fx = gx - col;
+    if (fy < 0.1 || fx < 0.012 / len) {
+      set(out, seam);
+      return;
+    }
+    mix(out, deep, pale, 0.5 + tone + 0.5 * (hashUnit(row, col, seed + 1) - 0.5));
+    // Grain: wavy darker lines along the plank.
+    const g = Math.sin((fy * 7 + 1.5 * valueNoise(x * 5, gy * 3, seed + 2)) * 2 * Math.PI);
+    scaleOut(out, 0.94 + 0.06 * g);
+  };
+}
+
+function night(rng: Rng): Painter {
+  const seed = rng.uint32();
+  const horizon = rng.range(0.6, 0.78);
+  const hillFreq = rng.range(1, 3) * 2 * Math.PI;
+  const hillPhase = rng.range(0, 2 * Math.PI);
+  // A crescent, not a full moon: a disc would look like one of the objects.
+  const moon = {
+    x: rng.range(0.12, 0.88),
+    y: rng.range(0.1, 0.28),
+    r: rng.range(0.06, 0.09),
+    dx: rng.chance(0.5) ? 0.45 : -0.45,
+  };
+  const skyTop: Rgb = [6, 10, 36];
+  const skyLow: Rgb = [34, 46, 104];
+  const ground: Rgb = [40, 50, 84];
+  const groundDark: Rgb = [24, 30, 54];
+  return (x, y, out) => {
+    const hill = horizon + 0.035 * Math.sin(x * hillFreq + hillPhase);
+    if (y > hill) {
+      mix(out, groundDark, ground, fractalNoise(x * 8, y * 8, seed + 1));
+      return;
+    }
+    mix(out, skyTop, skyLow, y / hill);
+    const mx = (x - moon.x) / moon.r;
+    const my = (y - moon.y) / moon.r;
+    if (mx * mx + my * my <= 1 && (mx - moon.dx) ** 2 + (my + 0.15) ** 2 > 0.8) {
+      set(out, [245, 238, 200]);
+      return;
+    }
+    const s = sparkle(x, y, 18, 0.4, 0.01, seed);
+    if (s >= 0) mix(out, [150, 160, 200], [255, 255, 240], s);
+  };
+}
+
+function city(rng: Rng): Painter {
+  const seed = rng.uint32();
+  const street = rng.range(0.74, 0.86);
+  const buildings: { x0: number; x1: number; top: number; tone: number; far: boolean }[] = [];
+  for (const far of [true, false]) {
+    for (let x = -rng.range(0, 0.1); x < 1; ) {
+      const w = rng.range(0.08, 0.2);
+      const top = far ? rng.range(0.1, 0.35) : rng.range(0.25, 0.55);
+      buildings.push({ x0: x, x1: x + w, top, tone: rng.range(0.75, 1.1), far });
+      x += w + (far ? 0 : rng.range(0, 0.08));
+    }
+  }
+  const skyTop: Rgb = [130, 178, 228];
+  const skyLow: Rgb = [200, 216, 234];
+  const farWall: Rgb = [150, 162, 182];
+  const wall: Rgb = [118, 118, 126];
+  const lit: Rgb = [236, 214, 130];
+  const dark: Rgb = [52, 62, 80];
+  const pavement: Rgb = [128, 128, 132];
+  return (x, y, out) => {
+    if (y > street) {
+      const n = valueNoise(x * 40, y * 40, seed + 1);
+      set(out, pavement, 0.9 + 0.12 * n);
+      if (y - street < 0.02) set(out, [182, 182, 186]);
+      return;
+    }
+    mix(out, skyTop, skyLow, y / street);
+    // Near buildings are pushed last, so the last hit is the frontmost.
+    let hit = -1;
+    for (let i = 0; i < buildings.length; i++) {
+      const b = buildings[i]!;
+      if (x >= b.x0 && x < b.x1 && y >= b.top) hit = i;
+    }
+    if (hit < 0) return;
+    const b = buildings[hit]!;
+    set(out, b.far ? farWall : wall, b.tone);
+    if (b.far) return;
+    // Windows: a grid inside the facade, some lit.
+    const wx = (x - b.x0) / 0.04;
+    const wy = (y - b.top) / 0.05;
+    const cx = Math.floor(wx);
+    const cy = Math.floor(wy);
+    if (wx - cx > 0.35 && wy - cy > 0.35 && x < b.x1 - 0.015) {
+      set(out, hashUnit(cx + hit * 97, cy, seed) < 0.35 ? lit : dark);
+    }
+  };
+}
+
+const FACTORIES: Readonly<Record<BackgroundName, (rng: Rng) => Painter>> = {
+  snow,
+  beach,
+  grass,
+  'brick-wall': brickWall,
+  water,
+  desert,
+  forest,
+  'wooden-floor': woodenFloor,
+  night,
+  city,
+};
+
+/** The painter for one background, its per-scene variation fixed by seed. */
+export function makeBackground(name: BackgroundName, seed: number): Painter {
+  return FACTORIES[name](new Rng(seed));
+}

@@ -1,0 +1,69 @@
+// Captions in the DreamBench style: "a red striped star on the beach". Several objects are
+// listed in the order given (scene.ts passes them left to right), identical ones counted:
+// "two red stars and a blue dotted circle in the snow".
+
+import {
+  BACKGROUND_PHRASES,
+  PATTERN_ADJECTIVES,
+  sameAttributes,
+  type BackgroundName,
+  type ObjectAttributes,
+  type Shape,
+} from './attributes.js';
+
+const NUMBER_WORDS = ['zero', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight'];
+
+export function pluralShape(shape: Shape): string {
+  return shape === 'cross' ? 'crosses' : `${shape}s`;
+}
+
+/** "a" or "an" for the phrase that follows it. */
+export function article(phrase: string): string {
+  return /^[aeiou]/i.test(phrase) ? 'an' : 'a';
+}
+
+/** "red striped star"; with count > 1, "red striped stars". */
+export function describeObject(attrs: ObjectAttributes, count = 1): string {
+  const noun = count > 1 ? pluralShape(attrs.shape) : attrs.shape;
+  return [attrs.colour, PATTERN_ADJECTIVES[attrs.pattern], noun].filter((w) => w).join(' ');
+}
+
+/** "a red star", "an orange dotted heart", "two blue rings". */
+export function countedPhrase(attrs: ObjectAttributes, count = 1): string {
+  const description = describeObject(attrs, count);
+  const quantity = count === 1 ? article(description) : (NUMBER_WORDS[count] ?? String(count));
+  return `${quantity} ${description}`;
+}
+
+/** "a", "a and b", "a, b and c". */
+export function joinList(items: readonly string[]): string {
+  if (items.length <= 1) return items.join('');
+  return `${items.slice(0, -1).join(', ')} and ${items[items.length - 1]}`;
+}
+
+/** The objects part of a caption, identical objects grouped where the first of them stands. */
+export function objectsPhrase(objects: readonly ObjectAttributes[]): string {
+  const groups: { attrs: ObjectAttributes; count: number }[] = [];
+  for (const o of objects) {
+    const group = groups.find((g) => sameAttributes(g.attrs, o));
+    if (group) group.count++;
+    else groups.push({ attrs: o, count: 1 });
+  }
+  return joinList(groups.map((g) => countedPhrase(g.attrs, g.count)));
+}
+
+export function captionFor(
+  objects: readonly ObjectAttributes[],
+  background: BackgroundName,
+): string {
+  return `${objectsPhrase(objects)} ${BACKGROUND_PHRASES[background]}`;
+}
+
+/**
+ * A subject prompt with an identifier token in place of the subject's colour and pattern, as
+ * DreamBench writes "a sks dog on the beach": `subjectPrompt('[V]', 'star', 'beach')` gives
+ * "a [V] star on the beach".
+ */
+export function subjectPrompt(token: string, shape: Shape, background: BackgroundName): string {
+  return `${article(token)} ${token} ${shape} ${BACKGROUND_PHRASES[background]}`;
+}
