@@ -8,7 +8,10 @@ export function repoRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   while (!existsSync(join(dir, 'package.json'))) {
     const parent = dirname(dir);
-    if (parent === dir) throw new Error(`Expected a package.json above ${fileURLToPath(import.meta.url)} but found none`);
+    if (parent === dir)
+      throw new Error(
+        `Expected a package.json above ${fileURLToPath(import.meta.url)} but found none`,
+      );
     dir = parent;
   }
   return dir;

@@ -9,23 +9,27 @@ export interface BenchResult {
   unit: string;
 }
 
-/** Two look-alike blobs: M_P peaks on both, M_N mostly on the second (as CLIP would give). */
+/**
+ * Two touching look-alike subjects as soft-edged discs of similarity (as CLIP patch maps look):
+ * M_P is 1 on subject a and 0.9 on b, M_N is 1 on b and 0.6 on a, 0.2 elsewhere.
+ */
 function syntheticSimilarity(n: number): PointSimilarity {
+  const a = { x: n * 0.32, y: n * 0.5 };
+  const b = { x: n * 0.66, y: n * 0.5 };
+  const r = n * 0.18;
+  const disc = (x: number, y: number, c: { x: number; y: number }) =>
+    1 / (1 + Math.exp(-2 * (r - Math.hypot(x - c.x, y - c.y))));
   const positive = new Float32Array(n * n);
   const negative = new Float32Array(n * n);
-  const blob = (x: number, y: number, cx: number, cy: number, r: number) =>
-    Math.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2 * r * r));
   for (let y = 0; y < n; y++) {
     for (let x = 0; x < n; x++) {
-      const a = blob(x, y, n * 0.3, n * 0.4, n * 0.12);
-      const b = blob(x, y, n * 0.7, n * 0.6, n * 0.12);
-      positive[y * n + x] = 0.3 + 0.7 * Math.max(a, 0.9 * b);
-      negative[y * n + x] = 0.3 + 0.7 * Math.max(0.8 * a, b);
+      const da = disc(x, y, a);
+      const db = disc(x, y, b);
+      positive[y * n + x] = 0.2 + 0.8 * Math.max(da, 0.9 * db);
+      negative[y * n + x] = 0.2 + 0.8 * Math.max(0.6 * da, db);
     }
   }
-  const p = { x: n * 0.3, y: n * 0.4 };
-  const q = { x: n * 0.7, y: n * 0.6 };
-  return { positive, negative, height: n, width: n, positivePoints: [p], negativePoints: [q] };
+  return { positive, negative, height: n, width: n, positivePoints: [a], negativePoints: [b] };
 }
 
 /**

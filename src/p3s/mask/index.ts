@@ -1,8 +1,8 @@
 // Mask post-processing of the RNGR encoder (paper Sec. III-A, Eq. 2) on plain typed-array grids.
 export { gaussianFilter, gaussianKernel1d } from './gaussian.js';
 export type { BoundaryMode, GaussianOptions } from './gaussian.js';
-export { thresholdOtsu } from './otsu.js';
-export type { OtsuThreshold } from './otsu.js';
+export { histogram, thresholdOtsu } from './otsu.js';
+export type { Histogram, OtsuThreshold } from './otsu.js';
 export {
   keepComponentsContaining,
   labelComponents,

@@ -39,12 +39,14 @@ function rowDistances(
     let last = edge ? -1 : -far;
     for (let x = 0; x < w; x++) {
       if ((mask[row + x] !== 0) === target) last = x;
-      dist[row + x] = Math.min(x - last, far);
+      const d = x - last;
+      dist[row + x] = d < far ? d : far;
     }
     last = edge ? w : w + far;
     for (let x = w - 1; x >= 0; x--) {
       if ((mask[row + x] !== 0) === target) last = x;
-      dist[row + x] = Math.min(dist[row + x], last - x);
+      const d = last - x;
+      if (d < dist[row + x]) dist[row + x] = d;
     }
   }
   return dist;
@@ -55,16 +57,21 @@ export function binaryDilation(mask: Uint8Array, h: number, w: number, radius: n
   assertGrid(mask, h, w, 'mask');
   const half = diskHalfWidths(radius);
   const R = half.length >> 1;
-  const dist = rowDistances(mask, h, w, true, false, w + R + 1);
+  const far = w + R + 1;
+  const dist = rowDistances(mask, h, w, true, false, far);
+  // Rows without any set cell contribute nothing; masks usually span a fraction of the image.
+  const rowHasSet = new Uint8Array(h);
+  for (let y = 0; y < h; y++) rowHasSet[y] = dist[y * w] < far ? 1 : 0; // any set cell is < far
   const out = new Uint8Array(h * w);
-  for (let y = 0; y < h; y++) {
-    for (let x = 0; x < w; x++) {
-      for (let dy = Math.max(-R, -y); dy <= Math.min(R, h - 1 - y); dy++) {
-        if (dist[(y + dy) * w + x] <= half[dy + R]) {
-          out[y * w + x] = 1;
-          break;
-        }
-      }
+  // One disk row at a time: row y + dy within half[dy] of a set cell sets (y, x). Rows beyond
+  // the grid are all background (border_value 0) and contribute nothing.
+  for (let dy = -R; dy <= R; dy++) {
+    const reach = half[dy + R];
+    for (let y = Math.max(0, -dy); y < Math.min(h, h - dy); y++) {
+      if (!rowHasSet[y + dy]) continue;
+      const o = y * w;
+      const s = (y + dy) * w;
+      for (let x = 0; x < w; x++) if (dist[s + x] <= reach) out[o + x] = 1;
     }
   }
   return out;
@@ -81,16 +88,14 @@ export function binaryErosion(mask: Uint8Array, h: number, w: number, radius: nu
   const R = half.length >> 1;
   const dist = rowDistances(mask, h, w, false, true, w + R + 1);
   const out = new Uint8Array(h * w);
-  for (let y = R; y < h - R; y++) {
-    for (let x = 0; x < w; x++) {
-      let keep = 1;
-      for (let dy = -R; dy <= R; dy++) {
-        if (dist[(y + dy) * w + x] <= half[dy + R]) {
-          keep = 0;
-          break;
-        }
-      }
-      out[y * w + x] = keep;
+  // Rows closer than R to the top or bottom edge see background beyond it: they stay 0.
+  if (h > 2 * R) out.fill(1, R * w, (h - R) * w);
+  for (let dy = -R; dy <= R; dy++) {
+    const reach = half[dy + R];
+    for (let y = R; y < h - R; y++) {
+      const o = y * w;
+      const s = (y + dy) * w;
+      for (let x = 0; x < w; x++) if (dist[s + x] <= reach) out[o + x] = 0;
     }
   }
   return out;

@@ -39,21 +39,26 @@ export function resizeBilinear<T extends FloatGrid>(
   assertPositiveInteger(outW, 'output width');
   const ys = bilinearTaps(h, outH);
   const xs = bilinearTaps(w, outW);
-  const out = map instanceof Float32Array ? new Float32Array(outH * outW) : new Float64Array(outH * outW);
+  // Separable: interpolate every source row to outW columns once, then blend pairs of rows.
+  // Same products and sums, in the same order, as the direct four-tap formula.
+  const rows = new Float64Array(h * outW);
+  for (let y = 0; y < h; y++) {
+    for (let ox = 0; ox < outW; ox++) {
+      const fx = xs.frac[ox];
+      rows[y * outW + ox] = map[y * w + xs.lo[ox]] * (1 - fx) + map[y * w + xs.hi[ox]] * fx;
+    }
+  }
+  const out = new Float64Array(outH * outW);
   for (let oy = 0; oy < outH; oy++) {
-    const r0 = ys.lo[oy] * w;
-    const r1 = ys.hi[oy] * w;
+    const top = ys.lo[oy] * outW;
+    const bottom = ys.hi[oy] * outW;
     const fy = ys.frac[oy];
     const row = oy * outW;
     for (let ox = 0; ox < outW; ox++) {
-      const x0 = xs.lo[ox];
-      const x1 = xs.hi[ox];
-      const fx = xs.frac[ox];
-      const top = map[r0 + x0] * (1 - fx) + map[r0 + x1] * fx;
-      const bottom = map[r1 + x0] * (1 - fx) + map[r1 + x1] * fx;
-      out[row + ox] = top * (1 - fy) + bottom * fy;
+      out[row + ox] = rows[top + ox] * (1 - fy) + rows[bottom + ox] * fy;
     }
   }
+  if (map instanceof Float32Array) return Float32Array.from(out) as T;
   return out as T;
 }
 

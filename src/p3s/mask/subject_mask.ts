@@ -9,7 +9,13 @@ import {
   type Connectivity,
 } from './components.js';
 import { gaussianFilter, type BoundaryMode } from './gaussian.js';
-import { assertGrid, assertPositiveInteger, cellIndexOf, type FloatGrid, type GridPoint } from './grid.js';
+import {
+  assertGrid,
+  assertPositiveInteger,
+  cellIndexOf,
+  type FloatGrid,
+  type GridPoint,
+} from './grid.js';
 import { binaryDilation } from './morphology.js';
 import { thresholdOtsu } from './otsu.js';
 import { resizeBilinear, resizeNearest } from './resize.js';
@@ -161,7 +167,7 @@ function normalize(map: FloatGrid, mode: Normalization): { out: Float64Array; co
 
 function countSet(mask: Uint8Array): number {
   let n = 0;
-  for (const v of mask) n += v;
+  for (let i = 0; i < mask.length; i++) n += mask[i];
   return n;
 }
 
@@ -209,9 +215,14 @@ export function maskFromSimilarity(
   }
   // Off-grid points are the caller's mistake: fail before any work.
   for (const p of points) cellIndexOf(p, h, w);
-  for (const [name, map] of [['target', target], ['suppressor', suppressor]] as const) {
+  for (const [name, map] of [
+    ['target', target],
+    ['suppressor', suppressor],
+  ] as const) {
     if (map && map.some((v) => !Number.isFinite(v))) {
-      throw new Error(`Expected finite values in the ${name} similarity map but found NaN or ±Infinity`);
+      throw new Error(
+        `Expected finite values in the ${name} similarity map but found NaN or ±Infinity`,
+      );
     }
   }
 
@@ -272,8 +283,14 @@ export function maskFromSimilarity(
     }
     const up = resizeBilinear(selected, h, w, imageHeight, imageWidth);
     mask = new Uint8Array(up.length);
-    for (let i = 0; i < up.length; i++) mask[i] = up[i] > threshold ? 1 : 0;
-    if (countSet(mask) === 0) {
+    let area = 0;
+    for (let i = 0; i < up.length; i++) {
+      if (up[i] > threshold) {
+        mask[i] = 1;
+        area++;
+      }
+    }
+    if (area === 0) {
       // A kept component barely above the threshold can vanish between pixel centres.
       mask = resizeNearest(gridMask, h, w, imageHeight, imageWidth);
       fallbacks.push({
