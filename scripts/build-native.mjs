@@ -19,7 +19,9 @@ if (!lib) {
   console.error(REMEDIES);
   process.exit(1);
 }
-console.error(`p3s: building the native core against libtorch from ${lib.kind}: ${lib.root}${lib.cuda ? ' (CUDA)' : ' (CPU)'}`);
+console.error(
+  `p3s: building the native core against libtorch from ${lib.kind}: ${lib.root}${lib.cuda ? ' (CUDA)' : ' (CPU)'}`,
+);
 
 const napiInclude = join(dirname(require.resolve('node-api-headers/package.json')), 'include');
 const addonInclude = dirname(require.resolve('node-addon-api/package.json'));
@@ -58,7 +60,9 @@ const cxx = process.env.CXX ?? 'g++';
 const started = Date.now();
 const result = spawnSync(cxx, args, { stdio: 'inherit' });
 if (result.error || result.status !== 0) {
-  console.error(`p3s: compiling the native core failed (${cxx} ${result.error?.message ?? `exit ${result.status}`}).`);
+  console.error(
+    `p3s: compiling the native core failed (${cxx} ${result.error?.message ?? `exit ${result.status}`}).`,
+  );
   process.exit(1);
 }
 renameSync(`${out}.tmp`, out);
@@ -66,5 +70,7 @@ writeFileSync(
   join(outDir, 'libtorch.json'),
   JSON.stringify({ ...lib, builtAt: new Date().toISOString(), cxxAbi, std }, null, 2),
 );
-console.error(`p3s: built ${out} (${(statSync(out).size / 1024).toFixed(0)} KiB) in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+console.error(
+  `p3s: built ${out} (${(statSync(out).size / 1024).toFixed(0)} KiB) in ${((Date.now() - started) / 1000).toFixed(1)} s`,
+);
 if (!existsSync(out)) process.exit(1);

@@ -42,7 +42,12 @@ function fromPython() {
 }
 
 function fromSystem() {
-  const libDirs = ['/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/lib', '/usr/lib64'];
+  const libDirs = [
+    '/usr/lib/x86_64-linux-gnu',
+    '/usr/lib/aarch64-linux-gnu',
+    '/usr/lib',
+    '/usr/lib64',
+  ];
   for (const libDir of libDirs) {
     const found = layout('system', '/usr', '/usr/include', libDir);
     if (found) return found;

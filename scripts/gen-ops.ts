@@ -191,7 +191,11 @@ function baseType(type: string): { ts: string; convert?: (expr: string) => strin
   throw new Error(`gen-ops: unsupported schema type ${type}`);
 }
 
-function tsType(arg: ArgumentInfo): { ts: string; convert?: (expr: string) => string; omittable: boolean } {
+function tsType(arg: ArgumentInfo): {
+  ts: string;
+  convert?: (expr: string) => string;
+  omittable: boolean;
+} {
   let type = arg.type;
   let optional = false;
   const opt = /^Optional\[(.*)\]$/.exec(type);
@@ -249,7 +253,11 @@ function emit(tsName: string, schema: SchemaInfo): string {
     trailingOmittable = trailingOmittable && args[i]!.omittable;
     optionalFlags[i] = trailingOmittable;
   }
-  const names = args.map((a) => (RESERVED.has(a.name) ? `${a.name}_` : a.name.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase())));
+  const names = args.map((a) =>
+    RESERVED.has(a.name)
+      ? `${a.name}_`
+      : a.name.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase()),
+  );
   const params = args.map((a, i) => {
     const name = names[i]!;
     if (optionalFlags[i]) return `${name}?: ${a.ts}`;
@@ -263,7 +271,10 @@ function emit(tsName: string, schema: SchemaInfo): string {
   const id = `op_${tsName}`;
   const resolve = `(${id} ??= findOp('${schema.name}', '${schema.overload}'))`;
   const inplace =
-    schema.returns.length === 1 && schema.returns[0]!.mutable && args[0]?.mutable && args[0].type === 'Tensor';
+    schema.returns.length === 1 &&
+    schema.returns[0]!.mutable &&
+    args[0]?.mutable &&
+    args[0].type === 'Tensor';
   const body = inplace
     ? `return callInplace(${resolve}, ${names[0]}, [${values.join(', ')}]);`
     : `return callOp(${resolve}, [${values.join(', ')}]) as ${returnType(schema)};`;

@@ -2,4 +2,10 @@
 export * from './engine/index.js';
 export * as nn from './nn/index.js';
 export * as optim from './optim/index.js';
-export { SafetensorsFile, SafetensorsError, loadSafetensors, saveSafetensors, type TensorInfo } from './io/safetensors.js';
+export {
+  SafetensorsFile,
+  SafetensorsError,
+  loadSafetensors,
+  saveSafetensors,
+  type TensorInfo,
+} from './io/safetensors.js';

@@ -13,7 +13,9 @@ export interface CreateOptions {
 function checkShape(shape: readonly number[]): number[] {
   for (const d of shape) {
     if (!Number.isInteger(d) || d < 0) {
-      throw new RangeError(`Expected a shape of non-negative integers but received [${shape.join(', ')}]`);
+      throw new RangeError(
+        `Expected a shape of non-negative integers but received [${shape.join(', ')}]`,
+      );
     }
   }
   return [...shape];
@@ -55,11 +57,18 @@ export function tensor(
     }
   } else {
     const target = dtype ?? 'float32';
-    const isInt = target === 'int64' || target === 'int32' || target === 'int16' || target === 'int8' || target === 'uint8' || target === 'bool';
+    const isInt =
+      target === 'int64' ||
+      target === 'int32' ||
+      target === 'int16' ||
+      target === 'int8' ||
+      target === 'uint8' ||
+      target === 'bool';
     const staging = isInt ? Float64Array.from(data) : Float32Array.from(data);
     if (isInt) {
       for (const v of staging) {
-        if (!Number.isInteger(v)) throw new TypeError(`Expected integers for dtype ${target} but received ${v}`);
+        if (!Number.isInteger(v))
+          throw new TypeError(`Expected integers for dtype ${target} but received ${v}`);
       }
     }
     t = new Tensor(native.fromBuffer(staging, dims, dtypeCode(isInt ? 'float64' : 'float32')));
@@ -73,7 +82,12 @@ export function tensor(
 }
 
 /** A tensor read straight from a file region into tensor memory (no JS buffer in between). */
-export function fromFile(path: string, byteOffset: number, shape: readonly number[], dtype: DType): Tensor {
+export function fromFile(
+  path: string,
+  byteOffset: number,
+  shape: readonly number[],
+  dtype: DType,
+): Tensor {
   return new Tensor(native.fromFile(path, byteOffset, checkShape(shape), dtypeCode(dtype)));
 }
 
@@ -86,7 +100,13 @@ export function ones(shape: readonly number[], options: CreateOptions = {}): Ten
 }
 
 export function full(shape: readonly number[], value: number, options: CreateOptions = {}): Tensor {
-  return ops.full(checkShape(shape), value, options.dtype ?? 'float32', null, options.device ?? null);
+  return ops.full(
+    checkShape(shape),
+    value,
+    options.dtype ?? 'float32',
+    null,
+    options.device ?? null,
+  );
 }
 
 export function empty(shape: readonly number[], options: CreateOptions = {}): Tensor {
@@ -105,20 +125,51 @@ export interface RandomOptions extends CreateOptions {
 
 /** Standard normal draws; pass a Generator for a reproducible stream. */
 export function randn(shape: readonly number[], options: RandomOptions = {}): Tensor {
-  return ops.randn(checkShape(shape), options.generator ?? null, options.dtype ?? 'float32', null, options.device ?? null);
+  return ops.randn(
+    checkShape(shape),
+    options.generator ?? null,
+    options.dtype ?? 'float32',
+    null,
+    options.device ?? null,
+  );
 }
 
 /** Uniform draws in [0, 1). */
 export function rand(shape: readonly number[], options: RandomOptions = {}): Tensor {
-  return ops.rand(checkShape(shape), options.generator ?? null, options.dtype ?? 'float32', null, options.device ?? null);
+  return ops.rand(
+    checkShape(shape),
+    options.generator ?? null,
+    options.dtype ?? 'float32',
+    null,
+    options.device ?? null,
+  );
 }
 
 /** Uniform integers in [low, high). */
-export function randint(low: number, high: number, shape: readonly number[], options: RandomOptions = {}): Tensor {
-  return ops.randint(low, high, checkShape(shape), options.generator ?? null, options.dtype ?? 'int64', null, options.device ?? null);
+export function randint(
+  low: number,
+  high: number,
+  shape: readonly number[],
+  options: RandomOptions = {},
+): Tensor {
+  return ops.randint(
+    low,
+    high,
+    checkShape(shape),
+    options.generator ?? null,
+    options.dtype ?? 'int64',
+    null,
+    options.device ?? null,
+  );
 }
 
 /** A random permutation of 0..n-1. */
 export function randperm(n: number, options: RandomOptions = {}): Tensor {
-  return ops.randperm(n, options.generator ?? null, options.dtype ?? 'int64', null, options.device ?? null);
+  return ops.randperm(
+    n,
+    options.generator ?? null,
+    options.dtype ?? 'int64',
+    null,
+    options.device ?? null,
+  );
 }

@@ -42,7 +42,9 @@ export const ITEM_SIZE: Record<DType, number> = {
 export function dtypeCode(dtype: DType): number {
   const code = CODES[dtype];
   if (code === undefined) {
-    throw new TypeError(`Expected a dtype (${Object.keys(CODES).join(', ')}) but received ${String(dtype)}`);
+    throw new TypeError(
+      `Expected a dtype (${Object.keys(CODES).join(', ')}) but received ${String(dtype)}`,
+    );
   }
   return code;
 }

@@ -1,7 +1,19 @@
 // The p3s engine: tensors, operators, autograd and memory on libtorch.
 export { Tensor, type TensorOrScalar } from './tensor.js';
 export { type DType, ITEM_SIZE, isFloatingDType } from './dtype.js';
-export { tensor, fromFile, zeros, ones, full, empty, arange, randn, rand, randint, randperm } from './creation.js';
+export {
+  tensor,
+  fromFile,
+  zeros,
+  ones,
+  full,
+  empty,
+  arange,
+  randn,
+  rand,
+  randint,
+  randperm,
+} from './creation.js';
 export type { CreateOptions, RandomOptions } from './creation.js';
 export { tidy, keep, disposeAll, memory } from './scope.js';
 export { noGrad, enableGrad, inferenceMode, isGradEnabled } from './autograd.js';

@@ -51,7 +51,12 @@ export interface NativeBinding {
   gradFnName(t: TensorHandle): string | null;
   grad(t: TensorHandle): TensorHandle | null;
   setGrad(t: TensorHandle, g: TensorHandle | null): void;
-  backward(t: TensorHandle, grad: TensorHandle | null, retainGraph: boolean, createGraph: boolean): void;
+  backward(
+    t: TensorHandle,
+    grad: TensorHandle | null,
+    retainGraph: boolean,
+    createGraph: boolean,
+  ): void;
   withGradMode<T>(mode: 'enabled' | 'disabled' | 'inference', fn: () => T): T;
   gradEnabled(): boolean;
   cudaAvailable(): boolean;

@@ -21,7 +21,9 @@ export class Generator {
 
   /** The generator's full state (a uint8 tensor), for checkpoints that must resume exactly. */
   getState(): Tensor {
-    return new Tensor(native.generatorState(this.handle) as NonNullable<ReturnType<typeof native.generatorState>>);
+    return new Tensor(
+      native.generatorState(this.handle) as NonNullable<ReturnType<typeof native.generatorState>>,
+    );
   }
 
   setState(state: Tensor): void {

@@ -90,7 +90,10 @@ export class Tensor {
   set grad(g: Tensor | null) {
     native.setGrad(this.handle, g === null ? null : g.handle);
   }
-  backward(gradient?: Tensor, options: { retainGraph?: boolean; createGraph?: boolean } = {}): void {
+  backward(
+    gradient?: Tensor,
+    options: { retainGraph?: boolean; createGraph?: boolean } = {},
+  ): void {
     native.backward(
       this.handle,
       gradient?.handle ?? null,
@@ -119,12 +122,16 @@ export class Tensor {
       }
     }
     const data = this.toTypedArray();
-    return data instanceof BigInt64Array ? Array.from(data, Number) : Array.from(data as ArrayLike<number>);
+    return data instanceof BigInt64Array
+      ? Array.from(data, Number)
+      : Array.from(data as ArrayLike<number>);
   }
   /** The value of a one-element tensor. */
   item(): number {
     if (this.numel !== 1) {
-      throw new RangeError(`item() needs a tensor with one element but this has shape [${this.shape.join(', ')}]`);
+      throw new RangeError(
+        `item() needs a tensor with one element but this has shape [${this.shape.join(', ')}]`,
+      );
     }
     const v = ops.item(this);
     return typeof v === 'boolean' ? Number(v) : v;
@@ -149,10 +156,14 @@ export class Tensor {
 
   // ---- arithmetic (broadcasting; numbers allowed on the right) ----
   add(other: TensorOrScalar, alpha: number = 1): Tensor {
-    return other instanceof Tensor ? ops.add(this, other, alpha) : ops.addScalar(this, other, alpha);
+    return other instanceof Tensor
+      ? ops.add(this, other, alpha)
+      : ops.addScalar(this, other, alpha);
   }
   sub(other: TensorOrScalar, alpha: number = 1): Tensor {
-    return other instanceof Tensor ? ops.sub(this, other, alpha) : ops.subScalar(this, other, alpha);
+    return other instanceof Tensor
+      ? ops.sub(this, other, alpha)
+      : ops.subScalar(this, other, alpha);
   }
   mul(other: TensorOrScalar): Tensor {
     return other instanceof Tensor ? ops.mul(this, other) : ops.mulScalar(this, other);
@@ -227,7 +238,12 @@ export class Tensor {
   }
   /** Variance with Bessel's correction by default (unbiased), as torch.var. */
   var(dim?: number | number[], options: { correction?: number; keepdim?: boolean } = {}): Tensor {
-    return ops.variance(this, dim === undefined ? null : toList(dim), options.correction ?? 1, options.keepdim ?? false);
+    return ops.variance(
+      this,
+      dim === undefined ? null : toList(dim),
+      options.correction ?? 1,
+      options.keepdim ?? false,
+    );
   }
   amax(dim: number | number[], keepdim = false): Tensor {
     return ops.amax(this, toList(dim), keepdim);
@@ -288,7 +304,9 @@ export class Tensor {
     return ops.chunk(this, chunks, dim);
   }
   split(sizes: number | number[], dim = 0): Tensor[] {
-    return typeof sizes === 'number' ? ops.split(this, sizes, dim) : ops.splitWithSizes(this, sizes, dim);
+    return typeof sizes === 'number'
+      ? ops.split(this, sizes, dim)
+      : ops.splitWithSizes(this, sizes, dim);
   }
 }
 
@@ -296,8 +314,18 @@ function toList(dim: number | number[]): number[] {
   return typeof dim === 'number' ? [dim] : dim;
 }
 
-const DTYPES = new Set(['uint8', 'int8', 'int16', 'int32', 'int64', 'float16', 'float32', 'float64', 'bool', 'bfloat16']);
+const DTYPES = new Set([
+  'uint8',
+  'int8',
+  'int16',
+  'int32',
+  'int64',
+  'float16',
+  'float32',
+  'float64',
+  'bool',
+  'bfloat16',
+]);
 function isDType(s: string): s is DType {
   return DTYPES.has(s);
 }
-

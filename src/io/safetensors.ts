@@ -2,7 +2,16 @@
 // {name: {dtype, shape, data_offsets: [begin, end]}, __metadata__?: {string: string}}, then the
 // raw little-endian tensor bytes. Reading goes tensor by tensor straight from the file into
 // tensor memory, so a multi-GB checkpoint never sits in one JS buffer. Writing is atomic.
-import { closeSync, fstatSync, fsyncSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  fstatSync,
+  fsyncSync,
+  openSync,
+  readSync,
+  renameSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
 import { basename } from 'node:path';
 import { Tensor } from '../engine/tensor.js';
 import { fromFile } from '../engine/creation.js';
@@ -21,7 +30,9 @@ const FILE_DTYPES: Record<string, DType> = {
   U8: 'uint8',
   BOOL: 'bool',
 };
-const DTYPE_CODES = Object.fromEntries(Object.entries(FILE_DTYPES).map(([k, v]) => [v, k])) as Record<DType, string>;
+const DTYPE_CODES = Object.fromEntries(
+  Object.entries(FILE_DTYPES).map(([k, v]) => [v, k]),
+) as Record<DType, string>;
 
 // A real header is a few hundred KB at most (SD 1.5's UNet: ~90 KB); refuse absurd lengths early.
 const MAX_HEADER_BYTES = 100 * 1024 * 1024;
@@ -67,16 +78,24 @@ export class SafetensorsFile {
     }
     try {
       const fileSize = fstatSync(fd).size;
-      if (fileSize < 8) throw new SafetensorsError(path, `file is ${fileSize} bytes, too short for a safetensors header`);
+      if (fileSize < 8)
+        throw new SafetensorsError(
+          path,
+          `file is ${fileSize} bytes, too short for a safetensors header`,
+        );
       const lenBuf = Buffer.alloc(8);
       readSync(fd, lenBuf, 0, 8, 0);
       const headerLen = lenBuf.readBigUInt64LE(0);
       if (headerLen > BigInt(Math.min(MAX_HEADER_BYTES, fileSize - 8))) {
-        throw new SafetensorsError(path, `header length ${headerLen} runs past the end of the file (${fileSize} bytes): truncated or not a safetensors file`);
+        throw new SafetensorsError(
+          path,
+          `header length ${headerLen} runs past the end of the file (${fileSize} bytes): truncated or not a safetensors file`,
+        );
       }
       const n = Number(headerLen);
       const headerBuf = Buffer.alloc(n);
-      if (readSync(fd, headerBuf, 0, n, 8) !== n) throw new SafetensorsError(path, 'short read of the header');
+      if (readSync(fd, headerBuf, 0, n, 8) !== n)
+        throw new SafetensorsError(path, 'short read of the header');
       let header: unknown;
       try {
         header = JSON.parse(headerBuf.toString('utf8'));
@@ -126,7 +145,8 @@ export class SafetensorsFile {
   /** Reads every tensor (or those a filter keeps) into a Map. */
   loadAll(filter?: (name: string) => boolean): Map<string, Tensor> {
     const out = new Map<string, Tensor>();
-    for (const name of this.tensors.keys()) if (!filter || filter(name)) out.set(name, this.tensor(name));
+    for (const name of this.tensors.keys())
+      if (!filter || filter(name)) out.set(name, this.tensor(name));
     return out;
   }
 }
@@ -136,33 +156,54 @@ function parseMetadata(path: string, raw: unknown): Record<string, string> {
     throw new SafetensorsError(path, '__metadata__ must be an object of strings');
   }
   for (const [k, v] of Object.entries(raw)) {
-    if (typeof v !== 'string') throw new SafetensorsError(path, `__metadata__.${k} is not a string`);
+    if (typeof v !== 'string')
+      throw new SafetensorsError(path, `__metadata__.${k} is not a string`);
   }
   return raw as Record<string, string>;
 }
 
 function parseEntry(path: string, name: string, raw: unknown, dataSize: number): TensorInfo {
   const entry = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
-  if (entry === null || typeof entry !== 'object') throw new SafetensorsError(path, `entry ${name} is not an object`);
+  if (entry === null || typeof entry !== 'object')
+    throw new SafetensorsError(path, `entry ${name} is not an object`);
   const dtype = typeof entry.dtype === 'string' ? FILE_DTYPES[entry.dtype] : undefined;
   if (dtype === undefined) {
-    throw new SafetensorsError(path, `tensor ${name} has unsupported dtype ${String(entry.dtype)} (supported: ${Object.keys(FILE_DTYPES).join(', ')})`);
+    throw new SafetensorsError(
+      path,
+      `tensor ${name} has unsupported dtype ${String(entry.dtype)} (supported: ${Object.keys(FILE_DTYPES).join(', ')})`,
+    );
   }
   const shape = entry.shape;
   if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-    throw new SafetensorsError(path, `tensor ${name} has an invalid shape ${JSON.stringify(shape)}`);
+    throw new SafetensorsError(
+      path,
+      `tensor ${name} has an invalid shape ${JSON.stringify(shape)}`,
+    );
   }
   const offsets = entry.data_offsets;
-  if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isSafeInteger(o) && o >= 0)) {
-    throw new SafetensorsError(path, `tensor ${name} has invalid data_offsets ${JSON.stringify(offsets)}`);
+  if (
+    !Array.isArray(offsets) ||
+    offsets.length !== 2 ||
+    !offsets.every((o) => Number.isSafeInteger(o) && o >= 0)
+  ) {
+    throw new SafetensorsError(
+      path,
+      `tensor ${name} has invalid data_offsets ${JSON.stringify(offsets)}`,
+    );
   }
   const [begin, end] = offsets as [number, number];
   const expected = (shape as number[]).reduce((a, b) => a * b, 1) * ITEM_SIZE[dtype];
   if (end < begin || end - begin !== expected) {
-    throw new SafetensorsError(path, `tensor ${name}: data_offsets [${begin}, ${end}] hold ${end - begin} bytes but ${dtype}[${shape.join(', ')}] needs ${expected}`);
+    throw new SafetensorsError(
+      path,
+      `tensor ${name}: data_offsets [${begin}, ${end}] hold ${end - begin} bytes but ${dtype}[${shape.join(', ')}] needs ${expected}`,
+    );
   }
   if (end > dataSize) {
-    throw new SafetensorsError(path, `tensor ${name}: data_offsets end at ${end} but the data section has only ${dataSize} bytes (truncated file?)`);
+    throw new SafetensorsError(
+      path,
+      `tensor ${name}: data_offsets end at ${end} but the data section has only ${dataSize} bytes (truncated file?)`,
+    );
   }
   return { dtype, shape: shape as number[], begin, end };
 }
@@ -186,13 +227,19 @@ export function saveSafetensors(
   tensors: Map<string, Tensor> | Record<string, Tensor>,
   metadata: Record<string, string> = {},
 ): void {
-  const entries = [...(tensors instanceof Map ? tensors : Object.entries(tensors))].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const entries = [...(tensors instanceof Map ? tensors : Object.entries(tensors))].sort(
+    ([a], [b]) => (a < b ? -1 : a > b ? 1 : 0),
+  );
   const header: Record<string, unknown> = {};
   if (Object.keys(metadata).length > 0) header.__metadata__ = metadata;
   let offset = 0;
   for (const [name, t] of entries) {
     const nbytes = t.numel * ITEM_SIZE[t.dtype];
-    header[name] = { dtype: DTYPE_CODES[t.dtype], shape: [...t.shape], data_offsets: [offset, offset + nbytes] };
+    header[name] = {
+      dtype: DTYPE_CODES[t.dtype],
+      shape: [...t.shape],
+      data_offsets: [offset, offset + nbytes],
+    };
     offset += nbytes;
   }
   let json = Buffer.from(JSON.stringify(header), 'utf8');

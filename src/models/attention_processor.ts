@@ -66,12 +66,18 @@ export class Attention extends Module {
     const bias = options.bias ?? false;
     this.groupNorm =
       options.normNumGroups != null
-        ? this.registerModule('group_norm', new GroupNorm(options.normNumGroups, options.queryDim, options.eps ?? 1e-5))
+        ? this.registerModule(
+            'group_norm',
+            new GroupNorm(options.normNumGroups, options.queryDim, options.eps ?? 1e-5),
+          )
         : null;
     this.toQ = this.registerModule('to_q', new Linear(options.queryDim, this.innerDim, bias));
     this.toK = this.registerModule('to_k', new Linear(contextDim, this.innerDim, bias));
     this.toV = this.registerModule('to_v', new Linear(contextDim, this.innerDim, bias));
-    this.toOut = this.registerModule('to_out', new ModuleList([new Linear(this.innerDim, options.queryDim, options.outBias ?? true)]));
+    this.toOut = this.registerModule(
+      'to_out',
+      new ModuleList([new Linear(this.innerDim, options.queryDim, options.outBias ?? true)]),
+    );
   }
 
   forward(hiddenStates: Tensor, encoderHiddenStates: Tensor | null = null): Tensor {
@@ -81,7 +87,11 @@ export class Attention extends Module {
   // ---- steps processors are built from ----
 
   /** (B, C, H, W) -> (B, HW, C) and the optional input group norm; returns what finish() needs. */
-  prepare(hiddenStates: Tensor): { x: Tensor; residual: Tensor; spatial: readonly number[] | null } {
+  prepare(hiddenStates: Tensor): {
+    x: Tensor;
+    residual: Tensor;
+    spatial: readonly number[] | null;
+  } {
     const residual = hiddenStates;
     let x = hiddenStates;
     const spatial = x.ndim === 4 ? x.shape : null;

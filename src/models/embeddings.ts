@@ -13,12 +13,19 @@ import * as ops from '../engine/ops.generated.js';
 export function timestepEmbedding(
   timesteps: Tensor,
   dim: number,
-  options: { flipSinToCos?: boolean; downscaleFreqShift?: number; scale?: number; maxPeriod?: number } = {},
+  options: {
+    flipSinToCos?: boolean;
+    downscaleFreqShift?: number;
+    scale?: number;
+    maxPeriod?: number;
+  } = {},
 ): Tensor {
   const half = Math.floor(dim / 2);
   const shift = options.downscaleFreqShift ?? 1;
   const maxPeriod = options.maxPeriod ?? 10000;
-  const exponent = arange(0, half, 1, { dtype: 'float32', device: timesteps.device }).mul(-Math.log(maxPeriod) / (half - shift));
+  const exponent = arange(0, half, 1, { dtype: 'float32', device: timesteps.device }).mul(
+    -Math.log(maxPeriod) / (half - shift),
+  );
   let args = timesteps.float().unsqueeze(1).mul(exponent.exp().unsqueeze(0)); // (B, half)
   if ((options.scale ?? 1) !== 1) args = args.mul(options.scale!);
   const sin = ops.sin(args);

@@ -64,7 +64,9 @@ export function findWeightFile(folder: string, variant?: string): string {
     );
   }
   const files = readdirSync(folder).join(', ') || '(empty)';
-  throw new ModelLoadError(`No weights in ${folder}: expected ${WEIGHT_NAMES.map((n) => n + suffix).join(' or ')}; found ${files}`);
+  throw new ModelLoadError(
+    `No weights in ${folder}: expected ${WEIGHT_NAMES.map((n) => n + suffix).join(' or ')}; found ${files}`,
+  );
 }
 
 /** A checkpoint key rename: keys matching `from` are rewritten to `to` (String.replace syntax). */
@@ -82,7 +84,11 @@ export interface LoadWeightsOptions {
  * Loads a component folder's safetensors into a module (converted to the module's dtype).
  * Errors name the file and every missing, unexpected or mis-shaped key.
  */
-export function loadWeights(module: Module, folder: string, options: LoadWeightsOptions = {}): string {
+export function loadWeights(
+  module: Module,
+  folder: string,
+  options: LoadWeightsOptions = {},
+): string {
   const path = findWeightFile(folder, options.variant);
   const file = SafetensorsFile.open(path);
   const state = new Map<string, Tensor>();
@@ -97,7 +103,9 @@ export function loadWeights(module: Module, folder: string, options: LoadWeights
       module.loadStateDict(state, { strict: options.strict ?? true });
     } catch (err) {
       if (err instanceof StateDictError) {
-        throw new ModelLoadError(`${basename(path)} in ${folder} does not fit ${module.constructor.name}: ${err.message.replace(/^Error loading state dict into \w+: /, '')}`);
+        throw new ModelLoadError(
+          `${basename(path)} in ${folder} does not fit ${module.constructor.name}: ${err.message.replace(/^Error loading state dict into \w+: /, '')}`,
+        );
       }
       throw err;
     }
@@ -113,16 +121,24 @@ export function readModelIndex(folder: string): Record<string, [string, string]>
   const out: Record<string, [string, string]> = {};
   for (const [key, value] of Object.entries(index)) {
     if (key.startsWith('_')) continue;
-    if (Array.isArray(value) && value.length === 2 && typeof value[1] === 'string') out[key] = value as [string, string];
+    if (Array.isArray(value) && value.length === 2 && typeof value[1] === 'string')
+      out[key] = value as [string, string];
   }
   return out;
 }
 
 /** Reads a config value and checks it against allowed values, naming the key on failure. */
-export function configValue<T>(config: Record<string, unknown>, key: string, fallback: T, allowed?: readonly T[]): T {
+export function configValue<T>(
+  config: Record<string, unknown>,
+  key: string,
+  fallback: T,
+  allowed?: readonly T[],
+): T {
   const value = (key in config && config[key] !== null ? config[key] : fallback) as T;
   if (allowed && !allowed.includes(value)) {
-    throw new ModelLoadError(`Unsupported value ${JSON.stringify(value)} for config key "${key}"; allowed: ${allowed.map((a) => JSON.stringify(a)).join(', ')}`);
+    throw new ModelLoadError(
+      `Unsupported value ${JSON.stringify(value)} for config key "${key}"; allowed: ${allowed.map((a) => JSON.stringify(a)).join(', ')}`,
+    );
   }
   return value;
 }

@@ -39,11 +39,15 @@ export class ResnetBlock2D extends Module {
     this.conv1 = this.registerModule('conv1', new Conv2d(inC, outC, 3, { padding: 1 }));
     this.timeEmbProj =
       options.tembChannels != null
-        ? this.registerModule('time_emb_proj', new Linear(options.tembChannels, this.scaleShift ? 2 * outC : outC))
+        ? this.registerModule(
+            'time_emb_proj',
+            new Linear(options.tembChannels, this.scaleShift ? 2 * outC : outC),
+          )
         : null;
     this.norm2 = this.registerModule('norm2', new GroupNorm(groups, outC, eps));
     this.conv2 = this.registerModule('conv2', new Conv2d(outC, outC, 3, { padding: 1 }));
-    this.convShortcut = inC !== outC ? this.registerModule('conv_shortcut', new Conv2d(inC, outC, 1)) : null;
+    this.convShortcut =
+      inC !== outC ? this.registerModule('conv_shortcut', new Conv2d(inC, outC, 1)) : null;
     this.outputScaleFactor = options.outputScaleFactor ?? 1;
     this.dropout = options.dropout ?? 0;
   }
@@ -75,7 +79,10 @@ export class Downsample2D extends Module {
     readonly padding = 1,
   ) {
     super();
-    this.conv = this.registerModule('conv', new Conv2d(channels, outChannels, 3, { stride: 2, padding }));
+    this.conv = this.registerModule(
+      'conv',
+      new Conv2d(channels, outChannels, 3, { stride: 2, padding }),
+    );
   }
   forward(x: Tensor): Tensor {
     if (this.padding === 0) x = ops.constantPadNd(x, [0, 1, 0, 1], 0);

@@ -13,16 +13,41 @@ export function conv2d(
   x: Tensor,
   weight: Tensor,
   bias: Tensor | null = null,
-  options: { stride?: number | number[]; padding?: number | number[]; dilation?: number | number[]; groups?: number } = {},
+  options: {
+    stride?: number | number[];
+    padding?: number | number[];
+    dilation?: number | number[];
+    groups?: number;
+  } = {},
 ): Tensor {
-  return ops.conv2d(x, weight, bias, options.stride ?? 1, options.padding ?? 0, options.dilation ?? 1, options.groups ?? 1);
+  return ops.conv2d(
+    x,
+    weight,
+    bias,
+    options.stride ?? 1,
+    options.padding ?? 0,
+    options.dilation ?? 1,
+    options.groups ?? 1,
+  );
 }
 
-export function groupNorm(x: Tensor, numGroups: number, weight: Tensor | null, bias: Tensor | null, eps = 1e-5): Tensor {
+export function groupNorm(
+  x: Tensor,
+  numGroups: number,
+  weight: Tensor | null,
+  bias: Tensor | null,
+  eps = 1e-5,
+): Tensor {
   return ops.groupNorm(x, numGroups, weight, bias, eps, true);
 }
 
-export function layerNorm(x: Tensor, normalizedShape: number[], weight: Tensor | null, bias: Tensor | null, eps = 1e-5): Tensor {
+export function layerNorm(
+  x: Tensor,
+  normalizedShape: number[],
+  weight: Tensor | null,
+  bias: Tensor | null,
+  eps = 1e-5,
+): Tensor {
   return ops.layerNorm(x, normalizedShape, weight, bias, eps, true);
 }
 
@@ -63,11 +88,17 @@ export type InterpolateMode = 'nearest' | 'bilinear' | 'bicubic';
 /** Resizes (B, C, H, W) to a size or by a scale factor, as torch.nn.functional.interpolate. */
 export function interpolate(
   x: Tensor,
-  options: { size?: [number, number]; scaleFactor?: number; mode?: InterpolateMode; alignCorners?: boolean },
+  options: {
+    size?: [number, number];
+    scaleFactor?: number;
+    mode?: InterpolateMode;
+    alignCorners?: boolean;
+  },
 ): Tensor {
   const mode = options.mode ?? 'nearest';
   const size = options.size ?? null;
-  const scales = options.scaleFactor === undefined ? null : [options.scaleFactor, options.scaleFactor];
+  const scales =
+    options.scaleFactor === undefined ? null : [options.scaleFactor, options.scaleFactor];
   if ((size === null) === (scales === null)) {
     throw new Error('interpolate needs exactly one of size and scaleFactor');
   }
@@ -79,14 +110,20 @@ export function interpolate(
     case 'bicubic':
       return ops.upsampleBicubic2d(x, size, options.alignCorners ?? false, scales);
   }
-  throw new Error(`Expected an interpolate mode (nearest, bilinear, bicubic) but received ${String(mode)}`);
+  throw new Error(
+    `Expected an interpolate mode (nearest, bilinear, bicubic) but received ${String(mode)}`,
+  );
 }
 
 export function avgPool2d(x: Tensor, kernel: number, stride: number = kernel, padding = 0): Tensor {
   return ops.avgPool2d(x, kernel, stride, padding);
 }
 
-export function mseLoss(input: Tensor, target: Tensor, reduction: 'mean' | 'sum' | 'none' = 'mean'): Tensor {
+export function mseLoss(
+  input: Tensor,
+  target: Tensor,
+  reduction: 'mean' | 'sum' | 'none' = 'mean',
+): Tensor {
   return ops.mseLoss(input, target, reduction === 'none' ? 0 : reduction === 'mean' ? 1 : 2);
 }
 
@@ -110,7 +147,16 @@ export function scaledDotProductAttention(
   const d = q.shape[q.ndim - 1]!;
   const scale = options.scale ?? 1 / Math.sqrt(d);
   if (HAS_SDPA && options.scale === undefined && !options.dropout) {
-    return call('aten::scaled_dot_product_attention', '', q, k, v, options.mask ?? null, 0, false) as Tensor;
+    return call(
+      'aten::scaled_dot_product_attention',
+      '',
+      q,
+      k,
+      v,
+      options.mask ?? null,
+      0,
+      false,
+    ) as Tensor;
   }
   const probs = attentionProbs(q, k, scale, options.mask ?? null);
   const out = ops.matmul(probs, v);
@@ -119,7 +165,12 @@ export function scaledDotProductAttention(
 }
 
 /** softmax(q kᵀ · scale + mask) over the last dim: (B, heads, Lq, Lk). */
-export function attentionProbs(q: Tensor, k: Tensor, scale: number, mask: Tensor | null = null): Tensor {
+export function attentionProbs(
+  q: Tensor,
+  k: Tensor,
+  scale: number,
+  mask: Tensor | null = null,
+): Tensor {
   const kt = ops.transpose(k, -2, -1);
   let scores = ops.matmul(q, kt);
   kt.dispose();

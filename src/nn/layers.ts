@@ -63,12 +63,20 @@ export class Conv2d extends Module {
     this.dilation = options.dilation ?? 1;
     this.groups = options.groups ?? 1;
     if (inChannels % this.groups !== 0 || outChannels % this.groups !== 0) {
-      throw new RangeError(`Conv2d channels (${inChannels}, ${outChannels}) must be divisible by groups (${this.groups})`);
+      throw new RangeError(
+        `Conv2d channels (${inChannels}, ${outChannels}) must be divisible by groups (${this.groups})`,
+      );
     }
     const fanIn = (inChannels / this.groups) * kernelSize * kernelSize;
     const bound = 1 / Math.sqrt(fanIn);
-    this.registerParameter('weight', uniformParameter([outChannels, inChannels / this.groups, kernelSize, kernelSize], bound));
-    this.registerParameter('bias', (options.bias ?? true) ? uniformParameter([outChannels], bound) : null);
+    this.registerParameter(
+      'weight',
+      uniformParameter([outChannels, inChannels / this.groups, kernelSize, kernelSize], bound),
+    );
+    this.registerParameter(
+      'bias',
+      (options.bias ?? true) ? uniformParameter([outChannels], bound) : null,
+    );
   }
   get weight(): Tensor {
     return this.param('weight');
@@ -96,13 +104,21 @@ export class GroupNorm extends Module {
     super();
     checkPositive('numGroups', numGroups);
     if (numChannels % numGroups !== 0) {
-      throw new RangeError(`GroupNorm channels (${numChannels}) must be divisible by groups (${numGroups})`);
+      throw new RangeError(
+        `GroupNorm channels (${numChannels}) must be divisible by groups (${numGroups})`,
+      );
     }
     this.registerParameter('weight', affine ? ones([numChannels]) : null);
     this.registerParameter('bias', affine ? zeros([numChannels]) : null);
   }
   forward(x: Tensor): Tensor {
-    return F.groupNorm(x, this.numGroups, this.optionalParam('weight'), this.optionalParam('bias'), this.eps);
+    return F.groupNorm(
+      x,
+      this.numGroups,
+      this.optionalParam('weight'),
+      this.optionalParam('bias'),
+      this.eps,
+    );
   }
 }
 
@@ -114,12 +130,19 @@ export class LayerNorm extends Module {
     affine = true,
   ) {
     super();
-    this.normalizedShape = typeof normalizedShape === 'number' ? [normalizedShape] : normalizedShape;
+    this.normalizedShape =
+      typeof normalizedShape === 'number' ? [normalizedShape] : normalizedShape;
     this.registerParameter('weight', affine ? ones(this.normalizedShape) : null);
     this.registerParameter('bias', affine ? zeros(this.normalizedShape) : null);
   }
   forward(x: Tensor): Tensor {
-    return F.layerNorm(x, this.normalizedShape, this.optionalParam('weight'), this.optionalParam('bias'), this.eps);
+    return F.layerNorm(
+      x,
+      this.normalizedShape,
+      this.optionalParam('weight'),
+      this.optionalParam('bias'),
+      this.eps,
+    );
   }
 }
 

@@ -68,13 +68,15 @@ export abstract class Module {
 
   *namedModules(prefix = ''): Generator<[string, Module]> {
     yield [prefix, this];
-    for (const [name, m] of this.children) yield* m.namedModules(prefix ? `${prefix}.${name}` : name);
+    for (const [name, m] of this.children)
+      yield* m.namedModules(prefix ? `${prefix}.${name}` : name);
   }
 
   namedParameters(prefix = ''): [string, Tensor][] {
     const out: [string, Tensor][] = [];
     for (const [path, m] of this.namedModules(prefix)) {
-      for (const [name, p] of m.params) if (p !== null) out.push([path ? `${path}.${name}` : name, p]);
+      for (const [name, p] of m.params)
+        if (p !== null) out.push([path ? `${path}.${name}` : name, p]);
     }
     return out;
   }
@@ -92,7 +94,8 @@ export abstract class Module {
     const out: [string, Tensor][] = [];
     for (const [path, m] of this.namedModules(prefix)) {
       for (const [name, b] of m.buffers) {
-        if (b.tensor !== null && (!persistentOnly || b.persistent)) out.push([path ? `${path}.${name}` : name, b.tensor]);
+        if (b.tensor !== null && (!persistentOnly || b.persistent))
+          out.push([path ? `${path}.${name}` : name, b.tensor]);
       }
     }
     return out;
@@ -130,7 +133,10 @@ export abstract class Module {
    * Copies values into this module's parameters and buffers (converting dtype as needed).
    * Strict by default: any missing, unexpected or mis-shaped key is an error naming every one.
    */
-  loadStateDict(state: Map<string, Tensor> | Record<string, Tensor>, options: { strict?: boolean } = {}): LoadResult {
+  loadStateDict(
+    state: Map<string, Tensor> | Record<string, Tensor>,
+    options: { strict?: boolean } = {},
+  ): LoadResult {
     const strict = options.strict ?? true;
     const source = state instanceof Map ? state : new Map(Object.entries(state));
     const own = this.stateDict();
@@ -141,7 +147,9 @@ export abstract class Module {
       const value = source.get(key);
       if (value === undefined) continue;
       if (value.shape.join(',') !== target.shape.join(',')) {
-        mismatched.push(`${key}: checkpoint [${value.shape.join(', ')}] vs model [${target.shape.join(', ')}]`);
+        mismatched.push(
+          `${key}: checkpoint [${value.shape.join(', ')}] vs model [${target.shape.join(', ')}]`,
+        );
       }
     }
     if (mismatched.length > 0 || (strict && (missing.length > 0 || unexpected.length > 0))) {
@@ -210,7 +218,8 @@ export class ModuleList<M extends Module = Module> extends Module {
   }
   at(i: number): M {
     const m = this.items[i < 0 ? i + this.items.length : i];
-    if (m === undefined) throw new RangeError(`ModuleList index ${i} out of range (length ${this.items.length})`);
+    if (m === undefined)
+      throw new RangeError(`ModuleList index ${i} out of range (length ${this.items.length})`);
     return m;
   }
   get length(): number {

@@ -80,7 +80,10 @@ export class Adam {
           const bias1 = 1 - beta1 ** s.step;
           const bias2 = 1 - beta2 ** s.step;
           const stepSize = this.lr / bias1;
-          const denom = ops.addScalar_(ops.divScalar(ops.sqrt(s.expAvgSq), Math.sqrt(bias2)), this.eps);
+          const denom = ops.addScalar_(
+            ops.divScalar(ops.sqrt(s.expAvgSq), Math.sqrt(bias2)),
+            this.eps,
+          );
           ops.addcdiv_(p, s.expAvg, denom, -stepSize);
         });
       }
@@ -104,18 +107,27 @@ export class Adam {
 
   loadStateDict(saved: { steps: number[]; tensors: Map<string, Tensor> }): void {
     if (saved.steps.length !== this.params.length) {
-      throw new Error(`Optimizer state is for ${saved.steps.length} parameters but this optimizer has ${this.params.length}`);
+      throw new Error(
+        `Optimizer state is for ${saved.steps.length} parameters but this optimizer has ${this.params.length}`,
+      );
     }
     this.params.forEach((p, i) => {
       const step = saved.steps[i]!;
       if (step === 0) return;
       const expAvg = saved.tensors.get(`${i}.exp_avg`);
       const expAvgSq = saved.tensors.get(`${i}.exp_avg_sq`);
-      if (!expAvg || !expAvgSq) throw new Error(`Optimizer state lacks the moments of parameter ${i}`);
+      if (!expAvg || !expAvgSq)
+        throw new Error(`Optimizer state lacks the moments of parameter ${i}`);
       if (expAvg.shape.join() !== p.shape.join()) {
-        throw new Error(`Optimizer state for parameter ${i} has shape [${expAvg.shape}] but the parameter has [${p.shape}]`);
+        throw new Error(
+          `Optimizer state for parameter ${i} has shape [${expAvg.shape}] but the parameter has [${p.shape}]`,
+        );
       }
-      const s = { step, expAvg: noGrad(() => expAvg.to(p.dtype).clone()), expAvgSq: noGrad(() => expAvgSq.to(p.dtype).clone()) };
+      const s = {
+        step,
+        expAvg: noGrad(() => expAvg.to(p.dtype).clone()),
+        expAvgSq: noGrad(() => expAvgSq.to(p.dtype).clone()),
+      };
       keepState(s);
       this.state.get(p)?.expAvg.dispose();
       this.state.get(p)?.expAvgSq.dispose();

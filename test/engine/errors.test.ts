@@ -6,28 +6,43 @@ import * as F from '../../src/nn/functional.js';
 
 test('shape mismatch throws with ATen message', () => {
   tidy(() => {
-    assert.throws(() => zeros([2, 3]).add(zeros([4, 5])), /size of tensor a \(3\) must match the size of tensor b \(5\)/);
+    assert.throws(
+      () => zeros([2, 3]).add(zeros([4, 5])),
+      /size of tensor a \(3\) must match the size of tensor b \(5\)/,
+    );
     assert.throws(() => zeros([2, 3]).matmul(zeros([4, 5])), /cannot be multiplied|shapes/);
-    assert.throws(() => F.conv2d(zeros([1, 3, 8, 8]), zeros([4, 2, 3, 3])), /expected input\[1, 3, 8, 8\] to have 2 channels/);
+    assert.throws(
+      () => F.conv2d(zeros([1, 3, 8, 8]), zeros([4, 2, 3, 3])),
+      /expected input\[1, 3, 8, 8\] to have 2 channels/,
+    );
   });
 });
 
 test('wrong dtype throws', () => {
   tidy(() => {
     assert.throws(() => F.embedding(zeros([10, 4]), zeros([3])), /Long|Int|indices/i);
-    assert.throws(() => zeros([2, 2]).matmul(zeros([2, 2], { dtype: 'float64' })), /dtype|Double|Float/i);
+    assert.throws(
+      () => zeros([2, 2]).matmul(zeros([2, 2], { dtype: 'float64' })),
+      /dtype|Double|Float/i,
+    );
   });
 });
 
 test('unknown operator throws', () => {
   assert.throws(() => findOp('aten::no_such_op'), /Unknown operator aten::no_such_op/);
-  assert.throws(() => call('aten::add', 'NoSuchOverload', zeros([1]), zeros([1])), /Unknown operator aten::add.NoSuchOverload/);
+  assert.throws(
+    () => call('aten::add', 'NoSuchOverload', zeros([1]), zeros([1])),
+    /Unknown operator aten::add.NoSuchOverload/,
+  );
 });
 
 test('wrong argument kinds throw instead of crashing', () => {
   tidy(() => {
     assert.throws(() => call('aten::add', 'Tensor', zeros([1]), 'x'), /Expected a tensor/);
-    assert.throws(() => call('aten::conv2d', '', zeros([1, 1, 3, 3]), zeros([1, 1, 1, 1]), null, 1.5), /Expected an integer/);
+    assert.throws(
+      () => call('aten::conv2d', '', zeros([1, 1, 3, 3]), zeros([1, 1, 1, 1]), null, 1.5),
+      /Expected an integer/,
+    );
     assert.throws(() => call('aten::add', 'Tensor'), /missing argument 'self'/);
     assert.throws(() => call('aten::relu', '', zeros([1]), 1, 2, 3), /takes at most 1 arguments/);
   });

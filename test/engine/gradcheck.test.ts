@@ -6,14 +6,21 @@ import { Tensor, Generator, randn, tensor, tidy, noGrad } from '../../src/index.
 import * as F from '../../src/nn/functional.js';
 
 /** Checks d(sum(f(xs) * probe))/dx for every input against central differences. */
-function gradcheck(name: string, f: (xs: Tensor[]) => Tensor, shapes: number[][], eps = 1e-6, tol = 1e-6): void {
+function gradcheck(
+  name: string,
+  f: (xs: Tensor[]) => Tensor,
+  shapes: number[][],
+  eps = 1e-6,
+  tol = 1e-6,
+): void {
   tidy(() => {
     const g = new Generator(11);
     const inputs = shapes.map((s) => randn(s, { generator: g, dtype: 'float64' }).requiresGrad_());
     const out = f(inputs);
     const probe = randn([...out.shape], { generator: g, dtype: 'float64' });
     out.mul(probe).sum().backward();
-    const scalar = (xs: Tensor[]): number => noGrad(() => tidy(() => f(xs).mul(probe).sum().item()));
+    const scalar = (xs: Tensor[]): number =>
+      noGrad(() => tidy(() => f(xs).mul(probe).sum().item()));
     inputs.forEach((x, which) => {
       const analytic = x.grad!.toArray();
       const values = x.detach().toArray();
@@ -26,14 +33,21 @@ function gradcheck(name: string, f: (xs: Tensor[]) => Tensor, shapes: number[][]
           });
         const numeric = (perturbed(eps) - perturbed(-eps)) / (2 * eps);
         const err = Math.abs(numeric - analytic[i]!);
-        assert.ok(err <= tol * Math.max(1, Math.abs(numeric)), `${name}: input ${which} element ${i}: analytic ${analytic[i]} vs numeric ${numeric}`);
+        assert.ok(
+          err <= tol * Math.max(1, Math.abs(numeric)),
+          `${name}: input ${which} element ${i}: analytic ${analytic[i]} vs numeric ${numeric}`,
+        );
       }
     });
   });
 }
 
 test('conv2d gradients match finite differences', () => {
-  gradcheck('conv2d', ([x, w, b]) => F.conv2d(x!, w!, b!, { stride: 2, padding: 1 }), [[1, 2, 5, 4], [3, 2, 3, 3], [3]]);
+  gradcheck('conv2d', ([x, w, b]) => F.conv2d(x!, w!, b!, { stride: 2, padding: 1 }), [
+    [1, 2, 5, 4],
+    [3, 2, 3, 3],
+    [3],
+  ]);
 });
 
 test('group_norm gradients match finite differences', () => {
@@ -49,5 +63,9 @@ test('linear gradients match finite differences', () => {
 });
 
 test('attention gradients match finite differences', () => {
-  gradcheck('attention', ([q, k, v]) => F.scaledDotProductAttention(q!, k!, v!), [[1, 2, 3, 4], [1, 2, 5, 4], [1, 2, 5, 4]]);
+  gradcheck('attention', ([q, k, v]) => F.scaledDotProductAttention(q!, k!, v!), [
+    [1, 2, 3, 4],
+    [1, 2, 5, 4],
+    [1, 2, 5, 4],
+  ]);
 });

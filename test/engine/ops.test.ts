@@ -18,7 +18,9 @@ interface Case {
   outputs: Encoded[];
   params?: Record<string, unknown>;
 }
-const fixture = JSON.parse(readFileSync(join(repoRoot(), 'test/fixtures/engine/ops.json'), 'utf8')) as { cases: Case[] };
+const fixture = JSON.parse(
+  readFileSync(join(repoRoot(), 'test/fixtures/engine/ops.json'), 'utf8'),
+) as { cases: Case[] };
 
 // float64 in, float64 out, the same kernels as the reference: the only differences are
 // summation order inside fused kernels, measured at < 1e-14.
@@ -88,8 +90,16 @@ for (const c of fixture.cases.filter((c) => c.inputs)) {
 test('seeded generators reproduce PyTorch random streams', () => {
   const byName = new Map(fixture.cases.map((c) => [c.name, c]));
   tidy(() => {
-    assertClose(randn([2, 5], { generator: new Generator(7) }), byName.get('randn_generator_seed7')!.outputs[0]!, { atol: 0, rtol: 0 });
-    assertClose(rand([6], { generator: new Generator(7) }), byName.get('rand_generator_seed7')!.outputs[0]!, { atol: 0, rtol: 0 });
+    assertClose(
+      randn([2, 5], { generator: new Generator(7) }),
+      byName.get('randn_generator_seed7')!.outputs[0]!,
+      { atol: 0, rtol: 0 },
+    );
+    assertClose(
+      rand([6], { generator: new Generator(7) }),
+      byName.get('rand_generator_seed7')!.outputs[0]!,
+      { atol: 0, rtol: 0 },
+    );
   });
 });
 

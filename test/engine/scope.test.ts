@@ -1,6 +1,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ones, tidy, keep, memory, noGrad, inferenceMode, enableGrad, isGradEnabled, tensor } from '../../src/index.js';
+import {
+  ones,
+  tidy,
+  keep,
+  memory,
+  noGrad,
+  inferenceMode,
+  enableGrad,
+  isGradEnabled,
+  tensor,
+} from '../../src/index.js';
 
 test('tidy frees intermediates and keeps returned tensors', () => {
   const before = memory().liveTensors;
@@ -49,7 +59,11 @@ test('grad modes are scoped and restored after throws', () => {
     assert.equal(isGradEnabled(), false);
     enableGrad(() => assert.equal(isGradEnabled(), true));
   });
-  assert.throws(() => noGrad(() => { throw new Error('x'); }));
+  assert.throws(() =>
+    noGrad(() => {
+      throw new Error('x');
+    }),
+  );
   assert.equal(isGradEnabled(), true);
   tidy(() => {
     const w = ones([2]).requiresGrad_();
@@ -61,16 +75,28 @@ test('grad modes are scoped and restored after throws', () => {
 
 test('typed arrays round-trip for every dtype', () => {
   tidy(() => {
-    assert.deepEqual([...(tensor(new Float32Array([1.5, -2])).toTypedArray() as Float32Array)], [1.5, -2]);
-    assert.deepEqual([...(tensor(new Float64Array([1e-300])).toTypedArray() as Float64Array)], [1e-300]);
-    assert.deepEqual([...(tensor(new BigInt64Array([2n ** 40n])).toTypedArray() as BigInt64Array)], [2n ** 40n]);
+    assert.deepEqual(
+      [...(tensor(new Float32Array([1.5, -2])).toTypedArray() as Float32Array)],
+      [1.5, -2],
+    );
+    assert.deepEqual(
+      [...(tensor(new Float64Array([1e-300])).toTypedArray() as Float64Array)],
+      [1e-300],
+    );
+    assert.deepEqual(
+      [...(tensor(new BigInt64Array([2n ** 40n])).toTypedArray() as BigInt64Array)],
+      [2n ** 40n],
+    );
     assert.deepEqual([...(tensor(new Int32Array([-7])).toTypedArray() as Int32Array)], [-7]);
     assert.deepEqual([...(tensor(new Uint8Array([255])).toTypedArray() as Uint8Array)], [255]);
     assert.deepEqual(tensor([1, 0, 1], [3], { dtype: 'bool' }).toArray(), [1, 0, 1]);
     // 0x3c00 is 1.0 in float16, 0x3f80 is 1.0 in bfloat16
     assert.deepEqual(tensor(new Uint16Array([0x3c00]), [1], { dtype: 'float16' }).toArray(), [1]);
     assert.deepEqual(tensor(new Uint16Array([0x3f80]), [1], { dtype: 'bfloat16' }).toArray(), [1]);
-    assert.deepEqual([...(tensor([0.5], [1]).to('float16').toTypedArray() as Uint16Array)], [0x3800]);
+    assert.deepEqual(
+      [...(tensor([0.5], [1]).to('float16').toTypedArray() as Uint16Array)],
+      [0x3800],
+    );
     const t = tensor([1, 2, 3, 4, 5, 6], [2, 3]);
     assert.deepEqual([...t.shape], [2, 3]);
     assert.equal(t.dtype, 'float32');

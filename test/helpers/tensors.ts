@@ -29,6 +29,8 @@ export function assertClose(
     }
   }
   if (worst >= 0) {
-    assert.fail(`${label} differs at ${worst}: got ${got[worst]}, expected ${expected.data[worst]} (atol ${atol}, rtol ${rtol}; max abs diff ${maxAbsDiff(got, expected.data)})`);
+    assert.fail(
+      `${label} differs at ${worst}: got ${got[worst]}, expected ${expected.data[worst]} (atol ${atol}, rtol ${rtol}; max abs diff ${maxAbsDiff(got, expected.data)})`,
+    );
   }
 }

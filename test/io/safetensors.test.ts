@@ -34,12 +34,18 @@ test('every dtype and the metadata round-trip', () => {
       assert.deepEqual([...u.shape], [...t.shape], name);
       assert.deepEqual(u.toArray(), t.toArray(), name);
     }
-    assert.equal(readdirSync(dir).filter((f) => f.includes('.tmp-')).length, 0, 'no temporary file left');
+    assert.equal(
+      readdirSync(dir).filter((f) => f.includes('.tmp-')).length,
+      0,
+      'no temporary file left',
+    );
   });
 });
 
 test('reads the real diffusers fixture file (fp32 UNet) with its key names', () => {
-  const file = SafetensorsFile.open(sharedPath('fixtures', 'tiny-sd', 'unet', 'diffusion_pytorch_model.safetensors'));
+  const file = SafetensorsFile.open(
+    sharedPath('fixtures', 'tiny-sd', 'unet', 'diffusion_pytorch_model.safetensors'),
+  );
   assert.ok(file.keys().includes('conv_in.weight'));
   tidy(() => {
     const w = file.tensor('conv_in.weight');
@@ -57,7 +63,10 @@ function corrupt(name: string, mutate: (bytes: Buffer) => Buffer): string {
 
 test('a truncated file is a clear error', () => {
   const path = corrupt('trunc.safetensors', (b) => b.subarray(0, b.length - 100));
-  assert.throws(() => SafetensorsFile.open(path), /data_offsets end at 1024 but the data section has only 924 bytes \(truncated file\?\)/);
+  assert.throws(
+    () => SafetensorsFile.open(path),
+    /data_offsets end at 1024 but the data section has only 924 bytes \(truncated file\?\)/,
+  );
 });
 
 test('a header length past the end of the file is a clear error', () => {
@@ -66,7 +75,10 @@ test('a header length past the end of the file is a clear error', () => {
     c.writeBigUInt64LE(10_000_000n, 0);
     return c;
   });
-  assert.throws(() => SafetensorsFile.open(path), /header length 10000000 runs past the end of the file/);
+  assert.throws(
+    () => SafetensorsFile.open(path),
+    /header length 10000000 runs past the end of the file/,
+  );
 });
 
 test('offsets that disagree with the shape, bad JSON, tiny files: clear errors', () => {

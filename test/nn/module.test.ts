@@ -1,11 +1,23 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { tidy, randn, zeros, manualSeed, Tensor } from '../../src/index.js';
-import { Module, ModuleList, Linear, Conv2d, GroupNorm, LayerNorm, Embedding, StateDictError } from '../../src/nn/index.js';
+import {
+  Module,
+  ModuleList,
+  Linear,
+  Conv2d,
+  GroupNorm,
+  LayerNorm,
+  Embedding,
+  StateDictError,
+} from '../../src/nn/index.js';
 
 class Block extends Module {
   readonly norm = this.registerModule('norm', new GroupNorm(2, 4));
-  readonly convs = this.registerModule('convs', new ModuleList([new Conv2d(4, 4, 3, { padding: 1 }), new Conv2d(4, 4, 1)]));
+  readonly convs = this.registerModule(
+    'convs',
+    new ModuleList([new Conv2d(4, 4, 3, { padding: 1 }), new Conv2d(4, 4, 1)]),
+  );
   readonly proj = this.registerModule('proj', new Linear(4, 3, false));
   forward(x: Tensor): Tensor {
     let h = this.norm.forward(x);
@@ -19,7 +31,15 @@ test('parameter names follow the checkpoint key layout', () => {
   const b = new Block();
   assert.deepEqual(
     b.namedParameters().map(([n]) => n),
-    ['norm.weight', 'norm.bias', 'convs.0.weight', 'convs.0.bias', 'convs.1.weight', 'convs.1.bias', 'proj.weight'],
+    [
+      'norm.weight',
+      'norm.bias',
+      'convs.0.weight',
+      'convs.0.bias',
+      'convs.1.weight',
+      'convs.1.bias',
+      'proj.weight',
+    ],
   );
   assert.equal(b.numParameters(), 4 + 4 + 4 * 4 * 9 + 4 + 16 + 4 + 12);
 });
