@@ -4,10 +4,13 @@
 // Per-scene variation comes from the seed: horizon heights, brick sizes, tree positions, ...
 
 import type { BackgroundName, Rgb } from './attributes.js';
-import { Rng, fractalNoise, hashUnit, valueNoise } from './random.js';
+import { FractalField, NoiseField, Rng, hashUnit, latticeUnit } from './random.js';
 
 /** Writes the colour (0–255 floats) at (x, y) into out[0..2]. */
 export type Painter = (x: number, y: number, out: Float32Array) => void;
+
+const WHITE: Rgb = [255, 255, 255];
+const FLOWER: Rgb = [250, 240, 120];
 
 function set(out: Float32Array, c: Rgb, scale = 1): void {
   out[0] = c[0] * scale;
@@ -40,10 +43,10 @@ function sparkle(x: number, y: number, cells: number, p: number, radius: number,
   const gy = y * cells;
   const cx = Math.floor(gx);
   const cy = Math.floor(gy);
-  const h = hashUnit(cx, cy, seed);
+  const h = latticeUnit(cx, cy, seed);
   if (h >= p) return -1;
-  const px = cx + 0.15 + 0.7 * hashUnit(cx, cy, seed + 1);
-  const py = cy + 0.15 + 0.7 * hashUnit(cx, cy, seed + 2);
+  const px = cx + 0.15 + 0.7 * latticeUnit(cx, cy, seed + 1);
+  const py = cy + 0.15 + 0.7 * latticeUnit(cx, cy, seed + 2);
   const r = radius * cells;
   return (gx - px) ** 2 + (gy - py) ** 2 <= r * r ? h / p : -1;
 }
@@ -61,6 +64,7 @@ function snow(rng: Rng): Painter {
   const shade: Rgb = [188, 204, 230];
   const lit: Rgb = [244, 247, 252];
   const tree: Rgb = [38, 72, 62];
+  const drifts = new FractalField(seed, 0, 5, 0, 9);
   return (x, y, out) => {
     if (y < horizon) {
       mix(out, skyTop, skyLow, y / horizon);
@@ -71,11 +75,11 @@ function snow(rng: Rng): Painter {
       }
     } else {
       // Blue-grey hollows and white drifts.
-      const n = fractalNoise(x * 5, (y - horizon) * 9, seed);
+      const n = drifts.at(x * 5, (y - horizon) * 9);
       mix(out, shade, lit, n * 1.4 - 0.1);
     }
     // Falling flakes (visible against the sky and the shaded parts).
-    if (sparkle(x, y, 16, 0.45, 0.013, seed + 7) >= 0) set(out, [255, 255, 255]);
+    if (sparkle(x, y, 16, 0.45, 0.013, seed + 7) >= 0) set(out, WHITE);
   };
 }
 
@@ -92,6 +96,8 @@ function beach(rng: Rng): Painter {
   const foam: Rgb = [238, 246, 250];
   const wet: Rgb = [196, 166, 118];
   const sand: Rgb = [232, 206, 150];
+  const crests = new NoiseField(seed, 0, 12, 0, 60);
+  const grains = new NoiseField(seed + 3, 0, 70, 0, 70);
   return (x, y, out) => {
     if (y < horizon) {
       mix(out, skyTop, skyLow, y / horizon);
@@ -101,11 +107,11 @@ function beach(rng: Rng): Painter {
     if (y < s - 0.018) {
       mix(out, seaFar, seaNear, (y - horizon) / (s - horizon));
       // A few bright wave crests.
-      if (valueNoise(x * 12, y * 60, seed) > 0.8) blendOut(out, foam, 0.5);
+      if (crests.at(x * 12, y * 60) > 0.8) blendOut(out, foam, 0.5);
     } else if (y < s + 0.012) {
       set(out, foam);
     } else {
-      const grain = valueNoise(x * 70, y * 70, seed + 3) * 0.08 + 0.96;
+      const grain = grains.at(x * 70, y * 70) * 0.08 + 0.96;
       mix(out, wet, sand, (y - s) / 0.08);
       scaleOut(out, grain);
     }
@@ -118,13 +124,15 @@ function grass(rng: Rng): Painter {
   const light: Rgb = [118, 168, 52];
   const tilt = rng.range(-0.3, 0.3);
   const flowers = rng.range(0.1, 0.3);
+  const bladeNoise = new NoiseField(seed, -14, 59, 0, 4);
+  const patchNoise = new FractalField(seed + 1, 0, 4, 0, 4);
   return (x, y, out) => {
     // Blades: noise stretched vertically; patches: coarse noise.
-    const blades = valueNoise((x + y * tilt) * 45, y * 4, seed);
-    const patches = fractalNoise(x * 4, y * 4, seed + 1);
+    const blades = bladeNoise.at((x + y * tilt) * 45, y * 4);
+    const patches = patchNoise.at(x * 4, y * 4);
     mix(out, dark, light, 0.6 * blades + 0.55 * patches - 0.1);
     const f = sparkle(x, y, 11, flowers, 0.014, seed + 5);
-    if (f >= 0) set(out, f < 0.5 ? [250, 240, 120] : [250, 250, 250]);
+    if (f >= 0) set(out, f < 0.5 ? FLOWER : WHITE);
   };
 }
 
@@ -142,11 +150,14 @@ function brickWall(rng: Rng): Painter {
   ]);
   const mortarColour: Rgb = [200, 194, 182];
   const floor = rng.chance(0.5) ? rng.range(0.78, 0.88) : 2;
+  const floorNoise = new NoiseField(seed + 9, 0, 30, 0, 30);
+  const grit = new NoiseField(seed + 1, 0, 60, 0, 60);
+  const floorColour: Rgb = [118, 114, 108];
+  const skirting: Rgb = [80, 76, 72];
   return (x, y, out) => {
     if (y > floor) {
-      const n = valueNoise(x * 30, y * 30, seed + 9);
-      set(out, [118, 114, 108], 0.9 + 0.15 * n);
-      if (y - floor < 0.015) set(out, [80, 76, 72]);
+      set(out, floorColour, 0.9 + 0.15 * floorNoise.at(x * 30, y * 30));
+      if (y - floor < 0.015) set(out, skirting);
       return;
     }
     const gy = (y + oy) / bh;
@@ -160,7 +171,7 @@ function brickWall(rng: Rng): Painter {
       return;
     }
     // Every brick its own shade, plus a fine grit.
-    const k = 0.82 + 0.3 * hashUnit(row, col, seed) + 0.08 * valueNoise(x * 60, y * 60, seed + 1);
+    const k = 0.82 + 0.3 * hashUnit(row, col, seed) + 0.08 * grit.at(x * 60, y * 60);
     set(out, base, k);
   };
 }
@@ -172,10 +183,12 @@ function water(rng: Rng): Painter {
   const shallow: Rgb = [38, 120, 168];
   const crest: Rgb = [170, 215, 238];
   const trough: Rgb = [10, 45, 90];
+  const body = new FractalField(seed, 0, 3, 0, 5);
+  const wobble = new NoiseField(seed + 1, 0, 4, 0, 6);
   return (x, y, out) => {
-    mix(out, deep, shallow, fractalNoise(x * 3, y * 5, seed));
+    mix(out, deep, shallow, body.at(x * 3, y * 5));
     // Horizontal wavy lines: light crests and dark troughs.
-    const w = Math.sin((y * freq + 0.9 * valueNoise(x * 4, y * 6, seed + 1)) * 2 * Math.PI);
+    const w = Math.sin((y * freq + 0.9 * wobble.at(x * 4, y * 6)) * 2 * Math.PI);
     if (w > 0.82) blendOut(out, crest, (w - 0.82) * 4);
     else if (w < -0.85) blendOut(out, trough, 0.5);
   };
@@ -195,12 +208,14 @@ function desert(rng: Rng): Painter {
   const skyLow: Rgb = [238, 222, 190];
   const lit: Rgb = [240, 188, 110];
   const shaded: Rgb = [196, 130, 70];
+  const glow: Rgb = [255, 248, 220];
+  const wobble = new NoiseField(seed, 0, 8, 0, 8);
   return (x, y, out) => {
     if (y < horizon) {
       mix(out, skyTop, skyLow, y / horizon);
       // A soft glow rather than a crisp disc, which could pass for a small yellow circle.
       const d2 = ((x - sun.x) ** 2 + (y - sun.y) ** 2) / (sun.r * sun.r);
-      if (d2 < 4) blendOut(out, [255, 248, 220], Math.min(1, 1.3 - 0.45 * d2));
+      if (d2 < 4) blendOut(out, glow, Math.min(1, 1.3 - 0.45 * d2));
       return;
     }
     // Which dune: the last ridge line above this point. Each dune is lit just below its crest
@@ -219,7 +234,7 @@ function desert(rng: Rng): Painter {
     mix(out, lit, shaded, depth * 0.9);
     // Distant dunes hazier.
     if (layer < 0) blendOut(out, skyLow, 0.35);
-    const ripple = Math.sin((y * 1.0 + x * 0.25) * 140 + 3 * valueNoise(x * 8, y * 8, seed));
+    const ripple = Math.sin((y * 1.0 + x * 0.25) * 140 + 3 * wobble.at(x * 8, y * 8));
     scaleOut(out, 0.97 + 0.03 * ripple);
   };
 }
@@ -236,12 +251,15 @@ function forest(rng: Rng): Painter {
   const bark: Rgb = [86, 56, 30];
   const litterDark: Rgb = [70, 58, 30];
   const litterLight: Rgb = [120, 100, 52];
+  const litter = new FractalField(seed + 2, 0, 14, 0, 14);
+  const foliage = new FractalField(seed, 0, 7, 0, 7);
+  const barkNoise = new NoiseField(seed + 3, -3, 3, 0, 25);
   return (x, y, out) => {
     if (y > floor) {
-      mix(out, litterDark, litterLight, fractalNoise(x * 14, y * 14, seed + 2));
+      mix(out, litterDark, litterLight, litter.at(x * 14, y * 14));
       return;
     }
-    mix(out, canopyDark, canopyLight, fractalNoise(x * 7, y * 7, seed) * 1.3 - 0.15);
+    mix(out, canopyDark, canopyLight, foliage.at(x * 7, y * 7) * 1.3 - 0.15);
     for (const t of far) {
       if (Math.abs(x - t.x) < t.w * 0.45) mix(out, farTrunk, canopyDark, 0.2);
     }
@@ -249,7 +267,7 @@ function forest(rng: Rng): Painter {
       const d = (x - t.x) / t.w;
       if (Math.abs(d) < 1) {
         // Round trunks: darker at the sides, bark streaks along them.
-        const streak = valueNoise(d * 3, y * 25, seed + 3);
+        const streak = barkNoise.at(d * 3, y * 25);
         set(out, bark, 1.15 - 0.5 * d * d - 0.2 * streak);
       }
     }
@@ -265,6 +283,7 @@ function woodenFloor(rng: Rng): Painter {
   const pale: Rgb = [210, 156, 96];
   const deep: Rgb = [150, 92, 48];
   const seam: Rgb = [70, 44, 22];
+  const grain = new NoiseField(seed + 2, 0, 5, 0, 3 / ph + 3);
   return (x, y, out) => {
     const gy = (y + oy) / ph;
     const row = Math.floor(gy);
@@ -278,7 +297,7 @@ function woodenFloor(rng: Rng): Painter {
     }
     mix(out, deep, pale, 0.5 + tone + 0.5 * (hashUnit(row, col, seed + 1) - 0.5));
     // Grain: wavy darker lines along the plank.
-    const g = Math.sin((fy * 7 + 1.5 * valueNoise(x * 5, gy * 3, seed + 2)) * 2 * Math.PI);
+    const g = Math.sin((fy * 7 + 1.5 * grain.at(x * 5, gy * 3)) * 2 * Math.PI);
     scaleOut(out, 0.94 + 0.06 * g);
   };
 }
@@ -299,21 +318,25 @@ function night(rng: Rng): Painter {
   const skyLow: Rgb = [34, 46, 104];
   const ground: Rgb = [40, 50, 84];
   const groundDark: Rgb = [24, 30, 54];
+  const moonlight: Rgb = [245, 238, 200];
+  const dimStar: Rgb = [150, 160, 200];
+  const brightStar: Rgb = [255, 255, 240];
+  const terrain = new FractalField(seed + 1, 0, 8, 0, 8);
   return (x, y, out) => {
     const hill = horizon + 0.035 * Math.sin(x * hillFreq + hillPhase);
     if (y > hill) {
-      mix(out, groundDark, ground, fractalNoise(x * 8, y * 8, seed + 1));
+      mix(out, groundDark, ground, terrain.at(x * 8, y * 8));
       return;
     }
     mix(out, skyTop, skyLow, y / hill);
     const mx = (x - moon.x) / moon.r;
     const my = (y - moon.y) / moon.r;
     if (mx * mx + my * my <= 1 && (mx - moon.dx) ** 2 + (my + 0.15) ** 2 > 0.8) {
-      set(out, [245, 238, 200]);
+      set(out, moonlight);
       return;
     }
     const s = sparkle(x, y, 18, 0.4, 0.01, seed);
-    if (s >= 0) mix(out, [150, 160, 200], [255, 255, 240], s);
+    if (s >= 0) mix(out, dimStar, brightStar, s);
   };
 }
 
@@ -322,7 +345,7 @@ function city(rng: Rng): Painter {
   const street = rng.range(0.74, 0.86);
   const buildings: { x0: number; x1: number; top: number; tone: number; far: boolean }[] = [];
   for (const far of [true, false]) {
-    for (let x = -rng.range(0, 0.1); x < 1; ) {
+    for (let x = -rng.range(0, 0.1); x < 1;) {
       const w = rng.range(0.08, 0.2);
       const top = far ? rng.range(0.1, 0.35) : rng.range(0.25, 0.55);
       buildings.push({ x0: x, x1: x + w, top, tone: rng.range(0.75, 1.1), far });
@@ -336,11 +359,12 @@ function city(rng: Rng): Painter {
   const lit: Rgb = [236, 214, 130];
   const dark: Rgb = [52, 62, 80];
   const pavement: Rgb = [128, 128, 132];
+  const kerb: Rgb = [182, 182, 186];
+  const paving = new NoiseField(seed + 1, 0, 40, 0, 40);
   return (x, y, out) => {
     if (y > street) {
-      const n = valueNoise(x * 40, y * 40, seed + 1);
-      set(out, pavement, 0.9 + 0.12 * n);
-      if (y - street < 0.02) set(out, [182, 182, 186]);
+      set(out, pavement, 0.9 + 0.12 * paving.at(x * 40, y * 40));
+      if (y - street < 0.02) set(out, kerb);
       return;
     }
     mix(out, skyTop, skyLow, y / street);

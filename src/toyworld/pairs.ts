@@ -82,14 +82,23 @@ function pairSpec(
     const size = (k: number): [number, number] => [r * (0.88 + 0.06 * k), r * (1.06 + 0.06 * k)];
     if (!distractor) {
       const objects = placeObjects(rng, [{ ...subject, radius: SINGLE_RADIUS }]);
-      if (objects.length === 1) return { spec: { background, backgroundSeed, objects }, subject: 0, distractor: null };
+      if (objects.length === 1)
+        return { spec: { background, backgroundSeed, objects }, subject: 0, distractor: null };
       continue;
     }
     // Subject left or right, and drawn first or second, at random.
     const subjectLeft = rng.chance(0.5);
     const subjectFirst = rng.chance(0.5);
-    const s: PlacementItem = { ...subject, radius: size(0), xRange: subjectLeft ? [0, 0.5] : [0.5, 1] };
-    const d: PlacementItem = { ...distractor, radius: size(1), xRange: subjectLeft ? [0.5, 1] : [0, 0.5] };
+    const s: PlacementItem = {
+      ...subject,
+      radius: size(0),
+      xRange: subjectLeft ? [0, 0.5] : [0.5, 1],
+    };
+    const d: PlacementItem = {
+      ...distractor,
+      radius: size(1),
+      xRange: subjectLeft ? [0.5, 1] : [0, 0.5],
+    };
     const objects = placeObjects(rng, subjectFirst ? [s, d] : [d, s], {
       minVisible: PAIR_MIN_VISIBLE,
     });

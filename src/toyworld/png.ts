@@ -85,7 +85,10 @@ export interface ContactSheetOptions {
 }
 
 /** Tiles images into one (all tiles the size of the largest, on a mid-grey ground). */
-export function contactSheet(images: readonly RgbImage[], options: ContactSheetOptions = {}): RgbImage {
+export function contactSheet(
+  images: readonly RgbImage[],
+  options: ContactSheetOptions = {},
+): RgbImage {
   const scale = options.scale ?? 2;
   const gap = options.gap ?? 2;
   const columns = options.columns ?? Math.max(1, Math.ceil(Math.sqrt(images.length)));
@@ -122,7 +125,8 @@ export async function writeContactSheet(
     tiles.push({ rgb: s.rgb, width: s.size, height: s.size });
     if (options.masks) tiles.push(instanceView(s));
   }
-  const columns = options.columns ?? (options.masks ? 2 * Math.ceil(Math.sqrt(scenes.length)) : undefined);
+  const columns =
+    options.columns ?? (options.masks ? 2 * Math.ceil(Math.sqrt(scenes.length)) : undefined);
   const sheet = contactSheet(tiles, { ...options, columns });
   await writePng(path, sheet.rgb, sheet.width, sheet.height);
   return sheet;

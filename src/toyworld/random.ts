@@ -131,3 +131,67 @@ export function valueNoise(x: number, y: number, seed: number): number {
 export function fractalNoise(x: number, y: number, seed: number): number {
   return (valueNoise(x, y, seed) * 2 + valueNoise(x * 2.03, y * 2.03, seed + 1)) / 3;
 }
+
+/**
+ * Value noise over a fixed window of noise coordinates, with the lattice hashed once into a table:
+ * same values as valueNoise (points outside the window fall back to hashing), several times faster
+ * when a background samples it 16 k times per scene.
+ */
+export class NoiseField {
+  private readonly x0: number;
+  private readonly y0: number;
+  private readonly w: number;
+  private readonly h: number;
+  private readonly table: Float32Array;
+
+  constructor(
+    private readonly seed: number,
+    xMin: number,
+    xMax: number,
+    yMin: number,
+    yMax: number,
+  ) {
+    this.x0 = Math.floor(xMin);
+    this.y0 = Math.floor(yMin);
+    this.w = Math.floor(xMax) - this.x0 + 2;
+    this.h = Math.floor(yMax) - this.y0 + 2;
+    this.table = new Float32Array(this.w * this.h);
+    for (let j = 0; j < this.h; j++) {
+      for (let i = 0; i < this.w; i++) {
+        this.table[j * this.w + i] = latticeUnit(this.x0 + i, this.y0 + j, seed);
+      }
+    }
+  }
+
+  at(x: number, y: number): number {
+    const ix = Math.floor(x);
+    const iy = Math.floor(y);
+    const i = ix - this.x0;
+    const j = iy - this.y0;
+    if (i < 0 || j < 0 || i + 1 >= this.w || j + 1 >= this.h) return valueNoise(x, y, this.seed);
+    const fx = x - ix;
+    const fy = y - iy;
+    const sx = fx * fx * (3 - 2 * fx);
+    const sy = fy * fy * (3 - 2 * fy);
+    const k = j * this.w + i;
+    const t = this.table;
+    const top = t[k]! + (t[k + 1]! - t[k]!) * sx;
+    const bottom = t[k + this.w]! + (t[k + this.w + 1]! - t[k + this.w]!) * sx;
+    return top + (bottom - top) * sy;
+  }
+}
+
+/** fractalNoise over a window, from two NoiseFields. */
+export class FractalField {
+  private readonly a: NoiseField;
+  private readonly b: NoiseField;
+
+  constructor(seed: number, xMin: number, xMax: number, yMin: number, yMax: number) {
+    this.a = new NoiseField(seed, xMin, xMax, yMin, yMax);
+    this.b = new NoiseField(seed + 1, xMin * 2.03, xMax * 2.03, yMin * 2.03, yMax * 2.03);
+  }
+
+  at(x: number, y: number): number {
+    return (this.a.at(x, y) * 2 + this.b.at(x * 2.03, y * 2.03)) / 3;
+  }
+}
