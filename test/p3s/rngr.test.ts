@@ -1,0 +1,171 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { makeLookalikePair, makeSubjectReferenceSet } from '../../src/toyworld/index.js';
+import type { LookalikeScene } from '../../src/toyworld/pairs.js';
+import type { Scene, SceneObject } from '../../src/toyworld/scene.js';
+import { buildSubjectMasks, type RngrImageInput } from '../../src/p3s/rngr.js';
+import { diffusionFill } from '../../src/p3s/fill.js';
+import { memory } from '../../src/engine/scope.js';
+import type { RgbImage } from '../../src/io/image.js';
+import { colourPatchExtractor, iou } from './colour_features.js';
+
+function sceneImage(scene: Scene): RgbImage {
+  const size = Math.round(Math.sqrt(scene.rgb.length / 3));
+  return { width: size, height: size, data: scene.rgb };
+}
+
+function objectsOf(p: LookalikeScene): { subject: SceneObject; distractor: SceneObject | null } {
+  return {
+    subject: p.scene.objects[p.subject]!,
+    distractor: p.distractor === null ? null : p.scene.objects[p.distractor]!,
+  };
+}
+
+test('points on one of two look-alikes select it and not the other (colour pairs)', async () => {
+  const extractor = colourPatchExtractor(16);
+  let scored = 0;
+  let sumIou = 0;
+  let sumDistractorIou = 0;
+  for (let seed = 0; seed < 12; seed++) {
+    const pair = makeLookalikePair(seed, { difference: 'colour' });
+    const image = sceneImage(pair.scene);
+    const [r] = await buildSubjectMasks(
+      [
+        {
+          name: `pair${seed}`,
+          image,
+          positive: [[pair.positive.x, pair.positive.y]],
+          negative: [[pair.negative.x, pair.negative.y]],
+        },
+      ],
+      extractor,
+    );
+    const gt = objectsOf(pair);
+    const subjectIou = iou(r!.subject.mask, gt.subject.mask);
+    const leak = iou(r!.subject.mask, gt.distractor!.mask);
+    assert.ok(
+      leak < 0.05,
+      `seed ${seed}: subject mask overlaps the distractor (IoU ${leak.toFixed(3)})`,
+    );
+    sumDistractorIou += iou(r!.distractor!.mask, gt.distractor!.mask);
+    sumIou += subjectIou;
+    scored++;
+  }
+  // Measured: mean subject IoU 0.58, distractor 0.53 with 4-px colour-histogram patches on 64-px
+  // scenes (a rough mask, as the paper intends: the grid is 16×16 and Ψ smooths it).
+  const mean = sumIou / scored;
+  assert.ok(mean > 0.5, `mean subject IoU ${mean.toFixed(3)}`);
+  assert.ok(
+    sumDistractorIou / scored > 0.45,
+    `mean distractor IoU ${(sumDistractorIou / scored).toFixed(3)}`,
+  );
+});
+
+test('the filled photo no longer shows the distractor', async () => {
+  const pair = makeLookalikePair(3, { difference: 'colour' });
+  const image = sceneImage(pair.scene);
+  const [r] = await buildSubjectMasks(
+    [
+      {
+        name: 'p',
+        image,
+        positive: [[pair.positive.x, pair.positive.y]],
+        negative: [[pair.negative.x, pair.negative.y]],
+      },
+    ],
+    colourPatchExtractor(16),
+  );
+  const gt = objectsOf(pair);
+  const fill = gt.distractor!.fill;
+  let still = 0;
+  let total = 0;
+  for (let i = 0; i < gt.distractor!.mask.length; i++) {
+    if (!gt.distractor!.mask[i]) continue;
+    total++;
+    const d =
+      Math.abs(r!.filled.data[3 * i]! - fill[0]!) +
+      Math.abs(r!.filled.data[3 * i + 1]! - fill[1]!) +
+      Math.abs(r!.filled.data[3 * i + 2]! - fill[2]!);
+    if (d < 30) still++;
+  }
+  assert.ok(
+    still / total < 0.2,
+    `${((100 * still) / total).toFixed(0)}% of the distractor's pixels keep its colour`,
+  );
+  // the subject is untouched
+  for (let i = 0; i < gt.subject.mask.length; i++) {
+    if (gt.subject.mask[i] && !r!.distractor!.mask[i])
+      assert.equal(r!.filled.data[3 * i], image.data[3 * i]);
+  }
+});
+
+test('clicks on one photo are propagated to the others', async () => {
+  // A blue subject: no toy background is blue-dominated, so colour features can find it.
+  const set = makeSubjectReferenceSet(11, { count: 4, subject: { colour: 'blue' } });
+  const inputs: RngrImageInput[] = set.images.map((im, k) => ({
+    name: `ref${k}`,
+    image: sceneImage(im.scene),
+    positive: k === 0 ? [[im.positive.x, im.positive.y]] : [],
+    negative: k === 0 && im.negative ? [[im.negative.x, im.negative.y]] : [],
+  }));
+  const before = memory().liveTensors;
+  const results = await buildSubjectMasks(inputs, colourPatchExtractor(16));
+  assert.equal(memory().liveTensors, before, 'no tensors leak');
+  for (let k = 1; k < results.length; k++) {
+    const r = results[k]!;
+    assert.ok(r.propagated, `image ${k} was propagated`);
+    const [x, y] = r.positive[0]!;
+    const size = r.image.width;
+    const mask = objectsOf(set.images[k]!).subject.mask;
+    // the propagated point's cell overlaps the subject
+    const cx = Math.floor(x);
+    const cy = Math.floor(y);
+    let near = false;
+    for (let dy = -2; dy <= 2; dy++)
+      for (let dx = -2; dx <= 2; dx++) if (mask[(cy + dy) * size + cx + dx]) near = true;
+    assert.ok(near, `image ${k}: propagated point (${x}, ${y}) is not on the subject`);
+    // measured IoU 0.70, 0.85, 0.73
+    assert.ok(
+      iou(r.subject.mask, mask) > 0.5,
+      `image ${k}: subject IoU ${iou(r.subject.mask, mask).toFixed(3)}`,
+    );
+  }
+});
+
+test('bad clicks are clear errors', async () => {
+  const pair = makeLookalikePair(1);
+  const image = sceneImage(pair.scene);
+  const ex = colourPatchExtractor(8);
+  await assert.rejects(
+    buildSubjectMasks([{ name: 'a.png', image, positive: [[70, 3]], negative: [] }], ex),
+    /Expected a point inside the 64×64 image a.png but received \(70, 3\)/,
+  );
+  await assert.rejects(
+    buildSubjectMasks([{ name: 'a.png', image, positive: [], negative: [[3, 3]] }], ex),
+    /positive point/,
+  );
+  await assert.rejects(buildSubjectMasks([], ex), /at least one reference image/);
+});
+
+test('diffusion fill reproduces a smooth gradient under the mask', () => {
+  const w = 40;
+  const h = 30;
+  const data = new Uint8Array(w * h * 3);
+  for (let y = 0; y < h; y++)
+    for (let x = 0; x < w; x++)
+      for (let c = 0; c < 3; c++) data[(y * w + x) * 3 + c] = 50 + 4 * x + (c === 1 ? 2 * y : 0);
+  const mask = new Uint8Array(w * h);
+  for (let y = 10; y < 20; y++) for (let x = 12; x < 28; x++) mask[y * w + x] = 1;
+  const out = diffusionFill({ width: w, height: h, data }, mask, { iterations: 200 });
+  let worst = 0;
+  for (let i = 0; i < w * h; i++)
+    if (mask[i])
+      for (let c = 0; c < 3; c++)
+        worst = Math.max(worst, Math.abs(out.data[3 * i + c]! - data[3 * i + c]!));
+  // a linear ramp is harmonic, so the exact fill is the ramp itself; measured error ≤ 3 levels
+  assert.ok(worst <= 6, `max error ${worst}`);
+  assert.throws(
+    () => diffusionFill({ width: w, height: h, data }, new Uint8Array(w * h).fill(1)),
+    /covers the whole image/,
+  );
+});
