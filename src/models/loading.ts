@@ -36,6 +36,7 @@ export function readJson(path: string): Record<string, unknown> {
 
 /** The component's config: `config.json`, or `scheduler_config.json` / `preprocessor_config.json`. */
 export function readConfig(folder: string, name = 'config.json'): Record<string, unknown> {
+  if (!existsSync(folder)) throw new ModelLoadError(`Model folder ${folder} does not exist`);
   return readJson(join(folder, name));
 }
 
