@@ -16,6 +16,8 @@
 #include <torch/csrc/autograd/function.h>
 #include <torch/version.h>
 
+#include <malloc.h>
+
 #include <atomic>
 #include <cstdio>
 #include <mutex>
@@ -726,6 +728,11 @@ Napi::Value Version(const Napi::CallbackInfo& info) {
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  // glibc's dynamic mmap threshold can leave freed multi-MB tensor buffers unreused (the heap
+  // grows by every op's output on some runs). A fixed threshold returns them to the OS at once.
+  // P3S_MALLOC_DEFAULTS=1 keeps glibc's own behaviour.
+  const char* keep = std::getenv("P3S_MALLOC_DEFAULTS");
+  if (keep == nullptr || std::string(keep) != "1") mallopt(M_MMAP_THRESHOLD, 1 << 20);
   exports.Set("TensorHandle", TensorHandle::Init(env));
   exports.Set("GeneratorHandle", GeneratorHandle::Init(env));
   exports.Set("findOp", Napi::Function::New(env, FindOp));
