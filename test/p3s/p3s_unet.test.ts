@@ -1,0 +1,189 @@
+// P3S on the tiny SD-structured U-Net of the fixtures: zero initialisation, gradient flow,
+// training lowers the loss, and each equation against values worked out by hand.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  Generator,
+  randn,
+  tidy,
+  manualSeed,
+  noGrad,
+  memory,
+  tensor,
+  zeros,
+  ones,
+} from '../../src/index.js';
+import { UNet2DConditionModel } from '../../src/models/unet/unet_2d_condition.js';
+import { P3SAdapter, P3SUNet, DEFAULT_SETTINGS } from '../../src/p3s/p3s_unet.js';
+import { SubjectEncoder } from '../../src/p3s/subject_encoder.js';
+import { attentionConsistencyLoss, ldmLoss, totalLoss } from '../../src/p3s/losses.js';
+import { injectionWeight, parseWeightCurve, PAPER_CURVE } from '../../src/p3s/weight_schedule.js';
+import { Adam } from '../../src/optim/index.js';
+import { sharedPath } from '../helpers/paths.js';
+
+const unet = UNet2DConditionModel.fromPretrained(sharedPath('fixtures', 'tiny-sd', 'unet'));
+unet.freeze();
+const CLIP_DIM = 24;
+
+function inputs(
+  seed: number,
+  b = 2,
+): {
+  xt: ReturnType<typeof randn>;
+  ctx: ReturnType<typeof randn>;
+  cond: { latent: ReturnType<typeof randn>; clipStates: ReturnType<typeof randn> };
+} {
+  const g = new Generator(seed);
+  return {
+    xt: randn([b, 4, 8, 8], { generator: g }),
+    ctx: randn([b, 77, 32], { generator: g }),
+    cond: {
+      latent: randn([1, 4, 8, 8], { generator: g }),
+      clipStates: randn([1, 5, CLIP_DIM], { generator: g }),
+    },
+  };
+}
+
+test('an untrained adapter reproduces the frozen U-Net exactly (decoupled injection)', () => {
+  manualSeed(0);
+  const adapter = new P3SAdapter(unet, CLIP_DIM);
+  tidy(() => {
+    const { xt, ctx, cond } = inputs(1);
+    const plain = noGrad(() => unet.forward(xt, tensor([999, 10], [2], { dtype: 'int64' }), ctx));
+    const p3s = new P3SUNet(unet, adapter);
+    try {
+      const injected = noGrad(() => p3s.forward(xt, [999, 10], ctx, cond).noisePred);
+      assert.deepEqual(injected.toArray(), plain.toArray());
+    } finally {
+      p3s.detach();
+    }
+  });
+  adapter.dispose();
+});
+
+test("Eq. (8)'s joint softmax dilutes attention at initialisation (why decoupled is the default)", () => {
+  manualSeed(0);
+  const adapter = new P3SAdapter(unet, CLIP_DIM);
+  tidy(() => {
+    const { xt, ctx, cond } = inputs(1);
+    const plain = noGrad(() => unet.forward(xt, tensor([999, 10], [2], { dtype: 'int64' }), ctx));
+    const p3s = new P3SUNet(unet, adapter, { ...DEFAULT_SETTINGS, mode: 'joint' });
+    try {
+      const joint = noGrad(() => p3s.forward(xt, [999, 10], ctx, cond).noisePred);
+      const diff = joint.sub(plain).abs().max().item();
+      assert.ok(diff > 1e-4, `joint injection changed the output by only ${diff}`);
+    } finally {
+      p3s.detach();
+    }
+  });
+  adapter.dispose();
+});
+
+test('training steps lower the loss, and gradients reach only the adapter', async () => {
+  manualSeed(3);
+  const adapter = new P3SAdapter(unet, CLIP_DIM);
+  const p3s = new P3SUNet(unet, adapter);
+  const opt = new Adam(adapter.parameters(), { lr: 2e-3 });
+  const { xt, ctx, cond } = inputs(5);
+  const target = randn([2, 4, 8, 8], { generator: new Generator(9) });
+  const losses: number[] = [];
+  const live0 = memory().liveTensors;
+  try {
+    for (let step = 0; step < 25; step++) {
+      losses.push(
+        tidy(() => {
+          const out = p3s.forward(xt, [500, 300], ctx, cond, { captureAttention: true });
+          const ac = attentionConsistencyLoss(out.copyAttention!, out.frozenAttention!);
+          const loss = totalLoss(ldmLoss(out.noisePred, target), ac, 0.1);
+          opt.zeroGrad();
+          loss.backward();
+          if (step === 0) {
+            assert.ok(
+              unet.parameters().every((p) => p.grad === null),
+              'the frozen U-Net keeps no gradients',
+            );
+            // at step 0 only the zero projections see a gradient (as in ControlNet's zero convolutions)
+            const zeroProj = adapter.copy.zeroProjections.parameters();
+            assert.ok(
+              zeroProj.some((p) => p.grad !== null && p.grad.abs().sum().item() > 0),
+              'zero projections get gradients',
+            );
+          }
+          opt.step();
+          out.copyAttention!.dispose();
+          out.frozenAttention!.dispose();
+          return loss.item();
+        }),
+      );
+      await new Promise((r) => setImmediate(r));
+    }
+    const withGrad = tidy(() =>
+      adapter
+        .namedParameters()
+        .filter(([, p]) => p.grad !== null && p.grad.abs().sum().item() > 0)
+        .map(([n]) => n.split('.')[0]),
+    );
+    assert.ok(
+      new Set(withGrad).has('subject_encoder') && new Set(withGrad).has('copy'),
+      `gradients reached ${[...new Set(withGrad)].join(', ')}`,
+    );
+    assert.ok(
+      unet.parameters().every((p) => p.grad === null),
+      'the frozen U-Net still keeps no gradients',
+    );
+    // Adam's moments are the only new tensors
+    assert.equal(
+      memory().liveTensors,
+      live0 + opt.stateDict().tensors.size,
+      'no tensors leak across steps',
+    );
+    assert.ok(
+      losses[losses.length - 1]! < losses[0]! * 0.9,
+      `loss went from ${losses[0]} to ${losses[losses.length - 1]}`,
+    );
+  } finally {
+    p3s.detach();
+    adapter.dispose();
+  }
+});
+
+test('Eq. (10): the timestep weight curve', () => {
+  // ε_t = 1 − 0.5 (t/T)² + 0.2
+  assert.equal(injectionWeight(PAPER_CURVE, 0, 1000), 1.2);
+  assert.equal(injectionWeight(PAPER_CURVE, 1000, 1000), 0.7);
+  assert.ok(Math.abs(injectionWeight(PAPER_CURVE, 500, 1000) - (1 - 0.5 * 0.25 + 0.2)) < 1e-15);
+  assert.equal(injectionWeight(parseWeightCurve('fixed:0.7'), 123, 1000), 0.7);
+  assert.equal(injectionWeight(parseWeightCurve('quadratic-increasing'), 500, 1000), 0.25);
+  assert.equal(injectionWeight(parseWeightCurve('quadratic-decreasing'), 500, 1000), 0.75);
+  assert.equal(injectionWeight(parseWeightCurve('paper:1,0,1'), 250, 1000), 0.75);
+  assert.throws(() => parseWeightCurve('cubic'), /Unknown weight curve "cubic"/);
+});
+
+test('Eq. (11)–(12): attention consistency by hand', () => {
+  tidy(() => {
+    const mc = tensor([0.5, 0.5, 1, 0], [2, 2]);
+    const mo = tensor([1, 0, 0.5, 0.5], [2, 2]);
+    // MSE = (0.25 + 0.25 + 0.25 + 0.25) / 4 = 0.25; avg = (2 + 2) / 2 = 2 -> 0.125
+    assert.ok(Math.abs(attentionConsistencyLoss(mc, mo).item() - 0.125) < 1e-7);
+    // Eq. (15) with γ = 0.1
+    assert.ok(
+      Math.abs(totalLoss(tensor([1]).sum(), tensor([0.5]).sum(), 0.1).item() - 1.05) < 1e-7,
+    );
+    assert.throws(() => attentionConsistencyLoss(mc, zeros([3])), /differ in shape/);
+  });
+});
+
+test("Eq. (4)–(5): with the zero convolution, queries vanish and I'' = I' + mean(V)", () => {
+  manualSeed(0);
+  const enc = new SubjectEncoder({ latentChannels: 4, clipHiddenSize: 6, attentionDim: 8 });
+  tidy(() => {
+    const latent = randn([1, 4, 3, 3]);
+    const clip = randn([1, 5, 6]);
+    const out = noGrad(() => enc.forward(latent, clip));
+    const v = noGrad(() => enc.toV.forward(clip)).mean([1]); // (1, 4): uniform attention averages V
+    const expected = latent.add(v.view(1, 4, 1, 1));
+    assert.ok(out.sub(expected).abs().max().item() < 1e-6);
+    assert.deepEqual([...out.shape], [1, 4, 3, 3]);
+    void ones;
+  });
+});
