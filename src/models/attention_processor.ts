@@ -19,6 +19,9 @@ export interface AttentionOptions {
   dimHead?: number;
   bias?: boolean;
   outBias?: boolean;
+  /** Scores q·kᵀ in float32 for half-precision inputs (diffusers' upcast_attention). */
+  upcastAttention?: boolean;
+  /** Softmax in float32 for half-precision inputs (diffusers' upcast_softmax). */
   upcastSoftmax?: boolean;
   residualConnection?: boolean;
   rescaleOutputFactor?: number;
@@ -42,6 +45,7 @@ export class Attention extends Module {
   readonly innerDim: number;
   readonly scale: number;
   readonly isCrossAttention: boolean;
+  readonly upcastAttention: boolean;
   readonly upcastSoftmax: boolean;
   readonly residualConnection: boolean;
   readonly rescaleOutputFactor: number;
@@ -59,6 +63,7 @@ export class Attention extends Module {
     this.innerDim = this.heads * this.dimHead;
     this.scale = 1 / Math.sqrt(this.dimHead);
     this.isCrossAttention = options.crossAttentionDim != null;
+    this.upcastAttention = options.upcastAttention ?? false;
     this.upcastSoftmax = options.upcastSoftmax ?? false;
     this.residualConnection = options.residualConnection ?? false;
     this.rescaleOutputFactor = options.rescaleOutputFactor ?? 1;
@@ -115,13 +120,33 @@ export class Attention extends Module {
     return t.transpose(1, 2).reshape(b, l, -1);
   }
 
-  /** softmax(q kᵀ / √d) over (B, heads, Lq, Lk), in float32 when upcasting half precision. */
+  /**
+   * softmax(q kᵀ / √d) over (B, heads, Lq, Lk) as diffusers' get_attention_scores: q and k in
+   * float32 with upcastAttention, the scores in float32 with upcastSoftmax; probs in q's dtype.
+   */
   attentionProbs(q: Tensor, k: Tensor): Tensor {
-    if (this.upcastSoftmax && q.dtype !== 'float32') {
-      const probs = F.attentionProbs(q.float(), k.float(), this.scale);
-      return probs.to(q.dtype);
+    const dtype = q.dtype;
+    if (dtype === 'float32' || (!this.upcastAttention && !this.upcastSoftmax)) {
+      return F.attentionProbs(q, k, this.scale);
     }
-    return F.attentionProbs(q, k, this.scale);
+    if (this.upcastAttention) {
+      q = q.float();
+      k = k.float();
+    }
+    let scores = ops.matmul(q, k.transpose(-2, -1)).mul(this.scale); // (B, heads, Lq, Lk)
+    if (this.upcastSoftmax) scores = scores.float();
+    return ops.softmax(scores, -1).to(dtype);
+  }
+
+  /**
+   * softmax(q kᵀ / √d) v for (B, heads, L, d) inputs: libtorch's fused kernel where it has one
+   * and no upcasting is asked for, else attentionProbs() then the product with v.
+   */
+  attend(q: Tensor, k: Tensor, v: Tensor): Tensor {
+    if (q.dtype === 'float32' || (!this.upcastAttention && !this.upcastSoftmax)) {
+      return F.scaledDotProductAttention(q, k, v); // scale 1/√d, d = dimHead
+    }
+    return ops.matmul(this.attentionProbs(q, k), v);
   }
 
   /** Output projection, back to (B, C, H, W) if the input was spatial, residual and rescale. */
@@ -137,19 +162,20 @@ export class Attention extends Module {
   }
 }
 
+/** Q from x, K and V from the given inputs (B, L, C): softmax(QKᵀ/√d)V as (B, Lq, heads·d). */
+function attendInputs(attn: Attention, x: Tensor, keyInput: Tensor, valueInput: Tensor): Tensor {
+  const q = attn.splitHeads(attn.toQ.forward(x)); // (B, heads, Lq, d)
+  const k = attn.splitHeads(attn.toK.forward(keyInput)); // (B, heads, Lk, d)
+  const v = attn.splitHeads(attn.toV.forward(valueInput)); // (B, heads, Lk, d)
+  return attn.mergeHeads(attn.attend(q, k, v)); // (B, Lq, heads·d)
+}
+
 /** The plain computation: softmax(QKᵀ/√d)V with the fused kernel where libtorch has one. */
 export class AttnProcessor implements AttentionProcessor {
   process(attn: Attention, hiddenStates: Tensor, call: AttentionCall): Tensor {
     const { x, residual, spatial } = attn.prepare(hiddenStates);
     const context = call.encoderHiddenStates ?? x;
-    const q = attn.splitHeads(attn.toQ.forward(x)); // (B, heads, L, d)
-    const k = attn.splitHeads(attn.toK.forward(context)); // (B, heads, Lk, d)
-    const v = attn.splitHeads(attn.toV.forward(context));
-    const out =
-      attn.upcastSoftmax && q.dtype !== 'float32'
-        ? ops.matmul(attn.attentionProbs(q, k), v)
-        : F.scaledDotProductAttention(q, k, v);
-    return attn.finish(attn.mergeHeads(out), residual, spatial);
+    return attn.finish(attendInputs(attn, x, context, context), residual, spatial);
   }
 }
 
@@ -157,24 +183,75 @@ const DEFAULT_PROCESSOR = new AttnProcessor();
 
 /**
  * Computes attention like AttnProcessor and stores the probabilities (B, heads, Lq, Lk) of each
- * call under the layer's name. Stored tensors outlive tidy() scopes; call clear() to free them.
+ * call under its name. Stored tensors outlive tidy() scopes (and keep their autograd graph, so a
+ * loss on them trains what produced them); call clear() to free them. Several processors may
+ * share one store: `new AttnCaptureProcessor(path, store)`.
  */
 export class AttnCaptureProcessor implements AttentionProcessor {
-  readonly captured = new Map<string, Tensor>();
-  constructor(readonly name: string) {}
+  constructor(
+    readonly name: string,
+    readonly captured: Map<string, Tensor> = new Map(),
+  ) {}
   process(attn: Attention, hiddenStates: Tensor, call: AttentionCall): Tensor {
     const { x, residual, spatial } = attn.prepare(hiddenStates);
     const context = call.encoderHiddenStates ?? x;
-    const q = attn.splitHeads(attn.toQ.forward(x));
-    const k = attn.splitHeads(attn.toK.forward(context));
+    const q = attn.splitHeads(attn.toQ.forward(x)); // (B, heads, Lq, d)
+    const k = attn.splitHeads(attn.toK.forward(context)); // (B, heads, Lk, d)
     const v = attn.splitHeads(attn.toV.forward(context));
     const probs = attn.attentionProbs(q, k); // (B, heads, Lq, Lk)
     this.captured.get(this.name)?.dispose();
     this.captured.set(this.name, keep(probs));
     return attn.finish(attn.mergeHeads(ops.matmul(probs, v)), residual, spatial);
   }
+  /** Frees every tensor in the store (shared stores included) and empties it. */
   clear(): void {
     for (const t of this.captured.values()) t.dispose();
     this.captured.clear();
+  }
+}
+
+/** What an ExtraKVProcessor's source gives a layer for one call; every field is optional. */
+export interface ExtraKV {
+  /** Replaces the layer's own input as the key input (B, L, C). */
+  keyInput?: Tensor;
+  /** Replaces the layer's own input as the value input (B, L, C). */
+  valueInput?: Tensor;
+  /** Extra key tokens (B, M, C), appended after the key input before W_K. */
+  extraKey?: Tensor;
+  /** Extra value tokens (B, M, C), appended after the value input before W_V. */
+  extraValue?: Tensor;
+}
+
+/**
+ * Called on each call of the layer with its normed input x (B, HW, C); null (or {}) leaves the
+ * layer's computation unchanged. Tensors created inside the callback belong to the layer call
+ * (a UNet frees them when the call ends): make lasting features beforehand, or keep() them.
+ */
+export type ExtraKVSource = (x: Tensor) => ExtraKV | null;
+
+/**
+ * Attention whose keys and values get extra features along the token axis:
+ *   K = W_K [keyInput ?? c, extraKey],   V = W_V [valueInput ?? c, extraValue]
+ * with c the layer's context (its own normed input x for self-attention). P3S's condition
+ * injection, K = W_K[z, f] and V = W_V[z + λf, f] (Eq. 7–8), is keyInput = z (or omitted),
+ * extraKey = f, valueInput = z + λf, extraValue = f. With no extras the result is bit-identical
+ * to AttnProcessor's (same operations in the same order).
+ */
+export class ExtraKVProcessor implements AttentionProcessor {
+  constructor(readonly source: ExtraKVSource) {}
+  process(attn: Attention, hiddenStates: Tensor, call: AttentionCall): Tensor {
+    const { x, residual, spatial } = attn.prepare(hiddenStates);
+    const context = call.encoderHiddenStates ?? x;
+    const extra = this.source(x);
+    let keyInput = extra?.keyInput ?? context;
+    let valueInput = extra?.valueInput ?? context;
+    if (extra?.extraKey) keyInput = ops.cat([keyInput, extra.extraKey], 1); // (B, L + M, C)
+    if (extra?.extraValue) valueInput = ops.cat([valueInput, extra.extraValue], 1);
+    if (keyInput.ndim !== 3 || valueInput.ndim !== 3 || keyInput.shape[1] !== valueInput.shape[1]) {
+      throw new RangeError(
+        `ExtraKVProcessor needs keys and values of shape (B, tokens, C) with equal token counts but received keys [${keyInput.shape.join(', ')}] and values [${valueInput.shape.join(', ')}]`,
+      );
+    }
+    return attn.finish(attendInputs(attn, x, keyInput, valueInput), residual, spatial);
   }
 }

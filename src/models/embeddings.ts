@@ -23,9 +23,11 @@ export function timestepEmbedding(
   const half = Math.floor(dim / 2);
   const shift = options.downscaleFreqShift ?? 1;
   const maxPeriod = options.maxPeriod ?? 10000;
-  const exponent = arange(0, half, 1, { dtype: 'float32', device: timesteps.device }).mul(
-    -Math.log(maxPeriod) / (half - shift),
-  );
+  // Multiply, then divide, in float32 as diffusers does: folding both into one constant moves
+  // some frequencies by an ulp, which timesteps near 999 turn into 3e-5 in sin/cos (320 dims).
+  const exponent = arange(0, half, 1, { dtype: 'float32', device: timesteps.device })
+    .mul(-Math.log(maxPeriod))
+    .div(half - shift);
   let args = timesteps.float().unsqueeze(1).mul(exponent.exp().unsqueeze(0)); // (B, half)
   if ((options.scale ?? 1) !== 1) args = args.mul(options.scale!);
   const sin = ops.sin(args);
