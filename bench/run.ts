@@ -1,6 +1,7 @@
 // `npm run bench`: engine benchmarks as JSON lines {name, value, unit, reference, ratio},
 // each against PyTorch on the same libtorch measured in the same run.
 import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
@@ -96,4 +97,17 @@ export function benchEngine(): void {
   emit('engine.small_op.call_overhead', smallOp, 'us', ref?.small_op_us, ctxInfo);
 }
 
-benchEngine();
+async function main(): Promise<void> {
+  // `npm run bench -- engine mask` runs only those groups.
+  const only = new Set(process.argv.slice(2));
+  const want = (group: string): boolean => only.size === 0 || only.has(group);
+  if (want('engine')) benchEngine();
+  if (want('mask')) {
+    const { benchMask } = await import('./mask.js');
+    const shared = [join(root, 'shared'), join(root, '..', 'shared')].find((d) => existsSync(join(d, 'dreambench')));
+    if (shared) for (const line of await benchMask(shared)) console.log(JSON.stringify(line));
+    else console.error('bench: ../shared/dreambench not found; skipping the mask job benchmark');
+  }
+}
+
+await main();

@@ -27,20 +27,25 @@ export function keep<T extends Disposable>(t: T): T {
 
 function collect(value: unknown, scope: Set<Disposable>, out: Set<unknown>, depth = 0): void {
   if (value === null || typeof value !== 'object' || depth > 4) return;
-  if (scope.has(value as Disposable)) out.add(value);
-  if (Array.isArray(value)) {
+  if (scope.has(value as Disposable)) {
+    out.add(value);
+    return;
+  }
+  if (Array.isArray(value) || value instanceof Set) {
     for (const v of value) collect(v, scope, out, depth + 1);
   } else if (value instanceof Map) {
     for (const v of value.values()) collect(v, scope, out, depth + 1);
-  } else if (Object.getPrototypeOf(value) === Object.prototype) {
+  } else if (typeof (value as { namedParameters?: unknown }).namedParameters !== 'function') {
+    // Plain objects and result classes (e.g. a latent distribution) keep the tensors they hold;
+    // modules are skipped: their parameters are never scope-owned.
     for (const v of Object.values(value)) collect(v, scope, out, depth + 1);
   }
 }
 
 /**
  * Runs fn and frees every tensor created inside it, except those it returns (directly, or in
- * arrays, Maps and plain objects) and those passed to keep(). Returned tensors move to the
- * enclosing scope.
+ * arrays, Maps, Sets and objects' own properties, four levels deep) and those passed to keep().
+ * Returned tensors move to the enclosing scope.
  */
 export function tidy<T>(fn: () => T): T {
   const scope = new Set<Disposable>();

@@ -103,3 +103,19 @@ test('typed arrays round-trip for every dtype', () => {
     assert.equal(t.device, 'cpu');
   });
 });
+
+test('tensors held by a returned result object survive tidy', () => {
+  class Result {
+    constructor(readonly mean: ReturnType<typeof ones>, readonly extra: { std: ReturnType<typeof ones> }) {}
+  }
+  const before = memory().liveTensors;
+  const r = tidy(() => {
+    ones([9]);
+    return new Result(ones([2]), { std: ones([3]) });
+  });
+  assert.equal(r.mean.isDisposed, false);
+  assert.equal(r.extra.std.isDisposed, false);
+  assert.equal(memory().liveTensors, before + 2);
+  r.mean.dispose();
+  r.extra.std.dispose();
+});
