@@ -169,3 +169,18 @@ test('diffusion fill reproduces a smooth gradient under the mask', () => {
     /covers the whole image/,
   );
 });
+
+test('photos of different sizes are masked at their own sizes', async () => {
+  const a = makeLookalikePair(21, { difference: 'colour' });
+  const b = makeLookalikePair(22, { difference: 'colour', size: 96 });
+  const results = await buildSubjectMasks(
+    [
+      { name: 'a', image: sceneImage(a.scene), positive: [[a.positive.x, a.positive.y]], negative: [[a.negative.x, a.negative.y]] },
+      { name: 'b', image: sceneImage(b.scene), positive: [], negative: [] },
+    ],
+    colourPatchExtractor(16),
+  );
+  assert.equal(results[0]!.subject.mask.length, 64 * 64);
+  assert.equal(results[1]!.subject.mask.length, 96 * 96);
+  assert.equal(results[1]!.filled.width, 96);
+});
