@@ -28,13 +28,23 @@ export async function benchMask(sharedDir: string): Promise<BenchLine[]> {
   const extractor = new ClipPatchExtractor(model);
   const t0 = performance.now();
   await buildSubjectMasks(
-    photos.map((image, i) => ({ name: `photo${i}`, image, positive: i === 0 ? [[150, 256]] : [], negative: i === 0 ? [[380, 256]] : [] })),
+    photos.map((image, i) => ({
+      name: `photo${i}`,
+      image,
+      positive: i === 0 ? [[150, 256]] : [],
+      negative: i === 0 ? [[380, 256]] : [],
+    })),
     extractor,
   );
   const seconds = (performance.now() - t0) / 1000;
   model.dispose();
   return [
     { name: 'mask.postprocess_16x16_to_512', value: post.value, unit: post.unit },
-    { name: 'mask.job_5x512px_vit_l14_cpu', value: Number(seconds.toFixed(2)), unit: 's', peak_rss_mib: Math.round(process.resourceUsage().maxRSS / 1024) },
+    {
+      name: 'mask.job_5x512px_vit_l14_cpu',
+      value: Number(seconds.toFixed(2)),
+      unit: 's',
+      peak_rss_mib: Math.round(process.resourceUsage().maxRSS / 1024),
+    },
   ];
 }

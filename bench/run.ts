@@ -104,7 +104,9 @@ async function main(): Promise<void> {
   if (want('engine')) benchEngine();
   if (want('mask')) {
     const { benchMask } = await import('./mask.js');
-    const shared = [join(root, 'shared'), join(root, '..', 'shared')].find((d) => existsSync(join(d, 'dreambench')));
+    const shared = [join(root, 'shared'), join(root, '..', 'shared')].find((d) =>
+      existsSync(join(d, 'dreambench')),
+    );
     if (shared) for (const line of await benchMask(shared)) console.log(JSON.stringify(line));
     else console.error('bench: ../shared/dreambench not found; skipping the mask job benchmark');
   }

@@ -9,3 +9,6 @@ export {
   saveSafetensors,
   type TensorInfo,
 } from './io/safetensors.js';
+export * as schedulers from './schedulers/index.js';
+export * as models from './models/index.js';
+export * as pipelines from './pipelines/index.js';

@@ -106,7 +106,10 @@ test('typed arrays round-trip for every dtype', () => {
 
 test('tensors held by a returned result object survive tidy', () => {
   class Result {
-    constructor(readonly mean: ReturnType<typeof ones>, readonly extra: { std: ReturnType<typeof ones> }) {}
+    constructor(
+      readonly mean: ReturnType<typeof ones>,
+      readonly extra: { std: ReturnType<typeof ones> },
+    ) {}
   }
   const before = memory().liveTensors;
   const r = tidy(() => {

@@ -175,7 +175,12 @@ test('photos of different sizes are masked at their own sizes', async () => {
   const b = makeLookalikePair(22, { difference: 'colour', size: 96 });
   const results = await buildSubjectMasks(
     [
-      { name: 'a', image: sceneImage(a.scene), positive: [[a.positive.x, a.positive.y]], negative: [[a.negative.x, a.negative.y]] },
+      {
+        name: 'a',
+        image: sceneImage(a.scene),
+        positive: [[a.positive.x, a.positive.y]],
+        negative: [[a.negative.x, a.negative.y]],
+      },
       { name: 'b', image: sceneImage(b.scene), positive: [], negative: [] },
     ],
     colourPatchExtractor(16),
