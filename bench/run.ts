@@ -102,6 +102,11 @@ async function main(): Promise<void> {
   const only = new Set(process.argv.slice(2));
   const want = (group: string): boolean => only.size === 0 || only.has(group);
   if (want('engine')) benchEngine();
+  if (want('models')) {
+    // SD 1.5-sized UNet, VAE decoder, ViT-L/14 and fp16 loading, each in its own process.
+    const { benchModels } = await import('./models.js');
+    await benchModels();
+  }
   if (want('mask')) {
     const { benchMask } = await import('./mask.js');
     const shared = [join(root, 'shared'), join(root, '..', 'shared')].find((d) =>

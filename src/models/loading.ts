@@ -3,10 +3,10 @@
 // config.json files and safetensors weights under their usual names.
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join, basename } from 'node:path';
-import { Tensor } from '../engine/tensor.js';
+import type { DType } from '../engine/dtype.js';
 import { SafetensorsFile } from '../io/safetensors.js';
 import { Module, StateDictError } from '../nn/module.js';
-import { disposeAll } from '../engine/scope.js';
+import { withParameterDefaults } from '../nn/init.js';
 
 /** Weight files tried in order ("variant" inserts e.g. ".fp16" before the extension). */
 const WEIGHT_NAMES = ['diffusion_pytorch_model', 'model'];
@@ -82,8 +82,10 @@ export interface LoadWeightsOptions {
 }
 
 /**
- * Loads a component folder's safetensors into a module (converted to the module's dtype).
- * Errors name the file and every missing, unexpected or mis-shaped key.
+ * Loads a component folder's safetensors into a module (converted to the module's dtype), one
+ * tensor at a time: each is read from the file, copied into its parameter and freed, so loading
+ * needs memory for the model plus one tensor. Errors name the file and every missing,
+ * unexpected or mis-shaped key.
  */
 export function loadWeights(
   module: Module,
@@ -92,28 +94,69 @@ export function loadWeights(
 ): string {
   const path = findWeightFile(folder, options.variant);
   const file = SafetensorsFile.open(path);
-  const state = new Map<string, Tensor>();
-  try {
-    for (const key of file.keys()) {
-      if (options.ignore?.some((re) => re.test(key))) continue;
-      let name = key;
-      for (const [from, to] of options.renames ?? []) name = name.replace(from, to);
-      state.set(name, file.tensor(key));
-    }
+  const own = new Set(module.stateDict().keys());
+  const loaded = new Set<string>();
+  const unexpected: string[] = [];
+  const mismatched: string[] = [];
+  for (const key of file.keys()) {
+    if (options.ignore?.some((re) => re.test(key))) continue;
+    let name = key;
+    for (const [from, to] of options.renames ?? []) name = name.replace(from, to);
+    const value = file.tensor(key);
     try {
-      module.loadStateDict(state, { strict: options.strict ?? true });
+      // The module's own loadStateDict applies its checkpoint quirks (dropped buffers, reshapes).
+      const r = module.loadStateDict(new Map([[name, value]]), { strict: false });
+      if (r.unexpected.includes(name)) unexpected.push(name);
+      else loaded.add(name);
     } catch (err) {
-      if (err instanceof StateDictError) {
-        throw new ModelLoadError(
-          `${basename(path)} in ${folder} does not fit ${module.constructor.name}: ${err.message.replace(/^Error loading state dict into \w+: /, '')}`,
-        );
-      }
-      throw err;
+      if (!(err instanceof StateDictError)) throw err;
+      mismatched.push(...err.mismatched);
+      unexpected.push(...err.unexpected);
+    } finally {
+      value.dispose();
     }
-  } finally {
-    disposeAll([...state.values()]);
+  }
+  const missing = [...own].filter((k) => !loaded.has(k));
+  const strict = options.strict ?? true;
+  if (mismatched.length > 0 || (strict && (missing.length > 0 || unexpected.length > 0))) {
+    const parts: string[] = [];
+    if (missing.length) parts.push(`missing keys: ${missing.join(', ')}`);
+    if (unexpected.length) parts.push(`unexpected keys: ${unexpected.join(', ')}`);
+    if (mismatched.length) parts.push(`mis-shaped keys: ${mismatched.join('; ')}`);
+    throw new ModelLoadError(
+      `${basename(path)} in ${folder} does not fit ${module.constructor.name}: ${parts.join(' | ')}`,
+    );
   }
   return path;
+}
+
+export interface PretrainedOptions {
+  variant?: string;
+  dtype?: DType;
+  device?: string;
+}
+
+/**
+ * Builds a model whose weights all come from a checkpoint: parameters are created directly in
+ * the requested dtype and not initialised, the weights are streamed in, and the model is freed
+ * again if loading fails. Returns the model in eval mode on the requested device.
+ */
+export function loadPretrained<M extends Module>(
+  build: () => M,
+  folder: string,
+  options: PretrainedOptions,
+  weights: Omit<LoadWeightsOptions, 'variant'> = {},
+): M {
+  const model = withParameterDefaults({ dtype: options.dtype ?? 'float32', skipInit: true }, build);
+  try {
+    loadWeights(model, folder, { ...weights, variant: options.variant });
+  } catch (err) {
+    model.dispose();
+    throw err;
+  }
+  model.eval();
+  if (options.device !== undefined && options.device !== 'cpu') model.to(options.device);
+  return model;
 }
 
 /** model_index.json of a diffusers pipeline folder: component name -> [library, class]. */

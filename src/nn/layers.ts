@@ -1,9 +1,8 @@
 // The basic layers, with torch.nn's parameter names so checkpoints load unchanged.
 import { Tensor } from '../engine/tensor.js';
-import { ones, zeros } from '../engine/creation.js';
 import { Module } from './module.js';
 import * as F from './functional.js';
-import { normalParameter, uniformParameter } from './init.js';
+import { constantParameter, normalParameter, uniformParameter } from './init.js';
 
 function checkPositive(name: string, value: number): void {
   if (!Number.isInteger(value) || value <= 0) {
@@ -108,8 +107,8 @@ export class GroupNorm extends Module {
         `GroupNorm channels (${numChannels}) must be divisible by groups (${numGroups})`,
       );
     }
-    this.registerParameter('weight', affine ? ones([numChannels]) : null);
-    this.registerParameter('bias', affine ? zeros([numChannels]) : null);
+    this.registerParameter('weight', affine ? constantParameter([numChannels], 1) : null);
+    this.registerParameter('bias', affine ? constantParameter([numChannels], 0) : null);
   }
   forward(x: Tensor): Tensor {
     return F.groupNorm(
@@ -132,8 +131,8 @@ export class LayerNorm extends Module {
     super();
     this.normalizedShape =
       typeof normalizedShape === 'number' ? [normalizedShape] : normalizedShape;
-    this.registerParameter('weight', affine ? ones(this.normalizedShape) : null);
-    this.registerParameter('bias', affine ? zeros(this.normalizedShape) : null);
+    this.registerParameter('weight', affine ? constantParameter(this.normalizedShape, 1) : null);
+    this.registerParameter('bias', affine ? constantParameter(this.normalizedShape, 0) : null);
   }
   forward(x: Tensor): Tensor {
     return F.layerNorm(

@@ -1,7 +1,6 @@
 // What CLIPTextModel and the vision models share when loading transformers folders.
 import { Tensor } from '../../engine/tensor.js';
 import type { DType } from '../../engine/dtype.js';
-import { Module } from '../../nn/module.js';
 
 export interface FromPretrainedOptions {
   /** Weight file variant, e.g. 'fp16' for model.fp16.safetensors (falls back to the default). */
@@ -28,11 +27,3 @@ export function withoutPositionIds(
 export const NOT_TEXT: RegExp[] = [/^vision_model\./, /^visual_projection\./, /^logit_scale$/];
 /** Keys of a combined CLIPModel file outside the vision tower. */
 export const NOT_VISION: RegExp[] = [/^text_model\./, /^text_projection\./, /^logit_scale$/];
-
-/** After loading weights: eval mode, then the requested dtype and device. */
-export function finishLoading<M extends Module>(model: M, options: FromPretrainedOptions): M {
-  model.eval();
-  if (options.dtype !== undefined) model.to(options.dtype);
-  if (options.device !== undefined) model.to(options.device);
-  return model;
-}

@@ -7,14 +7,9 @@ import type { DType } from '../../engine/dtype.js';
 import * as ops from '../../engine/ops.generated.js';
 import { Module, type LoadResult } from '../../nn/module.js';
 import { Embedding, LayerNorm, Linear } from '../../nn/layers.js';
-import { loadWeights, readConfig } from '../loading.js';
+import { loadPretrained, readConfig } from '../loading.js';
 import { clipTextConfig, type CLIPTextConfig } from './clip_config.js';
-import {
-  finishLoading,
-  NOT_TEXT,
-  withoutPositionIds,
-  type FromPretrainedOptions,
-} from './clip_loading.js';
+import { NOT_TEXT, withoutPositionIds, type FromPretrainedOptions } from './clip_loading.js';
 import { CLIPEncoder } from './clip_encoder.js';
 
 /** The most negative finite value of each float dtype: blocks attention without -inf NaNs. */
@@ -205,12 +200,10 @@ export class CLIPTextModel extends Module {
 
   /** Loads a transformers folder (config.json + model.safetensors), e.g. SD 1.5's text_encoder/. */
   static fromPretrained(folder: string, options: FromPretrainedOptions = {}): CLIPTextModel {
-    const model = new CLIPTextModel(readConfig(folder));
-    loadWeights(model, folder, {
-      variant: options.variant,
+    const config = readConfig(folder);
+    return loadPretrained(() => new CLIPTextModel(config), folder, options, {
       ignore: [...NOT_TEXT, /^text_projection\./],
     });
-    return finishLoading(model, options);
   }
 
   override loadStateDict(
@@ -251,9 +244,10 @@ export class CLIPTextModelWithProjection extends Module {
     folder: string,
     options: FromPretrainedOptions = {},
   ): CLIPTextModelWithProjection {
-    const model = new CLIPTextModelWithProjection(readConfig(folder));
-    loadWeights(model, folder, { variant: options.variant, ignore: NOT_TEXT });
-    return finishLoading(model, options);
+    const config = readConfig(folder);
+    return loadPretrained(() => new CLIPTextModelWithProjection(config), folder, options, {
+      ignore: NOT_TEXT,
+    });
   }
 
   override loadStateDict(

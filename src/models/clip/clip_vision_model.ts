@@ -9,15 +9,10 @@ import * as ops from '../../engine/ops.generated.js';
 import { Module, type LoadResult } from '../../nn/module.js';
 import { Conv2d, Embedding, LayerNorm, Linear } from '../../nn/layers.js';
 import { normalParameter } from '../../nn/init.js';
-import { loadWeights, readConfig } from '../loading.js';
+import { loadPretrained, readConfig } from '../loading.js';
 import { clipVisionConfig, type CLIPVisionConfig } from './clip_config.js';
 import { CLIPEncoder } from './clip_encoder.js';
-import {
-  finishLoading,
-  NOT_VISION,
-  withoutPositionIds,
-  type FromPretrainedOptions,
-} from './clip_loading.js';
+import { NOT_VISION, withoutPositionIds, type FromPretrainedOptions } from './clip_loading.js';
 
 export interface CLIPVisionForwardOptions {
   /** Also return every hidden state: [embeddings after pre_layrnorm, after layer 1, ..., N]. */
@@ -196,12 +191,10 @@ export class CLIPVisionModel extends Module {
   }
 
   static fromPretrained(folder: string, options: FromPretrainedOptions = {}): CLIPVisionModel {
-    const model = new CLIPVisionModel(readConfig(folder));
-    loadWeights(model, folder, {
-      variant: options.variant,
+    const config = readConfig(folder);
+    return loadPretrained(() => new CLIPVisionModel(config), folder, options, {
       ignore: [...NOT_VISION, /^visual_projection\./],
     });
-    return finishLoading(model, options);
   }
 
   override loadStateDict(
@@ -256,9 +249,10 @@ export class CLIPVisionModelWithProjection extends CLIPVisionModel {
     folder: string,
     options: FromPretrainedOptions = {},
   ): CLIPVisionModelWithProjection {
-    const model = new CLIPVisionModelWithProjection(readConfig(folder));
-    loadWeights(model, folder, { variant: options.variant, ignore: NOT_VISION });
-    return finishLoading(model, options);
+    const config = readConfig(folder);
+    return loadPretrained(() => new CLIPVisionModelWithProjection(config), folder, options, {
+      ignore: NOT_VISION,
+    });
   }
 
   override forward(

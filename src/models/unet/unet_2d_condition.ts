@@ -17,7 +17,7 @@ import { Conv2d, GroupNorm } from '../../nn/layers.js';
 import * as F from '../../nn/functional.js';
 import { Attention, AttnProcessor, type AttentionProcessor } from '../attention_processor.js';
 import { TimestepEmbedding, timestepEmbedding } from '../embeddings.js';
-import { ModelLoadError, configValue, loadWeights, readConfig } from '../loading.js';
+import { ModelLoadError, configValue, loadPretrained, readConfig } from '../loading.js';
 import { nameTransformerBlocks, type TransformerBlockHook } from './transformer_2d.js';
 import {
   CrossAttnDownBlock2D,
@@ -377,10 +377,8 @@ export class UNet2DConditionModel extends Module {
 
   /** Reads `folder/config.json` and the safetensors weights (a diffusers `unet/` folder). */
   static fromPretrained(folder: string, options: FromPretrainedOptions = {}): UNet2DConditionModel {
-    const model = new UNet2DConditionModel(readConfig(folder));
-    if (options.dtype) model.to(options.dtype);
-    loadWeights(model, folder, { variant: options.variant });
-    return model.eval();
+    const config = readConfig(folder);
+    return loadPretrained(() => new UNet2DConditionModel(config), folder, options);
   }
 
   /**

@@ -8,7 +8,7 @@ import { Generator } from '../../engine/random.js';
 import { disposeAll } from '../../engine/scope.js';
 import { Module, type LoadResult } from '../../nn/module.js';
 import { Conv2d } from '../../nn/layers.js';
-import { ModelLoadError, loadWeights, readConfig, type KeyRename } from '../loading.js';
+import { ModelLoadError, loadPretrained, readConfig, type KeyRename } from '../loading.js';
 import { Decoder, DiagonalGaussianDistribution, Encoder } from './vae.js';
 
 /** config.json of an AutoencoderKL, with diffusers' key names. */
@@ -207,16 +207,9 @@ export class AutoencoderKL extends Module {
         `${folder}/config.json describes a ${String(className)}, not an AutoencoderKL (key "_class_name")`,
       );
     }
-    const model = new AutoencoderKL(config);
-    try {
-      loadWeights(model, folder, { variant: options.variant, renames: VAE_KEY_RENAMES });
-    } catch (err) {
-      model.dispose();
-      throw err;
-    }
-    model.eval();
-    if (options.dtype !== undefined) model.to(options.dtype);
-    if (options.device !== undefined) model.to(options.device);
+    const model = loadPretrained(() => new AutoencoderKL(config), folder, options, {
+      renames: VAE_KEY_RENAMES,
+    });
     return model;
   }
 }
