@@ -9,6 +9,8 @@ interface Command {
 
 const COMMANDS: Record<string, () => Promise<Command>> = {
   mask: async () => (await import('./mask.js')).maskCommand,
+  train: async () => (await import('./train.js')).trainCommand,
+  generate: async () => (await import('./generate.js')).generateCommand,
 };
 
 function usage(): string {
@@ -18,9 +20,11 @@ Usage: p3s <command> [options]     (p3s <command> --help for a command's options
 
 Commands:
   mask       clicks on reference photos -> subject and distractor masks, filled photos
+  train      filled reference photos -> a P3S adapter (fine-tuning, checkpoints, resume)
+  generate   base model + adapter + prompts -> images of the subject
   info       the libtorch p3s runs on, threads, CUDA
 
-More commands (train, generate, demo) arrive with the fine-tuning and demo work.`;
+More commands (demo) arrive with the demo work.`;
 }
 
 async function main(argv: string[]): Promise<number> {

@@ -1,0 +1,140 @@
+// What the trainable copy costs: one P3S training step (copy + subject encoder + frozen U-Net
+// with injection, L_LDM + γ·L_ac, backward, Adam on the adapter) against one step of plain
+// fine-tuning of the U-Net alone (DreamBooth-style: every U-Net weight trained, L_LDM, Adam),
+// on the same batch, with the tiny SD-structured U-Net on CPU.
+import { performance } from 'node:perf_hooks';
+import { randn } from '../engine/creation.js';
+import { Generator, manualSeed } from '../engine/random.js';
+import { disposeAll, tidy } from '../engine/scope.js';
+import { getNumThreads } from '../engine/device.js';
+import { tensor } from '../engine/creation.js';
+import { Adam } from '../optim/adam.js';
+import { UNet2DConditionModel } from '../models/unet/unet_2d_condition.js';
+import { TINY_UNET_CONFIG } from '../models/tiny_models.js';
+import { P3SAdapter, P3SUNet } from './p3s_unet.js';
+import { attentionConsistencyLoss, ldmLoss, totalLoss } from './losses.js';
+
+export interface P3SBenchLine {
+  name: string;
+  value: number;
+  unit: string;
+  [key: string]: unknown;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+async function timeSteps(step: () => void, warmup: number, iters: number): Promise<number> {
+  const times: number[] = [];
+  for (let i = 0; i < warmup + iters; i++) {
+    const t0 = performance.now();
+    step();
+    if (i >= warmup) times.push((performance.now() - t0) / 1000);
+    await new Promise<void>((r) => setImmediate(r)); // let handle finalizers run
+  }
+  return median(times);
+}
+
+/**
+ * Seconds per training step of P3S and of plain U-Net fine-tuning (batch `batch`, 8×8 latents,
+ * a 77-token context, 17 CLIP tokens), their ratio, and the peak RSS, as JSON-line objects.
+ */
+export async function benchP3S(
+  options: { batch?: number; warmup?: number; iters?: number } = {},
+): Promise<P3SBenchLine[]> {
+  const batch = options.batch ?? 2;
+  const warmup = options.warmup ?? 2;
+  const iters = options.iters ?? 8;
+  manualSeed(0);
+  const config = { ...TINY_UNET_CONFIG, _class_name: 'UNet2DConditionModel' };
+  const unet = new UNet2DConditionModel(config).eval();
+  const g = new Generator(0);
+  const xt = randn([batch, 4, 8, 8], { generator: g });
+  const context = randn([batch, 77, 32], { generator: g });
+  const target = randn([batch, 4, 8, 8], { generator: g });
+  const condition = {
+    latent: randn([batch, 4, 8, 8], { generator: g }),
+    clipStates: randn([batch, 17, 32], { generator: g }),
+  };
+  const timesteps = Array.from({ length: batch }, (_, i) => 100 + 700 * i);
+  const common = { batch, latent: '8x8', threads: getNumThreads(), device: 'cpu' };
+  const out: P3SBenchLine[] = [];
+
+  // P3S: frozen U-Net, trainable adapter
+  unet.freeze();
+  const adapter = new P3SAdapter(unet, 32);
+  adapter.requiresGrad_(true);
+  const p3s = new P3SUNet(unet, adapter);
+  const p3sOpt = new Adam(adapter.parameters(), { lr: 1e-5 });
+  let p3sSeconds: number;
+  try {
+    p3sSeconds = await timeSteps(
+      () =>
+        tidy(() => {
+          const o = p3s.forward(xt, timesteps, context, condition, { captureAttention: true });
+          const ac = attentionConsistencyLoss(o.copyAttention!, o.frozenAttention!);
+          totalLoss(ldmLoss(o.noisePred, target), ac, 0.1).backward();
+          disposeAll([o.copyAttention, o.frozenAttention]);
+          p3sOpt.step();
+          p3sOpt.zeroGrad();
+        }),
+      warmup,
+      iters,
+    );
+  } finally {
+    p3s.detach();
+    disposeAll([...p3sOpt.stateDict().tensors.values()]);
+  }
+  out.push({
+    name: 'p3s-train-step-tiny-cpu',
+    value: p3sSeconds,
+    unit: 's',
+    trainedParameters: adapter.numParameters(),
+    ...common,
+  });
+  adapter.dispose();
+
+  // plain fine-tuning of the U-Net alone, same batch
+  unet.requiresGrad_(true);
+  const opt = new Adam(unet.parameters(), { lr: 1e-5 });
+  const t = tensor(timesteps, [batch], { dtype: 'int64' });
+  let plainSeconds: number;
+  try {
+    plainSeconds = await timeSteps(
+      () =>
+        tidy(() => {
+          ldmLoss(unet.forward(xt, t, context), target).backward();
+          opt.step();
+          opt.zeroGrad();
+        }),
+      warmup,
+      iters,
+    );
+  } finally {
+    disposeAll([...opt.stateDict().tensors.values()]);
+  }
+  out.push({
+    name: 'unet-finetune-step-tiny-cpu',
+    value: plainSeconds,
+    unit: 's',
+    trainedParameters: unet.numParameters(),
+    ...common,
+  });
+  out.push({
+    name: 'p3s-train-step-overhead-ratio',
+    value: p3sSeconds / plainSeconds,
+    unit: 'x',
+    ...common,
+  });
+  out.push({
+    name: 'p3s-bench-peak-rss',
+    value: process.resourceUsage().maxRSS / 1024,
+    unit: 'MiB',
+  });
+  disposeAll([xt, context, target, condition.latent, condition.clipStates, t]);
+  unet.dispose();
+  return out;
+}

@@ -1,0 +1,161 @@
+// The reference photos P3S trains on, turned into what training and generation use: each
+// filled photo (Eq. 3's I') as a square crop at the model's resolution, its VAE latent ×
+// scaling_factor (the denoising target x_0 of Eq. 14 and I' of Eq. 4) and its CLIP vision last
+// hidden state (c_s of Eq. 5). Both are computed once, before the training loop: the models
+// that make them are frozen.
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { basename, extname, join, resolve } from 'node:path';
+import { Tensor } from '../engine/tensor.js';
+import { noGrad } from '../engine/autograd.js';
+import { tidy } from '../engine/scope.js';
+import * as ops from '../engine/ops.generated.js';
+import { cropImage, imageToTensor, readImage, resizeImage, type RgbImage } from '../io/image.js';
+import { readJson } from '../models/loading.js';
+import type { AutoencoderKL } from '../models/vae/autoencoder_kl.js';
+import type { CLIPVisionModel } from '../models/clip/clip_vision_model.js';
+import { CLIPImageProcessor } from '../models/clip/image_processing.js';
+
+const IMAGE_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg', '.webp', '.tif', '.tiff', '.bmp']);
+
+export class ReferencePhotoError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ReferencePhotoError';
+  }
+}
+
+/**
+ * The photo files of a list of inputs. A file is taken as it is. A folder written by `p3s mask`
+ * (it has summary.json) gives its filled photos, in summary order; any other folder gives its
+ * image files in name order. Throws when an input is missing or nothing is found.
+ */
+export function resolveReferencePaths(inputs: readonly string[]): string[] {
+  const out: string[] = [];
+  for (const input of inputs) {
+    if (!existsSync(input))
+      throw new ReferencePhotoError(`Reference photo or folder not found: ${input}`);
+    if (!statSync(input).isDirectory()) {
+      out.push(resolve(input));
+      continue;
+    }
+    const summary = join(input, 'summary.json');
+    if (existsSync(summary)) {
+      const images = readJson(summary).images;
+      if (!Array.isArray(images))
+        throw new ReferencePhotoError(
+          `${summary} has no "images" list (is it a p3s mask summary?)`,
+        );
+      for (const entry of images as { files?: { filled?: string } }[]) {
+        const filled = entry.files?.filled;
+        if (typeof filled !== 'string')
+          throw new ReferencePhotoError(`${summary}: an entry lacks files.filled`);
+        const path = join(input, filled);
+        if (!existsSync(path))
+          throw new ReferencePhotoError(`${summary} lists ${filled}, which is missing`);
+        out.push(resolve(path));
+      }
+      continue;
+    }
+    const files = readdirSync(input)
+      .filter((f) => IMAGE_EXTENSIONS.has(extname(f).toLowerCase()))
+      .sort();
+    out.push(...files.map((f) => resolve(input, f)));
+  }
+  if (out.length === 0) {
+    throw new ReferencePhotoError(
+      inputs.length === 0
+        ? 'No reference photos given: P3S needs at least one photo of the subject'
+        : `No reference photos found in ${inputs.join(', ')}`,
+    );
+  }
+  return out;
+}
+
+/** Resizes so the short side is `size` (bilinear, as diffusers' training scripts), then centre-crops a square. */
+export function squareCrop(img: RgbImage, size: number): RgbImage {
+  const scale = size / Math.min(img.width, img.height);
+  const w = Math.max(size, Math.round(img.width * scale));
+  const h = Math.max(size, Math.round(img.height * scale));
+  const resized = w === img.width && h === img.height ? img : resizeImage(img, w, h, 'bilinear');
+  return cropImage(resized, (w - size) >> 1, (h - size) >> 1, size, size);
+}
+
+/** The image mirrored left to right. */
+export function flipHorizontal(img: RgbImage): RgbImage {
+  const { width, height, data } = img;
+  const out = new Uint8Array(data.length);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const from = (y * width + x) * 3;
+      const to = (y * width + (width - 1 - x)) * 3;
+      out[to] = data[from]!;
+      out[to + 1] = data[from + 1]!;
+      out[to + 2] = data[from + 2]!;
+    }
+  }
+  return { width, height, data: out };
+}
+
+/** The CLIP preprocessing for c_s: the folder's preprocessor_config.json, else CLIP's at the tower's size. */
+export function clipProcessorFor(folder: string, model: CLIPVisionModel): CLIPImageProcessor {
+  if (existsSync(join(folder, 'preprocessor_config.json')))
+    return CLIPImageProcessor.fromPretrained(folder);
+  const s = model.config.image_size;
+  return new CLIPImageProcessor({ size: { shortest_edge: s }, crop_size: { height: s, width: s } });
+}
+
+export interface ReferenceTensors {
+  /** (N, C, h, w): VAE posterior mean × scaling_factor of each square crop. */
+  latents: Tensor;
+  /** (N, L, E): CLIP vision last hidden state of each crop. */
+  clipStates: Tensor;
+}
+
+export interface EncodedReferences extends ReferenceTensors {
+  names: string[];
+  /** The same for the mirrored crops, when flips are on. */
+  flipped: ReferenceTensors | null;
+}
+
+/**
+ * VAE latents and CLIP states of square crops. The latent is the posterior's mode (its mean),
+ * not a sample: precomputed once, a sample would freeze one draw of noise into every epoch.
+ */
+export function encodeReferenceImages(
+  crops: readonly RgbImage[],
+  vae: AutoencoderKL,
+  clip: CLIPVisionModel,
+  processor: CLIPImageProcessor,
+): ReferenceTensors {
+  // noGrad, not inferenceMode: these tensors enter autograd graphs later (inference tensors cannot)
+  return noGrad(() =>
+    tidy(() => {
+      const latents: Tensor[] = [];
+      const states: Tensor[] = [];
+      const vaeDtype = vae.parameters()[0]!.dtype;
+      for (const crop of crops) {
+        const pixels = imageToTensor(crop).mul(2).sub(1).to(vaeDtype); // [0, 1] -> [-1, 1]
+        latents.push(vae.encode(pixels).mode().mul(vae.scalingFactor).float()); // (1, C, h, w)
+        const px = processor.preprocess([crop]); // (1, 3, S, S)
+        states.push(clip.forward(px).lastHiddenState.float()); // (1, L, E)
+      }
+      return { latents: ops.cat(latents, 0), clipStates: ops.cat(states, 0) };
+    }),
+  );
+}
+
+/** Reads, crops and encodes reference photos (and their mirror images when `flip`). */
+export async function encodeReferences(
+  paths: readonly string[],
+  models: { vae: AutoencoderKL; clip: CLIPVisionModel; processor: CLIPImageProcessor },
+  options: { resolution: number; flip: boolean },
+): Promise<EncodedReferences> {
+  if (paths.length === 0) throw new ReferencePhotoError('No reference photos to encode');
+  const crops: RgbImage[] = [];
+  for (const path of paths) crops.push(squareCrop(await readImage(path), options.resolution));
+  const plain = encodeReferenceImages(crops, models.vae, models.clip, models.processor);
+  const flipped = options.flip
+    ? encodeReferenceImages(crops.map(flipHorizontal), models.vae, models.clip, models.processor)
+    : null;
+  return { ...plain, flipped, names: paths.map((p) => basename(p)) };
+}

@@ -1,0 +1,299 @@
+// P3S fine-tuning on the tiny fixtures (tiny-sd as the base model, tiny-clip-vision for c_s)
+// with toy-world reference photos: the loss goes down, a killed and resumed run ends with the
+// same bits as an uninterrupted one, a NaN stops the run and keeps the last good checkpoint,
+// and bad inputs fail with clear messages.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SafetensorsFile } from '../../src/io/safetensors.js';
+import { writePng } from '../../src/io/image.js';
+import { tidy, memory } from '../../src/engine/scope.js';
+import { setNumThreads } from '../../src/engine/index.js';
+import { makeSubjectReferenceSet } from '../../src/toyworld/index.js';
+import {
+  trainP3S,
+  TrainingDivergedError,
+  DataOrder,
+  type TrainP3SConfig,
+} from '../../src/p3s/train.js';
+import { listCheckpoints, readCheckpointInfo } from '../../src/p3s/checkpoint.js';
+import { readAdapterMetadata } from '../../src/p3s/adapter_io.js';
+import { sharedPath } from '../helpers/paths.js';
+
+// One intra-op thread: the thread count must be fixed for bit-identical runs, and on a busy
+// 2-core machine two spinning threads per process run several times slower than one.
+setNumThreads(1);
+
+const BASE = sharedPath('fixtures', 'tiny-sd');
+const CLIP = sharedPath('fixtures', 'tiny-clip-vision');
+let root = '';
+let refDir = '';
+let annotationPath = '';
+
+before(async () => {
+  root = mkdtempSync(join(tmpdir(), 'p3s-train-'));
+  refDir = join(root, 'refs');
+  mkdirSync(refDir);
+  const set = makeSubjectReferenceSet(11, { count: 3, size: 64 });
+  const entries = [];
+  for (let i = 0; i < set.images.length; i++) {
+    const { scene, positive, negative } = set.images[i]!;
+    const name = `ref-${i}.png`;
+    await writePng(join(refDir, name), { width: scene.size, height: scene.size, data: scene.rgb });
+    entries.push({
+      path: join('refs', name),
+      positive: [[positive.x, positive.y]],
+      ...(negative ? { negative: [[negative.x, negative.y]] } : {}),
+    });
+  }
+  annotationPath = join(root, 'subject.json');
+  writeFileSync(
+    annotationPath,
+    JSON.stringify({ version: 1, identifier: 'sks', classWord: 'toy', images: entries }),
+  );
+});
+
+after(() => {
+  if (root) rmSync(root, { recursive: true, force: true });
+});
+
+function config(outDir: string, over: Partial<TrainP3SConfig> = {}): TrainP3SConfig {
+  return {
+    baseModel: BASE,
+    clipModel: CLIP,
+    outDir,
+    references: [refDir],
+    classWord: 'toy',
+    learningRate: 1e-3,
+    checkpointEvery: 2,
+    evaluate: false,
+    ...over,
+  };
+}
+
+/** Every tensor of a safetensors file, as bytes. */
+function tensorBytes(path: string): Map<string, Buffer> {
+  const file = SafetensorsFile.open(path);
+  const out = new Map<string, Buffer>();
+  for (const key of file.keys()) {
+    tidy(() => {
+      const a = file.tensor(key).toTypedArray();
+      out.set(key, Buffer.from(a.buffer, a.byteOffset, a.byteLength));
+    });
+  }
+  return out;
+}
+
+test('a few training steps lower the fixed evaluation loss, and the adapter records its settings', async () => {
+  const out = join(root, 'lower');
+  const logs: string[] = [];
+  const steps: number[] = [];
+  const result = await trainP3S(
+    config(out, {
+      maxSteps: 6,
+      batchSize: 2,
+      learningRate: 1e-2,
+      conditionDropout: 0,
+      evaluate: true,
+      onLog: (m) => logs.push(m),
+      onProgress: (p) => {
+        steps.push(p.step);
+        assert.ok(Number.isFinite(p.loss) && p.etaSeconds >= 0 && p.totalSteps === 6);
+      },
+    }),
+  );
+  assert.deepEqual(steps, [1, 2, 3, 4, 5, 6]);
+  assert.equal(result.steps, 6);
+  assert.ok(
+    result.evalLossAfter! < result.evalLossBefore! * 0.97,
+    `evaluation loss went from ${result.evalLossBefore} to ${result.evalLossAfter}`,
+  );
+  const meta = readAdapterMetadata(result.adapterPath);
+  assert.equal(meta.identifier, 'sks');
+  assert.equal(meta.classWord, 'toy');
+  assert.equal(meta.trainingSteps, 6);
+  assert.equal(meta.baseModel, 'tiny-sd');
+  assert.equal(meta.injectionMode, 'decoupled');
+  assert.equal(meta.weightCurve, 'paper:0.5,0.2,2');
+  assert.equal(meta.lambda, 0.2);
+  assert.equal(meta.resolution, 64);
+  assert.deepEqual(meta.references, ['ref-0.png', 'ref-1.png', 'ref-2.png']);
+  // the adapter holds the trained weights and the subject condition, nothing of the base model
+  const keys = SafetensorsFile.open(result.adapterPath).keys();
+  assert.ok(keys.includes('condition.latents') && keys.includes('condition.clip_states'));
+  assert.ok(
+    keys.every((k) => /^(subject_encoder|copy|condition)\./.test(k)),
+    keys.join(),
+  );
+  const latents = SafetensorsFile.open(result.adapterPath).info('condition.latents');
+  assert.deepEqual(latents.shape, [3, 4, 8, 8]); // 64 px through the VAE's 8× reduction
+  assert.ok(
+    logs.some((l) => l.includes('Training prompt: "a sks toy"')),
+    logs.join('\n'),
+  );
+  // checkpoints every 2 steps, the newest 2 kept; the final one at step 6
+  assert.deepEqual(
+    listCheckpoints(join(out, 'checkpoints')).map((c) => c.step),
+    [4, 6],
+  );
+});
+
+test('a killed and resumed run ends bit-identical to an uninterrupted one', async () => {
+  const settings = {
+    maxSteps: 4,
+    batchSize: 1,
+    gradientAccumulation: 2,
+    flip: true,
+    conditionDropout: 0.5,
+    maxGradNorm: 1,
+    seed: 5,
+  };
+  const whole = await trainP3S(config(join(root, 'whole'), settings));
+
+  const killedDir = join(root, 'killed');
+  await assert.rejects(
+    trainP3S(
+      config(killedDir, {
+        ...settings,
+        onProgress: (p) => {
+          if (p.step === 3) throw new Error('simulated kill');
+        },
+      }),
+    ),
+    /simulated kill/,
+  );
+  assert.equal(existsSync(join(killedDir, 'adapter.safetensors')), false);
+  assert.deepEqual(
+    listCheckpoints(join(killedDir, 'checkpoints')).map((c) => c.step),
+    [2],
+  );
+  const resumed = await trainP3S(config(killedDir, { ...settings, resume: true }));
+  assert.equal(resumed.resumedFrom, 2);
+  assert.equal(resumed.steps, 4);
+
+  for (const [a, b] of [
+    [whole.adapterPath, resumed.adapterPath],
+    [whole.lastCheckpoint!, resumed.lastCheckpoint!],
+  ] as const) {
+    const x = tensorBytes(a);
+    const y = tensorBytes(b);
+    assert.deepEqual([...x.keys()], [...y.keys()]);
+    for (const [key, bytes] of x) assert.ok(bytes.equals(y.get(key)!), `${key} differs`);
+  }
+  // the checkpoint holds the Adam moments and the generator state too
+  const keys = [...tensorBytes(whole.lastCheckpoint!).keys()];
+  assert.ok(keys.includes('generator/state'));
+  assert.ok(keys.some((k) => k.startsWith('optimizer/')));
+  assert.equal(whole.losses.slice(2).join(), resumed.losses.join());
+
+  // a resume with other training settings is refused, naming them
+  await assert.rejects(
+    trainP3S(config(killedDir, { ...settings, learningRate: 1e-4, resume: true })),
+    /differs in learning_rate \(checkpoint 0\.001, now 0\.0001\)/,
+  );
+});
+
+test('a NaN loss stops the run with a clear message and keeps the last good checkpoint', async () => {
+  const out = join(root, 'nan');
+  let error: unknown;
+  // (measured after the first run in this process: a few tensors are process-wide caches)
+  const live0 = memory().liveTensors;
+  try {
+    await trainP3S(
+      config(out, {
+        maxSteps: 5,
+        lossHook: (step, loss) => (step === 3 ? loss.mul(NaN) : loss),
+      }),
+    );
+  } catch (err) {
+    error = err;
+  }
+  assert.ok(error instanceof TrainingDivergedError, String(error));
+  assert.equal(memory().liveTensors, live0, 'a stopped run frees every tensor too');
+  assert.match(error.message, /diverged at step 3: the loss is NaN/);
+  assert.match(
+    error.message,
+    /last good checkpoint is .*checkpoint-000002\.safetensors \(step 2\)/,
+  );
+  assert.match(error.message, /Lower the learning rate/);
+  assert.equal(existsSync(join(out, 'adapter.safetensors')), false);
+  const checkpoints = listCheckpoints(join(out, 'checkpoints'));
+  assert.deepEqual(
+    checkpoints.map((c) => c.step),
+    [2],
+  );
+  const info = readCheckpointInfo(checkpoints[0]!.path);
+  assert.ok(Number.isFinite(info.loss));
+  const file = SafetensorsFile.open(checkpoints[0]!.path);
+  for (const key of file.keys().filter((k) => k.startsWith('adapter/'))) {
+    tidy(() => assert.ok(Number.isFinite(file.tensor(key).abs().max().item()), `${key} is finite`));
+  }
+});
+
+test('raw photos and an annotation run the mask job first', async () => {
+  const out = join(root, 'annotated');
+  const result = await trainP3S({
+    baseModel: BASE,
+    clipModel: CLIP,
+    outDir: out,
+    annotation: annotationPath,
+    maxSteps: 1,
+    evaluate: false,
+  });
+  assert.ok(existsSync(join(out, 'mask', 'summary.json')));
+  assert.deepEqual(
+    result.references.map((p) => p.slice(p.lastIndexOf('/') + 1)),
+    ['ref-0.filled.png', 'ref-1.filled.png', 'ref-2.filled.png'],
+  );
+  const meta = readAdapterMetadata(result.adapterPath);
+  assert.equal(meta.classWord, 'toy'); // from the annotation
+});
+
+test('bad inputs fail early with clear messages', async () => {
+  const out = join(root, 'bad');
+  await assert.rejects(trainP3S(config(out, { references: [] })), /No reference photos given/);
+  const empty = join(root, 'empty');
+  mkdirSync(empty, { recursive: true });
+  await assert.rejects(
+    trainP3S(config(out, { references: [empty] })),
+    /No reference photos found in .*empty/,
+  );
+  await assert.rejects(
+    trainP3S(config(out, { references: [join(root, 'missing.png')] })),
+    /Reference photo or folder not found: .*missing\.png/,
+  );
+  await assert.rejects(
+    trainP3S(config(out, { baseModel: join(root, 'no-such-model') })),
+    /Base model folder not found/,
+  );
+  await assert.rejects(
+    trainP3S(config(out, { clipModel: join(root, 'no-such-clip') })),
+    /CLIP vision model folder not found/,
+  );
+  await assert.rejects(trainP3S(config(out, { classWord: undefined })), /Expected a class word/);
+  await assert.rejects(
+    trainP3S(config(out, { annotation: annotationPath })),
+    /reference photos or an annotation file \(one of the two\)/,
+  );
+  await assert.rejects(trainP3S(config(out, { batchSize: 0 })), /positive integer for batchSize/);
+  await assert.rejects(
+    trainP3S(config(join(root, 'fresh'), { resume: true })),
+    /Nothing to resume: no checkpoint/,
+  );
+});
+
+test('the data order visits every reference once per epoch, reproducibly', () => {
+  const a = new DataOrder(7, 5);
+  const b = new DataOrder(7, 5);
+  for (let epoch = 0; epoch < 4; epoch++) {
+    const seen = Array.from({ length: 5 }, (_, i) => a.at(epoch * 5 + i).reference);
+    assert.deepEqual([...seen].sort(), [0, 1, 2, 3, 4]);
+    assert.deepEqual(
+      seen,
+      Array.from({ length: 5 }, (_, i) => b.at(epoch * 5 + i).reference),
+    );
+  }
+  assert.notDeepEqual(new DataOrder(8, 5).permutation(0), a.permutation(0));
+});
