@@ -107,6 +107,10 @@ async function main(): Promise<void> {
     const { benchModels } = await import('./models.js');
     await benchModels();
   }
+  if (want('p3s')) {
+    const { benchP3S } = await import('../src/p3s/bench.js');
+    for (const line of await benchP3S()) console.log(JSON.stringify(line));
+  }
   if (want('mask')) {
     const { benchMask } = await import('./mask.js');
     const shared = [join(root, 'shared'), join(root, '..', 'shared')].find((d) =>
