@@ -90,6 +90,15 @@ export class Adam {
     });
   }
 
+  /** Frees the moment tensors (the optimizer can still step; moments restart from zero). */
+  dispose(): void {
+    for (const s of this.state.values()) {
+      s.expAvg.dispose();
+      s.expAvgSq.dispose();
+    }
+    this.state.clear();
+  }
+
   /** Moment tensors and step counts, keyed by parameter index, for checkpoints. */
   stateDict(): { steps: number[]; tensors: Map<string, Tensor> } {
     const steps: number[] = [];

@@ -86,7 +86,7 @@ export async function benchP3S(
     );
   } finally {
     p3s.detach();
-    disposeAll([...p3sOpt.stateDict().tensors.values()]);
+    p3sOpt.dispose();
   }
   out.push({
     name: 'p3s-train-step-tiny-cpu',
@@ -114,7 +114,7 @@ export async function benchP3S(
       iters,
     );
   } finally {
-    disposeAll([...opt.stateDict().tensors.values()]);
+    opt.dispose();
   }
   out.push({
     name: 'unet-finetune-step-tiny-cpu',

@@ -886,7 +886,7 @@ export async function trainP3S(config: TrainP3SConfig): Promise<TrainP3SResult> 
   } finally {
     p3s?.detach();
     // Adam's moments are the optimizer's own tensors (it has no dispose())
-    if (ownedOptimizer) disposeAll([...ownedOptimizer.stateDict().tensors.values()]);
+    ownedOptimizer?.dispose();
     adapter?.dispose();
     clip?.dispose();
     disposeAll(owned);

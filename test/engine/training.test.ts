@@ -97,3 +97,19 @@ test('1000 training steps keep live tensors and RSS flat', async () => {
   // Measured growth is under 2 MB; 32 MB would mean a leak of ~32 KB per step.
   assert.ok(rss1 - rss0 < 32 * 1024 * 1024, `RSS grew by ${((rss1 - rss0) / 1e6).toFixed(1)} MB`);
 });
+
+test('Adam.dispose frees its moment tensors', () => {
+  const before = memory().liveTensors;
+  const net = new TinyNet();
+  const opt = new AdamW(net.parameters(), { lr: 1e-3 });
+  const g = new Generator(2);
+  tidy(() => {
+    const { x, y } = batch(g);
+    F.mseLoss(net.forward(x), y).backward();
+    opt.step();
+  });
+  assert.equal(memory().liveTensors, before + net.parameters().length * 3);
+  opt.dispose();
+  net.dispose();
+  assert.equal(memory().liveTensors, before);
+});
