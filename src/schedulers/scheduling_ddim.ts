@@ -40,6 +40,8 @@ import {
   type KeyRule,
   type PredictionType,
   type Timesteps,
+  checkStepCount,
+  descendingTimesteps,
 } from './scheduling_utils.js';
 
 const f32 = Math.fround;
@@ -152,10 +154,7 @@ export class DDIMScheduler {
     this.betas = betas;
     ({ alphas: this.alphas, alphasCumprod: this.alphasCumprod } = alphasFromBetas(betas));
     this.finalAlphaCumprod = c.set_alpha_to_one ? 1 : this.alphasCumprod[0]!;
-    this.timesteps = Array.from(
-      { length: c.num_train_timesteps },
-      (_, i) => c.num_train_timesteps - 1 - i,
-    );
+    this.timesteps = descendingTimesteps(c.num_train_timesteps);
   }
 
   /**
@@ -182,15 +181,7 @@ export class DDIMScheduler {
   /** Chooses n inference timesteps by timestep_spacing (see spacedTimesteps). */
   setTimesteps(numInferenceSteps: number): void {
     const T = this.config.num_train_timesteps;
-    if (
-      !Number.isSafeInteger(numInferenceSteps) ||
-      numInferenceSteps < 1 ||
-      numInferenceSteps > T
-    ) {
-      throw new RangeError(
-        `Expected an integer in [1, ${T}] (num_train_timesteps) for numInferenceSteps but received ${numInferenceSteps}`,
-      );
-    }
+    checkStepCount(numInferenceSteps, T);
     this.numInferenceSteps = numInferenceSteps;
     this.timesteps = spacedTimesteps(
       this.config.timestep_spacing,

@@ -36,6 +36,8 @@ import {
   type KeyRule,
   type PredictionType,
   type Timesteps,
+  checkStepCount,
+  descendingTimesteps,
 } from './scheduling_utils.js';
 
 const f32 = Math.fround;
@@ -141,10 +143,7 @@ export class DDPMScheduler {
     if (c.rescale_betas_zero_snr) betas = rescaleZeroTerminalSnr(betas);
     this.betas = betas;
     ({ alphas: this.alphas, alphasCumprod: this.alphasCumprod } = alphasFromBetas(betas));
-    this.timesteps = Array.from(
-      { length: c.num_train_timesteps },
-      (_, i) => c.num_train_timesteps - 1 - i,
-    );
+    this.timesteps = descendingTimesteps(c.num_train_timesteps);
   }
 
   /** From a scheduler_config.json object (diffusers' from_config rules; see DDIMScheduler). */
@@ -188,15 +187,7 @@ export class DDPMScheduler {
   /** Chooses n sampling timesteps by timestep_spacing (see spacedTimesteps). */
   setTimesteps(numInferenceSteps: number): void {
     const T = this.config.num_train_timesteps;
-    if (
-      !Number.isSafeInteger(numInferenceSteps) ||
-      numInferenceSteps < 1 ||
-      numInferenceSteps > T
-    ) {
-      throw new RangeError(
-        `Expected an integer in [1, ${T}] (num_train_timesteps) for numInferenceSteps but received ${numInferenceSteps}`,
-      );
-    }
+    checkStepCount(numInferenceSteps, T);
     this.numInferenceSteps = numInferenceSteps;
     this.timesteps = spacedTimesteps(
       this.config.timestep_spacing,

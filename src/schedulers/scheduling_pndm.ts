@@ -34,6 +34,7 @@ import {
   splitConfig,
   type KeyRule,
   type Timesteps,
+  checkStepCount,
 } from './scheduling_utils.js';
 
 const f32 = Math.fround;
@@ -144,15 +145,7 @@ export class PNDMScheduler {
   /** Chooses the timesteps for n steps and clears the multi-step history. */
   setTimesteps(numInferenceSteps: number): void {
     const T = this.config.num_train_timesteps;
-    if (
-      !Number.isSafeInteger(numInferenceSteps) ||
-      numInferenceSteps < 1 ||
-      numInferenceSteps > T
-    ) {
-      throw new RangeError(
-        `Expected an integer in [1, ${T}] (num_train_timesteps) for numInferenceSteps but received ${numInferenceSteps}`,
-      );
-    }
+    checkStepCount(numInferenceSteps, T);
     this.numInferenceSteps = numInferenceSteps;
     const ts = spacedTimesteps(
       this.config.timestep_spacing,

@@ -245,3 +245,17 @@ export function drawNoise(like: Tensor, generator: Generator | undefined): Tenso
   const noise = randn(like.shape, { generator, dtype: like.dtype, device });
   return device === like.device ? noise : noise.to(like.device);
 }
+
+/** Throws unless n is a valid number of inference steps for T training timesteps. */
+export function checkStepCount(n: number, T: number): void {
+  if (!Number.isSafeInteger(n) || n < 1 || n > T) {
+    throw new RangeError(
+      `Expected an integer in [1, ${T}] (num_train_timesteps) for numInferenceSteps but received ${n}`,
+    );
+  }
+}
+
+/** T−1, T−2, ..., 0: every training timestep, as a scheduler holds before setTimesteps. */
+export function descendingTimesteps(T: number): number[] {
+  return Array.from({ length: T }, (_, i) => T - 1 - i);
+}
