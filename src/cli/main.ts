@@ -11,6 +11,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   mask: async () => (await import('./mask.js')).maskCommand,
   train: async () => (await import('./train.js')).trainCommand,
   generate: async () => (await import('./generate.js')).generateCommand,
+  demo: async () => (await import('./demo.js')).demoCommand,
 };
 
 function usage(): string {
@@ -22,9 +23,8 @@ Commands:
   mask       clicks on reference photos -> subject and distractor masks, filled photos
   train      filled reference photos -> a P3S adapter (fine-tuning, checkpoints, resume)
   generate   base model + adapter + prompts -> images of the subject
-  info       the libtorch p3s runs on, threads, CUDA
-
-More commands (demo) arrive with the demo work.`;
+  demo       the whole method on the embedded toy models, with an HTML report
+  info       the libtorch p3s runs on, threads, CUDA`;
 }
 
 async function main(argv: string[]): Promise<number> {

@@ -24,8 +24,8 @@ import { CLIPVisionModelWithProjection } from './clip/clip_vision_model.js';
 import { UNet2DConditionModel } from './unet/unet_2d_condition.js';
 import { AutoencoderKL } from './vae/autoencoder_kl.js';
 
-const DIFFUSERS_VERSION = '0.27.2';
-const TRANSFORMERS_VERSION = '4.26.0';
+export const DIFFUSERS_VERSION = '0.27.2';
+export const TRANSFORMERS_VERSION = '4.26.0';
 
 /** The tiny U-Net of the golden fixtures: SD 1.5's block structure, 16–32 channels, 4 heads. */
 export const TINY_UNET_CONFIG: Readonly<Record<string, unknown>> = Object.freeze({
@@ -187,7 +187,7 @@ export interface TinyPipelineOptions {
 }
 
 /** Python's json.dumps(obj, indent=2, sort_keys=True) + "\n", as save_pretrained writes. */
-function writeJson(path: string, value: unknown): void {
+export function writeJson(path: string, value: unknown): void {
   const sort = (v: unknown): unknown => {
     if (Array.isArray(v)) return v.map(sort);
     if (v !== null && typeof v === 'object') {
@@ -211,7 +211,7 @@ function weightFile(folder: string, base: string, variant: string | undefined): 
  * The module's state dict, perturbed like the fixtures' weights (in sorted key order, from
  * Generator(seed)), plus `extra` tensors, converted to dtype and written as safetensors.
  */
-function saveWeights(
+export function saveWeights(
   module: Module,
   path: string,
   options: TinyWeightsOptions,
@@ -299,7 +299,7 @@ export function writeTinyVae(folder: string, options: TinyWeightsOptions): Recor
 }
 
 /** transformers' int64 `embeddings.position_ids` buffer (1, n), which 4.26 still saved. */
-function positionIds(key: string, n: number): [string, Tensor] {
+export function positionIds(key: string, n: number): [string, Tensor] {
   const ids = arange(0, n, 1, { dtype: 'int64' });
   const row = ids.view(1, n);
   ids.dispose();
@@ -339,7 +339,7 @@ export function writeTinyTextEncoder(
 }
 
 /** CLIPImageProcessor's preprocessor_config.json for a square input size (CLIP-L: 224). */
-function clipPreprocessorConfig(size: number): Record<string, unknown> {
+export function clipPreprocessorConfig(size: number): Record<string, unknown> {
   return {
     crop_size: { height: size, width: size },
     do_center_crop: true,
@@ -391,7 +391,7 @@ const SPECIAL_TOKEN = (content: string) => ({
 });
 
 /** tokenizer/: vocab.json and merges.txt copied, with SD 1.5's tokenizer configs if absent. */
-function writeTokenizer(folder: string, source: string): number {
+export function writeTokenizer(folder: string, source: string): number {
   mkdirSync(folder, { recursive: true });
   for (const file of ['vocab.json', 'merges.txt']) {
     const from = join(source, file);

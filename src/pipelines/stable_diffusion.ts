@@ -20,7 +20,7 @@ import { Generator } from '../engine/random.js';
 import { tidy } from '../engine/scope.js';
 import { Tensor } from '../engine/tensor.js';
 import { tensorToImage, type RgbImage } from '../io/image.js';
-import { CLIPTextModel } from '../models/clip/clip_text_model.js';
+import { CLIPTextModel, CLIPTextModelWithProjection } from '../models/clip/clip_text_model.js';
 import { AutoencoderKL } from '../models/vae/autoencoder_kl.js';
 import { UNet2DConditionModel } from '../models/unet/unet_2d_condition.js';
 import { ModelLoadError, readModelIndex } from '../models/loading.js';
@@ -185,7 +185,8 @@ export interface StableDiffusionFromPretrainedOptions {
 
 export interface StableDiffusionComponents {
   tokenizer: CLIPTokenizer;
-  textEncoder: CLIPTextModel;
+  /** SD 1.5's CLIPTextModel; a CLIPTextModelWithProjection (as the toy models ship) also fits. */
+  textEncoder: CLIPTextModel | CLIPTextModelWithProjection;
   unet: UNet2DConditionModel;
   vae: AutoencoderKL;
   scheduler: Scheduler;
@@ -266,7 +267,7 @@ function repeatRows(x: Tensor, n: number): Tensor {
 
 export class StableDiffusionPipeline {
   readonly tokenizer: CLIPTokenizer;
-  readonly textEncoder: CLIPTextModel;
+  readonly textEncoder: CLIPTextModel | CLIPTextModelWithProjection;
   readonly unet: UNet2DConditionModel;
   readonly vae: AutoencoderKL;
   scheduler: Scheduler;
@@ -306,7 +307,7 @@ export class StableDiffusionPipeline {
     }
     const expected: Record<string, string[]> = {
       tokenizer: ['CLIPTokenizer', 'CLIPTokenizerFast'],
-      text_encoder: ['CLIPTextModel'],
+      text_encoder: ['CLIPTextModel', 'CLIPTextModelWithProjection'],
       unet: ['UNet2DConditionModel'],
       vae: ['AutoencoderKL'],
       scheduler: [],
@@ -351,7 +352,9 @@ export class StableDiffusionPipeline {
     );
     const tokenizer = component('tokenizer', (dir) => CLIPTokenizer.fromPretrained(dir));
     const textEncoder = component('text_encoder', (dir) =>
-      CLIPTextModel.fromPretrained(dir, modelOptions),
+      index.text_encoder![1] === 'CLIPTextModelWithProjection'
+        ? CLIPTextModelWithProjection.fromPretrained(dir, modelOptions)
+        : CLIPTextModel.fromPretrained(dir, modelOptions),
     );
     loaded.push(textEncoder);
     const unet = component('unet', (dir) => UNet2DConditionModel.fromPretrained(dir, modelOptions));

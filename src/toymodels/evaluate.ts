@@ -1,0 +1,87 @@
+// The shipped models' quality on held-out scenes, written to quality.json: what the model card
+// reports and the tests keep as floors.
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CLIPTextModelWithProjection } from '../models/clip/clip_text_model.js';
+import { CLIPVisionModelWithProjection } from '../models/clip/clip_vision_model.js';
+import { loadClipExtractor } from '../p3s/mask_pipeline.js';
+import { StableDiffusionPipeline } from '../pipelines/stable_diffusion.js';
+import { CLIPTokenizer } from '../tokenizers/clip_tokenizer.js';
+import { AttributeProbe } from './probe.js';
+import {
+  clipRetrieval,
+  generationAccuracy,
+  probeAccuracy,
+  rngrQuality,
+  type AttributeAccuracy,
+  type RetrievalResult,
+  type RngrQuality,
+} from './quality.js';
+
+export interface ToyQuality {
+  clipRetrieval: RetrievalResult;
+  probe: AttributeAccuracy;
+  generation: AttributeAccuracy & { steps: number; guidanceScale: number };
+  /** RNGR on look-alike pairs, per CLIP hidden-state layer tried; `maskLayer` is the best. */
+  rngr: Record<string, RngrQuality>;
+  maskLayer: number;
+}
+
+/** The CLIP layer whose patch tokens give the best RNGR masks (the demo's default). */
+export const QUALITY_LAYERS = [-1, 1, 2, 3];
+
+export async function evaluateToyModels(
+  folder: string,
+  options: { generationCount?: number; rngrCount?: number; retrievalCount?: number } = {},
+): Promise<ToyQuality> {
+  const tokenizer = CLIPTokenizer.fromPretrained(join(folder, 'tokenizer'));
+  const text = CLIPTextModelWithProjection.fromPretrained(join(folder, 'text_encoder')).eval();
+  const vision = CLIPVisionModelWithProjection.fromPretrained(join(folder, 'image_encoder')).eval();
+  let retrieval: RetrievalResult;
+  try {
+    retrieval = clipRetrieval(text, vision, tokenizer, options.retrievalCount ?? 200);
+  } finally {
+    text.dispose();
+    vision.dispose();
+  }
+  const probe = AttributeProbe.load(join(folder, 'probe'));
+  try {
+    const probeAcc = probeAccuracy(probe);
+    const pipeline = StableDiffusionPipeline.fromPretrained(folder, { scheduler: 'ddim' });
+    let generation: ToyQuality['generation'];
+    try {
+      const steps = 25;
+      const guidanceScale = 5;
+      const g = await generationAccuracy(pipeline, probe, {
+        count: options.generationCount ?? 64,
+        steps,
+        guidanceScale,
+      });
+      const numbers: Partial<typeof g> = { ...g };
+      delete numbers.images;
+      delete numbers.prompts;
+      generation = { ...(numbers as AttributeAccuracy), steps, guidanceScale };
+    } finally {
+      pipeline.dispose();
+    }
+    const rngr: Record<string, RngrQuality> = {};
+    for (const layer of QUALITY_LAYERS) {
+      const extractor = loadClipExtractor(join(folder, 'image_encoder'), layer);
+      try {
+        rngr[String(layer)] = await rngrQuality(extractor, options.rngrCount ?? 50);
+      } finally {
+        extractor.model.dispose();
+      }
+    }
+    const maskLayer = Number(
+      Object.entries(rngr).sort((a, b) => b[1].subjectIoU - a[1].subjectIoU)[0]![0],
+    );
+    return { clipRetrieval: retrieval, probe: probeAcc, generation, rngr, maskLayer };
+  } finally {
+    probe.dispose();
+  }
+}
+
+export function writeQuality(folder: string, quality: ToyQuality): void {
+  writeFileSync(join(folder, 'quality.json'), `${JSON.stringify(quality, null, 2)}\n`);
+}

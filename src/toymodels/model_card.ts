@@ -1,0 +1,99 @@
+// models/toy/README.md: what the toy models are, how they were trained, how good they are —
+// written from training.json and quality.json, so the card always matches the weights.
+import { readdirSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ToyQuality } from './evaluate.js';
+import type { StageReport, ToyStage } from './train_toy.js';
+import { TOY_TEXT_CONFIG, TOY_UNET_CONFIG, TOY_VAE_CONFIG, TOY_VISION_CONFIG } from './configs.js';
+
+const pct = (x: number) => `${(100 * x).toFixed(1)} %`;
+
+function folderBytes(folder: string): number {
+  let total = 0;
+  for (const name of readdirSync(folder)) {
+    const path = join(folder, name);
+    const s = statSync(path);
+    total += s.isDirectory() ? folderBytes(path) : s.size;
+  }
+  return total;
+}
+
+export function writeModelCard(
+  folder: string,
+  training: Partial<Record<ToyStage, StageReport>>,
+  quality: ToyQuality | null,
+): void {
+  const stage = (name: ToyStage, what: string) => {
+    const r = training[name];
+    return r
+      ? `| ${name} | ${what} | ${r.steps} × ${r.batchSize} | ${r.finalLoss.toFixed(4)} | ${(r.totalSeconds / 60).toFixed(1)} min (${r.threads} thread${r.threads > 1 ? 's' : ''}) |`
+      : `| ${name} | ${what} | not trained | | |`;
+  };
+  const q = quality;
+  const rngrRows = q
+    ? Object.entries(q.rngr)
+        .map(
+          ([layer, r]) =>
+            `| ${layer === '-1' ? 'last' : `after layer ${layer}`} | ${r.subjectIoU.toFixed(3)} | ${pct(r.distractorLeak)} |`,
+        )
+        .join('\n')
+    : '';
+  const text = `# The p3s toy models
+
+Tiny models trained from scratch by p3s on its own procedural toy world (\`src/toyworld/\`): 64-px
+scenes of one to three objects (8 shapes, 8 colours, 4 patterns) on 10 named backgrounds, with
+captions such as "a red striped star on the beach". They are the embedded default: \`p3s demo\` and
+the end-to-end tests run on them. Same code, configs, folder layout and state-dict keys as Stable
+Diffusion 1.5 (diffusers) and CLIP (transformers); CLIP's real BPE tokenizer (OpenAI, MIT licence:
+\`tokenizer/LICENSE\`). Weights are float16 (${(folderBytes(folder) / 2 ** 20).toFixed(1)} MiB in all).
+
+Reproduce: \`npm run train:toy\` (deterministic for a seed and thread count on CPU; resumable).
+
+## Models
+
+| folder | class | size |
+| --- | --- | --- |
+| vae/ | AutoencoderKL, channels ${JSON.stringify(TOY_VAE_CONFIG.block_out_channels)}, 64 px -> 16×16×4 | |
+| text_encoder/ | CLIPTextModelWithProjection, width ${String(TOY_TEXT_CONFIG.hidden_size)}, ${String(TOY_TEXT_CONFIG.num_hidden_layers)} layers | |
+| image_encoder/ | CLIPVisionModelWithProjection, 64 px, patch ${String(TOY_VISION_CONFIG.patch_size)}, width ${String(TOY_VISION_CONFIG.hidden_size)}, ${String(TOY_VISION_CONFIG.num_hidden_layers)} layers | |
+| unet/ | UNet2DConditionModel, channels ${JSON.stringify(TOY_UNET_CONFIG.block_out_channels)}, context 77 × ${String(TOY_UNET_CONFIG.cross_attention_dim)} | |
+| probe/ | AttributeProbe (evaluation only): 4-layer CNN, heads colour / shape / pattern / background | |
+
+## Training (CPU)
+
+Data: the toy world's training split, generated on the fly; every stage sees its own scenes.
+The evaluation uses the held-out split (other seeds), never seen in training.
+
+| stage | objective | steps × batch | final loss (mean of last 50) | time |
+| --- | --- | --- | --- | --- |
+${stage('vae', 'L1 reconstruction + 1e-4 · KL')}
+${stage('clip', 'symmetric InfoNCE, learned temperature')}
+${stage('probe', 'cross-entropy per head, single-object scenes')}
+${stage('unet', 'ε-prediction MSE, SD 1.5 schedule, 10 % captions dropped, frozen VAE + text encoder')}
+
+AdamW, linear warm-up then cosine decay to 10 %, gradient clipping at 1.
+
+## Quality on held-out scenes
+
+${
+  q
+    ? `- **CLIP image→caption retrieval** (${q.clipRetrieval.count} scenes, 1 true caption among ${q.clipRetrieval.candidates}):
+  ${pct(q.clipRetrieval.accuracy)} against captions of other scenes; ${pct(q.clipRetrieval.hardAccuracy)} against
+  captions that change one attribute (colour, shape, pattern or background). Chance: ${pct(1 / q.clipRetrieval.candidates)}.
+- **Probe** (the judge; ${q.probe.count} single-object scenes): colour ${pct(q.probe.colour)}, shape ${pct(q.probe.shape)},
+  pattern ${pct(q.probe.pattern)}, background ${pct(q.probe.background)}.
+- **Text-to-image attribute accuracy** (${q.generation.count} held-out captions, DDIM ${q.generation.steps} steps,
+  guidance ${q.generation.guidanceScale}; judged by the probe): colour ${pct(q.generation.colour)}, shape ${pct(q.generation.shape)},
+  pattern ${pct(q.generation.pattern)}, background ${pct(q.generation.background)}, all four ${pct(q.generation.all)}.
+  Chance: colour 12.5 %, shape 12.5 %, pattern 25 %, background 10 %.
+- **RNGR masks** (Eq. 1–3) on look-alike pairs, positive click on the subject and negative on the
+  look-alike, by the CLIP hidden state compared (p3s demo uses ${q.maskLayer === -1 ? 'the last' : `the one after layer ${q.maskLayer}`}):
+
+| patch tokens | subject-mask IoU | look-alike pixels inside the subject mask |
+| --- | --- | --- |
+${rngrRows}`
+    : 'Not evaluated yet (run `npm run train:toy -- --stages eval`).'
+}
+`;
+  writeFileSync(join(folder, 'README.md'), text);
+}

@@ -1,0 +1,189 @@
+// The attribute probe: a small CNN trained separately on the toy world's labels, used only to
+// judge generated images — it reads the main object's colour, shape and pattern and the
+// background of a 64-px image. Trained on single-object scenes, so on a generated image it names
+// the object the image is about.
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { randn, tensor } from '../engine/creation.js';
+import { noGrad } from '../engine/autograd.js';
+import { Generator, manualSeed } from '../engine/random.js';
+import { tidy } from '../engine/scope.js';
+import type { Tensor } from '../engine/tensor.js';
+import { loadSafetensors, saveSafetensors } from '../io/safetensors.js';
+import { crossEntropy, silu } from '../nn/functional.js';
+import { Conv2d, Linear } from '../nn/layers.js';
+import { Module } from '../nn/module.js';
+import { AdamW } from '../optim/adam.js';
+import { BACKGROUNDS, COLOUR_NAMES, PATTERNS, SHAPES } from '../toyworld/attributes.js';
+import type { Scene } from '../toyworld/scene.js';
+import { scenes, scenesToTensor } from './data.js';
+import { runStage, type StageResult } from './stage.js';
+
+export const PROBE_HEADS = {
+  colour: COLOUR_NAMES,
+  shape: SHAPES,
+  pattern: PATTERNS,
+  background: BACKGROUNDS,
+} as const;
+export type ProbeAttribute = keyof typeof PROBE_HEADS;
+export const PROBE_ATTRIBUTES = Object.keys(PROBE_HEADS) as ProbeAttribute[];
+const OUTPUTS = PROBE_ATTRIBUTES.reduce((n, k) => n + PROBE_HEADS[k].length, 0);
+
+export type ProbeLabels = Record<ProbeAttribute, string>;
+
+/** Input (B, 3, 64, 64) in [-1, 1] -> logits of every head, concatenated (B, 30). */
+export class AttributeProbe extends Module {
+  readonly conv1 = this.registerModule('conv1', new Conv2d(3, 32, 3, { padding: 1 }));
+  readonly conv2 = this.registerModule('conv2', new Conv2d(32, 32, 4, { stride: 2, padding: 1 }));
+  readonly conv3 = this.registerModule('conv3', new Conv2d(32, 64, 4, { stride: 2, padding: 1 }));
+  readonly conv4 = this.registerModule('conv4', new Conv2d(64, 64, 4, { stride: 2, padding: 1 }));
+  readonly fc1 = this.registerModule('fc1', new Linear(64 * 8 * 8, 128));
+  readonly fc2 = this.registerModule('fc2', new Linear(128, OUTPUTS));
+
+  forward(x: Tensor): Tensor {
+    let h = silu(this.conv1.forward(x));
+    h = silu(this.conv2.forward(h));
+    h = silu(this.conv3.forward(h));
+    h = silu(this.conv4.forward(h));
+    return this.fc2.forward(silu(this.fc1.forward(h.flatten(1))));
+  }
+
+  /** Per-head logits (B, classes). */
+  heads(x: Tensor): Record<ProbeAttribute, Tensor> {
+    const logits = this.forward(x);
+    const out = {} as Record<ProbeAttribute, Tensor>;
+    let at = 0;
+    for (const k of PROBE_ATTRIBUTES) {
+      const n = PROBE_HEADS[k].length;
+      out[k] = logits.slice(1, at, at + n);
+      at += n;
+    }
+    return out;
+  }
+
+  /** The probe's reading of each image. */
+  predict(images: Tensor): ProbeLabels[] {
+    return noGrad(() =>
+      tidy(() => {
+        const heads = this.heads(images);
+        const b = images.shape[0]!;
+        const picks = PROBE_ATTRIBUTES.map((k) => heads[k].argmax(1).toArray() as number[]);
+        return Array.from({ length: b }, (_, i) => {
+          const row = {} as ProbeLabels;
+          PROBE_ATTRIBUTES.forEach((k, j) => (row[k] = PROBE_HEADS[k][picks[j]![i]!]!));
+          return row;
+        });
+      }),
+    );
+  }
+
+  static load(folder: string): AttributeProbe {
+    const file = join(folder, 'probe.safetensors');
+    if (!existsSync(file)) throw new Error(`No attribute probe at ${file}`);
+    const config = JSON.parse(readFileSync(join(folder, 'config.json'), 'utf8')) as {
+      heads: Record<string, string[]>;
+    };
+    if (JSON.stringify(config.heads) !== JSON.stringify(PROBE_HEADS)) {
+      throw new Error(`${folder}/config.json names other classes than this version's toy world`);
+    }
+    const probe = new AttributeProbe();
+    const state = loadSafetensors(file);
+    try {
+      probe.loadStateDict(state);
+    } finally {
+      for (const t of state.values()) t.dispose();
+    }
+    return probe.eval();
+  }
+
+  save(folder: string): void {
+    mkdirSync(folder, { recursive: true });
+    const half = new Map([...this.stateDict()].map(([k, v]) => [k, v.to('float16')]));
+    try {
+      saveSafetensors(join(folder, 'probe.safetensors'), half, { format: 'pt' });
+    } finally {
+      for (const t of half.values()) t.dispose();
+    }
+    writeFileSync(
+      join(folder, 'config.json'),
+      `${JSON.stringify({ _class_name: 'AttributeProbe', heads: PROBE_HEADS }, null, 2)}\n`,
+    );
+  }
+}
+
+/** The true labels of a scene's first object (and its background). */
+export function sceneLabels(scene: Scene): ProbeLabels {
+  const o = scene.objects[0]!;
+  return { colour: o.colour, shape: o.shape, pattern: o.pattern, background: scene.background };
+}
+
+function labelTensor(batch: readonly Scene[], k: ProbeAttribute): Tensor {
+  const classes: readonly string[] = PROBE_HEADS[k];
+  return tensor(
+    batch.map((s) => classes.indexOf(sceneLabels(s)[k])),
+    [batch.length],
+    { dtype: 'int64' },
+  );
+}
+
+export interface ProbeStageOptions {
+  dir: string;
+  seed: number;
+  steps: number;
+  batchSize: number;
+  lr: number;
+  progress?: boolean;
+}
+
+export const PROBE_STAGE_DEFAULTS = { steps: 800, batchSize: 64, lr: 1e-3 };
+const PROBE_FIRST_SCENE = 20_000_000;
+
+export async function trainProbe(
+  options: ProbeStageOptions,
+): Promise<{ probe: AttributeProbe; result: StageResult }> {
+  manualSeed(options.seed);
+  const probe = new AttributeProbe();
+  const optimizer = new AdamW(probe.parameters(), { lr: options.lr });
+  const generator = new Generator(options.seed);
+  const b = options.batchSize;
+  try {
+    const result = await runStage({
+      name: 'probe',
+      dir: options.dir,
+      steps: options.steps,
+      checkpointEvery: 100,
+      settings: { ...options, dir: undefined, progress: undefined },
+      model: probe,
+      optimizer,
+      generator,
+      lr: options.lr,
+      warmup: 50,
+      progress: options.progress,
+      step(step) {
+        optimizer.zeroGrad();
+        const batch = scenes('train', PROBE_FIRST_SCENE + step * b, b, { objectCount: 1 });
+        const loss = tidy(() => {
+          // Light pixel noise: generated images are never as clean as rendered ones.
+          const x = scenesToTensor(batch);
+          const noisy = x.add(randn(x.shape, { generator }).mul(0.05));
+          const heads = probe.heads(noisy);
+          let total: Tensor | null = null;
+          for (const k of PROBE_ATTRIBUTES) {
+            const l = crossEntropy(heads[k], labelTensor(batch, k));
+            total = total ? total.add(l) : l;
+          }
+          total!.backward();
+          return total!.item();
+        });
+        if (Number.isFinite(loss)) optimizer.step();
+        return loss;
+      },
+    });
+    return { probe: probe.eval(), result };
+  } catch (err) {
+    probe.dispose();
+    throw err;
+  } finally {
+    optimizer.dispose();
+  }
+}

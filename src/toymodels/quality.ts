@@ -1,0 +1,249 @@
+// Quality of the toy models on held-out scenes (never seen in training: the held-out split's
+// seeds): CLIP retrieval, the probe's own accuracy, text-to-image attribute accuracy judged by the
+// probe, and RNGR mask IoU on look-alike pairs. The numbers go to the model card and, as floors,
+// into the tests.
+import { noGrad } from '../engine/autograd.js';
+import { tidy } from '../engine/scope.js';
+import type { RgbImage } from '../io/image.js';
+import type { CLIPTextModelWithProjection } from '../models/clip/clip_text_model.js';
+import type { CLIPVisionModelWithProjection } from '../models/clip/clip_vision_model.js';
+import type { StableDiffusionPipeline } from '../pipelines/stable_diffusion.js';
+import { buildSubjectMasks, type PatchFeatureExtractor } from '../p3s/rngr.js';
+import type { CLIPTokenizer } from '../tokenizers/clip_tokenizer.js';
+import {
+  BACKGROUNDS,
+  COLOUR_NAMES,
+  PATTERNS,
+  SHAPES,
+  type ObjectAttributes,
+} from '../toyworld/attributes.js';
+import { captionFor } from '../toyworld/captions.js';
+import { SPLIT_SEEDS } from '../toyworld/dataset.js';
+import { makeLookalikePair } from '../toyworld/pairs.js';
+import { hash32 } from '../toyworld/random.js';
+import type { Scene } from '../toyworld/scene.js';
+import { normalizeRows, toyClipProcessor } from './clip_stage.js';
+import { imagesToTensor, sceneImage, scenes, tokenIds } from './data.js';
+import {
+  PROBE_ATTRIBUTES,
+  sceneLabels,
+  type AttributeProbe,
+  type ProbeAttribute,
+  type ProbeLabels,
+} from './probe.js';
+
+/** Mask IoU: |a ∧ b| / |a ∨ b| (1 when both are empty). */
+export function maskIoU(a: Uint8Array, b: Uint8Array): number {
+  if (a.length !== b.length) throw new RangeError('Masks of different sizes');
+  let inter = 0;
+  let union = 0;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i]! > 0;
+    const y = b[i]! > 0;
+    if (x && y) inter++;
+    if (x || y) union++;
+  }
+  return union === 0 ? 1 : inter / union;
+}
+
+/** The caption with one attribute of the first object, or the background, changed. */
+export function alteredCaption(scene: Scene, variant: number): string {
+  const objects: ObjectAttributes[] = scene.objects.map((o) => ({
+    shape: o.shape,
+    colour: o.colour,
+    pattern: o.pattern,
+  }));
+  const first = objects[0]!;
+  const pick = <T>(values: readonly T[], current: T): T => {
+    const others = values.filter((v) => v !== current);
+    return others[hash32(scene.seed ?? 0, variant) % others.length]!;
+  };
+  let background = scene.background;
+  switch (variant % 4) {
+    case 0:
+      objects[0] = { ...first, colour: pick(COLOUR_NAMES, first.colour) };
+      break;
+    case 1:
+      objects[0] = { ...first, shape: pick(SHAPES, first.shape) };
+      break;
+    case 2:
+      objects[0] = { ...first, pattern: pick(PATTERNS, first.pattern) };
+      break;
+    default:
+      background = pick(BACKGROUNDS, background);
+  }
+  return captionFor(objects, background);
+}
+
+export interface RetrievalResult {
+  /** Scenes evaluated. */
+  count: number;
+  candidates: number;
+  /** The true caption ranked first among captions of other held-out scenes. */
+  accuracy: number;
+  /** The true caption ranked first among captions that each change one attribute. */
+  hardAccuracy: number;
+}
+
+/** Image→caption retrieval with the toy CLIP on held-out scenes (1 true + 7 wrong captions). */
+export function clipRetrieval(
+  text: CLIPTextModelWithProjection,
+  vision: CLIPVisionModelWithProjection,
+  tokenizer: CLIPTokenizer,
+  count = 200,
+  distractors = 7,
+): RetrievalResult {
+  const processor = toyClipProcessor();
+  const held = scenes('heldout', 0, count);
+  const others = scenes('heldout', count, count * distractors);
+  const rankFirst = (scene: Scene, captions: string[]): boolean =>
+    noGrad(() =>
+      tidy(() => {
+        const image = normalizeRows(
+          vision.forward(processor.preprocess([sceneImage(scene)])).imageEmbeds,
+        );
+        const texts = normalizeRows(text.forward(tokenIds(tokenizer, captions)).textEmbeds);
+        const scores = image.matmul(texts.transpose(0, 1)).flatten().toArray() as number[];
+        return scores.every((s, i) => i === 0 || s < scores[0]!);
+      }),
+    );
+  let easy = 0;
+  let hard = 0;
+  held.forEach((scene, i) => {
+    const wrong = others.slice(i * distractors, (i + 1) * distractors).map((s) => s.caption);
+    if (rankFirst(scene, [scene.caption, ...wrong])) easy++;
+    const altered = Array.from({ length: distractors }, (_, v) => alteredCaption(scene, v));
+    if (rankFirst(scene, [scene.caption, ...altered])) hard++;
+  });
+  return {
+    count,
+    candidates: distractors + 1,
+    accuracy: easy / count,
+    hardAccuracy: hard / count,
+  };
+}
+
+export type AttributeAccuracy = Record<ProbeAttribute, number> & { all: number; count: number };
+
+/** Share of predictions matching the labels, per attribute and all four at once. */
+export function attributeAccuracy(
+  predicted: readonly ProbeLabels[],
+  truth: readonly ProbeLabels[],
+): AttributeAccuracy {
+  const out = { all: 0, count: predicted.length } as AttributeAccuracy;
+  for (const k of PROBE_ATTRIBUTES) out[k] = 0;
+  predicted.forEach((p, i) => {
+    let all = true;
+    for (const k of PROBE_ATTRIBUTES) {
+      if (p[k] === truth[i]![k]) out[k]++;
+      else all = false;
+    }
+    if (all) out.all++;
+  });
+  for (const k of [...PROBE_ATTRIBUTES, 'all'] as const) out[k] /= Math.max(1, predicted.length);
+  return out;
+}
+
+/** The probe's predictions for images in batches. */
+export function probeImages(probe: AttributeProbe, images: readonly RgbImage[]): ProbeLabels[] {
+  const out: ProbeLabels[] = [];
+  for (let i = 0; i < images.length; i += 64) {
+    const x = imagesToTensor(images.slice(i, i + 64));
+    try {
+      out.push(...probe.predict(x));
+    } finally {
+      x.dispose();
+    }
+  }
+  return out;
+}
+
+/** The probe on held-out single-object scenes (its own accuracy, the judge's reliability). */
+export function probeAccuracy(probe: AttributeProbe, count = 256): AttributeAccuracy {
+  const held = scenes('heldout', 0, count, { objectCount: 1 });
+  return attributeAccuracy(probeImages(probe, held.map(sceneImage)), held.map(sceneLabels));
+}
+
+export interface GenerationQualityOptions {
+  count?: number;
+  steps?: number;
+  guidanceScale?: number;
+  seed?: number;
+  batchSize?: number;
+}
+
+/**
+ * Text-to-image attribute accuracy: captions of held-out single-object scenes are generated and
+ * the probe's reading of each image is compared with the caption's attributes.
+ */
+export async function generationAccuracy(
+  pipeline: StableDiffusionPipeline,
+  probe: AttributeProbe,
+  options: GenerationQualityOptions = {},
+): Promise<AttributeAccuracy & { images: RgbImage[]; prompts: string[] }> {
+  const count = options.count ?? 64;
+  const batch = options.batchSize ?? 16;
+  const held = scenes('heldout', 1_000_000, count, { objectCount: 1 });
+  const prompts = held.map((s) => s.caption);
+  const images: RgbImage[] = [];
+  for (let i = 0; i < count; i += batch) {
+    const { images: out } = await pipeline.generate({
+      prompt: prompts.slice(i, i + batch),
+      steps: options.steps ?? 25,
+      guidanceScale: options.guidanceScale ?? 5,
+      seed: (options.seed ?? 0) + i,
+    });
+    images.push(...out);
+  }
+  return {
+    ...attributeAccuracy(probeImages(probe, images), held.map(sceneLabels)),
+    images,
+    prompts,
+  };
+}
+
+export interface RngrQuality {
+  count: number;
+  /** Mean IoU of the subject mask with the subject's true instance mask. */
+  subjectIoU: number;
+  /** Mean share of the distractor's true pixels inside the subject mask (0 is best). */
+  distractorLeak: number;
+}
+
+/** RNGR masks on held-out look-alike pairs (positive click on one, negative on the other). */
+export async function rngrQuality(
+  extractor: PatchFeatureExtractor,
+  count = 50,
+): Promise<RngrQuality> {
+  let iou = 0;
+  let leak = 0;
+  for (let i = 0; i < count; i++) {
+    const pair = makeLookalikePair(SPLIT_SEEDS.heldout.start + 2_000_000 + i);
+    const [result] = await buildSubjectMasks(
+      [
+        {
+          name: `pair-${i}`,
+          image: sceneImage(pair.scene),
+          positive: [[pair.positive.x, pair.positive.y]],
+          negative: [[pair.negative.x, pair.negative.y]],
+        },
+      ],
+      extractor,
+      { propagate: false },
+    );
+    const truth = pair.scene.objects[pair.subject]!.mask;
+    const distractor = pair.scene.objects[pair.distractor]!.mask;
+    const mask = result!.subject.mask;
+    iou += maskIoU(mask, truth);
+    let inside = 0;
+    let total = 0;
+    for (let p = 0; p < mask.length; p++) {
+      if (distractor[p]) {
+        total++;
+        if (mask[p]) inside++;
+      }
+    }
+    leak += total ? inside / total : 0;
+  }
+  return { count, subjectIoU: iou / count, distractorLeak: leak / count };
+}

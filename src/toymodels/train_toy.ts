@@ -1,0 +1,165 @@
+// `npm run train:toy`: trains the embedded default's models from scratch on the toy world, stage
+// by stage — VAE, CLIP, attribute probe, U-Net — and writes them as a diffusers folder with fp16
+// weights. Each stage checkpoints to `work/<stage>/` and resumes where a killed run stopped; a
+// finished stage only re-exports. The U-Net stage trains on the *exported* (fp16-rounded) VAE and
+// text encoder, so it learns exactly the latents and contexts the shipped models produce.
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { getNumThreads } from '../engine/device.js';
+import { CLIPTextModelWithProjection } from '../models/clip/clip_text_model.js';
+import { AutoencoderKL } from '../models/vae/autoencoder_kl.js';
+import { writeTokenizer } from '../models/tiny_models.js';
+import { CLIPTokenizer } from '../tokenizers/clip_tokenizer.js';
+import { CLIP_STAGE_DEFAULTS, trainToyClip } from './clip_stage.js';
+import {
+  CLIP_TOKENIZER_LICENSE,
+  exportToyClip,
+  exportToyPipelineIndex,
+  exportToyUNet,
+  exportToyVae,
+} from './export.js';
+import { PROBE_STAGE_DEFAULTS, trainProbe } from './probe.js';
+import type { StageResult } from './stage.js';
+import { evaluateToyModels, writeQuality, type ToyQuality } from './evaluate.js';
+import { writeModelCard } from './model_card.js';
+import { UNET_STAGE_DEFAULTS, trainToyUNet } from './unet_stage.js';
+import { VAE_STAGE_DEFAULTS, latentScalingFactor, trainToyVae } from './vae_stage.js';
+
+export const TOY_STAGES = ['vae', 'clip', 'probe', 'unet', 'eval'] as const;
+export type ToyStage = (typeof TOY_STAGES)[number];
+
+export interface TrainToyOptions {
+  /** The model folder to write (diffusers layout). */
+  out: string;
+  /** Checkpoints and loss logs. */
+  work: string;
+  seed: number;
+  stages: readonly ToyStage[];
+  /** A CLIP tokenizer folder (vocab.json, merges.txt); default: out/tokenizer. */
+  tokenizer?: string;
+  /** Multiplies every stage's step count (quick trial runs, tests). Default 1. */
+  scale?: number;
+  /** Overrides of the stages' step counts. */
+  steps?: Partial<Record<ToyStage, number>>;
+  progress?: boolean;
+}
+
+export interface StageReport extends StageResult {
+  stage: ToyStage;
+  steps: number;
+  batchSize: number;
+  threads: number;
+}
+
+/** training.json: what each stage ran, kept across runs. */
+export function readTrainingReport(out: string): Partial<Record<ToyStage, StageReport>> {
+  const path = join(out, 'training.json');
+  return existsSync(path)
+    ? (JSON.parse(readFileSync(path, 'utf8')) as Partial<Record<ToyStage, StageReport>>)
+    : {};
+}
+
+export async function trainToyModels(options: TrainToyOptions): Promise<StageReport[]> {
+  const out = resolve(options.out);
+  const work = resolve(options.work);
+  mkdirSync(out, { recursive: true });
+  const tokenizerFolder = join(out, 'tokenizer');
+  const source = options.tokenizer ? resolve(options.tokenizer) : tokenizerFolder;
+  if (!existsSync(join(source, 'vocab.json'))) {
+    throw new Error(
+      `No CLIP tokenizer at ${source} (vocab.json, merges.txt); pass --tokenizer <folder>`,
+    );
+  }
+  if (source !== tokenizerFolder) writeTokenizer(tokenizerFolder, source);
+  writeFileSync(join(tokenizerFolder, 'LICENSE'), CLIP_TOKENIZER_LICENSE);
+  const tokenizer = CLIPTokenizer.fromPretrained(tokenizerFolder);
+  const scale = options.scale ?? 1;
+  const stepsOf = (stage: ToyStage, fallback: number) =>
+    options.steps?.[stage] ?? Math.max(2, Math.round(fallback * scale));
+  const common = { seed: options.seed, progress: options.progress };
+  const reports: StageReport[] = [];
+  const record = (stage: ToyStage, steps: number, batchSize: number, result: StageResult) => {
+    const report = { stage, steps, batchSize, threads: getNumThreads(), ...result };
+    reports.push(report);
+    const all = { ...readTrainingReport(out), [stage]: report };
+    writeFileSync(join(out, 'training.json'), `${JSON.stringify(all, null, 2)}\n`);
+  };
+
+  for (const stage of TOY_STAGES.filter((s) => options.stages.includes(s))) {
+    const dir = join(work, stage);
+    if (stage === 'vae') {
+      const settings = { ...VAE_STAGE_DEFAULTS, steps: stepsOf('vae', VAE_STAGE_DEFAULTS.steps) };
+      const { vae, result } = await trainToyVae({ ...settings, ...common, dir });
+      try {
+        exportToyVae(vae, out, latentScalingFactor(vae));
+      } finally {
+        vae.dispose();
+      }
+      record(stage, settings.steps, settings.batchSize, result);
+    } else if (stage === 'clip') {
+      const settings = {
+        ...CLIP_STAGE_DEFAULTS,
+        steps: stepsOf('clip', CLIP_STAGE_DEFAULTS.steps),
+      };
+      const { clip, result } = await trainToyClip({ ...settings, ...common, dir }, tokenizer);
+      try {
+        exportToyClip(clip.text, clip.vision, out, tokenizerFolder);
+      } finally {
+        clip.dispose();
+      }
+      record(stage, settings.steps, settings.batchSize, result);
+    } else if (stage === 'probe') {
+      const settings = {
+        ...PROBE_STAGE_DEFAULTS,
+        steps: stepsOf('probe', PROBE_STAGE_DEFAULTS.steps),
+      };
+      const { probe, result } = await trainProbe({ ...settings, ...common, dir });
+      try {
+        probe.save(join(out, 'probe'));
+      } finally {
+        probe.dispose();
+      }
+      record(stage, settings.steps, settings.batchSize, result);
+    } else if (stage === 'eval') {
+      writeQuality(out, await evaluateToyModels(out));
+    } else {
+      for (const part of ['vae', 'text_encoder']) {
+        if (!existsSync(join(out, part, 'config.json'))) {
+          throw new Error(
+            `The unet stage needs ${join(out, part)}: run the vae and clip stages first`,
+          );
+        }
+      }
+      const settings = {
+        ...UNET_STAGE_DEFAULTS,
+        steps: stepsOf('unet', UNET_STAGE_DEFAULTS.steps),
+      };
+      const vae = AutoencoderKL.fromPretrained(join(out, 'vae'));
+      const textEncoder = CLIPTextModelWithProjection.fromPretrained(join(out, 'text_encoder'));
+      try {
+        const { unet, result } = await trainToyUNet(
+          { ...settings, ...common, dir },
+          { vae, textEncoder, tokenizer },
+        );
+        try {
+          exportToyUNet(unet, out);
+          exportToyPipelineIndex(out);
+        } finally {
+          unet.dispose();
+        }
+        record(stage, settings.steps, settings.batchSize, result);
+      } finally {
+        vae.dispose();
+        textEncoder.dispose();
+      }
+    }
+  }
+  writeModelCard(
+    out,
+    readTrainingReport(out),
+    existsSync(join(out, 'quality.json'))
+      ? (JSON.parse(readFileSync(join(out, 'quality.json'), 'utf8')) as ToyQuality)
+      : null,
+  );
+  return reports;
+}

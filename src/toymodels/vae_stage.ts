@@ -1,0 +1,95 @@
+// Stage 1 of the toy models: the VAE, trained from scratch on toy-world scenes. Loss: L1
+// reconstruction of a posterior sample plus a small KL term towards N(0, I) (the LDM recipe
+// without its perceptual and adversarial terms, which flat-coloured 64-px scenes do not need).
+import { noGrad } from '../engine/autograd.js';
+import { Generator, manualSeed } from '../engine/random.js';
+import { tidy } from '../engine/scope.js';
+import { AutoencoderKL } from '../models/vae/autoencoder_kl.js';
+import { AdamW } from '../optim/adam.js';
+import { clipGradNorm } from '../optim/clip_grad.js';
+import { TOY_VAE_CONFIG } from './configs.js';
+import { scenes, scenesToTensor } from './data.js';
+import { runStage, type StageResult } from './stage.js';
+
+export interface VaeStageOptions {
+  dir: string;
+  seed: number;
+  steps: number;
+  batchSize: number;
+  lr: number;
+  klWeight: number;
+  progress?: boolean;
+}
+
+export const VAE_STAGE_DEFAULTS = { steps: 1500, batchSize: 16, lr: 1e-3, klWeight: 1e-4 };
+
+/** Trains the VAE; returns the model (caller disposes) and the stage's numbers. */
+export async function trainToyVae(
+  options: VaeStageOptions,
+): Promise<{ vae: AutoencoderKL; result: StageResult }> {
+  manualSeed(options.seed);
+  const vae = new AutoencoderKL(TOY_VAE_CONFIG);
+  const optimizer = new AdamW(vae.parameters(), { lr: options.lr, weightDecay: 0 });
+  const generator = new Generator(options.seed);
+  const { batchSize: b, klWeight } = options;
+  try {
+    const result = await runStage({
+      name: 'vae',
+      dir: options.dir,
+      steps: options.steps,
+      checkpointEvery: 100,
+      settings: { config: TOY_VAE_CONFIG, ...options, dir: undefined, progress: undefined },
+      model: vae,
+      optimizer,
+      generator,
+      lr: options.lr,
+      warmup: 50,
+      progress: options.progress,
+      step(step) {
+        optimizer.zeroGrad();
+        const loss = tidy(() => {
+          const x = scenesToTensor(scenes('train', step * b, b));
+          const posterior = vae.encode(x);
+          const recon = vae.decode(posterior.sample(generator));
+          const rec = recon.sub(x).abs().mean();
+          // KL(q ‖ N(0, I)) per latent element.
+          const kl = posterior.mean
+            .square()
+            .add(posterior.var)
+            .sub(1)
+            .sub(posterior.logvar)
+            .mean()
+            .mul(0.5);
+          const total = rec.add(kl.mul(klWeight));
+          total.backward();
+          return total.item();
+        });
+        if (Number.isFinite(loss)) {
+          clipGradNorm(vae.parameters(), 1.0);
+          optimizer.step();
+        }
+        return loss;
+      },
+    });
+    return { vae: vae.eval(), result };
+  } catch (err) {
+    vae.dispose();
+    throw err;
+  } finally {
+    optimizer.dispose();
+  }
+}
+
+/**
+ * 1 / std of the scaled-by-one latents over held-out scenes: the config's scaling_factor, so the
+ * U-Net sees unit-variance latents as SD 1.5's 0.18215 gives it.
+ */
+export function latentScalingFactor(vae: AutoencoderKL, count = 256): number {
+  return noGrad(() =>
+    tidy(() => {
+      const x = scenesToTensor(scenes('heldout', 0, count));
+      const std = vae.encode(x).mean.flatten().var().sqrt().item();
+      return 1 / std;
+    }),
+  );
+}

@@ -1,0 +1,117 @@
+// `npm run train:toy` at a few steps per stage: the output is a diffusers Stable Diffusion folder
+// (fp16 weights, SD 1.5's file names and keys) that the pipeline loads and samples from, a
+// finished run only re-exports, and the same seed writes byte-identical weights.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setNumThreads } from '../../src/engine/index.js';
+import { SafetensorsFile } from '../../src/io/safetensors.js';
+import { StableDiffusionPipeline } from '../../src/pipelines/stable_diffusion.js';
+import { CLIPVisionModelWithProjection } from '../../src/models/clip/clip_vision_model.js';
+import { AttributeProbe } from '../../src/toymodels/probe.js';
+import { trainToyModels } from '../../src/toymodels/train_toy.js';
+import { sharedPath } from '../helpers/paths.js';
+
+setNumThreads(1);
+let root = '';
+const STEPS = { vae: 2, clip: 2, probe: 2, unet: 2 };
+
+before(() => {
+  root = mkdtempSync(join(tmpdir(), 'p3s-train-toy-'));
+});
+after(() => rmSync(root, { recursive: true, force: true }));
+
+test('train:toy writes a diffusers folder that the SD pipeline loads and samples from', async () => {
+  const out = join(root, 'a');
+  const reports = await trainToyModels({
+    out,
+    work: join(root, 'work-a'),
+    seed: 0,
+    stages: ['vae', 'clip', 'probe', 'unet'],
+    tokenizer: sharedPath('fixtures', 'clip-tokenizer'),
+    steps: STEPS,
+    progress: false,
+  });
+  assert.deepEqual(
+    reports.map((r) => [r.stage, r.ran]),
+    [
+      ['vae', 2],
+      ['clip', 2],
+      ['probe', 2],
+      ['unet', 2],
+    ],
+  );
+  for (const file of [
+    'model_index.json',
+    'unet/diffusion_pytorch_model.safetensors',
+    'vae/diffusion_pytorch_model.safetensors',
+    'text_encoder/model.safetensors',
+    'image_encoder/model.safetensors',
+    'image_encoder/preprocessor_config.json',
+    'tokenizer/vocab.json',
+    'tokenizer/LICENSE',
+    'scheduler/scheduler_config.json',
+    'probe/probe.safetensors',
+    'README.md',
+    'training.json',
+  ]) {
+    assert.ok(existsSync(join(out, file)), file);
+  }
+  const unetFile = SafetensorsFile.open(join(out, 'unet/diffusion_pytorch_model.safetensors'));
+  assert.equal(unetFile.info('conv_in.weight').dtype, 'float16');
+  const vaeConfig = JSON.parse(readFileSync(join(out, 'vae/config.json'), 'utf8')) as {
+    scaling_factor: number;
+  };
+  assert.ok(vaeConfig.scaling_factor > 0 && vaeConfig.scaling_factor !== 0.18215);
+
+  const pipe = StableDiffusionPipeline.fromPretrained(out, { scheduler: 'ddim' });
+  try {
+    const { images } = await pipe.generate({
+      prompt: 'a red star on the beach',
+      steps: 2,
+      seed: 1,
+    });
+    assert.equal(images[0]!.width, 64);
+    assert.equal(images[0]!.height, 64);
+  } finally {
+    pipe.dispose();
+  }
+  CLIPVisionModelWithProjection.fromPretrained(join(out, 'image_encoder')).dispose();
+  AttributeProbe.load(join(out, 'probe')).dispose();
+
+  // A finished stage only re-exports: nothing runs, the weights stay the same bytes.
+  const before = readFileSync(join(out, 'vae/diffusion_pytorch_model.safetensors'));
+  const again = await trainToyModels({
+    out,
+    work: join(root, 'work-a'),
+    seed: 0,
+    stages: ['vae'],
+    steps: STEPS,
+    progress: false,
+  });
+  assert.equal(again[0]!.ran, 0);
+  assert.ok(before.equals(readFileSync(join(out, 'vae/diffusion_pytorch_model.safetensors'))));
+});
+
+test('the same seed writes byte-identical weights', async () => {
+  const run = async (name: string) => {
+    await trainToyModels({
+      out: join(root, name),
+      work: join(root, `work-${name}`),
+      seed: 3,
+      stages: ['vae', 'probe'],
+      tokenizer: sharedPath('fixtures', 'clip-tokenizer'),
+      steps: STEPS,
+      progress: false,
+    });
+    return [
+      readFileSync(join(root, name, 'vae/diffusion_pytorch_model.safetensors')),
+      readFileSync(join(root, name, 'probe/probe.safetensors')),
+    ];
+  };
+  const [a, b] = [await run('x'), await run('y')];
+  assert.ok(a[0]!.equals(b[0]!));
+  assert.ok(a[1]!.equals(b[1]!));
+});
