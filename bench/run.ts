@@ -111,6 +111,12 @@ async function main(): Promise<void> {
     const { benchP3S } = await import('../src/p3s/bench.js');
     for (const line of await benchP3S()) console.log(JSON.stringify(line));
   }
+  if (want('p3s-sd15')) {
+    // Minutes on 2 cores and ~10 GB: SD 1.5's U-Net size with the trainable copy.
+    const { benchP3SSd15 } = await import('../src/p3s/bench.js');
+    const { SD15_UNET } = await import('../src/models/unet/bench.js');
+    for (const line of await benchP3SSd15({ ...SD15_UNET })) console.log(JSON.stringify(line));
+  }
   if (want('mask')) {
     const { benchMask } = await import('./mask.js');
     const shared = [join(root, 'shared'), join(root, '..', 'shared')].find((d) =>

@@ -6,6 +6,7 @@ import { performance } from 'node:perf_hooks';
 import { randn } from '../engine/creation.js';
 import { Generator, manualSeed } from '../engine/random.js';
 import { disposeAll, tidy } from '../engine/scope.js';
+import { noGrad } from '../engine/autograd.js';
 import { getNumThreads } from '../engine/device.js';
 import { tensor } from '../engine/creation.js';
 import { Adam } from '../optim/adam.js';
@@ -38,13 +39,17 @@ async function timeSteps(step: () => void, warmup: number, iters: number): Promi
   return median(times);
 }
 
+export interface P3SBenchOptions {
+  batch?: number;
+  warmup?: number;
+  iters?: number;
+}
+
 /**
  * Seconds per training step of P3S and of plain U-Net fine-tuning (batch `batch`, 8×8 latents,
  * a 77-token context, 17 CLIP tokens), their ratio, and the peak RSS, as JSON-line objects.
  */
-export async function benchP3S(
-  options: { batch?: number; warmup?: number; iters?: number } = {},
-): Promise<P3SBenchLine[]> {
+export async function benchP3S(options: P3SBenchOptions = {}): Promise<P3SBenchLine[]> {
   const batch = options.batch ?? 2;
   const warmup = options.warmup ?? 2;
   const iters = options.iters ?? 8;
@@ -136,5 +141,95 @@ export async function benchP3S(
   });
   disposeAll([xt, context, target, condition.latent, condition.clipStates, t]);
   unet.dispose();
+  return out;
+}
+
+/**
+ * SD 1.5's U-Net config with random weights on CPU: one P3S training step (batch 1, 64×64
+ * latents, CLIP ViT-L/14's 257 tokens of width 1024) and one classifier-free-guidance sampling
+ * step (batch 2) of the injected U-Net. A 50-step image is extrapolated as 50 sampling steps
+ * (the VAE decode is measured by \`npm run bench -- models\`). Minutes per line on 2 cores.
+ */
+export async function benchP3SSd15(
+  unetConfig: Record<string, unknown>,
+  options: { iters?: number } = {},
+): Promise<P3SBenchLine[]> {
+  const iters = options.iters ?? 1;
+  manualSeed(0);
+  const unet = new UNet2DConditionModel(unetConfig).eval().freeze();
+  const adapter = new P3SAdapter(unet, 1024);
+  adapter.requiresGrad_(true);
+  const p3s = new P3SUNet(unet, adapter);
+  const opt = new Adam(adapter.parameters(), { lr: 1e-5 });
+  const g = new Generator(0);
+  const common = { latent: '64x64', threads: getNumThreads(), device: 'cpu', weights: 'random' };
+  const out: P3SBenchLine[] = [];
+  const inputs = (b: number) => ({
+    xt: randn([b, 4, 64, 64], { generator: g }),
+    context: randn([b, 77, 768], { generator: g }),
+    target: randn([b, 4, 64, 64], { generator: g }),
+    condition: {
+      latent: randn([b, 4, 64, 64], { generator: g }),
+      clipStates: randn([b, 257, 1024], { generator: g }),
+    },
+  });
+  try {
+    const one = inputs(1);
+    const train = await timeSteps(
+      () =>
+        tidy(() => {
+          const o = p3s.forward(one.xt, [500], one.context, one.condition, {
+            captureAttention: true,
+          });
+          const ac = attentionConsistencyLoss(o.copyAttention!, o.frozenAttention!);
+          totalLoss(ldmLoss(o.noisePred, one.target), ac, 0.1).backward();
+          disposeAll([o.copyAttention, o.frozenAttention]);
+          opt.step();
+          opt.zeroGrad();
+        }),
+      0,
+      iters,
+    );
+    out.push({
+      name: 'sd15-p3s-train-step-b1-64x64-cpu',
+      value: train,
+      unit: 's',
+      trainedParameters: adapter.numParameters(),
+      peakRssMiB: process.resourceUsage().maxRSS / 1024,
+      ...common,
+    });
+    disposeAll([one.xt, one.context, one.target, one.condition.latent, one.condition.clipStates]);
+    const two = inputs(2);
+    const sample = await timeSteps(
+      () =>
+        noGrad(() =>
+          tidy(() => {
+            p3s.forward(two.xt, [500, 500], two.context, two.condition);
+          }),
+        ),
+      0,
+      iters,
+    );
+    out.push({
+      name: 'sd15-p3s-sampling-step-cfg-b2-64x64-cpu',
+      value: sample,
+      unit: 's',
+      peakRssMiB: process.resourceUsage().maxRSS / 1024,
+      ...common,
+    });
+    out.push({
+      name: 'sd15-p3s-image-50-steps-cpu-extrapolated',
+      value: 50 * sample,
+      unit: 's',
+      note: '50 × the sampling step; add the VAE decode (bench models)',
+      ...common,
+    });
+    disposeAll([two.xt, two.context, two.target, two.condition.latent, two.condition.clipStates]);
+  } finally {
+    p3s.detach();
+    opt.dispose();
+    adapter.dispose();
+    unet.dispose();
+  }
   return out;
 }

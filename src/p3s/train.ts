@@ -27,6 +27,7 @@ import { createHash } from 'node:crypto';
 import { basename, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Tensor } from '../engine/tensor.js';
+import type { Module } from '../nn/module.js';
 import { rand, randint, randn } from '../engine/creation.js';
 import { Generator, manualSeed } from '../engine/random.js';
 import { noGrad } from '../engine/autograd.js';
@@ -149,6 +150,13 @@ export interface TrainP3SConfig {
   onLog?: (message: string) => void;
   /** For tests: sees (and may replace) each micro-batch's loss before it is checked. */
   lossHook?: (step: number, loss: Tensor) => Tensor;
+  /** For tests and debugging: sees every model after each step's backward, before Adam steps. */
+  afterBackward?: (models: {
+    unet: Module;
+    vae: Module;
+    textEncoder: Module;
+    adapter: Module;
+  }) => void;
 }
 
 export interface TrainProgress {
@@ -778,6 +786,12 @@ export async function trainP3S(config: TrainP3SConfig): Promise<TrainP3SResult> 
         stepLdm += values.ldm / settings.gradientAccumulation;
         stepAc += values.ac / settings.gradientAccumulation;
       }
+      config.afterBackward?.({
+        unet: pipeline.unet,
+        vae: pipeline.vae,
+        textEncoder: pipeline.textEncoder,
+        adapter,
+      });
       if (settings.maxGradNorm !== null) {
         const norm = clipGradNorm(params, settings.maxGradNorm);
         if (!Number.isFinite(norm)) {

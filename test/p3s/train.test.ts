@@ -140,6 +140,28 @@ test('a few training steps lower the fixed evaluation loss, and the adapter reco
   );
 });
 
+test('only the adapter gets gradients: the frozen U-Net, VAE and text encoder keep none', async () => {
+  let checked = 0;
+  await trainP3S(
+    config(join(root, 'grads'), {
+      maxSteps: 2,
+      afterBackward: ({ unet, vae, textEncoder, adapter }) => {
+        for (const [name, m] of Object.entries({ unet, vae, textEncoder })) {
+          assert.ok(
+            m.parameters().every((p) => p.grad === null && !p.requiresGrad),
+            `${name} has gradients or requires them`,
+          );
+        }
+        assert.ok(
+          adapter.parameters().some((p) => p.grad !== null && p.grad.abs().sum().item() > 0),
+        );
+        checked++;
+      },
+    }),
+  );
+  assert.equal(checked, 2);
+});
+
 test('a killed and resumed run ends bit-identical to an uninterrupted one', async () => {
   const settings = {
     maxSteps: 4,
