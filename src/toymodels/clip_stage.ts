@@ -5,7 +5,6 @@
 // as P3S's image encoder and the RNGR patch features.
 import { arange, full } from '../engine/creation.js';
 import { Generator, manualSeed } from '../engine/random.js';
-import { tidy } from '../engine/scope.js';
 import type { Tensor } from '../engine/tensor.js';
 import { crossEntropy } from '../nn/functional.js';
 import { Module } from '../nn/module.js';
@@ -13,11 +12,10 @@ import { CLIPImageProcessor } from '../models/clip/image_processing.js';
 import { CLIPTextModelWithProjection } from '../models/clip/clip_text_model.js';
 import { CLIPVisionModelWithProjection } from '../models/clip/clip_vision_model.js';
 import { AdamW } from '../optim/adam.js';
-import { clipGradNorm } from '../optim/clip_grad.js';
 import type { CLIPTokenizer } from '../tokenizers/clip_tokenizer.js';
 import { TOY_IMAGE_SIZE, TOY_TEXT_CONFIG, TOY_VISION_CONFIG } from './configs.js';
 import { sceneImage, scenes, tokenIds } from './data.js';
-import { runStage, type StageResult } from './stage.js';
+import { optimizerStep, trainModel, type StageResult, type StageSettings } from './stage.js';
 
 /** CLIP's preprocessing at the toy size (resize and crop are the identity on 64-px scenes). */
 export const toyClipProcessor = (): CLIPImageProcessor =>
@@ -48,14 +46,7 @@ export function normalizeRows(x: Tensor): Tensor {
   return x.div(x.square().sum(-1, true).sqrt().clamp(1e-12));
 }
 
-export interface ClipStageOptions {
-  dir: string;
-  seed: number;
-  steps: number;
-  batchSize: number;
-  lr: number;
-  progress?: boolean;
-}
+export type ClipStageOptions = StageSettings;
 
 export const CLIP_STAGE_DEFAULTS = { steps: 1500, batchSize: 64, lr: 1e-3 };
 
@@ -72,58 +63,43 @@ export async function trainToyClip(
   const generator = new Generator(options.seed);
   const processor = toyClipProcessor();
   const b = options.batchSize;
-  try {
-    const result = await runStage({
-      name: 'clip',
-      dir: options.dir,
-      steps: options.steps,
-      checkpointEvery: 100,
-      settings: {
-        text: TOY_TEXT_CONFIG,
-        vision: TOY_VISION_CONFIG,
-        ...options,
-        dir: undefined,
-        progress: undefined,
-      },
-      model: clip,
-      optimizer,
-      generator,
-      lr: options.lr,
-      warmup: 100,
-      progress: options.progress,
-      step(step) {
-        optimizer.zeroGrad();
-        const batch = scenes('train', CLIP_FIRST_SCENE + step * b, b);
-        const loss = tidy(() => {
-          const pixels = processor.preprocess(batch.map(sceneImage));
-          const ids = tokenIds(
-            tokenizer,
-            batch.map((s) => s.caption),
-          );
-          const image = normalizeRows(clip.vision.forward(pixels).imageEmbeds);
-          const text = normalizeRows(clip.text.forward(ids).textEmbeds);
-          // CLIP clamps the learned scale at 100.
-          const scale = clip.logitScale.exp().clamp(null, 100);
-          const logits = image.matmul(text.transpose(0, 1)).mul(scale);
-          const labels = arange(0, b, 1, { dtype: 'int64' });
-          const total = crossEntropy(logits, labels)
-            .add(crossEntropy(logits.transpose(0, 1), labels))
-            .mul(0.5);
-          total.backward();
-          return total.item();
-        });
-        if (Number.isFinite(loss)) {
-          clipGradNorm(clip.parameters(), 1.0);
-          optimizer.step();
-        }
-        return loss;
-      },
-    });
-    return { clip: clip.eval(), result };
-  } catch (err) {
-    clip.dispose();
-    throw err;
-  } finally {
-    optimizer.dispose();
-  }
+  const { model, result } = await trainModel({
+    name: 'clip',
+    dir: options.dir,
+    steps: options.steps,
+    checkpointEvery: 100,
+    settings: {
+      text: TOY_TEXT_CONFIG,
+      vision: TOY_VISION_CONFIG,
+      ...options,
+      dir: undefined,
+      progress: undefined,
+    },
+    model: clip,
+    optimizer,
+    generator,
+    lr: options.lr,
+    warmup: 100,
+    progress: options.progress,
+    step(step) {
+      const batch = scenes('train', CLIP_FIRST_SCENE + step * b, b);
+      return optimizerStep(optimizer, () => {
+        const pixels = processor.preprocess(batch.map(sceneImage));
+        const ids = tokenIds(
+          tokenizer,
+          batch.map((s) => s.caption),
+        );
+        const image = normalizeRows(clip.vision.forward(pixels).imageEmbeds);
+        const text = normalizeRows(clip.text.forward(ids).textEmbeds);
+        // CLIP clamps the learned scale at 100.
+        const scale = clip.logitScale.exp().clamp(null, 100);
+        const logits = image.matmul(text.transpose(0, 1)).mul(scale);
+        const labels = arange(0, b, 1, { dtype: 'int64' });
+        return crossEntropy(logits, labels)
+          .add(crossEntropy(logits.transpose(0, 1), labels))
+          .mul(0.5);
+      });
+    },
+  });
+  return { clip: model, result };
 }

@@ -17,7 +17,7 @@ import { AdamW } from '../optim/adam.js';
 import { BACKGROUNDS, COLOUR_NAMES, PATTERNS, SHAPES } from '../toyworld/attributes.js';
 import type { Scene } from '../toyworld/scene.js';
 import { scenes, scenesToTensor } from './data.js';
-import { runStage, type StageResult } from './stage.js';
+import { optimizerStep, trainModel, type StageResult, type StageSettings } from './stage.js';
 
 export const PROBE_HEADS = {
   colour: COLOUR_NAMES,
@@ -126,14 +126,7 @@ function labelTensor(batch: readonly Scene[], k: ProbeAttribute): Tensor {
   );
 }
 
-export interface ProbeStageOptions {
-  dir: string;
-  seed: number;
-  steps: number;
-  batchSize: number;
-  lr: number;
-  progress?: boolean;
-}
+export type ProbeStageOptions = StageSettings;
 
 export const PROBE_STAGE_DEFAULTS = { steps: 800, batchSize: 64, lr: 1e-3 };
 const PROBE_FIRST_SCENE = 20_000_000;
@@ -146,44 +139,33 @@ export async function trainProbe(
   const optimizer = new AdamW(probe.parameters(), { lr: options.lr });
   const generator = new Generator(options.seed);
   const b = options.batchSize;
-  try {
-    const result = await runStage({
-      name: 'probe',
-      dir: options.dir,
-      steps: options.steps,
-      checkpointEvery: 100,
-      settings: { ...options, dir: undefined, progress: undefined },
-      model: probe,
-      optimizer,
-      generator,
-      lr: options.lr,
-      warmup: 50,
-      progress: options.progress,
-      step(step) {
-        optimizer.zeroGrad();
-        const batch = scenes('train', PROBE_FIRST_SCENE + step * b, b, { objectCount: 1 });
-        const loss = tidy(() => {
+  const { model, result } = await trainModel({
+    name: 'probe',
+    dir: options.dir,
+    steps: options.steps,
+    checkpointEvery: 100,
+    settings: { ...options, dir: undefined, progress: undefined },
+    model: probe,
+    optimizer,
+    generator,
+    lr: options.lr,
+    warmup: 50,
+    progress: options.progress,
+    step(step) {
+      const batch = scenes('train', PROBE_FIRST_SCENE + step * b, b, { objectCount: 1 });
+      return optimizerStep(
+        optimizer,
+        () => {
           // Light pixel noise: generated images are never as clean as rendered ones.
           const x = scenesToTensor(batch);
-          const noisy = x.add(randn(x.shape, { generator }).mul(0.05));
-          const heads = probe.heads(noisy);
-          let total: Tensor | null = null;
-          for (const k of PROBE_ATTRIBUTES) {
-            const l = crossEntropy(heads[k], labelTensor(batch, k));
-            total = total ? total.add(l) : l;
-          }
-          total!.backward();
-          return total!.item();
-        });
-        if (Number.isFinite(loss)) optimizer.step();
-        return loss;
-      },
-    });
-    return { probe: probe.eval(), result };
-  } catch (err) {
-    probe.dispose();
-    throw err;
-  } finally {
-    optimizer.dispose();
-  }
+          const heads = probe.heads(x.add(randn(x.shape, { generator }).mul(0.05)));
+          return PROBE_ATTRIBUTES.map((k) => crossEntropy(heads[k], labelTensor(batch, k))).reduce(
+            (a, l) => a.add(l),
+          );
+        },
+        null,
+      );
+    },
+  });
+  return { probe: model, result };
 }

@@ -10,6 +10,9 @@ import { performance } from 'node:perf_hooks';
 import type { Generator } from '../engine/random.js';
 import type { Module } from '../nn/module.js';
 import type { Adam } from '../optim/adam.js';
+import { clipGradNorm } from '../optim/clip_grad.js';
+import { tidy } from '../engine/scope.js';
+import type { Tensor } from '../engine/tensor.js';
 import {
   CheckpointError,
   latestCheckpoint,
@@ -18,6 +21,18 @@ import {
   saveCheckpoint,
 } from '../p3s/checkpoint.js';
 import { Progress } from '../cli/args.js';
+
+/** What every toy-model stage is run with. */
+export interface StageSettings {
+  /** The stage's checkpoint folder. */
+  dir: string;
+  seed: number;
+  steps: number;
+  batchSize: number;
+  /** Peak learning rate. */
+  lr: number;
+  progress?: boolean;
+}
 
 export interface StageOptions {
   /** Stage name for progress and errors ("vae", "clip", …). */
@@ -144,4 +159,44 @@ export async function runStage(options: StageOptions): Promise<StageResult> {
     finalLoss: last.length ? last.reduce((a, b) => a + b, 0) / last.length : NaN,
     totalSeconds: log.reduce((a, l) => a + (l.seconds ?? 0), 0),
   };
+}
+
+/**
+ * One optimizer step on loss(): zero the gradients, back-propagate, clip their global norm
+ * (unless null) and step. Returns the loss; a non-finite loss leaves the weights untouched.
+ */
+export function optimizerStep(
+  optimizer: Adam,
+  loss: () => Tensor,
+  maxGradNorm: number | null = 1,
+): number {
+  optimizer.zeroGrad();
+  const value = tidy(() => {
+    const l = loss();
+    l.backward();
+    return l.item();
+  });
+  if (Number.isFinite(value)) {
+    if (maxGradNorm !== null) clipGradNorm(optimizer.params, maxGradNorm);
+    optimizer.step();
+  }
+  return value;
+}
+
+/**
+ * runStage for a freshly built model and its optimizer: returns the trained model in eval mode
+ * (the caller disposes it), disposes it on failure, and always frees the optimizer's moments.
+ */
+export async function trainModel<M extends Module>(
+  stage: Omit<StageOptions, 'model' | 'optimizer'> & { model: M; optimizer: Adam },
+): Promise<{ model: M; result: StageResult }> {
+  try {
+    const result = await runStage(stage);
+    return { model: stage.model.eval(), result };
+  } catch (err) {
+    stage.model.dispose();
+    throw err;
+  } finally {
+    stage.optimizer.dispose();
+  }
 }

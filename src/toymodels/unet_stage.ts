@@ -5,32 +5,24 @@
 import { rand, randint, randn } from '../engine/creation.js';
 import { noGrad } from '../engine/autograd.js';
 import { Generator, manualSeed } from '../engine/random.js';
-import { tidy } from '../engine/scope.js';
 import { mseLoss } from '../nn/functional.js';
 import type { CLIPTextModelWithProjection } from '../models/clip/clip_text_model.js';
 import { UNet2DConditionModel } from '../models/unet/unet_2d_condition.js';
 import type { AutoencoderKL } from '../models/vae/autoencoder_kl.js';
 import { SD15_SCHEDULER_CONFIG } from '../models/tiny_models.js';
 import { AdamW } from '../optim/adam.js';
-import { clipGradNorm } from '../optim/clip_grad.js';
 import { DDPMScheduler } from '../schedulers/scheduling_ddpm.js';
 import type { CLIPTokenizer } from '../tokenizers/clip_tokenizer.js';
 import { TOY_UNET_CONFIG } from './configs.js';
 import { scenesToTensor, skewedScenes, tokenIds } from './data.js';
-import { runStage, type StageResult } from './stage.js';
+import { optimizerStep, trainModel, type StageResult, type StageSettings } from './stage.js';
 
-export interface UNetStageOptions {
-  dir: string;
-  seed: number;
-  steps: number;
-  batchSize: number;
-  lr: number;
+export interface UNetStageOptions extends StageSettings {
   /** Share of captions replaced by "" (condition dropout). */
   captionDropout: number;
-  progress?: boolean;
 }
 
-export const UNET_STAGE_DEFAULTS = { steps: 4000, batchSize: 32, lr: 1e-3, captionDropout: 0.1 };
+export const UNET_STAGE_DEFAULTS = { steps: 2400, batchSize: 32, lr: 1e-3, captionDropout: 0.1 };
 const UNET_FIRST_SCENE = 30_000_000;
 
 export interface FrozenParts {
@@ -54,57 +46,40 @@ export async function trainToyUNet(
   const T = scheduler.config.num_train_timesteps;
   const scaling = vae.config.scaling_factor;
   const b = options.batchSize;
-  try {
-    const result = await runStage({
-      name: 'unet',
-      dir: options.dir,
-      steps: options.steps,
-      checkpointEvery: 100,
-      settings: {
-        config: TOY_UNET_CONFIG,
-        scaling,
-        ...options,
-        dir: undefined,
-        progress: undefined,
-      },
-      model: unet,
-      optimizer,
-      generator,
-      lr: options.lr,
-      warmup: 200,
-      progress: options.progress,
-      step(step) {
-        optimizer.zeroGrad();
-        const batch = skewedScenes('train', UNET_FIRST_SCENE + step * b, b);
-        const loss = tidy(() => {
-          // Draw order: posterior sample, dropout, timesteps, noise.
-          const x0 = noGrad(() => vae.encode(scenesToTensor(batch)).sample(generator).mul(scaling));
-          const drop = rand([b], { generator }).toArray() as number[];
-          const captions = batch.map((s, i) =>
-            drop[i]! < options.captionDropout ? '' : s.caption,
-          );
-          const context = noGrad(
-            () => textEncoder.forward(tokenIds(tokenizer, captions)).lastHiddenState,
-          );
-          const t = randint(0, T, [b], { generator });
-          const noise = randn(x0.shape, { generator });
-          const noisy = scheduler.addNoise(x0, noise, t);
-          const total = mseLoss(unet.forward(noisy, t, context), noise);
-          total.backward();
-          return total.item();
-        });
-        if (Number.isFinite(loss)) {
-          clipGradNorm(unet.parameters(), 1.0);
-          optimizer.step();
-        }
-        return loss;
-      },
-    });
-    return { unet: unet.eval(), result };
-  } catch (err) {
-    unet.dispose();
-    throw err;
-  } finally {
-    optimizer.dispose();
-  }
+  const { model, result } = await trainModel({
+    name: 'unet',
+    dir: options.dir,
+    steps: options.steps,
+    checkpointEvery: 100,
+    settings: {
+      config: TOY_UNET_CONFIG,
+      scaling,
+      ...options,
+      dir: undefined,
+      progress: undefined,
+    },
+    model: unet,
+    optimizer,
+    generator,
+    lr: options.lr,
+    warmup: 200,
+    progress: options.progress,
+    step(step) {
+      const batch = skewedScenes('train', UNET_FIRST_SCENE + step * b, b);
+      return optimizerStep(optimizer, () => {
+        // Draw order: posterior sample, dropout, timesteps, noise.
+        const x0 = noGrad(() => vae.encode(scenesToTensor(batch)).sample(generator).mul(scaling));
+        const drop = rand([b], { generator }).toArray() as number[];
+        const captions = batch.map((s, i) => (drop[i]! < options.captionDropout ? '' : s.caption));
+        const context = noGrad(
+          () => textEncoder.forward(tokenIds(tokenizer, captions)).lastHiddenState,
+        );
+        const t = randint(0, T, [b], { generator });
+        const noise = randn(x0.shape, { generator });
+        const noisy = scheduler.addNoise(x0, noise, t);
+        return mseLoss(unet.forward(noisy, t, context), noise);
+      });
+    },
+  });
+  return { unet: model, result };
 }

@@ -6,22 +6,15 @@ import { Generator, manualSeed } from '../engine/random.js';
 import { tidy } from '../engine/scope.js';
 import { AutoencoderKL } from '../models/vae/autoencoder_kl.js';
 import { AdamW } from '../optim/adam.js';
-import { clipGradNorm } from '../optim/clip_grad.js';
 import { TOY_VAE_CONFIG } from './configs.js';
 import { scenes, scenesToTensor } from './data.js';
-import { runStage, type StageResult } from './stage.js';
+import { optimizerStep, trainModel, type StageResult, type StageSettings } from './stage.js';
 
-export interface VaeStageOptions {
-  dir: string;
-  seed: number;
-  steps: number;
-  batchSize: number;
-  lr: number;
+export interface VaeStageOptions extends StageSettings {
   klWeight: number;
-  progress?: boolean;
 }
 
-export const VAE_STAGE_DEFAULTS = { steps: 1500, batchSize: 16, lr: 1e-3, klWeight: 1e-4 };
+export const VAE_STAGE_DEFAULTS = { steps: 800, batchSize: 16, lr: 1e-3, klWeight: 1e-4 };
 
 /** Trains the VAE; returns the model (caller disposes) and the stage's numbers. */
 export async function trainToyVae(
@@ -32,52 +25,36 @@ export async function trainToyVae(
   const optimizer = new AdamW(vae.parameters(), { lr: options.lr, weightDecay: 0 });
   const generator = new Generator(options.seed);
   const { batchSize: b, klWeight } = options;
-  try {
-    const result = await runStage({
-      name: 'vae',
-      dir: options.dir,
-      steps: options.steps,
-      checkpointEvery: 100,
-      settings: { config: TOY_VAE_CONFIG, ...options, dir: undefined, progress: undefined },
-      model: vae,
-      optimizer,
-      generator,
-      lr: options.lr,
-      warmup: 50,
-      progress: options.progress,
-      step(step) {
-        optimizer.zeroGrad();
-        const loss = tidy(() => {
-          const x = scenesToTensor(scenes('train', step * b, b));
-          const posterior = vae.encode(x);
-          const recon = vae.decode(posterior.sample(generator));
-          const rec = recon.sub(x).abs().mean();
-          // KL(q ‖ N(0, I)) per latent element.
-          const kl = posterior.mean
-            .square()
-            .add(posterior.var)
-            .sub(1)
-            .sub(posterior.logvar)
-            .mean()
-            .mul(0.5);
-          const total = rec.add(kl.mul(klWeight));
-          total.backward();
-          return total.item();
-        });
-        if (Number.isFinite(loss)) {
-          clipGradNorm(vae.parameters(), 1.0);
-          optimizer.step();
-        }
-        return loss;
-      },
-    });
-    return { vae: vae.eval(), result };
-  } catch (err) {
-    vae.dispose();
-    throw err;
-  } finally {
-    optimizer.dispose();
-  }
+  const { model, result } = await trainModel({
+    name: 'vae',
+    dir: options.dir,
+    steps: options.steps,
+    checkpointEvery: 100,
+    settings: { config: TOY_VAE_CONFIG, ...options, dir: undefined, progress: undefined },
+    model: vae,
+    optimizer,
+    generator,
+    lr: options.lr,
+    warmup: 50,
+    progress: options.progress,
+    step: (step) =>
+      optimizerStep(optimizer, () => {
+        const x = scenesToTensor(scenes('train', step * b, b));
+        const posterior = vae.encode(x);
+        const recon = vae.decode(posterior.sample(generator));
+        const rec = recon.sub(x).abs().mean();
+        // KL(q ‖ N(0, I)) per latent element.
+        const kl = posterior.mean
+          .square()
+          .add(posterior.var)
+          .sub(1)
+          .sub(posterior.logvar)
+          .mean()
+          .mul(0.5);
+        return rec.add(kl.mul(klWeight));
+      }),
+  });
+  return { vae: model, result };
 }
 
 /**
