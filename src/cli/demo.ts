@@ -55,6 +55,13 @@ export const demoCommand = {
       }
     }
     const out = resolve(String(values.out ?? 'p3s-demo'));
+    // The model card's measurements pick the CLIP layer whose patch tokens mask best.
+    const qualityPath = join(model, 'quality.json');
+    const modelQuality = existsSync(qualityPath)
+      ? (JSON.parse(readFileSync(qualityPath, 'utf8')) as Record<string, unknown>)
+      : null;
+    const maskLayer =
+      typeof modelQuality?.maskLayer === 'number' ? modelQuality.maskLayer : undefined;
     const probe = AttributeProbe.load(join(model, 'probe'));
     const started = Date.now();
     const runs: ExperimentResult[] = [];
@@ -74,6 +81,7 @@ export const demoCommand = {
             learningRate: numberFlag(values, 'lr', 1e-4, (v) => v > 0, 'a positive number'),
             imagesPerPrompt: intFlag(values, 'images', 4, 1),
             negativePoint,
+            maskLayer,
             probe,
             onTrainProgress: (p) => {
               trainBar ??= new Progress('  fine-tune', p.totalSteps);
@@ -89,15 +97,12 @@ export const demoCommand = {
     } finally {
       probe.dispose();
     }
-    const qualityPath = join(model, 'quality.json');
     const reportPath = join(out, 'report.html');
     const seconds = (Date.now() - started) / 1000;
     renderReport(reportPath, {
       main: runs[0]!,
       baseline: runs[1] ?? null,
-      modelQuality: existsSync(qualityPath)
-        ? (JSON.parse(readFileSync(qualityPath, 'utf8')) as Record<string, unknown>)
-        : null,
+      modelQuality,
       seconds,
     });
     for (const r of runs) {

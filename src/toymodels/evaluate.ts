@@ -8,6 +8,7 @@ import { loadClipExtractor } from '../p3s/mask_pipeline.js';
 import { StableDiffusionPipeline } from '../pipelines/stable_diffusion.js';
 import { CLIPTokenizer } from '../tokenizers/clip_tokenizer.js';
 import { AttributeProbe } from './probe.js';
+import { runSubjectExperiment } from './experiment.js';
 import {
   clipRetrieval,
   generationAccuracy,
@@ -25,6 +26,56 @@ export interface ToyQuality {
   /** RNGR on look-alike pairs, per CLIP hidden-state layer tried; `maskLayer` is the best. */
   rngr: Record<string, RngrQuality>;
   maskLayer: number;
+  /** P3S fine-tuning on look-alike references, with and without the negative point. */
+  selective?: SelectiveQuality;
+}
+
+export interface SelectiveQuality {
+  subjects: number;
+  steps: number;
+  imagesPerSubject: number;
+  /** Mean shares over subjects of images with the subject's / a look-alike's colour and pattern. */
+  withNegative: { fidelity: number; lookalikeRate: number; maskIoU: number };
+  positiveOnly: { fidelity: number; lookalikeRate: number; maskIoU: number };
+}
+
+/** The selective-fidelity experiment over several subjects (minutes per subject on 2 cores). */
+export async function selectiveQuality(
+  folder: string,
+  workDir: string,
+  options: { subjects?: number; steps?: number; maskLayer?: number } = {},
+): Promise<SelectiveQuality> {
+  const subjects = options.subjects ?? 4;
+  const steps = options.steps ?? 200;
+  const probe = AttributeProbe.load(join(folder, 'probe'));
+  const sums = {
+    withNegative: { fidelity: 0, lookalikeRate: 0, maskIoU: 0 },
+    positiveOnly: { fidelity: 0, lookalikeRate: 0, maskIoU: 0 },
+  };
+  let images = 0;
+  try {
+    for (let subject = 0; subject < subjects; subject++) {
+      for (const negativePoint of [true, false]) {
+        const r = await runSubjectExperiment({
+          modelFolder: folder,
+          outDir: join(workDir, `subject-${subject}`, negativePoint ? 'selective' : 'baseline'),
+          subjectSeed: subject,
+          negativePoint,
+          steps,
+          maskLayer: options.maskLayer,
+          probe,
+        });
+        const sum = negativePoint ? sums.withNegative : sums.positiveOnly;
+        sum.fidelity += r.fidelity / subjects;
+        sum.lookalikeRate += r.lookalikeRate / subjects;
+        sum.maskIoU += r.masks.reduce((a, m) => a + m.subjectIoU, 0) / r.masks.length / subjects;
+        images = r.generated.length;
+      }
+    }
+  } finally {
+    probe.dispose();
+  }
+  return { subjects, steps, imagesPerSubject: images, ...sums };
 }
 
 /** The CLIP layer whose patch tokens give the best RNGR masks (the demo's default). */

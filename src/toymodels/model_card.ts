@@ -18,6 +18,21 @@ function folderBytes(folder: string): number {
   return total;
 }
 
+function selectiveSection(q: ToyQuality): string {
+  const s = q.selective;
+  if (!s) return '';
+  return `
+- **Selective fidelity** (\`p3s demo\`'s experiment on ${s.subjects} subjects: 4 references, each with a
+  look-alike; P3S fine-tuned ${s.steps} steps; ${s.imagesPerSubject} images per subject in 4 new contexts;
+  the probe judges colour + pattern):
+
+| clicks | images with the subject's look | with a look-alike's look | subject-mask IoU |
+| --- | --- | --- | --- |
+| positive + negative | ${pct(s.withNegative.fidelity)} | ${pct(s.withNegative.lookalikeRate)} | ${s.withNegative.maskIoU.toFixed(3)} |
+| positive only | ${pct(s.positiveOnly.fidelity)} | ${pct(s.positiveOnly.lookalikeRate)} | ${s.positiveOnly.maskIoU.toFixed(3)} |
+`;
+}
+
 export function writeModelCard(
   folder: string,
   training: Partial<Record<ToyStage, StageReport>>,
@@ -91,7 +106,8 @@ ${
 
 | patch tokens | subject-mask IoU | look-alike pixels inside the subject mask |
 | --- | --- | --- |
-${rngrRows}`
+${rngrRows}
+${selectiveSection(q)}`
     : 'Not evaluated yet (run `npm run train:toy -- --stages eval`).'
 }
 `;

@@ -20,7 +20,7 @@ import {
 } from './export.js';
 import { PROBE_STAGE_DEFAULTS, trainProbe } from './probe.js';
 import type { StageResult } from './stage.js';
-import { evaluateToyModels, writeQuality, type ToyQuality } from './evaluate.js';
+import { evaluateToyModels, selectiveQuality, writeQuality, type ToyQuality } from './evaluate.js';
 import { writeModelCard } from './model_card.js';
 import { UNET_STAGE_DEFAULTS, trainToyUNet } from './unet_stage.js';
 import { VAE_STAGE_DEFAULTS, latentScalingFactor, trainToyVae } from './vae_stage.js';
@@ -121,7 +121,11 @@ export async function trainToyModels(options: TrainToyOptions): Promise<StageRep
       }
       record(stage, settings.steps, settings.batchSize, result);
     } else if (stage === 'eval') {
-      writeQuality(out, await evaluateToyModels(out));
+      const quality = await evaluateToyModels(out);
+      quality.selective = await selectiveQuality(out, join(work, 'selective'), {
+        maskLayer: quality.maskLayer,
+      });
+      writeQuality(out, quality);
     } else {
       for (const part of ['vae', 'text_encoder']) {
         if (!existsSync(join(out, part, 'config.json'))) {
