@@ -58,7 +58,9 @@ function experimentSection(r: ExperimentResult, from: string, title: string): st
     .join('\n');
   const grid = r.generated
     .map(
-      (g) => `<figure class="${g.isSubject ? 'ok' : 'bad'}"><img src="${link(g.path)}" width="128">
+      (
+        g,
+      ) => `<figure class="${g.isSubject ? 'ok' : 'bad'}"><img src="${link(g.path)}" width="128" title="${escape(g.prompt)}" alt="${escape(g.prompt)}">
 <figcaption>${escape(g.background)}<br>${g.isSubject ? '✓' : '✗'} probe: ${escape(`${g.seen.colour} ${g.seen.pattern} ${g.seen.shape}, ${g.seen.background}`)}</figcaption></figure>`,
     )
     .join('\n');
