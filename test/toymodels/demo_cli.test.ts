@@ -1,0 +1,24 @@
+// `p3s demo` from the command line: help, and a clear error for a folder without toy models.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { repoRoot } from '../helpers/paths.js';
+
+const main = join(repoRoot(), 'dist', 'src', 'cli', 'main.js');
+const p3s = (...args: string[]) =>
+  spawnSync(process.execPath, [main, ...args], { encoding: 'utf8', timeout: 60_000 });
+
+test('p3s demo --help explains the demo and its options', () => {
+  const r = p3s('demo', '--help');
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /look-alike/);
+  assert.match(r.stdout, /--no-baseline/);
+  assert.match(p3s('--help').stdout, /demo +the whole method/);
+});
+
+test('p3s demo on a folder without toy models says what is missing', () => {
+  const r = p3s('demo', '--model', repoRoot(), '--out', join(repoRoot(), 'dist', 'no-demo'));
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /is not a toy model folder \(no model_index\.json\)/);
+});
