@@ -22,7 +22,7 @@ export interface UNetStageOptions extends StageSettings {
   captionDropout: number;
 }
 
-export const UNET_STAGE_DEFAULTS = { steps: 2400, batchSize: 32, lr: 1e-3, captionDropout: 0.1 };
+export const UNET_STAGE_DEFAULTS = { steps: 2000, batchSize: 32, lr: 1e-3, captionDropout: 0.1 };
 const UNET_FIRST_SCENE = 30_000_000;
 
 export interface FrozenParts {
