@@ -55,13 +55,13 @@ export const demoCommand = {
       }
     }
     const out = resolve(String(values.out ?? 'p3s-demo'));
-    // The model card's measurements pick the CLIP layer whose patch tokens mask best.
+    // The model card's measurements pick the CLIP layer and grid density that mask best.
     const qualityPath = join(model, 'quality.json');
     const modelQuality = existsSync(qualityPath)
       ? (JSON.parse(readFileSync(qualityPath, 'utf8')) as Record<string, unknown>)
       : null;
-    const maskLayer =
-      typeof modelQuality?.maskLayer === 'number' ? modelQuality.maskLayer : undefined;
+    const measured = (key: string) =>
+      typeof modelQuality?.[key] === 'number' ? (modelQuality[key] as number) : undefined;
     const probe = AttributeProbe.load(join(model, 'probe'));
     const started = Date.now();
     const runs: ExperimentResult[] = [];
@@ -81,7 +81,8 @@ export const demoCommand = {
             learningRate: numberFlag(values, 'lr', 1e-4, (v) => v > 0, 'a positive number'),
             imagesPerPrompt: intFlag(values, 'images', 4, 1),
             negativePoint,
-            maskLayer,
+            maskLayer: measured('maskLayer'),
+            maskDense: measured('maskDense'),
             probe,
             onTrainProgress: (p) => {
               trainBar ??= new Progress('  fine-tune', p.totalSteps);

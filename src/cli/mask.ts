@@ -15,6 +15,8 @@ Options:
   --clip <folder>      CLIP vision weights (transformers layout: config.json + model.safetensors)
   --out <folder>       where to write masks, overlays, filled photos and summary.json
   --layer <n>          CLIP hidden state to compare (-1 last [default], -2 penultimate, i = after layer i)
+  --dense <f>          run CLIP on f×f sub-patch shifts of each photo for an f× finer patch grid
+                       (default 1; helps small subjects; costs f² forward passes)
   --sigma <s>          Gaussian σ of Ψ in patches (default 1)
   --dilate <px>        grow the masks by this many pixels (default 0)
   --no-propagate       require clicks on every photo
@@ -27,6 +29,7 @@ export const maskCommand = {
       clip: { type: 'string' },
       out: { type: 'string' },
       layer: { type: 'string' },
+      dense: { type: 'string' },
       sigma: { type: 'string' },
       dilate: { type: 'string' },
       'no-propagate': { type: 'boolean' },
@@ -47,6 +50,7 @@ export const maskCommand = {
       clipFolder: values.clip,
       outDir: values.out,
       layer,
+      dense: intFlag(values, 'dense', 1, 1),
       sigma,
       dilate,
       propagate: !values['no-propagate'],

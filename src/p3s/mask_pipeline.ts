@@ -6,6 +6,7 @@ import { CLIPVisionModel } from '../models/clip/clip_vision_model.js';
 import { CLIPImageProcessor } from '../models/clip/image_processing.js';
 import { readAnnotation, checkPointsInside, type SubjectAnnotation } from './annotations.js';
 import { ClipPatchExtractor } from './clip_features.js';
+import { DensePatchExtractor } from './dense_features.js';
 import {
   buildSubjectMasks,
   type RngrImageInput,
@@ -20,6 +21,8 @@ export interface MaskJob {
   clipFolder: string;
   outDir: string;
   layer?: number;
+  /** Finer patch grid: CLIP on dense × dense sub-patch shifts (default 1; dense_features.ts). */
+  dense?: number;
   sigma?: number;
   dilate?: number;
   propagate?: boolean;
@@ -54,7 +57,8 @@ export async function runMaskJob(job: MaskJob): Promise<MaskJobResult> {
     inputs.push({ name: im.path, image, positive: im.positive, negative: im.negative });
   }
   const ownExtractor = job.extractor ? null : loadClipExtractor(job.clipFolder, job.layer ?? -1);
-  const extractor = job.extractor ?? ownExtractor!;
+  const base = job.extractor ?? ownExtractor!;
+  const extractor = (job.dense ?? 1) > 1 ? new DensePatchExtractor(base, job.dense!) : base;
   try {
     return await maskWith(job, annotation, inputs, extractor);
   } finally {
@@ -87,6 +91,7 @@ async function maskWith(
     classWord: annotation.classWord,
     clip: job.clipFolder,
     layer: job.layer ?? -1,
+    dense: job.dense ?? 1,
     sigma: job.sigma ?? 1,
     dilate: job.dilate ?? 0,
   });

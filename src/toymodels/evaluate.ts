@@ -4,6 +4,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CLIPTextModelWithProjection } from '../models/clip/clip_text_model.js';
 import { CLIPVisionModelWithProjection } from '../models/clip/clip_vision_model.js';
+import { DensePatchExtractor } from '../p3s/dense_features.js';
 import { loadClipExtractor } from '../p3s/mask_pipeline.js';
 import { StableDiffusionPipeline } from '../pipelines/stable_diffusion.js';
 import { CLIPTokenizer } from '../tokenizers/clip_tokenizer.js';
@@ -23,9 +24,10 @@ export interface ToyQuality {
   clipRetrieval: RetrievalResult;
   probe: AttributeAccuracy;
   generation: AttributeAccuracy & { steps: number; guidanceScale: number };
-  /** RNGR on look-alike pairs, per CLIP hidden-state layer tried; `maskLayer` is the best. */
-  rngr: Record<string, RngrQuality>;
+  /** RNGR on look-alike pairs per CLIP hidden state and grid density; the best sets the mask. */
+  rngr: (RngrQuality & { layer: number; dense: number })[];
   maskLayer: number;
+  maskDense: number;
   /** P3S fine-tuning on look-alike references, with and without the negative point. */
   selective?: SelectiveQuality;
 }
@@ -43,7 +45,7 @@ export interface SelectiveQuality {
 export async function selectiveQuality(
   folder: string,
   workDir: string,
-  options: { subjects?: number; steps?: number; maskLayer?: number } = {},
+  options: { subjects?: number; steps?: number; maskLayer?: number; maskDense?: number } = {},
 ): Promise<SelectiveQuality> {
   const subjects = options.subjects ?? 4;
   const steps = options.steps ?? 200;
@@ -63,6 +65,7 @@ export async function selectiveQuality(
           negativePoint,
           steps,
           maskLayer: options.maskLayer,
+          maskDense: options.maskDense,
           probe,
         });
         const sum = negativePoint ? sums.withNegative : sums.positiveOnly;
@@ -78,8 +81,9 @@ export async function selectiveQuality(
   return { subjects, steps, imagesPerSubject: images, ...sums };
 }
 
-/** The CLIP layer whose patch tokens give the best RNGR masks (the demo's default). */
-export const QUALITY_LAYERS = [-1, 1, 2, 3];
+/** CLIP hidden states (0: the embeddings) and grid densities tried for RNGR masks. */
+export const QUALITY_LAYERS = [-1, 0, 1, 2];
+export const QUALITY_DENSITIES = [1, 4];
 
 export async function evaluateToyModels(
   folder: string,
@@ -115,19 +119,30 @@ export async function evaluateToyModels(
     } finally {
       pipeline.dispose();
     }
-    const rngr: Record<string, RngrQuality> = {};
+    const rngr: ToyQuality['rngr'] = [];
     for (const layer of QUALITY_LAYERS) {
       const extractor = loadClipExtractor(join(folder, 'image_encoder'), layer);
       try {
-        rngr[String(layer)] = await rngrQuality(extractor, options.rngrCount ?? 50);
+        for (const dense of QUALITY_DENSITIES) {
+          const measured = await rngrQuality(
+            new DensePatchExtractor(extractor, dense),
+            options.rngrCount ?? 50,
+          );
+          rngr.push({ layer, dense, ...measured });
+        }
       } finally {
         extractor.model.dispose();
       }
     }
-    const maskLayer = Number(
-      Object.entries(rngr).sort((a, b) => b[1].subjectIoU - a[1].subjectIoU)[0]![0],
-    );
-    return { clipRetrieval: retrieval, probe: probeAcc, generation, rngr, maskLayer };
+    const best = [...rngr].sort((a, b) => b.subjectIoU - a.subjectIoU)[0]!;
+    return {
+      clipRetrieval: retrieval,
+      probe: probeAcc,
+      generation,
+      rngr,
+      maskLayer: best.layer,
+      maskDense: best.dense,
+    };
   } finally {
     probe.dispose();
   }

@@ -40,6 +40,8 @@ export interface ExperimentOptions {
   guidanceScale?: number;
   /** Which CLIP layer's patch tokens RNGR compares (default -1: the last hidden state). */
   maskLayer?: number;
+  /** RNGR on a dense× finer patch grid (default 1; see p3s/dense_features.ts). */
+  maskDense?: number;
   probe: AttributeProbe;
   onTrainProgress?: (p: TrainProgress) => void;
   onGenerateProgress?: (p: GenerateProgress) => void;
@@ -148,6 +150,7 @@ export async function runSubjectExperiment(options: ExperimentOptions): Promise<
     clipFolder,
     outDir: maskDir,
     layer: o.maskLayer,
+    dense: o.maskDense,
     propagate: false,
   });
   const masks = mask.results.map((r, k) => ({

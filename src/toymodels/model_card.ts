@@ -45,11 +45,13 @@ export function writeModelCard(
       : `| ${name} | ${what} | not trained | | |`;
   };
   const q = quality;
+  const layerName = (layer: number) =>
+    layer === -1 ? 'last hidden state' : layer === 0 ? 'embeddings' : `after layer ${layer}`;
   const rngrRows = q
-    ? Object.entries(q.rngr)
+    ? q.rngr
         .map(
-          ([layer, r]) =>
-            `| ${layer === '-1' ? 'last' : `after layer ${layer}`} | ${r.subjectIoU.toFixed(3)} | ${pct(r.distractorLeak)} |`,
+          (r) =>
+            `| ${layerName(r.layer)} | ${r.dense === 1 ? '8×8' : `${8 * r.dense}×${8 * r.dense} (dense ${r.dense})`} | ${r.subjectIoU.toFixed(3)} | ${pct(r.distractorLeak)} |`,
         )
         .join('\n')
     : '';
@@ -102,10 +104,11 @@ ${
   pattern ${pct(q.generation.pattern)}, background ${pct(q.generation.background)}, all four ${pct(q.generation.all)}.
   Chance: colour 12.5 %, shape 12.5 %, pattern 25 %, background 10 %.
 - **RNGR masks** (Eq. 1–3) on look-alike pairs, positive click on the subject and negative on the
-  look-alike, by the CLIP hidden state compared (p3s demo uses ${q.maskLayer === -1 ? 'the last' : `the one after layer ${q.maskLayer}`}):
+  look-alike, ${q.rngr[0]?.count ?? 0} held-out pairs, by the CLIP hidden state compared and the patch grid (p3s demo uses
+  the best: ${layerName(q.maskLayer)}, dense ${q.maskDense}):
 
-| patch tokens | subject-mask IoU | look-alike pixels inside the subject mask |
-| --- | --- | --- |
+| patch tokens | grid | subject-mask IoU | look-alike pixels inside the subject mask |
+| --- | --- | --- | --- |
 ${rngrRows}
 ${selectiveSection(q)}`
     : 'Not evaluated yet (run `npm run train:toy -- --stages eval`).'

@@ -124,6 +124,7 @@ export async function trainToyModels(options: TrainToyOptions): Promise<StageRep
       const quality = await evaluateToyModels(out);
       quality.selective = await selectiveQuality(out, join(work, 'selective'), {
         maskLayer: quality.maskLayer,
+        maskDense: quality.maskDense,
       });
       writeQuality(out, quality);
     } else {
