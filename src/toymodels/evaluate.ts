@@ -47,7 +47,7 @@ export async function selectiveQuality(
   workDir: string,
   options: { subjects?: number; steps?: number; maskLayer?: number; maskDense?: number } = {},
 ): Promise<SelectiveQuality> {
-  const subjects = options.subjects ?? 4;
+  const subjects = options.subjects ?? 3;
   const steps = options.steps ?? 200;
   const probe = AttributeProbe.load(join(folder, 'probe'));
   const sums = {
