@@ -37,8 +37,16 @@ export interface SelectiveQuality {
   steps: number;
   imagesPerSubject: number;
   /** Mean shares over subjects of images with the subject's / a look-alike's colour and pattern. */
-  withNegative: { fidelity: number; lookalikeRate: number; maskIoU: number };
-  positiveOnly: { fidelity: number; lookalikeRate: number; maskIoU: number };
+  withNegative: SelectiveNumbers;
+  positiveOnly: SelectiveNumbers;
+}
+
+export interface SelectiveNumbers {
+  fidelity: number;
+  lookalikeRate: number;
+  colourFidelity: number;
+  lookalikeColourRate: number;
+  maskIoU: number;
 }
 
 /** The selective-fidelity experiment over several subjects (minutes per subject on 2 cores). */
@@ -50,10 +58,14 @@ export async function selectiveQuality(
   const subjects = options.subjects ?? 3;
   const steps = options.steps ?? 200;
   const probe = AttributeProbe.load(join(folder, 'probe'));
-  const sums = {
-    withNegative: { fidelity: 0, lookalikeRate: 0, maskIoU: 0 },
-    positiveOnly: { fidelity: 0, lookalikeRate: 0, maskIoU: 0 },
-  };
+  const zero = (): SelectiveNumbers => ({
+    fidelity: 0,
+    lookalikeRate: 0,
+    colourFidelity: 0,
+    lookalikeColourRate: 0,
+    maskIoU: 0,
+  });
+  const sums = { withNegative: zero(), positiveOnly: zero() };
   let images = 0;
   try {
     for (let subject = 0; subject < subjects; subject++) {
@@ -71,6 +83,8 @@ export async function selectiveQuality(
         const sum = negativePoint ? sums.withNegative : sums.positiveOnly;
         sum.fidelity += r.fidelity / subjects;
         sum.lookalikeRate += r.lookalikeRate / subjects;
+        sum.colourFidelity += r.colourFidelity / subjects;
+        sum.lookalikeColourRate += r.lookalikeColourRate / subjects;
         sum.maskIoU += r.masks.reduce((a, m) => a + m.subjectIoU, 0) / r.masks.length / subjects;
         images = r.generated.length;
       }

@@ -75,6 +75,9 @@ export interface ExperimentResult {
   fidelity: number;
   /** Share whose colour and pattern are a look-alike's. */
   lookalikeRate: number;
+  /** Colour alone (the attribute a blurry 64-px sample keeps best): the subject's, or a look-alike's other colour. */
+  colourFidelity: number;
+  lookalikeColourRate: number;
   /** Shape and background read as prompted. */
   shapeAccuracy: number;
   backgroundAccuracy: number;
@@ -206,6 +209,9 @@ export async function runSubjectExperiment(options: ExperimentOptions): Promise<
       isLookalike: lookalikes.some((l) => sameLook(seen[i]!, l)),
     };
   });
+  const otherColours = new Set<string>(
+    lookalikes.map((l) => l.colour).filter((c) => c !== subject.colour),
+  );
   const share = (f: (g: GeneratedVerdict) => boolean) =>
     generated.filter(f).length / Math.max(1, generated.length);
   return {
@@ -222,6 +228,8 @@ export async function runSubjectExperiment(options: ExperimentOptions): Promise<
     contactSheet: gen.contactSheetPath,
     fidelity: share((g) => g.isSubject),
     lookalikeRate: share((g) => g.isLookalike),
+    colourFidelity: share((g) => g.seen.colour === subject.colour),
+    lookalikeColourRate: share((g) => otherColours.has(g.seen.colour)),
     shapeAccuracy: share((g) => g.seen.shape === subject.shape),
     backgroundAccuracy: share((g) => g.seen.background === g.background),
   };

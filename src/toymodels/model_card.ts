@@ -26,10 +26,10 @@ function selectiveSection(q: ToyQuality): string {
   look-alike; P3S fine-tuned ${s.steps} steps; ${s.imagesPerSubject} images per subject in 4 new contexts;
   the probe judges colour + pattern):
 
-| clicks | images with the subject's look | with a look-alike's look | subject-mask IoU |
-| --- | --- | --- | --- |
-| positive + negative | ${pct(s.withNegative.fidelity)} | ${pct(s.withNegative.lookalikeRate)} | ${s.withNegative.maskIoU.toFixed(3)} |
-| positive only | ${pct(s.positiveOnly.fidelity)} | ${pct(s.positiveOnly.lookalikeRate)} | ${s.positiveOnly.maskIoU.toFixed(3)} |
+| clicks | subject's colour + pattern | a look-alike's colour + pattern | subject's colour | a look-alike's other colour | subject-mask IoU |
+| --- | --- | --- | --- | --- | --- |
+| positive + negative | ${pct(s.withNegative.fidelity)} | ${pct(s.withNegative.lookalikeRate)} | ${pct(s.withNegative.colourFidelity)} | ${pct(s.withNegative.lookalikeColourRate)} | ${s.withNegative.maskIoU.toFixed(3)} |
+| positive only | ${pct(s.positiveOnly.fidelity)} | ${pct(s.positiveOnly.lookalikeRate)} | ${pct(s.positiveOnly.colourFidelity)} | ${pct(s.positiveOnly.lookalikeColourRate)} | ${s.positiveOnly.maskIoU.toFixed(3)} |
 `;
 }
 

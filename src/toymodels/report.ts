@@ -79,7 +79,7 @@ export function renderReport(path: string, input: ReportInput): void {
   const from = dirname(path);
   const { main, baseline } = input;
   const row = (label: string, r: ExperimentResult) =>
-    `<tr><td>${label}</td><td>${pct(r.fidelity)}</td><td>${pct(r.lookalikeRate)}</td><td>${pct(r.shapeAccuracy)}</td><td>${pct(r.backgroundAccuracy)}</td><td>${(r.masks.reduce((a, m) => a + m.subjectIoU, 0) / r.masks.length).toFixed(2)}</td></tr>`;
+    `<tr><td>${label}</td><td>${pct(r.fidelity)}</td><td>${pct(r.lookalikeRate)}</td><td>${pct(r.colourFidelity)}</td><td>${pct(r.lookalikeColourRate)}</td><td>${pct(r.shapeAccuracy)}</td><td>${pct(r.backgroundAccuracy)}</td><td>${(r.masks.reduce((a, m) => a + m.subjectIoU, 0) / r.masks.length).toFixed(2)}</td></tr>`;
   const quality = input.modelQuality
     ? `<h2>The shipped toy models (held-out scenes)</h2><pre>${escape(JSON.stringify(input.modelQuality, null, 2))}</pre>`
     : '';
@@ -98,7 +98,7 @@ td:first-child { text-align: left; }
 <p>The subject is the <b>${name(main.subject)}</b>; every reference photo also shows a look-alike of the same
 shape. The models are the embedded toy models (models/toy, trained by <code>npm run train:toy</code>);
 a separately trained probe judges every generated image. Whole run: ${input.seconds.toFixed(0)} s.</p>
-<table><tr><th>run</th><th>subject's look (colour + pattern)</th><th>a look-alike's look</th><th>shape as prompted</th><th>background as prompted</th><th>mask IoU</th></tr>
+<table><tr><th>run</th><th>subject's look (colour + pattern)</th><th>a look-alike's look</th><th>subject's colour</th><th>a look-alike's other colour</th><th>shape as prompted</th><th>background as prompted</th><th>mask IoU</th></tr>
 ${row('positive + negative point', main)}
 ${baseline ? row('positive point only', baseline) : ''}
 </table>

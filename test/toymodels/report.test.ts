@@ -47,6 +47,8 @@ function fakeRun(root: string, negativePoint: boolean): ExperimentResult {
     contactSheet: null,
     fidelity: negativePoint ? 0.875 : 0.25,
     lookalikeRate: negativePoint ? 0 : 0.5,
+    colourFidelity: negativePoint ? 0.875 : 0.25,
+    lookalikeColourRate: 0,
     shapeAccuracy: 1,
     backgroundAccuracy: 0.5,
   };
