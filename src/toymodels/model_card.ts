@@ -113,6 +113,14 @@ ${rngrRows}
 ${selectiveSection(q)}`
     : 'Not evaluated yet (run `npm run train:toy -- --stages eval`).'
 }
+## Limits
+
+These models are small and briefly trained (about two CPU-hours in all). The U-Net gets colour and
+background right about half the time but not yet shapes or patterns, so the selective-fidelity
+experiment cannot show the subject's own look; the tiny CLIP's patch tokens on an 8-px grid give
+coarse masks (a colour-histogram oracle on the same 8×8 grid reaches IoU 0.22, on 32×32 0.54).
+Longer U-Net training (\`--unet-steps\`; a new step count restarts the stage, its schedule depends on it), a finer CLIP patch and a GPU are
+the ways forward.
 `;
   writeFileSync(join(folder, 'README.md'), text);
 }

@@ -1,0 +1,68 @@
+// End to end on the shipped toy models: a reference set where every photo shows the subject next
+// to a look-alike, a positive click on the subject and a negative one on the look-alike, RNGR
+// masks, a short P3S fine-tune and generation in new contexts — then the probe reads what the
+// generated images show. Measured on these models (models/toy/README.md): the prompted context
+// comes out, the subject's own colour and pattern do not yet (the floors below are what the
+// current models reach; raise them as the models improve).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setNumThreads } from '../../src/engine/index.js';
+import { AttributeProbe } from '../../src/toymodels/probe.js';
+import { runSubjectExperiment } from '../../src/toymodels/experiment.js';
+import { repoRoot } from '../helpers/paths.js';
+
+setNumThreads(2);
+const MODELS = join(repoRoot(), 'models', 'toy');
+let root = '';
+let probe: AttributeProbe;
+
+before(() => {
+  root = mkdtempSync(join(tmpdir(), 'p3s-selective-'));
+  probe = AttributeProbe.load(join(MODELS, 'probe'));
+});
+after(() => {
+  probe.dispose();
+  rmSync(root, { recursive: true, force: true });
+});
+
+test('after a short P3S fine-tune the generated images show the prompted new contexts', async (t) => {
+  const r = await runSubjectExperiment({
+    modelFolder: MODELS,
+    outDir: root,
+    subjectSeed: SUBJECT,
+    steps: STEPS,
+    learningRate: 1e-4,
+    imagesPerPrompt: 2,
+    maskLayer: MASK_LAYER,
+    maskDense: MASK_DENSE,
+    probe,
+  });
+  t.diagnostic(
+    JSON.stringify({
+      subject: r.subject,
+      fidelity: r.fidelity,
+      lookalikeRate: r.lookalikeRate,
+      shape: r.shapeAccuracy,
+      background: r.backgroundAccuracy,
+      iou: r.masks.map((m) => m.subjectIoU),
+      seen: r.generated.map((g) => g.seen),
+    }),
+  );
+  assert.equal(r.generated.length, 8);
+  assert.ok(r.losses.length === STEPS && r.losses.every(Number.isFinite));
+  assert.ok(
+    r.backgroundAccuracy >= BACKGROUND_FLOOR,
+    `context as prompted in ${r.backgroundAccuracy}`,
+  );
+});
+
+const SUBJECT = 0;
+const STEPS = 100;
+// The CLIP layer and grid density quality.json measured best (the demo's choice).
+const MASK_LAYER = 0;
+const MASK_DENSE = 4;
+// Measured 0.75 (6 of 8 images; chance 0.10).
+const BACKGROUND_FLOOR = 0.5;
