@@ -216,9 +216,21 @@ test('fromPretrained names a missing or unsupported component', () => {
   assert.throws(
     () =>
       StableDiffusionPipeline.fromPretrained(
-        make('sdxl-te', (i) => (i.text_encoder = ['transformers', 'CLIPTextModelWithProjection'])),
+        make('t5-te', (i) => (i.text_encoder = ['transformers', 'T5EncoderModel'])),
       ),
-    /Unsupported text_encoder class "CLIPTextModelWithProjection"/,
+    /Unsupported text_encoder class "T5EncoderModel"/,
+  );
+  // CLIPTextModelWithProjection is accepted (the toy models use it); plain CLIPTextModel weights
+  // then lack its projection, and the error names the key
+  assert.throws(
+    () =>
+      StableDiffusionPipeline.fromPretrained(
+        make(
+          'with-projection',
+          (i) => (i.text_encoder = ['transformers', 'CLIPTextModelWithProjection']),
+        ),
+      ),
+    /Cannot load text_encoder\/ .* does not fit CLIPTextModelWithProjection: missing keys: text_projection\.weight/,
   );
   assert.throws(
     () => StableDiffusionPipeline.fromPretrained(join(tmp, 'nowhere')),
