@@ -453,15 +453,26 @@ export function writeTinyPipeline(folder: string, options: TinyPipelineOptions):
     join(folder, 'feature_extractor', 'preprocessor_config.json'),
     clipPreprocessorConfig(224),
   );
+  writeModelIndex(folder);
+}
+
+/**
+ * model_index.json of a diffusers StableDiffusionPipeline folder; the text encoder's class and an
+ * optional image_encoder/ entry vary (the toy models ship CLIPTextModelWithProjection and a vision tower).
+ */
+export function writeModelIndex(
+  folder: string,
+  options: { textEncoder?: string; imageEncoder?: string | null } = {},
+): void {
   writeJson(join(folder, 'model_index.json'), {
     _class_name: 'StableDiffusionPipeline',
     _diffusers_version: DIFFUSERS_VERSION,
     feature_extractor: ['transformers', 'CLIPImageProcessor'],
-    image_encoder: [null, null],
+    image_encoder: options.imageEncoder ? ['transformers', options.imageEncoder] : [null, null],
     requires_safety_checker: false,
     safety_checker: [null, null],
     scheduler: ['diffusers', 'PNDMScheduler'],
-    text_encoder: ['transformers', 'CLIPTextModel'],
+    text_encoder: ['transformers', options.textEncoder ?? 'CLIPTextModel'],
     tokenizer: ['transformers', 'CLIPTokenizer'],
     unet: ['diffusers', 'UNet2DConditionModel'],
     vae: ['diffusers', 'AutoencoderKL'],

@@ -15,6 +15,7 @@ import {
   positionIds,
   saveWeights,
   writeJson,
+  writeModelIndex,
   writeTokenizer,
 } from '../models/tiny_models.js';
 import {
@@ -100,18 +101,9 @@ export function exportToyClip(
 export function exportToyPipelineIndex(root: string): void {
   mkdirSync(join(root, 'scheduler'), { recursive: true });
   writeJson(join(root, 'scheduler', 'scheduler_config.json'), SD15_SCHEDULER_CONFIG);
-  writeJson(join(root, 'model_index.json'), {
-    _class_name: 'StableDiffusionPipeline',
-    _diffusers_version: DIFFUSERS_VERSION,
-    feature_extractor: ['transformers', 'CLIPImageProcessor'],
-    image_encoder: ['transformers', 'CLIPVisionModelWithProjection'],
-    requires_safety_checker: false,
-    safety_checker: [null, null],
-    scheduler: ['diffusers', 'PNDMScheduler'],
-    text_encoder: ['transformers', 'CLIPTextModelWithProjection'],
-    tokenizer: ['transformers', 'CLIPTokenizer'],
-    unet: ['diffusers', 'UNet2DConditionModel'],
-    vae: ['diffusers', 'AutoencoderKL'],
+  writeModelIndex(root, {
+    textEncoder: 'CLIPTextModelWithProjection',
+    imageEncoder: 'CLIPVisionModelWithProjection',
   });
 }
 
