@@ -19,6 +19,7 @@ export interface BenchLine {
 
 export async function benchMask(sharedDir: string): Promise<BenchLine[]> {
   const post = benchMaskPostprocess(50);
+  const guided = benchMaskPostprocess(20, 'default');
   manualSeed(0);
   const model = new CLIPVisionModel(VIT_L_14).eval();
   const photos: RgbImage[] = [];
@@ -40,6 +41,12 @@ export async function benchMask(sharedDir: string): Promise<BenchLine[]> {
   model.dispose();
   return [
     { name: 'mask.postprocess_16x16_to_512', value: post.value, unit: post.unit },
+    {
+      name: 'mask.postprocess_16x16_to_512_compare_guided',
+      value: guided.value,
+      unit: guided.unit,
+      ratio_vs_eq2_as_written: Number((guided.value / post.value).toFixed(2)),
+    },
     {
       name: 'mask.job_5x512px_vit_l14_cpu',
       value: Number(seconds.toFixed(2)),

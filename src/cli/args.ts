@@ -44,6 +44,23 @@ export function numberFlag(
   return v;
 }
 
+/** A flag that takes one of a few words. */
+export function choiceFlag<T extends string>(
+  values: Record<string, unknown>,
+  name: string,
+  choices: readonly T[],
+  fallback: T,
+): T {
+  const raw = values[name];
+  if (raw === undefined) return fallback;
+  if (!choices.includes(raw as T)) {
+    throw new UsageError(
+      `Expected one of ${choices.join(', ')} for --${name} but received ${String(raw)}`,
+    );
+  }
+  return raw as T;
+}
+
 export function intFlag(
   values: Record<string, unknown>,
   name: string,

@@ -1,5 +1,5 @@
 // p3s mask: parses flags and calls runMaskJob.
-import { parse, intFlag, numberFlag, Progress, UsageError } from './args.js';
+import { parse, choiceFlag, intFlag, numberFlag, Progress, UsageError } from './args.js';
 import { runMaskJob } from '../p3s/mask_pipeline.js';
 
 const HELP = `Usage: p3s mask <annotation.json> --clip <folder> --out <folder> [options]
@@ -17,6 +17,11 @@ Options:
   --layer <n>          CLIP hidden state to compare (-1 last [default], -2 penultimate, i = after layer i)
   --dense <f>          run CLIP on f×f sub-patch shifts of each photo for an f× finer patch grid
                        (default 1; helps small subjects; costs f² forward passes)
+  --rule <r>           how the negative click removes the look-alike: compare (default; a patch
+                       is the subject's if it is more like the positive click than the negative)
+                       or product (Eq. 2 as the paper writes it, M_P·(1 − M_N))
+  --refine <m>         guided (default): refine the masks along the photo's edges with a guided
+                       filter one patch wide; none: the patch-level masks alone
   --sigma <s>          Gaussian σ of Ψ in patches (default 1)
   --dilate <px>        grow the masks by this many pixels (default 0)
   --no-propagate       require clicks on every photo
@@ -31,6 +36,8 @@ export const maskCommand = {
       layer: { type: 'string' },
       dense: { type: 'string' },
       sigma: { type: 'string' },
+      rule: { type: 'string' },
+      refine: { type: 'string' },
       dilate: { type: 'string' },
       'no-propagate': { type: 'boolean' },
     });
@@ -44,6 +51,8 @@ export const maskCommand = {
     const layer = numberFlag(values, 'layer', -1, Number.isInteger, 'an integer');
     const sigma = numberFlag(values, 'sigma', 1, (v) => v > 0, 'a positive number');
     const dilate = intFlag(values, 'dilate', 0);
+    const rule = choiceFlag(values, 'rule', ['compare', 'product'] as const, 'compare');
+    const refine = choiceFlag(values, 'refine', ['guided', 'none'] as const, 'guided');
     let progress: Progress | undefined;
     const { summaryPath, summary } = await runMaskJob({
       annotationPath: positionals[0]!,
@@ -53,6 +62,8 @@ export const maskCommand = {
       dense: intFlag(values, 'dense', 1, 1),
       sigma,
       dilate,
+      rule,
+      refine,
       propagate: !values['no-propagate'],
       onProgress: (done, total, name) => {
         progress ??= new Progress('CLIP features', total);

@@ -78,6 +78,7 @@ export class DensePatchExtractor implements PatchFeatureExtractor {
         gridW: gw * f,
         imageWidth: image.width,
         imageHeight: image.height,
+        patchSize: patchW,
       };
     } finally {
       for (const p of parts) p.tokens.dispose();

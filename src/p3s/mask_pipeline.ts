@@ -12,7 +12,9 @@ import {
   type RngrImageInput,
   type RngrImageResult,
   type PatchFeatureExtractor,
+  type MaskRefinement,
 } from './rngr.js';
+import type { SuppressionRule } from './mask/index.js';
 import { writeMaskOutputs, type MaskSummaryEntry } from './mask_outputs.js';
 
 export interface MaskJob {
@@ -26,6 +28,10 @@ export interface MaskJob {
   sigma?: number;
   dilate?: number;
   propagate?: boolean;
+  /** Eq. (2)'s negative step: 'compare' (default) or 'product' (as the paper writes it). */
+  rule?: SuppressionRule;
+  /** 'guided' (default): masks follow the photo's edges; 'none': the patch maps alone. */
+  refine?: MaskRefinement;
   onProgress?: (done: number, total: number, name: string) => void;
   /** Replace CLIP (tests, other encoders). */
   extractor?: PatchFeatureExtractor;
@@ -84,6 +90,8 @@ async function maskWith(
     sigma: job.sigma,
     dilate: job.dilate,
     propagate: job.propagate,
+    rule: job.rule,
+    refine: job.refine,
   });
   const summary = await writeMaskOutputs(results, job.outDir, {
     annotation: job.annotationPath,
@@ -94,6 +102,8 @@ async function maskWith(
     dense: job.dense ?? 1,
     sigma: job.sigma ?? 1,
     dilate: job.dilate ?? 0,
+    rule: job.rule ?? 'compare',
+    refine: job.refine ?? 'guided',
   });
   return { results, summary, summaryPath: join(job.outDir, 'summary.json') };
 }

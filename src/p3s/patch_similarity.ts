@@ -15,6 +15,8 @@ export interface PatchFeatures {
   /** Size of the image the grid covers evenly. */
   imageWidth: number;
   imageHeight: number;
+  /** Photo pixels one token sees across, when more than a grid cell (dense grids). */
+  patchSize?: number;
 }
 
 /** The grid cell (row-major index) an image point falls in. */

@@ -11,6 +11,7 @@ import {
   type MaskOptions,
   type MaskResult,
   type PointSimilarity,
+  type SuppressionRule,
 } from './mask/index.js';
 import type { GridPoint } from './mask/grid.js';
 import { diffusionInpainter, type Inpainter } from './fill.js';
@@ -36,7 +37,14 @@ export interface RngrOptions {
   propagate?: boolean;
   negativeMargin?: number;
   inpainter?: Inpainter;
+  /** How the negative click removes the look-alike (default 'compare'; 'product' is Eq. 2 as written). */
+  rule?: SuppressionRule;
+  /** Refine the masks at pixel level along the photo's edges (default 'guided'). */
+  refine?: MaskRefinement;
 }
+
+/** 'guided': the colour guided filter with the photo (mask/guided_filter.ts); 'none': the patch maps alone. */
+export type MaskRefinement = 'guided' | 'none';
 
 export interface RngrImageResult {
   name: string;
@@ -79,6 +87,14 @@ export async function buildSubjectMasks(
     throw new Error('Expected a positive point on at least one image (click the subject you want)');
   }
   const propagate = options.propagate ?? true;
+  const rule = options.rule ?? 'compare';
+  const refine = options.refine ?? 'guided';
+  if (rule !== 'compare' && rule !== 'product') {
+    throw new Error(`Expected rule to be compare or product but received ${String(rule)}`);
+  }
+  if (refine !== 'guided' && refine !== 'none') {
+    throw new Error(`Expected refine to be guided or none but received ${String(refine)}`);
+  }
   const features = inputs.map((i) => extractor.extract(i.image));
   const inpainter = options.inpainter ?? diffusionInpainter;
   try {
@@ -111,6 +127,14 @@ export async function buildSubjectMasks(
           imageWidth: input.image.width,
           sigma: options.sigma ?? 1,
           dilateRadius: options.dilate ?? 0,
+          rule,
+          ...(refine === 'guided'
+            ? {
+                guide: input.image,
+                // One token's footprint: the scale of the patch maps' blur.
+                guideRadius: Math.max(1, Math.round(f.patchSize ?? f.imageWidth / f.gridW)),
+              }
+            : {}),
         };
         const sim: PointSimilarity = {
           positive: simPos,

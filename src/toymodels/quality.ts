@@ -8,7 +8,7 @@ import type { RgbImage } from '../io/image.js';
 import type { CLIPTextModelWithProjection } from '../models/clip/clip_text_model.js';
 import type { CLIPVisionModelWithProjection } from '../models/clip/clip_vision_model.js';
 import type { StableDiffusionPipeline } from '../pipelines/stable_diffusion.js';
-import { buildSubjectMasks, type PatchFeatureExtractor } from '../p3s/rngr.js';
+import { buildSubjectMasks, type PatchFeatureExtractor, type RngrOptions } from '../p3s/rngr.js';
 import type { CLIPTokenizer } from '../tokenizers/clip_tokenizer.js';
 import {
   BACKGROUNDS,
@@ -208,15 +208,19 @@ export interface RngrQuality {
   subjectIoU: number;
   /** Mean share of the distractor's true pixels inside the subject mask (0 is best). */
   distractorLeak: number;
+  /** Mean IoU of the look-alike's mask (the region Eq. 3 fills) with its true instance mask. */
+  distractorIoU: number;
 }
 
 /** RNGR masks on held-out look-alike pairs (positive click on one, negative on the other). */
 export async function rngrQuality(
   extractor: PatchFeatureExtractor,
   count = 50,
+  options: Pick<RngrOptions, 'rule' | 'refine'> = {},
 ): Promise<RngrQuality> {
   let iou = 0;
   let leak = 0;
+  let distractorIoU = 0;
   for (let i = 0; i < count; i++) {
     const pair = makeLookalikePair(SPLIT_SEEDS.heldout.start + 2_000_000 + i);
     const [result] = await buildSubjectMasks(
@@ -229,12 +233,13 @@ export async function rngrQuality(
         },
       ],
       extractor,
-      { propagate: false },
+      { ...options, propagate: false },
     );
     const truth = pair.scene.objects[pair.subject]!.mask;
     const distractor = pair.scene.objects[pair.distractor]!.mask;
     const mask = result!.subject.mask;
     iou += maskIoU(mask, truth);
+    distractorIoU += result!.distractor ? maskIoU(result!.distractor.mask, distractor) : 0;
     let inside = 0;
     let total = 0;
     for (let p = 0; p < mask.length; p++) {
@@ -245,5 +250,10 @@ export async function rngrQuality(
     }
     leak += total ? inside / total : 0;
   }
-  return { count, subjectIoU: iou / count, distractorLeak: leak / count };
+  return {
+    count,
+    subjectIoU: iou / count,
+    distractorLeak: leak / count,
+    distractorIoU: distractorIoU / count,
+  };
 }

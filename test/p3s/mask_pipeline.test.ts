@@ -63,8 +63,12 @@ test('p3s mask runs end to end on two look-alikes and writes every output', asyn
   const summary = JSON.parse(readFileSync(summaryPath, 'utf8')) as {
     images: { subject: { area: number } }[];
     classWord: string;
+    rule: string;
+    refine: string;
   };
   assert.equal(summary.classWord, 'dog');
+  assert.deepEqual([summary.rule, summary.refine], ['compare', 'guided']);
+  assert.equal(results[0]!.subject.level, 'pixel');
   assert.equal(summary.images.length, 2);
   // The subject's half: with random tiny CLIP weights this measures plumbing, not quality.
   const r = results[0]!;
@@ -128,6 +132,9 @@ test('the CLI reports usage and runtime errors with exit codes 2 and 1', () => {
   let r = run(join(dir, 'subject.json'), '--clip', clip, '--out', join(dir, 'o5'), '--sigma=-1');
   assert.equal(r.status, 2);
   assert.match(r.stderr, /Expected a positive number for --sigma but received -1/);
+  r = run(join(dir, 'subject.json'), '--clip', clip, '--out', join(dir, 'o7'), '--rule', 'max');
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /Expected one of compare, product for --rule but received max/);
   r = run(join(dir, 'no-such-annotation.json'), '--clip', clip, '--out', join(dir, 'o6'));
   assert.equal(r.status, 1);
   assert.match(r.stderr, /Cannot read annotation .*no-such-annotation\.json/);

@@ -7,7 +7,10 @@ import {
   maskOfLabels,
   nearestComponent,
   type Connectivity,
+  type Labeling,
 } from './components.js';
+import type { GuideImage } from './guided_filter.js';
+import { pixelMaskFromSimilarity } from './pixel_mask.js';
 import { gaussianFilter, type BoundaryMode } from './gaussian.js';
 import {
   assertGrid,
@@ -60,7 +63,28 @@ export interface MaskOptions {
   upsample?: UpsampleMode;
   /** Dilate the image-size mask by a disk of this radius in pixels (0 = none, the default). */
   dilateRadius?: number;
+  /** How the negative map removes the look-alike; default 'product' (see {@link SuppressionRule}). */
+  rule?: SuppressionRule;
+  /**
+   * The photo itself: the maps are refined at pixel level with the colour guided filter before
+   * thresholding, so the mask follows the photo's edges instead of the patch lattice.
+   */
+  guide?: GuideImage;
+  /** Guided filter radius in pixels; default: one patch (imageWidth / grid width). */
+  guideRadius?: number;
+  /** Guided filter ε on colours in [0, 1]; default 1e-3. */
+  guideEps?: number;
 }
+
+/**
+ * - 'product': Eq. (2) as written, Otsu(Ψ(M_P·(1 − M_N))).
+ * - 'compare': Otsu(Ψ(M_P)) restricted to where Ψ(M_P) ≥ Ψ(M_N): a patch belongs to the subject
+ *   when it resembles the positive click and resembles it at least as much as the negative one.
+ *   A look-alike is, by definition, close to the subject in CLIP space, so M_N is high on the
+ *   subject too and the product suppresses the subject along with the look-alike; comparing the
+ *   two raw cosine maps (same scale, no min-max) keeps it. Thresholding then runs at pixel level.
+ */
+export type SuppressionRule = 'product' | 'compare';
 
 /** Why the result is not the plain Eq. (2) output. `message` says what was done instead. */
 export type MaskFallbackCode =
@@ -84,16 +108,18 @@ export interface MaskResult {
   maskArea: number;
   /** Ψ(M_target·(1 − M_suppressor)) on the grid, before thresholding (float64). */
   softMap: Float64Array;
-  /** Kept grid cells (0/1). */
+  /** Kept grid cells (0/1); for pixel-level masks, the cells whose centre pixel is in `mask`. */
   gridMask: Uint8Array;
   gridHeight: number;
   gridWidth: number;
-  /** Otsu threshold on `softMap`; foreground is softMap > threshold. */
+  /** Otsu threshold; foreground is above it (on `softMap` at grid level, its refined pixels otherwise). */
   threshold: number;
-  /** Component labels of the grid foreground (raster-order numbering). */
+  /** Where Otsu and the component step ran: the patch grid, or the photo's pixels. */
+  level: 'grid' | 'pixel';
+  /** Component labels of the foreground at `level` (raster-order numbering). */
   labels: Int32Array;
   componentCount: number;
-  /** Grid cells per component; index k is label k + 1. */
+  /** Cells (or pixels) per component; index k is label k + 1. */
   componentAreas: number[];
   keptLabels: number[];
   /** Empty when Eq. (2) applied as written. */
@@ -114,7 +140,7 @@ export interface PointSimilarity {
 
 /** The subject mask: Eq. (2) as written, kept to the components under the positive points. */
 export function subjectMask(sim: PointSimilarity, options: MaskOptions): MaskResult {
-  return maskFromSimilarity(
+  return pointMask(
     sim.positive,
     sim.negative ?? null,
     sim.positivePoints,
@@ -134,18 +160,55 @@ export function distractorMask(sim: PointSimilarity, options: MaskOptions): Mask
       'Expected a negative similarity map and at least one negative point for the distractor mask but received none',
     );
   }
-  return maskFromSimilarity(
-    sim.negative,
-    sim.positive,
-    sim.negativePoints,
-    sim.height,
-    sim.width,
+  return pointMask(sim.negative, sim.positive, sim.negativePoints, sim.height, sim.width, options);
+}
+
+/**
+ * "Remove outliers that are not connected to the specified points": the labels under the points,
+ * or, for a point that fell on background, the nearest component (recorded as a fallback).
+ */
+export function componentsAtPoints(
+  labeling: Labeling,
+  points: readonly GridPoint[],
+  fallbacks: MaskFallback[],
+): Set<number> {
+  const { keptLabels: hit, missedPoints } = keepComponentsContaining(labeling, points);
+  const keep = new Set(hit);
+  if (missedPoints.length > 0 && labeling.count > 0) {
+    for (const p of missedPoints) keep.add(nearestComponent(labeling, p));
+    fallbacks.push({
+      code: 'point-in-background',
+      message: `Point ${formatPoints(missedPoints)} is not in the thresholded foreground; the nearest component was kept instead.`,
+    });
+  }
+  return keep;
+}
+
+/** The grid path (Eq. 2 as written) or, with a guide or the compare rule, the pixel path. */
+function pointMask(
+  target: FloatGrid,
+  suppressor: FloatGrid | null,
+  points: readonly GridPoint[],
+  h: number,
+  w: number,
+  options: MaskOptions,
+): MaskResult {
+  const pixel = options.guide !== undefined || (options.rule ?? 'product') === 'compare';
+  return (pixel ? pixelMaskFromSimilarity : maskFromSimilarity)(
+    target,
+    suppressor,
+    points,
+    h,
+    w,
     options,
   );
 }
 
 /** Normalises into a new float64 grid; reports whether the map was constant under 'minmax'. */
-function normalize(map: FloatGrid, mode: Normalization): { out: Float64Array; constant: boolean } {
+export function normalize(
+  map: FloatGrid,
+  mode: Normalization,
+): { out: Float64Array; constant: boolean } {
   const out = Float64Array.from(map);
   if (mode === 'none') return { out, constant: false };
   if (mode === 'clip') {
@@ -165,7 +228,7 @@ function normalize(map: FloatGrid, mode: Normalization): { out: Float64Array; co
   return { out, constant: false };
 }
 
-function countSet(mask: Uint8Array): number {
+export function countSet(mask: Uint8Array): number {
   let n = 0;
   for (let i = 0; i < mask.length; i++) n += mask[i];
   return n;
@@ -173,6 +236,50 @@ function countSet(mask: Uint8Array): number {
 
 function formatPoints(points: readonly GridPoint[]): string {
   return points.map((p) => `(${p.x}, ${p.y})`).join(', ');
+}
+
+/** Argument checks shared by the grid and pixel paths: fail before any work. */
+export function validateMaskInputs(
+  target: FloatGrid,
+  suppressor: FloatGrid | null,
+  points: readonly GridPoint[],
+  h: number,
+  w: number,
+  options: MaskOptions,
+): void {
+  const { imageHeight, imageWidth, upsample = 'bilinear', normalization = 'minmax' } = options;
+  assertGrid(target, h, w, 'target similarity map');
+  if (suppressor) assertGrid(suppressor, h, w, 'suppressor similarity map');
+  assertPositiveInteger(imageHeight, 'imageHeight');
+  assertPositiveInteger(imageWidth, 'imageWidth');
+  if (upsample !== 'bilinear' && upsample !== 'nearest') {
+    throw new Error(`Expected upsample to be bilinear or nearest but received ${upsample}`);
+  }
+  if (!['minmax', 'clip', 'none'].includes(normalization)) {
+    throw new Error(
+      `Expected normalization to be one of minmax, clip, none but received ${normalization}`,
+    );
+  }
+  if (points.length === 0) {
+    throw new Error('Expected at least one point on the subject but received none');
+  }
+  // Off-grid points are the caller's mistake.
+  for (const p of points) cellIndexOf(p, h, w);
+  for (const [name, map] of [
+    ['target', target],
+    ['suppressor', suppressor],
+  ] as const) {
+    if (map && map.some((v) => !Number.isFinite(v))) {
+      throw new Error(
+        `Expected finite values in the ${name} similarity map but found NaN or ±Infinity`,
+      );
+    }
+  }
+
+  const rule = options.rule ?? 'product';
+  if (rule !== 'product' && rule !== 'compare') {
+    throw new Error(`Expected rule to be product or compare but received ${String(rule)}`);
+  }
 }
 
 /**
@@ -198,34 +305,7 @@ export function maskFromSimilarity(
     upsample = 'bilinear',
     dilateRadius = 0,
   } = options;
-  assertGrid(target, h, w, 'target similarity map');
-  if (suppressor) assertGrid(suppressor, h, w, 'suppressor similarity map');
-  assertPositiveInteger(imageHeight, 'imageHeight');
-  assertPositiveInteger(imageWidth, 'imageWidth');
-  if (upsample !== 'bilinear' && upsample !== 'nearest') {
-    throw new Error(`Expected upsample to be bilinear or nearest but received ${upsample}`);
-  }
-  if (!['minmax', 'clip', 'none'].includes(normalization)) {
-    throw new Error(
-      `Expected normalization to be one of minmax, clip, none but received ${normalization}`,
-    );
-  }
-  if (points.length === 0) {
-    throw new Error('Expected at least one point on the subject but received none');
-  }
-  // Off-grid points are the caller's mistake: fail before any work.
-  for (const p of points) cellIndexOf(p, h, w);
-  for (const [name, map] of [
-    ['target', target],
-    ['suppressor', suppressor],
-  ] as const) {
-    if (map && map.some((v) => !Number.isFinite(v))) {
-      throw new Error(
-        `Expected finite values in the ${name} similarity map but found NaN or ±Infinity`,
-      );
-    }
-  }
-
+  validateMaskInputs(target, suppressor, points, h, w, options);
   const fallbacks: MaskFallback[] = [];
   const t = normalize(target, normalization);
   if (t.constant) {
@@ -260,15 +340,7 @@ export function maskFromSimilarity(
   }
 
   const labeling = labelComponents(foreground, h, w, connectivity);
-  const { keptLabels: hit, missedPoints } = keepComponentsContaining(labeling, points);
-  const keep = new Set(hit);
-  if (missedPoints.length > 0 && labeling.count > 0) {
-    for (const p of missedPoints) keep.add(nearestComponent(labeling, p));
-    fallbacks.push({
-      code: 'point-in-background',
-      message: `Point ${formatPoints(missedPoints)} is not in the thresholded foreground; the nearest component was kept instead.`,
-    });
-  }
+  const keep = componentsAtPoints(labeling, points, fallbacks);
   const { mask: gridMask, keptLabels } = maskOfLabels(labeling, keep);
 
   let mask: Uint8Array;
@@ -312,6 +384,7 @@ export function maskFromSimilarity(
     gridHeight: h,
     gridWidth: w,
     threshold,
+    level: 'grid',
     labels: labeling.labels,
     componentCount: labeling.count,
     componentAreas: labeling.areas,

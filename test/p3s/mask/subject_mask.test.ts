@@ -322,4 +322,7 @@ test('benchMaskPostprocess returns a named millisecond measurement', () => {
   assert.equal(r.unit, 'ms');
   assert.equal(r.name, 'mask-postprocess-16x16-to-512x512');
   assert.ok(Number.isFinite(r.value) && r.value > 0);
+  const g = benchMaskPostprocess(2, 'default');
+  assert.equal(g.name, 'mask-postprocess-16x16-to-512x512-guided');
+  assert.ok(Number.isFinite(g.value) && g.value > 0);
 });
