@@ -16,7 +16,7 @@ Options:
   --tokenizer <dir>   CLIP tokenizer folder (vocab.json, merges.txt); default <out>/tokenizer
   --seed <n>          default 0
   --scale <x>         multiply every stage's step count (e.g. 0.01 for a smoke run)
-  --vae-steps, --clip-steps, --probe-steps, --unet-steps <n>   exact step counts
+  --vae-steps, --decoder-steps, --clip-steps, --probe-steps, --unet-steps <n>   exact step counts
 Threads: P3S_NUM_THREADS (default: all cores).`;
 
 async function main(): Promise<void> {
@@ -28,6 +28,7 @@ async function main(): Promise<void> {
     seed: { type: 'string' },
     scale: { type: 'string' },
     'vae-steps': { type: 'string' },
+    'decoder-steps': { type: 'string' },
     'clip-steps': { type: 'string' },
     'probe-steps': { type: 'string' },
     'unet-steps': { type: 'string' },

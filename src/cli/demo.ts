@@ -10,6 +10,12 @@ import { renderReport } from '../toymodels/report.js';
 /** The models shipped in the repository (models/toy), found from this file's location. */
 export const SHIPPED_TOY_MODELS = fileURLToPath(new URL('../../../models/toy', import.meta.url));
 
+// Defaults sized for the 5-minute budget on 2 CPU cores: 3.8 min measured with these; 4.5 min with
+// 4 images per context (two fine-tunes 2 min; masks, loading and 2 × 16 images 2.5 min).
+const DEMO_SUBJECT = 6;
+const DEMO_STEPS = 100;
+const DEMO_IMAGES = 3;
+
 const HELP = `Usage: p3s demo [options]
 
 Runs P3S end to end on the embedded toy world: picks reference scenes where the subject stands
@@ -22,10 +28,11 @@ point buys. A separately trained probe judges every generated image.
 Options:
   --out <folder>       where everything goes (default ./p3s-demo)
   --model <folder>     toy model folder (default: the shipped models/toy)
-  --subject <n>        which subject (a seed; default 0)
-  --steps <n>          fine-tuning steps per run (default 200)
+  --subject <n>        which subject (a seed; default 6, a blue striped circle whose masks are
+                       typical: mean reference-mask IoU 0.78 vs 0.76 on held-out pairs)
+  --steps <n>          fine-tuning steps per run (default 100; the model card's numbers use 200)
   --lr <x>             fine-tuning learning rate (default 1e-4)
-  --images <n>         images per context (default 4)
+  --images <n>         images per context (default 3)
   --no-baseline        skip the positive-point-only run (about half the time)
   -h, --help           this help
 Threads: P3S_NUM_THREADS (default: all cores).`;
@@ -76,10 +83,10 @@ export const demoCommand = {
           await runSubjectExperiment({
             modelFolder: model,
             outDir: join(out, negativePoint ? 'selective' : 'baseline'),
-            subjectSeed: intFlag(values, 'subject', 0),
-            steps: intFlag(values, 'steps', 200, 1),
+            subjectSeed: intFlag(values, 'subject', DEMO_SUBJECT),
+            steps: intFlag(values, 'steps', DEMO_STEPS, 1),
             learningRate: numberFlag(values, 'lr', 1e-4, (v) => v > 0, 'a positive number'),
-            imagesPerPrompt: intFlag(values, 'images', 4, 1),
+            imagesPerPrompt: intFlag(values, 'images', DEMO_IMAGES, 1),
             negativePoint,
             maskLayer: measured('maskLayer'),
             maskDense: measured('maskDense'),

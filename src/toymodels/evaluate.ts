@@ -6,6 +6,8 @@ import { CLIPTextModelWithProjection } from '../models/clip/clip_text_model.js';
 import { CLIPVisionModelWithProjection } from '../models/clip/clip_vision_model.js';
 import { DensePatchExtractor } from '../p3s/dense_features.js';
 import { loadClipExtractor } from '../p3s/mask_pipeline.js';
+import type { SuppressionRule } from '../p3s/mask/index.js';
+import type { MaskRefinement } from '../p3s/rngr.js';
 import { StableDiffusionPipeline } from '../pipelines/stable_diffusion.js';
 import { CLIPTokenizer } from '../tokenizers/clip_tokenizer.js';
 import { AttributeProbe } from './probe.js';
@@ -24,8 +26,12 @@ export interface ToyQuality {
   clipRetrieval: RetrievalResult;
   probe: AttributeAccuracy;
   generation: AttributeAccuracy & { steps: number; guidanceScale: number };
-  /** RNGR on look-alike pairs per CLIP hidden state and grid density; the best sets the mask. */
-  rngr: (RngrQuality & { layer: number; dense: number })[];
+  /**
+   * RNGR on look-alike pairs per CLIP hidden state and grid density, with p3s's default masks
+   * (compare rule, guided refinement) and with Eq. (2) as the paper writes it (product, patch
+   * level); the best default entry sets the demo's mask layer and density.
+   */
+  rngr: (RngrQuality & RngrVariant)[];
   maskLayer: number;
   maskDense: number;
   /** P3S fine-tuning on look-alike references, with and without the negative point. */
@@ -95,6 +101,19 @@ export async function selectiveQuality(
   return { subjects, steps, imagesPerSubject: images, ...sums };
 }
 
+export interface RngrVariant {
+  layer: number;
+  dense: number;
+  rule: SuppressionRule;
+  refine: MaskRefinement;
+}
+
+/** p3s's default masks, and Eq. (2) as written for comparison. */
+export const QUALITY_MASK_RULES: Pick<RngrVariant, 'rule' | 'refine'>[] = [
+  { rule: 'compare', refine: 'guided' },
+  { rule: 'product', refine: 'none' },
+];
+
 /** CLIP hidden states (0: the embeddings) and grid densities tried for RNGR masks. */
 export const QUALITY_LAYERS = [-1, 0, 1, 2];
 export const QUALITY_DENSITIES = [1, 4];
@@ -138,17 +157,24 @@ export async function evaluateToyModels(
       const extractor = loadClipExtractor(join(folder, 'image_encoder'), layer);
       try {
         for (const dense of QUALITY_DENSITIES) {
-          const measured = await rngrQuality(
-            new DensePatchExtractor(extractor, dense),
-            options.rngrCount ?? 50,
-          );
-          rngr.push({ layer, dense, ...measured });
+          for (const variant of QUALITY_MASK_RULES) {
+            const measured = await rngrQuality(
+              new DensePatchExtractor(extractor, dense),
+              options.rngrCount ?? 50,
+              variant,
+            );
+            rngr.push({ layer, dense, ...variant, ...measured });
+          }
         }
       } finally {
         extractor.model.dispose();
       }
     }
-    const best = [...rngr].sort((a, b) => b.subjectIoU - a.subjectIoU)[0]!;
+    const best = rngr
+      .filter(
+        (r) => r.rule === QUALITY_MASK_RULES[0]!.rule && r.refine === QUALITY_MASK_RULES[0]!.refine,
+      )
+      .sort((a, b) => b.subjectIoU - a.subjectIoU)[0]!;
     return {
       clipRetrieval: retrieval,
       probe: probeAcc,

@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path';
 import { writePng, type RgbImage } from '../io/image.js';
 import { generateP3S, type GenerateProgress } from '../p3s/generate.js';
 import { runMaskJob } from '../p3s/mask_pipeline.js';
-import { trainP3S, type TrainProgress } from '../p3s/train.js';
+import { trainP3S, type TrainP3SConfig, type TrainProgress } from '../p3s/train.js';
 import {
   BACKGROUND_PHRASES,
   type BackgroundName,
@@ -43,6 +43,8 @@ export interface ExperimentOptions {
   /** RNGR on a dense× finer patch grid (default 1; see p3s/dense_features.ts). */
   maskDense?: number;
   probe: AttributeProbe;
+  /** Further P3S training settings (λ, condition source, batch size ...). */
+  train?: Partial<TrainP3SConfig>;
   onTrainProgress?: (p: TrainProgress) => void;
   onGenerateProgress?: (p: GenerateProgress) => void;
 }
@@ -165,6 +167,7 @@ export async function runSubjectExperiment(options: ExperimentOptions): Promise<
   // 3. P3S fine-tuning on the filled references.
   const started = Date.now();
   const train = await trainP3S({
+    ...o.train,
     baseModel: o.modelFolder,
     clipModel: clipFolder,
     outDir: join(outDir, 'train'),

@@ -23,9 +23,15 @@ import type { StageResult } from './stage.js';
 import { evaluateToyModels, selectiveQuality, writeQuality, type ToyQuality } from './evaluate.js';
 import { writeModelCard } from './model_card.js';
 import { UNET_STAGE_DEFAULTS, trainToyUNet } from './unet_stage.js';
-import { VAE_STAGE_DEFAULTS, latentScalingFactor, trainToyVae } from './vae_stage.js';
+import {
+  DECODER_STAGE_DEFAULTS,
+  VAE_STAGE_DEFAULTS,
+  latentScalingFactor,
+  trainToyVae,
+  trainToyVaeDecoder,
+} from './vae_stage.js';
 
-export const TOY_STAGES = ['vae', 'clip', 'probe', 'unet', 'eval'] as const;
+export const TOY_STAGES = ['vae', 'decoder', 'clip', 'probe', 'unet', 'eval'] as const;
 export type ToyStage = (typeof TOY_STAGES)[number];
 
 export interface TrainToyOptions {
@@ -87,15 +93,42 @@ export async function trainToyModels(options: TrainToyOptions): Promise<StageRep
 
   for (const stage of TOY_STAGES.filter((s) => options.stages.includes(s))) {
     const dir = join(work, stage);
+    const vaeSettings = {
+      ...VAE_STAGE_DEFAULTS,
+      steps: stepsOf('vae', VAE_STAGE_DEFAULTS.steps),
+    };
     if (stage === 'vae') {
-      const settings = { ...VAE_STAGE_DEFAULTS, steps: stepsOf('vae', VAE_STAGE_DEFAULTS.steps) };
-      const { vae, result } = await trainToyVae({ ...settings, ...common, dir });
+      const { vae, result } = await trainToyVae({ ...vaeSettings, ...common, dir });
       try {
         exportToyVae(vae, out, latentScalingFactor(vae));
       } finally {
         vae.dispose();
       }
-      record(stage, settings.steps, settings.batchSize, result);
+      record(stage, vaeSettings.steps, vaeSettings.batchSize, result);
+    } else if (stage === 'decoder') {
+      // Starts from the VAE stage's weights exactly as exported (fp16), whatever ran before.
+      const { vae: base } = await trainToyVae({
+        ...vaeSettings,
+        ...common,
+        dir: join(work, 'vae'),
+      });
+      try {
+        exportToyVae(base, out, latentScalingFactor(base));
+      } finally {
+        base.dispose();
+      }
+      const settings = {
+        ...DECODER_STAGE_DEFAULTS,
+        steps: stepsOf('decoder', DECODER_STAGE_DEFAULTS.steps),
+      };
+      const vae = AutoencoderKL.fromPretrained(join(out, 'vae'));
+      try {
+        const { result } = await trainToyVaeDecoder({ ...settings, ...common, dir }, vae);
+        exportToyVae(vae, out, vae.config.scaling_factor);
+        record(stage, settings.steps, settings.batchSize, result);
+      } finally {
+        vae.dispose();
+      }
     } else if (stage === 'clip') {
       const settings = {
         ...CLIP_STAGE_DEFAULTS,

@@ -70,3 +70,45 @@ export function latentScalingFactor(vae: AutoencoderKL, count = 256): number {
     }),
   );
 }
+
+export const DECODER_STAGE_DEFAULTS = { steps: 1500, batchSize: 16, lr: 5e-4 };
+const DECODER_FIRST_SCENE = 50_000_000;
+
+/**
+ * Stage 1b: more training for the decoder alone (the recipe of Stability's fine-tuned SD VAEs).
+ * The encoder — and with it the latent space, the scaling factor and every model trained on the
+ * latents — stays exactly as it is, so this stage can run after the U-Net and only sharpens what
+ * the whole pipeline draws. Loss: L1 reconstruction of posterior samples.
+ */
+export async function trainToyVaeDecoder(
+  options: StageSettings,
+  vae: AutoencoderKL,
+): Promise<{ vae: AutoencoderKL; result: StageResult }> {
+  manualSeed(options.seed);
+  vae.encoder.freeze();
+  vae.quantConv.freeze();
+  const trainable = [...vae.decoder.parameters(), ...vae.postQuantConv.parameters()];
+  const optimizer = new AdamW(trainable, { lr: options.lr, weightDecay: 0 });
+  const generator = new Generator(options.seed);
+  const b = options.batchSize;
+  const { model, result } = await trainModel({
+    name: 'vae-decoder',
+    dir: options.dir,
+    steps: options.steps,
+    checkpointEvery: 100,
+    settings: { config: TOY_VAE_CONFIG, ...options, dir: undefined, progress: undefined },
+    model: vae,
+    optimizer,
+    generator,
+    lr: options.lr,
+    warmup: 50,
+    progress: options.progress,
+    step: (step) =>
+      optimizerStep(optimizer, () => {
+        const x = scenesToTensor(scenes('train', DECODER_FIRST_SCENE + step * b, b));
+        const z = noGrad(() => vae.encode(x).sample(generator));
+        return vae.decode(z).sub(x).abs().mean();
+      }),
+  });
+  return { vae: model, result };
+}

@@ -57,6 +57,9 @@ test('after a short P3S fine-tune the generated images show the prompted new con
     r.backgroundAccuracy >= BACKGROUND_FLOOR,
     `context as prompted in ${r.backgroundAccuracy}`,
   );
+  // The selection itself: the clicked object's mask in every reference photo.
+  const iou = r.masks.reduce((a, m) => a + m.subjectIoU, 0) / r.masks.length;
+  assert.ok(iou >= MASK_IOU_FLOOR, `mean reference-mask IoU ${iou}`);
 });
 
 const SUBJECT = 0;
@@ -64,5 +67,9 @@ const STEPS = 100;
 // The CLIP layer and grid density quality.json measured best (the demo's choice).
 const MASK_LAYER = 0;
 const MASK_DENSE = 4;
-// Measured 0.75 (6 of 8 images; chance 0.10).
+// Measured 0.625 (5 of 8 images; chance 0.10); 0.75 with the VAE decoder before its own stage.
 const BACKGROUND_FLOOR = 0.5;
+// Measured 0.38 (0.07, 0.36, 0.58, 0.53) with the default masks (compare rule, guided); 0.16 with
+// Eq. (2) as written. This subject (a black checked ring next to black dotted and yellow/orange
+// checked rings) is among the hardest for the tiny CLIP: held-out pairs average 0.76.
+const MASK_IOU_FLOOR = 0.3;

@@ -7,6 +7,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setNumThreads } from '../../src/engine/index.js';
+import { equal } from '../../src/engine/ops.generated.js';
 import { SafetensorsFile } from '../../src/io/safetensors.js';
 import { StableDiffusionPipeline } from '../../src/pipelines/stable_diffusion.js';
 import { CLIPVisionModelWithProjection } from '../../src/models/clip/clip_vision_model.js';
@@ -93,6 +94,50 @@ test('train:toy writes a diffusers folder that the SD pipeline loads and samples
   });
   assert.equal(again[0]!.ran, 0);
   assert.ok(before.equals(readFileSync(join(out, 'vae/diffusion_pytorch_model.safetensors'))));
+});
+
+test('the decoder stage trains the decoder only: encoder, latents and scaling stay exact', async () => {
+  const out = join(root, 'd');
+  const work = join(root, 'work-d');
+  const common = { out, work, seed: 0, steps: STEPS, progress: false };
+  await trainToyModels({
+    ...common,
+    stages: ['vae'],
+    tokenizer: sharedPath('fixtures', 'clip-tokenizer'),
+  });
+  const file = join(out, 'vae/diffusion_pytorch_model.safetensors');
+  const config = () => readFileSync(join(out, 'vae/config.json'), 'utf8');
+  const load = () => SafetensorsFile.open(file).loadAll();
+  const base = load();
+  const baseConfig = config();
+  const reports = await trainToyModels({
+    ...common,
+    stages: ['decoder'],
+    steps: { ...STEPS, decoder: 10 },
+  });
+  assert.deepEqual(
+    reports.map((r) => [r.stage, r.ran]),
+    [['decoder', 10]],
+  );
+  const tuned = load();
+  let changed = 0;
+  for (const [key, tensor] of base) {
+    const same = equal(tensor, tuned.get(key)!);
+    if (key.startsWith('encoder.') || key.startsWith('quant_conv.')) assert.ok(same, key);
+    else if (!same) changed++;
+  }
+  assert.ok(changed > 10, `${changed} decoder tensors changed`);
+  assert.equal(config(), baseConfig, 'same config, scaling factor included');
+  for (const t of [...base.values(), ...tuned.values()]) t.dispose();
+  // Run again: it restarts from the VAE stage's export and re-exports the same bytes.
+  const first = readFileSync(file);
+  const again = await trainToyModels({
+    ...common,
+    stages: ['decoder'],
+    steps: { ...STEPS, decoder: 10 },
+  });
+  assert.equal(again[0]!.ran, 0);
+  assert.ok(first.equals(readFileSync(file)));
 });
 
 test('the same seed writes byte-identical weights', async () => {
