@@ -93,7 +93,7 @@ test('RNGR masks select the clicked object of a look-alike pair', async (t) => {
 });
 
 // Measured on exactly these samples (2 threads): retrieval 0.98 / hard 0.27 (chance 0.125);
-// probe colour 1, shape 0.37, pattern 0.75, background 1; generation colour 0.56, background 0.50
+// probe colour 1, shape 0.37, pattern 0.75, background 1; generation colour 0.53, background 0.50
 // (chance 0.125, 0.10); RNGR (embeddings, dense 4, compare rule, guided): subject IoU 0.76,
 // leak 0.025, look-alike IoU 0.76 (Eq. 2 as written: 0.35, 0.17, 0.37); the rest in quality.json.
 const FLOORS = {
