@@ -72,6 +72,41 @@ function toGrid(f: PatchFeatures, points: readonly Point[]): GridPoint[] {
   }));
 }
 
+/** A look-alike mask over this many times the subject mask's area is taken to have spread. */
+export const LOOKALIKE_AREA_LIMIT = 3;
+
+/**
+ * A look-alike is an object like the subject, so its mask should be about the subject's size.
+ * When Otsu splits the negative click's map badly the look-alike's mask spreads over the
+ * background, and Eq. (3) would then fill the whole scene. Such a mask is cut to the disks around
+ * the negative clicks whose radius is 1.5× the subject mask's equivalent radius (at least one
+ * eighth of the photo's width), and the result says so.
+ */
+export function boundLookalikeMask(
+  lookalike: MaskResult,
+  subject: MaskResult,
+  negative: readonly Point[],
+  width: number,
+): void {
+  const limit = LOOKALIKE_AREA_LIMIT * Math.max(subject.maskArea, 1);
+  if (lookalike.maskArea <= limit || negative.length === 0) return;
+  const radius = Math.max(1.5 * Math.sqrt(subject.maskArea / Math.PI), width / 8);
+  let area = 0;
+  for (let i = 0; i < lookalike.mask.length; i++) {
+    if (!lookalike.mask[i]) continue;
+    const x = (i % width) + 0.5;
+    const y = Math.floor(i / width) + 0.5;
+    const near = negative.some(([px, py]) => (x - px) ** 2 + (y - py) ** 2 <= radius ** 2);
+    if (near) area++;
+    else lookalike.mask[i] = 0;
+  }
+  lookalike.fallbacks.push({
+    code: 'look-alike-mask-bounded',
+    message: `The look-alike mask covered ${lookalike.maskArea} px, over ${LOOKALIKE_AREA_LIMIT}× the subject's ${subject.maskArea}; it was cut to ${radius.toFixed(0)} px around the negative click (${area} px).`,
+  });
+  lookalike.maskArea = area;
+}
+
 /** Builds masks and filled photos for a set of reference photos of one subject. */
 export async function buildSubjectMasks(
   inputs: RngrImageInput[],
@@ -146,6 +181,7 @@ export async function buildSubjectMasks(
         };
         const subject = subjectMask(sim, maskOptions); // Eq. (2)
         const distractor = simNeg ? distractorMask(sim, maskOptions) : null;
+        if (distractor) boundLookalikeMask(distractor, subject, negative, input.image.width);
         // Eq. (3): fill the distractor, never the subject itself.
         let filled = input.image;
         if (distractor) {

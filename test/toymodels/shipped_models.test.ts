@@ -95,7 +95,7 @@ test('RNGR masks select the clicked object of a look-alike pair', async (t) => {
 // Measured on exactly these samples (2 threads): retrieval 0.98 / hard 0.27 (chance 0.125);
 // probe colour 1, shape 0.37, pattern 0.75, background 1; generation colour 0.53, background 0.50
 // (chance 0.125, 0.10); RNGR (embeddings, dense 4, compare rule, guided): subject IoU 0.76,
-// leak 0.025, look-alike IoU 0.76 (Eq. 2 as written: 0.35, 0.17, 0.37); the rest in quality.json.
+// leak 0.025, look-alike IoU 0.80 (Eq. 2 as written: 0.35, 0.17, 0.40); the rest in quality.json.
 const FLOORS = {
   retrieval: 0.9,
   hardRetrieval: 0.2,
@@ -105,5 +105,5 @@ const FLOORS = {
   maskDense: 4,
   rngrIoU: 0.7,
   rngrLeak: 0.06,
-  rngrDistractorIoU: 0.7,
+  rngrDistractorIoU: 0.75,
 };

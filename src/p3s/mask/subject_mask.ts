@@ -92,7 +92,8 @@ export type MaskFallbackCode =
   | 'constant-suppressor-map'
   | 'degenerate-map'
   | 'point-in-background'
-  | 'upsample-fell-back-to-nearest';
+  | 'upsample-fell-back-to-nearest'
+  | 'look-alike-mask-bounded';
 
 export interface MaskFallback {
   code: MaskFallbackCode;
