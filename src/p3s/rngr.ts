@@ -12,6 +12,8 @@ import {
   type MaskResult,
   type PointSimilarity,
   type SuppressionRule,
+  GuidedFilter,
+  sampleGrid,
 } from './mask/index.js';
 import type { GridPoint } from './mask/grid.js';
 import { diffusionInpainter, type Inpainter } from './fill.js';
@@ -72,6 +74,9 @@ function toGrid(f: PatchFeatures, points: readonly Point[]): GridPoint[] {
   }));
 }
 
+/** ε of the guided refinement, on colours in [0, 1]. */
+const GUIDE_EPS = 1e-3;
+
 /** A look-alike mask over this many times the subject mask's area is taken to have spread. */
 export const LOOKALIKE_AREA_LIMIT = 3;
 
@@ -86,8 +91,8 @@ export function boundLookalikeMask(
   lookalike: MaskResult,
   subject: MaskResult,
   negative: readonly Point[],
-  width: number,
 ): void {
+  const { width } = lookalike;
   const limit = LOOKALIKE_AREA_LIMIT * Math.max(subject.maskArea, 1);
   if (lookalike.maskArea <= limit || negative.length === 0) return;
   const radius = Math.max(1.5 * Math.sqrt(subject.maskArea / Math.PI), width / 8);
@@ -100,6 +105,13 @@ export function boundLookalikeMask(
     if (near) area++;
     else lookalike.mask[i] = 0;
   }
+  lookalike.gridMask = sampleGrid(
+    lookalike.mask,
+    lookalike.height,
+    lookalike.width,
+    lookalike.gridHeight,
+    lookalike.gridWidth,
+  );
   lookalike.fallbacks.push({
     code: 'look-alike-mask-bounded',
     message: `The look-alike mask covered ${lookalike.maskArea} px, over ${LOOKALIKE_AREA_LIMIT}× the subject's ${subject.maskArea}; it was cut to ${radius.toFixed(0)} px around the negative click (${area} px).`,
@@ -163,13 +175,14 @@ export async function buildSubjectMasks(
           sigma: options.sigma ?? 1,
           dilateRadius: options.dilate ?? 0,
           rule,
-          ...(refine === 'guided'
-            ? {
-                guide: input.image,
-                // One token's footprint: the scale of the patch maps' blur.
-                guideRadius: Math.max(1, Math.round(f.patchSize ?? f.imageWidth / f.gridW)),
-              }
-            : {}),
+          // One filter per photo, its radius one token's footprint (the patch maps' blur).
+          guide:
+            refine === 'guided'
+              ? new GuidedFilter(input.image, {
+                  radius: Math.max(1, Math.round(f.patchSize ?? f.imageWidth / f.gridW)),
+                  eps: GUIDE_EPS,
+                })
+              : undefined,
         };
         const sim: PointSimilarity = {
           positive: simPos,
@@ -181,7 +194,7 @@ export async function buildSubjectMasks(
         };
         const subject = subjectMask(sim, maskOptions); // Eq. (2)
         const distractor = simNeg ? distractorMask(sim, maskOptions) : null;
-        if (distractor) boundLookalikeMask(distractor, subject, negative, input.image.width);
+        if (distractor) boundLookalikeMask(distractor, subject, negative);
         // Eq. (3): fill the distractor, never the subject itself.
         let filled = input.image;
         if (distractor) {

@@ -114,6 +114,12 @@ export const QUALITY_MASK_RULES: Pick<RngrVariant, 'rule' | 'refine'>[] = [
   { rule: 'product', refine: 'none' },
 ];
 
+/** Whether an RNGR entry used p3s's default masks (the first of QUALITY_MASK_RULES). */
+export function isDefaultMask(r: Pick<RngrVariant, 'rule' | 'refine'>): boolean {
+  const [defaults] = QUALITY_MASK_RULES;
+  return r.rule === defaults!.rule && r.refine === defaults!.refine;
+}
+
 /** CLIP hidden states (0: the embeddings) and grid densities tried for RNGR masks. */
 export const QUALITY_LAYERS = [-1, 0, 1, 2];
 export const QUALITY_DENSITIES = [1, 4];
@@ -170,11 +176,7 @@ export async function evaluateToyModels(
         extractor.model.dispose();
       }
     }
-    const best = rngr
-      .filter(
-        (r) => r.rule === QUALITY_MASK_RULES[0]!.rule && r.refine === QUALITY_MASK_RULES[0]!.refine,
-      )
-      .sort((a, b) => b.subjectIoU - a.subjectIoU)[0]!;
+    const best = rngr.filter(isDefaultMask).sort((a, b) => b.subjectIoU - a.subjectIoU)[0]!;
     return {
       clipRetrieval: retrieval,
       probe: probeAcc,

@@ -2,7 +2,7 @@
 // written from training.json and quality.json, so the card always matches the weights.
 import { readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ToyQuality } from './evaluate.js';
+import { isDefaultMask, type ToyQuality } from './evaluate.js';
 import type { StageReport, ToyStage } from './train_toy.js';
 import { TOY_TEXT_CONFIG, TOY_UNET_CONFIG, TOY_VAE_CONFIG, TOY_VISION_CONFIG } from './configs.js';
 
@@ -19,10 +19,7 @@ function folderBytes(folder: string): number {
 }
 
 function bestDefaultIoU(q: ToyQuality): number {
-  return Math.max(
-    0,
-    ...q.rngr.filter((r) => r.rule === 'compare' && r.refine === 'guided').map((r) => r.subjectIoU),
-  );
+  return Math.max(0, ...q.rngr.filter(isDefaultMask).map((r) => r.subjectIoU));
 }
 
 function selectiveSection(q: ToyQuality): string {
@@ -58,7 +55,7 @@ export function writeModelCard(
     ? q.rngr
         .map(
           (r) =>
-            `| ${layerName(r.layer)} | ${r.dense === 1 ? '8×8' : `${8 * r.dense}×${8 * r.dense} (dense ${r.dense})`} | ${r.rule === 'compare' && r.refine === 'guided' ? 'p3s default (compare, guided)' : `${r.rule}, ${r.refine === 'none' ? 'patch level' : 'guided'}`} | ${r.subjectIoU.toFixed(3)} | ${pct(r.distractorLeak)} | ${r.distractorIoU === undefined ? '' : r.distractorIoU.toFixed(3)} |`,
+            `| ${layerName(r.layer)} | ${r.dense === 1 ? '8×8' : `${8 * r.dense}×${8 * r.dense} (dense ${r.dense})`} | ${isDefaultMask(r) ? 'p3s default (compare, guided)' : `${r.rule}, ${r.refine === 'none' ? 'patch level' : 'guided'}`} | ${r.subjectIoU.toFixed(3)} | ${pct(r.distractorLeak)} | ${r.distractorIoU === undefined ? '' : r.distractorIoU.toFixed(3)} |`,
         )
         .join('\n')
     : '';

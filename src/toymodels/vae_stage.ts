@@ -5,6 +5,7 @@ import { noGrad } from '../engine/autograd.js';
 import { Generator, manualSeed } from '../engine/random.js';
 import { tidy } from '../engine/scope.js';
 import { AutoencoderKL } from '../models/vae/autoencoder_kl.js';
+import type { Tensor } from '../engine/tensor.js';
 import { AdamW } from '../optim/adam.js';
 import { TOY_VAE_CONFIG } from './configs.js';
 import { scenes, scenesToTensor } from './data.js';
@@ -16,17 +17,17 @@ export interface VaeStageOptions extends StageSettings {
 
 export const VAE_STAGE_DEFAULTS = { steps: 800, batchSize: 16, lr: 1e-3, klWeight: 1e-4 };
 
-/** Trains the VAE; returns the model (caller disposes) and the stage's numbers. */
-export async function trainToyVae(
-  options: VaeStageOptions,
+/** The trainModel call both VAE stages make; `loss` sees the step and the stage's generator. */
+async function runVaeStage(
+  name: string,
+  options: StageSettings,
+  vae: AutoencoderKL,
+  optimizer: AdamW,
+  loss: (step: number, generator: Generator) => Tensor,
 ): Promise<{ vae: AutoencoderKL; result: StageResult }> {
-  manualSeed(options.seed);
-  const vae = new AutoencoderKL(TOY_VAE_CONFIG);
-  const optimizer = new AdamW(vae.parameters(), { lr: options.lr, weightDecay: 0 });
   const generator = new Generator(options.seed);
-  const { batchSize: b, klWeight } = options;
   const { model, result } = await trainModel({
-    name: 'vae',
+    name,
     dir: options.dir,
     steps: options.steps,
     checkpointEvery: 100,
@@ -37,24 +38,34 @@ export async function trainToyVae(
     lr: options.lr,
     warmup: 50,
     progress: options.progress,
-    step: (step) =>
-      optimizerStep(optimizer, () => {
-        const x = scenesToTensor(scenes('train', step * b, b));
-        const posterior = vae.encode(x);
-        const recon = vae.decode(posterior.sample(generator));
-        const rec = recon.sub(x).abs().mean();
-        // KL(q ‖ N(0, I)) per latent element.
-        const kl = posterior.mean
-          .square()
-          .add(posterior.var)
-          .sub(1)
-          .sub(posterior.logvar)
-          .mean()
-          .mul(0.5);
-        return rec.add(kl.mul(klWeight));
-      }),
+    step: (step) => optimizerStep(optimizer, () => loss(step, generator)),
   });
   return { vae: model, result };
+}
+
+/** Trains the VAE; returns the model (caller disposes) and the stage's numbers. */
+export async function trainToyVae(
+  options: VaeStageOptions,
+): Promise<{ vae: AutoencoderKL; result: StageResult }> {
+  manualSeed(options.seed);
+  const vae = new AutoencoderKL(TOY_VAE_CONFIG);
+  const optimizer = new AdamW(vae.parameters(), { lr: options.lr, weightDecay: 0 });
+  const { batchSize: b, klWeight } = options;
+  return runVaeStage('vae', options, vae, optimizer, (step, generator) => {
+    const x = scenesToTensor(scenes('train', step * b, b));
+    const posterior = vae.encode(x);
+    const recon = vae.decode(posterior.sample(generator));
+    const rec = recon.sub(x).abs().mean();
+    // KL(q ‖ N(0, I)) per latent element.
+    const kl = posterior.mean
+      .square()
+      .add(posterior.var)
+      .sub(1)
+      .sub(posterior.logvar)
+      .mean()
+      .mul(0.5);
+    return rec.add(kl.mul(klWeight));
+  });
 }
 
 /**
@@ -89,26 +100,10 @@ export async function trainToyVaeDecoder(
   vae.quantConv.freeze();
   const trainable = [...vae.decoder.parameters(), ...vae.postQuantConv.parameters()];
   const optimizer = new AdamW(trainable, { lr: options.lr, weightDecay: 0 });
-  const generator = new Generator(options.seed);
   const b = options.batchSize;
-  const { model, result } = await trainModel({
-    name: 'vae-decoder',
-    dir: options.dir,
-    steps: options.steps,
-    checkpointEvery: 100,
-    settings: { config: TOY_VAE_CONFIG, ...options, dir: undefined, progress: undefined },
-    model: vae,
-    optimizer,
-    generator,
-    lr: options.lr,
-    warmup: 50,
-    progress: options.progress,
-    step: (step) =>
-      optimizerStep(optimizer, () => {
-        const x = scenesToTensor(scenes('train', DECODER_FIRST_SCENE + step * b, b));
-        const z = noGrad(() => vae.encode(x).sample(generator));
-        return vae.decode(z).sub(x).abs().mean();
-      }),
+  return runVaeStage('vae-decoder', options, vae, optimizer, (step, generator) => {
+    const x = scenesToTensor(scenes('train', DECODER_FIRST_SCENE + step * b, b));
+    const z = noGrad(() => vae.encode(x).sample(generator));
+    return vae.decode(z).sub(x).abs().mean();
   });
-  return { vae: model, result };
 }

@@ -96,12 +96,22 @@ test('a look-alike mask that spread over the background is cut around the negati
     Uint8Array.from({ length: size * size }, (_, i) =>
       ((i % size) + 0.5 - cx) ** 2 + (Math.floor(i / size) + 0.5 - cy) ** 2 <= r * r ? 1 : 0,
     );
+  // The fields boundLookalikeMask reads and writes; an 8×8 patch grid.
   const asResult = (mask: Uint8Array) =>
-    ({ mask, maskArea: mask.reduce((a, v) => a + v, 0), fallbacks: [] }) as unknown as MaskResult;
+    ({
+      mask,
+      maskArea: mask.reduce((a, v) => a + v, 0),
+      height: size,
+      width: size,
+      gridHeight: 8,
+      gridWidth: 8,
+      gridMask: new Uint8Array(64).fill(1),
+      fallbacks: [],
+    }) as unknown as MaskResult;
   const subject = asResult(disk(16, 32, 6));
   // Spread: everything but the subject.
   const spread = asResult(subject.mask.map((v) => 1 - v));
-  boundLookalikeMask(spread, subject, [[48, 32]], size);
+  boundLookalikeMask(spread, subject, [[48, 32]]);
   assert.equal(spread.fallbacks[0]?.code, 'look-alike-mask-bounded');
   const radius = Math.max(1.5 * Math.sqrt(subject.maskArea / Math.PI), size / 8);
   for (let i = 0; i < spread.mask.length; i++) {
@@ -117,7 +127,7 @@ test('a look-alike mask that spread over the background is cut around the negati
   // A look-alike the subject's size is left alone.
   const normal = asResult(disk(48, 32, 7));
   const before = Uint8Array.from(normal.mask);
-  boundLookalikeMask(normal, subject, [[48, 32]], size);
+  boundLookalikeMask(normal, subject, [[48, 32]]);
   assert.deepEqual(normal.mask, before);
   assert.equal(normal.fallbacks.length, 0);
 });

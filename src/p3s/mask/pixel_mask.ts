@@ -28,6 +28,25 @@ function toPixels(points: readonly GridPoint[], h: number, w: number, ih: number
   }));
 }
 
+/** The h×w grid cells whose centre pixel is set in an ih×iw pixel mask. */
+export function sampleGrid(
+  mask: Uint8Array,
+  ih: number,
+  iw: number,
+  h: number,
+  w: number,
+): Uint8Array {
+  const grid = new Uint8Array(h * w);
+  for (let y = 0; y < h; y++) {
+    const py = Math.min(ih - 1, Math.floor(((y + 0.5) * ih) / h));
+    for (let x = 0; x < w; x++) {
+      const px = Math.min(iw - 1, Math.floor(((x + 0.5) * iw) / w));
+      grid[y * w + x] = mask[py * iw + px]!;
+    }
+  }
+  return grid;
+}
+
 export function pixelMaskFromSimilarity(
   target: FloatGrid,
   suppressor: FloatGrid | null,
@@ -55,11 +74,18 @@ export function pixelMaskFromSimilarity(
       `Expected a ${iw}×${ih} guide photo but received ${guide.width}×${guide.height}`,
     );
   }
-  const guideRadius = options.guideRadius ?? Math.max(1, Math.round(iw / w));
   const fallbacks: MaskFallback[] = [];
 
   // Ψ on the grid, then to pixels, then (with a photo) edge-aware refinement.
-  const filter = guide ? new GuidedFilter(guide, { radius: guideRadius, eps: guideEps }) : null;
+  const filter =
+    guide instanceof GuidedFilter
+      ? guide
+      : guide
+        ? new GuidedFilter(guide, {
+            radius: options.guideRadius ?? Math.max(1, Math.round(iw / w)),
+            eps: guideEps,
+          })
+        : null;
   const toPixelMap = (grid: Float64Array): Float64Array => {
     const up = resizeBilinear(grid, h, w, ih, iw);
     return filter ? filter.filter(up) : up;
@@ -111,21 +137,13 @@ export function pixelMaskFromSimilarity(
   let mask = kept.mask;
   if (dilateRadius !== 0) mask = binaryDilation(mask, ih, iw, dilateRadius);
 
-  const gridMask = new Uint8Array(h * w);
-  for (let y = 0; y < h; y++) {
-    const py = Math.min(ih - 1, Math.floor(((y + 0.5) * ih) / h));
-    for (let x = 0; x < w; x++) {
-      const px = Math.min(iw - 1, Math.floor(((x + 0.5) * iw) / w));
-      gridMask[y * w + x] = mask[py * iw + px]!;
-    }
-  }
   return {
     mask,
     height: ih,
     width: iw,
     maskArea: countSet(mask),
     softMap,
-    gridMask,
+    gridMask: sampleGrid(mask, ih, iw, h, w),
     gridHeight: h,
     gridWidth: w,
     threshold,

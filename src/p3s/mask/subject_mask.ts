@@ -9,7 +9,7 @@ import {
   type Connectivity,
   type Labeling,
 } from './components.js';
-import type { GuideImage } from './guided_filter.js';
+import type { GuidedFilter, GuideImage } from './guided_filter.js';
 import { pixelMaskFromSimilarity } from './pixel_mask.js';
 import { gaussianFilter, type BoundaryMode } from './gaussian.js';
 import {
@@ -67,12 +67,14 @@ export interface MaskOptions {
   rule?: SuppressionRule;
   /**
    * The photo itself: the maps are refined at pixel level with the colour guided filter before
-   * thresholding, so the mask follows the photo's edges instead of the patch lattice.
+   * thresholding, so the mask follows the photo's edges instead of the patch lattice. A
+   * GuidedFilter already bound to the photo may be passed instead, so the subject's and the
+   * look-alike's masks share the photo's window statistics.
    */
-  guide?: GuideImage;
-  /** Guided filter radius in pixels; default: one patch (imageWidth / grid width). */
+  guide?: GuideImage | GuidedFilter;
+  /** Guided filter radius in pixels (for a GuideImage); default: one patch (imageWidth / grid width). */
   guideRadius?: number;
-  /** Guided filter ε on colours in [0, 1]; default 1e-3. */
+  /** Guided filter ε on colours in [0, 1] (for a GuideImage); default 1e-3. */
   guideEps?: number;
 }
 
