@@ -14,6 +14,7 @@ test('p3s demo --help explains the demo and its options', () => {
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /look-alike/);
   assert.match(r.stdout, /--no-baseline/);
+  assert.match(r.stdout, /--sequential/);
   assert.match(p3s('--help').stdout, /demo +the whole method/);
 });
 
