@@ -12,7 +12,8 @@ export {
 export type { Connectivity, KeptComponents, Labeling } from './components.js';
 export { resizeBilinear, resizeNearest } from './resize.js';
 export { binaryDilation, binaryErosion, diskHalfWidths } from './morphology.js';
-export { distractorMask, maskFromSimilarity, subjectMask } from './subject_mask.js';
+export { maskFromSimilarity } from './grid_mask.js';
+export { distractorMask, subjectMask } from './subject_mask.js';
 export { pixelMaskFromSimilarity, sampleGrid } from './pixel_mask.js';
 export { boxMean, guidedFilter, GuidedFilter } from './guided_filter.js';
 export type { GuideImage, GuidedFilterOptions } from './guided_filter.js';

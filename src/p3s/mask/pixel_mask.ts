@@ -18,7 +18,7 @@ import {
   type MaskFallback,
   type MaskOptions,
   type MaskResult,
-} from './subject_mask.js';
+} from './grid_mask.js';
 
 /** Grid points (cell units) to pixel points of the image the grid covers. */
 function toPixels(points: readonly GridPoint[], h: number, w: number, ih: number, iw: number) {
