@@ -2,7 +2,8 @@
 // grid to a 512×512 mask.
 import { performance } from 'node:perf_hooks';
 import type { GuideImage } from './guided_filter.js';
-import { subjectMask, type MaskOptions, type PointSimilarity } from './subject_mask.js';
+import type { MaskOptions } from './grid_mask.js';
+import { subjectMask, type PointSimilarity } from './subject_mask.js';
 
 export interface BenchResult {
   name: string;

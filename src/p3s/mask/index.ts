@@ -23,10 +23,10 @@ export type {
   MaskOptions,
   MaskResult,
   Normalization,
-  PointSimilarity,
   SuppressionRule,
   UpsampleMode,
-} from './subject_mask.js';
+} from './grid_mask.js';
+export type { PointSimilarity } from './subject_mask.js';
 export { cellIndexOf, imageToGridPoint } from './grid.js';
 export type { FloatGrid, GridPoint } from './grid.js';
 export { benchMaskPostprocess } from './bench.js';

@@ -6,16 +6,6 @@ import type { FloatGrid, GridPoint } from './grid.js';
 import { maskFromSimilarity, type MaskOptions, type MaskResult } from './grid_mask.js';
 import { pixelMaskFromSimilarity } from './pixel_mask.js';
 
-export type {
-  MaskFallback,
-  MaskFallbackCode,
-  MaskOptions,
-  MaskResult,
-  Normalization,
-  SuppressionRule,
-  UpsampleMode,
-} from './grid_mask.js';
-
 /** The similarity maps of Eq. (1) for one image, with the user's points, all on the same grid. */
 export interface PointSimilarity {
   /** M_P: similarity of every patch to the positive point's patch. */
