@@ -1,5 +1,6 @@
 // p3s generate: parses flags and calls generateP3S.
-import { parse, intFlag, numberFlag, Progress, UsageError } from './args.js';
+import { INJECTION_MODES } from '../p3s/injection.js';
+import { parse, intFlag, numberFlag, Progress, UsageError, choiceFlag } from './args.js';
 import { generateP3S, type GenerateP3SConfig } from '../p3s/generate.js';
 import { parseWeightCurve } from '../p3s/weight_schedule.js';
 
@@ -33,7 +34,7 @@ P3S settings (default: the adapter's):
   --lambda <x>             λ of Eq. 7
   --weight-curve <c>       ε_t of Eq. 10: paper[:α,β,k], fixed:<w> (fixed:0 = plain base model),
                            quadratic-increasing, quadratic-decreasing
-  --injection <mode>       decoupled or joint
+  --injection <mode>       decoupled, joint or aligned (default: the adapter's own)
   --reference <i|cycle>    which reference conditions the images: index i, or cycle (default:
                            image k uses reference k mod N)
   --no-contact-sheet       skip contact-sheet.png
@@ -89,9 +90,10 @@ export const generateCommand = {
           `Expected non-negative integers for --seeds but received ${str('seeds')}`,
         );
     }
-    const injection = str('injection');
-    if (injection !== undefined && injection !== 'decoupled' && injection !== 'joint')
-      throw new UsageError(`Expected decoupled or joint for --injection but received ${injection}`);
+    const injection =
+      values.injection === undefined
+        ? undefined
+        : choiceFlag(values, 'injection', INJECTION_MODES, 'decoupled');
     const curve = str('weight-curve');
     if (curve !== undefined) {
       try {
@@ -132,7 +134,7 @@ export const generateCommand = {
         values['batch-size'] === undefined ? undefined : intFlag(values, 'batch-size', 1, 1),
       lambda: values.lambda === undefined ? undefined : numberFlag(values, 'lambda', 0.2),
       weightCurve: curve,
-      injectionMode: injection as 'decoupled' | 'joint' | undefined,
+      injectionMode: injection,
       reference,
       contactSheet: values['no-contact-sheet'] !== true,
       onWarning: (w) => process.stderr.write(`${tty ? '\r\x1b[2K' : ''}warning: ${w}\n`),

@@ -1,5 +1,6 @@
 // p3s train: parses flags and calls trainP3S.
-import { parse, intFlag, numberFlag, Progress, UsageError } from './args.js';
+import { INJECTION_MODES } from '../p3s/injection.js';
+import { parse, intFlag, numberFlag, Progress, UsageError, choiceFlag } from './args.js';
 import { trainP3S, type TrainP3SConfig } from '../p3s/train.js';
 import { parseWeightCurve } from '../p3s/weight_schedule.js';
 
@@ -41,7 +42,9 @@ P3S settings (stored in the adapter; generate can override them):
   --lambda <x>             λ of Eq. 7 (default 0.2)
   --weight-curve <c>       ε_t of Eq. 10: paper[:α,β,k] (default paper:0.5,0.2,2), fixed:<w>,
                            quadratic-increasing, quadratic-decreasing
-  --injection <mode>       decoupled (default) or joint (Eq. 8 as written; see docs/p3s.md)
+  --injection <mode>       decoupled (default), joint (Eq. 8 as written) or aligned (decoupled
+                           plus the copy's feature at its own position; not in the paper,
+                           a stronger adapter on small U-Nets; see docs/p3s.md)
 Checkpoints and samples:
   --checkpoint-every <n>   write a checkpoint every n steps (default 100; 0: only at the end)
   --keep-checkpoints <n>   how many to keep (default 2)
@@ -109,9 +112,10 @@ export const trainCommand = {
       values[name] === undefined ? undefined : intFlag(values, name, 0, min);
     const optionalNum = (name: string, check: (v: number) => boolean, what: string) =>
       values[name] === undefined ? undefined : numberFlag(values, name, 0, check, what);
-    const injection = str('injection');
-    if (injection !== undefined && injection !== 'decoupled' && injection !== 'joint')
-      throw new UsageError(`Expected decoupled or joint for --injection but received ${injection}`);
+    const injection =
+      values.injection === undefined
+        ? undefined
+        : choiceFlag(values, 'injection', INJECTION_MODES, 'decoupled');
     const from = str('condition-from');
     if (from !== undefined && from !== 'same' && from !== 'other')
       throw new UsageError(`Expected same or other for --condition-from but received ${from}`);
@@ -155,7 +159,7 @@ export const trainCommand = {
       seed: optionalInt('seed', 0),
       lambda: optionalNum('lambda', Number.isFinite, 'a number'),
       weightCurve: curve,
-      injectionMode: injection as 'decoupled' | 'joint' | undefined,
+      injectionMode: injection,
       checkpointEvery: optionalInt('checkpoint-every', 0),
       keepCheckpoints: optionalInt('keep-checkpoints', 1),
       resume: str('resume-from') ?? (values.resume === true ? true : undefined),

@@ -20,7 +20,7 @@ import type { Module } from '../nn/module.js';
 import type { UNet2DConditionModel } from '../models/unet/unet_2d_condition.js';
 import { P3SAdapter, type P3SSettings, type SubjectCondition } from './p3s_unet.js';
 import { parseWeightCurve } from './weight_schedule.js';
-import type { InjectionMode } from './injection.js';
+import { isInjectionMode, type InjectionMode } from './injection.js';
 
 export const ADAPTER_FORMAT = 'p3s-adapter';
 export const ADAPTER_FORMAT_VERSION = '1';
@@ -196,7 +196,7 @@ function fromStringMetadata(path: string, raw: Readonly<Record<string, string>>)
     }
   };
   const mode = need('injection_mode');
-  if (mode !== 'joint' && mode !== 'decoupled') {
+  if (!isInjectionMode(mode)) {
     throw new AdapterError(`${name}: unknown injection_mode ${JSON.stringify(mode)}`);
   }
   const curve = need('weight_curve');

@@ -49,7 +49,7 @@ import {
   parseWeightCurve,
   type WeightCurve,
 } from './weight_schedule.js';
-import type { InjectionMode } from './injection.js';
+import { INJECTION_MODES, isInjectionMode, type InjectionMode } from './injection.js';
 import { attentionConsistencyLoss, ldmLoss, totalLoss } from './losses.js';
 import { baseModelFingerprint, modelFingerprint, saveAdapter } from './adapter_io.js';
 import {
@@ -113,7 +113,10 @@ export interface TrainP3SConfig {
   lambda?: number;
   /** ε_t of Eq. (10) (default the paper's α = 0.5, β = 0.2, k = 2). */
   weightCurve?: WeightCurve | string;
-  /** Eq. (8) as written ('joint') or per token set ('decoupled', default; see injection.ts). */
+  /**
+   * Eq. (8) as written ('joint'), per token set ('decoupled', default), or per token set plus
+   * the copy's feature at its own position ('aligned', not in the paper); see injection.ts.
+   */
   injectionMode?: InjectionMode;
   /**
    * Which reference gives a sample's subject condition: 'same' (default) its own target, or
@@ -328,9 +331,9 @@ function resolveSettings(
 }
 
 function checkMode(m: string): InjectionMode {
-  if (m !== 'joint' && m !== 'decoupled')
+  if (!isInjectionMode(m))
     throw new RangeError(
-      `Expected injection mode "decoupled" or "joint" but received ${JSON.stringify(m)}`,
+      `Expected injection mode ${INJECTION_MODES.map((x) => `"${x}"`).join(', ')} but received ${JSON.stringify(m)}`,
     );
   return m;
 }

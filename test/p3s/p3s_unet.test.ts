@@ -15,6 +15,9 @@ import {
 } from '../../src/index.js';
 import { UNet2DConditionModel } from '../../src/models/unet/unet_2d_condition.js';
 import { P3SAdapter, P3SUNet, DEFAULT_SETTINGS } from '../../src/p3s/p3s_unet.js';
+import { P3SInjectionProcessor } from '../../src/p3s/injection.js';
+import { Attention, type AttentionCall } from '../../src/models/attention_processor.js';
+import * as ops from '../../src/engine/ops.generated.js';
 import { SubjectEncoder } from '../../src/p3s/subject_encoder.js';
 import { attentionConsistencyLoss, ldmLoss, totalLoss } from '../../src/p3s/losses.js';
 import { injectionWeight, parseWeightCurve, PAPER_CURVE } from '../../src/p3s/weight_schedule.js';
@@ -44,21 +47,43 @@ function inputs(
   };
 }
 
-test('an untrained adapter reproduces the frozen U-Net exactly (decoupled injection)', () => {
-  manualSeed(0);
-  const adapter = new P3SAdapter(unet, CLIP_DIM);
-  tidy(() => {
-    const { xt, ctx, cond } = inputs(1);
-    const plain = noGrad(() => unet.forward(xt, tensor([999, 10], [2], { dtype: 'int64' }), ctx));
-    const p3s = new P3SUNet(unet, adapter);
-    try {
-      const injected = noGrad(() => p3s.forward(xt, [999, 10], ctx, cond).noisePred);
-      assert.deepEqual(injected.toArray(), plain.toArray());
-    } finally {
-      p3s.detach();
-    }
+for (const mode of ['decoupled', 'aligned'] as const) {
+  test(`an untrained adapter reproduces the frozen U-Net exactly (${mode} injection)`, () => {
+    manualSeed(0);
+    const adapter = new P3SAdapter(unet, CLIP_DIM);
+    tidy(() => {
+      const { xt, ctx, cond } = inputs(1);
+      const plain = noGrad(() => unet.forward(xt, tensor([999, 10], [2], { dtype: 'int64' }), ctx));
+      const p3s = new P3SUNet(unet, adapter, { ...DEFAULT_SETTINGS, mode });
+      try {
+        const injected = noGrad(() => p3s.forward(xt, [999, 10], ctx, cond).noisePred);
+        assert.deepEqual(injected.toArray(), plain.toArray());
+      } finally {
+        p3s.detach();
+      }
+    });
+    adapter.dispose();
   });
-  adapter.dispose();
+}
+
+test("'aligned' injection adds the copy's feature at its own position before the output projection", () => {
+  manualSeed(3);
+  const attn = new Attention({ queryDim: 8, heads: 2, dimHead: 4 });
+  tidy(() => {
+    const g = new Generator(5);
+    const x = randn([2, 6, 8], { generator: g });
+    const f = randn([2, 6, 8], { generator: g });
+    const source = { feature: () => f };
+    const call: AttentionCall = { encoderHiddenStates: null };
+    const run = (mode: 'decoupled' | 'aligned') =>
+      noGrad(() => new P3SInjectionProcessor('b', source, 0.2, mode).process(attn, x, call));
+    const diff = run('aligned').sub(run('decoupled'));
+    // to_out is affine, so the difference is W_out f (its bias cancels)
+    const expected = noGrad(() => ops.matmul(f, attn.toOut.at(0).weight.transpose(0, 1)));
+    assert.ok(diff.sub(expected).abs().max().item() < 1e-5);
+    assert.ok(expected.abs().max().item() > 0.1, 'the feature must change the output');
+  });
+  attn.dispose();
 });
 
 test("Eq. (8)'s joint softmax dilutes attention at initialisation (why decoupled is the default)", () => {
