@@ -26,6 +26,9 @@ Subject and prompt:
   --identifier <token>     rare token naming the subject (default: the annotation's, else sks)
   --prompt <template>      training prompt; {} or [V] = "<identifier> <class>" (default "a {}")
 Training:
+  --crop-subject <x>       cut each reference to the square x times its subject mask's box
+                           (e.g. 1.5) so the subject fills it; needs a p3s mask folder or
+                           --annotation (default: the whole photo)
   --resolution <px>        square training size (default: the U-Net's sample_size × 8, SD 1.5: 512)
   --epochs <n>             passes over the references (default 60)
   --steps <n>              optimizer steps in all (overrides --epochs)
@@ -84,6 +87,7 @@ export const trainCommand = {
       lambda: { type: 'string' },
       'weight-curve': { type: 'string' },
       injection: { type: 'string' },
+      'crop-subject': { type: 'string' },
       'checkpoint-every': { type: 'string' },
       'keep-checkpoints': { type: 'string' },
       resume: { type: 'boolean' },
@@ -145,6 +149,7 @@ export const trainCommand = {
       classWord: str('class'),
       identifier: str('identifier'),
       promptTemplate: str('prompt'),
+      subjectCrop: optionalNum('crop-subject', (v) => v >= 1, 'a number of at least 1'),
       resolution: optionalInt('resolution', 1),
       epochs: optionalInt('epochs', 1),
       maxSteps: optionalInt('steps', 1),

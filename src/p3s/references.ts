@@ -24,18 +24,25 @@ export class ReferencePhotoError extends Error {
   }
 }
 
+/** A reference photo and, when it comes from a `p3s mask` folder, its subject mask. */
+export interface ReferencePhoto {
+  path: string;
+  subjectMask: string | null;
+}
+
 /**
  * The photo files of a list of inputs. A file is taken as it is. A folder written by `p3s mask`
- * (it has summary.json) gives its filled photos, in summary order; any other folder gives its
- * image files in name order. Throws when an input is missing or nothing is found.
+ * (it has summary.json) gives its filled photos with their subject masks, in summary order; any
+ * other folder gives its image files in name order. Throws when an input is missing or nothing
+ * is found.
  */
-export function resolveReferencePaths(inputs: readonly string[]): string[] {
-  const out: string[] = [];
+export function resolveReferences(inputs: readonly string[]): ReferencePhoto[] {
+  const out: ReferencePhoto[] = [];
   for (const input of inputs) {
     if (!existsSync(input))
       throw new ReferencePhotoError(`Reference photo or folder not found: ${input}`);
     if (!statSync(input).isDirectory()) {
-      out.push(resolve(input));
+      out.push({ path: resolve(input), subjectMask: null });
       continue;
     }
     const summary = join(input, 'summary.json');
@@ -45,21 +52,26 @@ export function resolveReferencePaths(inputs: readonly string[]): string[] {
         throw new ReferencePhotoError(
           `${summary} has no "images" list (is it a p3s mask summary?)`,
         );
-      for (const entry of images as { files?: { filled?: string } }[]) {
+      for (const entry of images as { files?: { filled?: string; subjectMask?: string } }[]) {
         const filled = entry.files?.filled;
         if (typeof filled !== 'string')
           throw new ReferencePhotoError(`${summary}: an entry lacks files.filled`);
         const path = join(input, filled);
         if (!existsSync(path))
           throw new ReferencePhotoError(`${summary} lists ${filled}, which is missing`);
-        out.push(resolve(path));
+        const mask = entry.files?.subjectMask;
+        const maskPath = typeof mask === 'string' ? join(input, mask) : null;
+        out.push({
+          path: resolve(path),
+          subjectMask: maskPath !== null && existsSync(maskPath) ? resolve(maskPath) : null,
+        });
       }
       continue;
     }
     const files = readdirSync(input)
       .filter((f) => IMAGE_EXTENSIONS.has(extname(f).toLowerCase()))
       .sort();
-    out.push(...files.map((f) => resolve(input, f)));
+    out.push(...files.map((f) => ({ path: resolve(input, f), subjectMask: null })));
   }
   if (out.length === 0) {
     throw new ReferencePhotoError(
@@ -69,6 +81,47 @@ export function resolveReferencePaths(inputs: readonly string[]): string[] {
     );
   }
   return out;
+}
+
+/** The photo paths of resolveReferences. */
+export function resolveReferencePaths(inputs: readonly string[]): string[] {
+  return resolveReferences(inputs).map((r) => r.path);
+}
+
+/**
+ * The square around a mask's set pixels (value > 127 in its first channel): `margin` × the
+ * box's longer side, centred on the box, moved (not shrunk) to lie inside the image, and never
+ * larger than the image's shorter side. Null when the mask is empty.
+ */
+export function subjectSquare(
+  mask: RgbImage,
+  margin: number,
+): { left: number; top: number; size: number } | null {
+  if (!(margin >= 1))
+    throw new RangeError(`Expected a margin of at least 1 but received ${margin}`);
+  const { width: w, height: h, data } = mask;
+  let x0 = w;
+  let y0 = h;
+  let x1 = -1;
+  let y1 = -1;
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      if (data[(y * w + x) * 3]! > 127) {
+        x0 = Math.min(x0, x);
+        x1 = Math.max(x1, x);
+        y0 = Math.min(y0, y);
+        y1 = Math.max(y1, y);
+      }
+    }
+  }
+  if (x1 < 0) return null;
+  const size = Math.min(w, h, Math.round(Math.max(x1 - x0 + 1, y1 - y0 + 1) * margin));
+  const clamp = (v: number, hi: number) => Math.max(0, Math.min(hi, v));
+  return {
+    left: clamp(Math.round((x0 + x1 + 1 - size) / 2), w - size),
+    top: clamp(Math.round((y0 + y1 + 1 - size) / 2), h - size),
+    size,
+  };
 }
 
 /** Resizes so the short side is `size` (bilinear, as diffusers' training scripts), then centre-crops a square. */
@@ -144,18 +197,59 @@ export function encodeReferenceImages(
   );
 }
 
-/** Reads, crops and encodes reference photos (and their mirror images when `flip`). */
+/**
+ * Reads, crops and encodes reference photos (and their mirror images when `flip`). With
+ * `subjectMargin`, each photo is first cut to the square around its subject mask (subjectSquare),
+ * so the subject fills the reference instead of a corner of it.
+ */
 export async function encodeReferences(
-  paths: readonly string[],
+  references: readonly (string | ReferencePhoto)[],
   models: { vae: AutoencoderKL; clip: CLIPVisionModel; processor: CLIPImageProcessor },
-  options: { resolution: number; flip: boolean },
+  options: {
+    resolution: number;
+    flip: boolean;
+    subjectMargin?: number | null;
+    /** Told when a reference keeps its whole photo (its subject mask is empty). */
+    onWarning?: (message: string) => void;
+  },
 ): Promise<EncodedReferences> {
-  if (paths.length === 0) throw new ReferencePhotoError('No reference photos to encode');
+  if (references.length === 0) throw new ReferencePhotoError('No reference photos to encode');
+  const refs = references.map((r) => (typeof r === 'string' ? { path: r, subjectMask: null } : r));
+  const paths = refs.map((r) => r.path);
   const crops: RgbImage[] = [];
-  for (const path of paths) crops.push(squareCrop(await readImage(path), options.resolution));
+  for (const ref of refs) {
+    let img = await readImage(ref.path);
+    if (options.subjectMargin != null)
+      img = await cutToSubject(img, ref, options.subjectMargin, options.onWarning);
+    crops.push(squareCrop(img, options.resolution));
+  }
   const plain = encodeReferenceImages(crops, models.vae, models.clip, models.processor);
   const flipped = options.flip
     ? encodeReferenceImages(crops.map(flipHorizontal), models.vae, models.clip, models.processor)
     : null;
   return { ...plain, flipped, names: paths.map((p) => basename(p)) };
+}
+
+async function cutToSubject(
+  img: RgbImage,
+  ref: ReferencePhoto,
+  margin: number,
+  onWarning?: (message: string) => void,
+): Promise<RgbImage> {
+  if (ref.subjectMask === null)
+    throw new ReferencePhotoError(
+      `${basename(ref.path)} has no subject mask: cropping to the subject needs references from a p3s mask folder`,
+    );
+  const mask = await readImage(ref.subjectMask);
+  if (mask.width !== img.width || mask.height !== img.height)
+    throw new ReferencePhotoError(
+      `${basename(ref.subjectMask)} is ${mask.width}×${mask.height} but ${basename(ref.path)} is ${img.width}×${img.height}`,
+    );
+  const square = subjectSquare(mask, margin);
+  if (square === null) {
+    // The mask job found nothing here; the filled photo still shows the subject somewhere.
+    onWarning?.(`${basename(ref.subjectMask)} is empty: ${basename(ref.path)} is used whole`);
+    return img;
+  }
+  return cropImage(img, square.left, square.top, square.size, square.size);
 }

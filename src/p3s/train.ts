@@ -55,8 +55,9 @@ import { baseModelFingerprint, modelFingerprint, saveAdapter } from './adapter_i
 import {
   clipProcessorFor,
   encodeReferences,
-  resolveReferencePaths,
+  resolveReferences,
   ReferencePhotoError,
+  type ReferencePhoto,
   type EncodedReferences,
   type ReferenceTensors,
 } from './references.js';
@@ -89,6 +90,12 @@ export interface TrainP3SConfig {
   classWord?: string;
   /** The training prompt; `{}` / `[V]` become "identifier classWord" (default "a {}"). */
   promptTemplate?: string;
+  /**
+   * Cut each reference to the square around its subject mask, this many times the mask's box
+   * (e.g. 1.5), before resizing: the subject fills the reference. Needs references from a
+   * `p3s mask` folder (or an annotation). Default null: the whole photo.
+   */
+  subjectCrop?: number | null;
   /** Square training size in pixels (default: the U-Net's sample_size × the VAE's factor). */
   resolution?: number;
   /** Passes over the references (default 60, Sec. IV-A). */
@@ -563,7 +570,7 @@ export async function trainP3S(config: TrainP3SConfig): Promise<TrainP3SResult> 
   }
 
   // 1. references (the mask job first when given raw photos and clicks)
-  let referencePaths: string[];
+  let references: ReferencePhoto[];
   if (config.annotation !== undefined) {
     const maskDir = join(config.outDir, 'mask');
     if (resumePath !== null && existsSync(join(maskDir, 'summary.json'))) {
@@ -576,9 +583,22 @@ export async function trainP3S(config: TrainP3SConfig): Promise<TrainP3SResult> 
         outDir: maskDir,
       });
     }
-    referencePaths = resolveReferencePaths([maskDir]);
+    references = resolveReferences([maskDir]);
   } else {
-    referencePaths = resolveReferencePaths(config.references!);
+    references = resolveReferences(config.references!);
+  }
+  const referencePaths = references.map((r) => r.path);
+  const subjectCrop = config.subjectCrop ?? null;
+  if (subjectCrop !== null) {
+    if (!(subjectCrop >= 1))
+      throw new RangeError(
+        `Expected a subject crop margin of at least 1 but received ${subjectCrop}`,
+      );
+    const unmasked = references.find((r) => r.subjectMask === null);
+    if (unmasked)
+      throw new ReferencePhotoError(
+        `${basename(unmasked.path)} has no subject mask: cropping to the subject needs references from a p3s mask folder`,
+      );
   }
   log(
     `${referencePaths.length} reference photo(s): ${referencePaths.map((p) => basename(p)).join(', ')}`,
@@ -617,9 +637,9 @@ export async function trainP3S(config: TrainP3SConfig): Promise<TrainP3SResult> 
 
     // 3. precompute I' (latents) and c_s (CLIP states), and the two text contexts
     const refs = await encodeReferences(
-      referencePaths,
+      references,
       { vae: pipeline.vae, clip, processor: clipProcessorFor(config.clipModel, clip) },
-      { resolution, flip: settings.flip },
+      { resolution, flip: settings.flip, subjectMargin: subjectCrop, onWarning: log },
     );
     owned.push(refs.latents, refs.clipStates);
     if (refs.flipped) owned.push(refs.flipped.latents, refs.flipped.clipStates);
@@ -885,6 +905,7 @@ export async function trainP3S(config: TrainP3SConfig): Promise<TrainP3SResult> 
         flip: settings.flip,
         max_grad_norm: settings.maxGradNorm,
         seed: settings.seed,
+        subject_crop: subjectCrop,
         prompt,
       },
     });

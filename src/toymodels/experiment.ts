@@ -6,7 +6,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { writePng, type RgbImage } from '../io/image.js';
-import { generateP3S, type GenerateProgress } from '../p3s/generate.js';
+import { generateP3S, type GenerateP3SConfig, type GenerateProgress } from '../p3s/generate.js';
 import { runMaskJob } from '../p3s/mask_pipeline.js';
 import { trainP3S, type TrainP3SConfig, type TrainProgress } from '../p3s/train.js';
 import {
@@ -45,6 +45,8 @@ export interface ExperimentOptions {
   probe: AttributeProbe;
   /** Further P3S training settings (λ, condition source, batch size ...). */
   train?: Partial<TrainP3SConfig>;
+  /** Further generation settings (weight curve, λ, injection mode ...). */
+  generate?: Partial<GenerateP3SConfig>;
   onTrainProgress?: (p: TrainProgress) => void;
   onGenerateProgress?: (p: GenerateProgress) => void;
 }
@@ -187,6 +189,7 @@ export async function runSubjectExperiment(options: ExperimentOptions): Promise<
   const backgrounds = o.backgrounds ?? newContexts(set, 4);
   const prompts = backgrounds.map((b) => `a {} ${BACKGROUND_PHRASES[b]}`);
   const gen = await generateP3S({
+    ...o.generate,
     baseModel: o.modelFolder,
     adapter: train.adapterPath,
     outDir: join(outDir, 'generated'),

@@ -1,0 +1,90 @@
+// Reference photos: a `p3s mask` folder gives its filled photos with their subject masks, and the
+// subject crop is the square around the mask's box, moved inside the photo.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { RgbImage } from '../../src/io/image.js';
+import { resolveReferences, subjectSquare } from '../../src/p3s/references.js';
+
+/** A w×h mask with the box [x0, x1] × [y0, y1] set. */
+function boxMask(w: number, h: number, x0: number, x1: number, y0: number, y1: number): RgbImage {
+  const data = new Uint8Array(w * h * 3);
+  for (let y = y0; y <= y1; y++)
+    for (let x = x0; x <= x1; x++) data.fill(255, (y * w + x) * 3, (y * w + x) * 3 + 3);
+  return { width: w, height: h, data };
+}
+
+test('the subject square is margin × the box, centred on it', () => {
+  // box 10..19 × 20..29 (10 px), margin 1.5: 15 px, centre (15, 25)
+  assert.deepEqual(subjectSquare(boxMask(64, 64, 10, 19, 20, 29), 1.5), {
+    left: 8,
+    top: 18,
+    size: 15,
+  });
+  // the longer side decides: 10 × 20 px box, margin 1 → 20 px
+  assert.deepEqual(subjectSquare(boxMask(64, 64, 30, 39, 0, 19), 1), {
+    left: 25,
+    top: 0,
+    size: 20,
+  });
+});
+
+test('the subject square moves inside the photo and never outgrows it', () => {
+  // at the left edge: moved right, not shrunk
+  assert.deepEqual(subjectSquare(boxMask(64, 48, 0, 9, 10, 19), 2), { left: 0, top: 5, size: 20 });
+  // at the bottom-right corner
+  assert.deepEqual(subjectSquare(boxMask(64, 48, 54, 63, 38, 47), 2), {
+    left: 44,
+    top: 28,
+    size: 20,
+  });
+  // a margin larger than the photo: the shorter side, still centred across
+  assert.deepEqual(subjectSquare(boxMask(64, 48, 20, 39, 10, 29), 5), {
+    left: 6,
+    top: 0,
+    size: 48,
+  });
+});
+
+test('an empty mask has no square, and a margin below 1 is refused', () => {
+  assert.equal(subjectSquare(boxMask(8, 8, 1, 0, 1, 0), 1.5), null);
+  assert.throws(() => subjectSquare(boxMask(8, 8, 1, 2, 1, 2), 0.9), /margin of at least 1/);
+});
+
+test('a mask folder gives filled photos with their subject masks; a plain folder gives none', () => {
+  const root = mkdtempSync(join(tmpdir(), 'p3s-refs-'));
+  try {
+    const maskDir = join(root, 'mask');
+    mkdirSync(maskDir);
+    for (const f of ['a.filled.png', 'a.subject-mask.png', 'b.filled.png'])
+      writeFileSync(join(maskDir, f), '');
+    writeFileSync(
+      join(maskDir, 'summary.json'),
+      JSON.stringify({
+        images: [
+          { files: { filled: 'a.filled.png', subjectMask: 'a.subject-mask.png' } },
+          { files: { filled: 'b.filled.png', subjectMask: 'b.subject-mask.png' } }, // mask missing
+        ],
+      }),
+    );
+    const refs = resolveReferences([maskDir]);
+    assert.deepEqual(
+      refs.map((r) => [r.path.slice(root.length), r.subjectMask?.slice(root.length) ?? null]),
+      [
+        ['/mask/a.filled.png', '/mask/a.subject-mask.png'],
+        ['/mask/b.filled.png', null],
+      ],
+    );
+    const plain = join(root, 'plain');
+    mkdirSync(plain);
+    writeFileSync(join(plain, 'x.png'), '');
+    assert.deepEqual(
+      resolveReferences([plain]).map((r) => r.subjectMask),
+      [null],
+    );
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
