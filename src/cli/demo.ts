@@ -2,7 +2,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parse, intFlag, numberFlag, Progress, UsageError } from './args.js';
+import { parse, choiceFlag, intFlag, numberFlag, Progress, UsageError } from './args.js';
+import { INJECTION_MODES } from '../p3s/injection.js';
+import { parseWeightCurve } from '../p3s/weight_schedule.js';
 import { availableParallelism } from 'node:os';
 import { AttributeProbe } from '../toymodels/probe.js';
 import { runSubjectExperiment, type ExperimentResult } from '../toymodels/experiment.js';
@@ -38,6 +40,12 @@ Options:
   --steps <n>          fine-tuning steps per run (default 100; the model card's numbers use 200)
   --lr <x>             fine-tuning learning rate (default 1e-4)
   --images <n>         images per context (default 3)
+  --injection <mode>   decoupled (default), joint or aligned (see p3s train --help)
+  --crop-subject <x>   fine-tune on references cut to x times the subject mask's box
+  --weight-curve <c>   ε_t at generation (default: the paper's curve; see p3s generate --help)
+                       On the toy models, --injection aligned --crop-subject 1.5 --weight-curve
+                       fixed:2 --steps 300 --lr 1e-3 draws the subject itself (a blue striped
+                       circle) but loses the prompted context; the defaults keep the context.
   --no-baseline        skip the positive-point-only run
   --sequential         run the two experiments one after the other in this process (by default
                        they run side by side in two processes, one core each, when there are
@@ -57,6 +65,9 @@ export const demoCommand = {
       images: { type: 'string' },
       'no-baseline': { type: 'boolean' },
       sequential: { type: 'boolean' },
+      injection: { type: 'string' },
+      'crop-subject': { type: 'string' },
+      'weight-curve': { type: 'string' },
     });
     if (values.help) {
       console.log(HELP);
@@ -78,6 +89,22 @@ export const demoCommand = {
       : null;
     const measured = (key: string) =>
       typeof modelQuality?.[key] === 'number' ? (modelQuality[key] as number) : undefined;
+    const injection =
+      values.injection === undefined
+        ? undefined
+        : choiceFlag(values, 'injection', INJECTION_MODES, 'decoupled');
+    const subjectCrop =
+      values['crop-subject'] === undefined
+        ? undefined
+        : numberFlag(values, 'crop-subject', 1.5, (v) => v >= 1, 'a number of at least 1');
+    const weightCurve = values['weight-curve'] as string | undefined;
+    if (weightCurve !== undefined) {
+      try {
+        parseWeightCurve(weightCurve);
+      } catch (err) {
+        throw new UsageError((err as Error).message);
+      }
+    }
     const started = Date.now();
     const variants = values['no-baseline'] ? [true] : [true, false];
     const experiment = (negativePoint: boolean): ChildExperimentOptions => ({
@@ -90,6 +117,8 @@ export const demoCommand = {
       negativePoint,
       maskLayer: measured('maskLayer'),
       maskDense: measured('maskDense'),
+      train: { injectionMode: injection, subjectCrop },
+      generate: { weightCurve },
     });
     const cores = availableParallelism();
     const runs =

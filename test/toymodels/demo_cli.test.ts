@@ -15,6 +15,7 @@ test('p3s demo --help explains the demo and its options', () => {
   assert.match(r.stdout, /look-alike/);
   assert.match(r.stdout, /--no-baseline/);
   assert.match(r.stdout, /--sequential/);
+  assert.match(r.stdout, /--injection <mode> +decoupled \(default\), joint or aligned/);
   assert.match(p3s('--help').stdout, /demo +the whole method/);
 });
 
@@ -22,4 +23,17 @@ test('p3s demo on a folder without toy models says what is missing', () => {
   const r = p3s('demo', '--model', repoRoot(), '--out', join(repoRoot(), 'dist', 'no-demo'));
   assert.equal(r.status, 2);
   assert.match(r.stderr, /is not a toy model folder \(no model_index\.json\)/);
+});
+
+test('p3s demo refuses an unknown injection mode or weight curve before any work', () => {
+  const out = join(repoRoot(), 'dist', 'no-demo');
+  const mode = p3s('demo', '--out', out, '--injection', 'sideways');
+  assert.equal(mode.status, 2);
+  assert.match(mode.stderr, /Expected one of decoupled, joint, aligned for --injection/);
+  const curve = p3s('demo', '--out', out, '--weight-curve', 'wobbly');
+  assert.equal(curve.status, 2);
+  assert.match(curve.stderr, /Unknown weight curve "wobbly"/);
+  const crop = p3s('demo', '--out', out, '--crop-subject', '0.5');
+  assert.equal(crop.status, 2);
+  assert.match(crop.stderr, /at least 1 for --crop-subject/);
 });
