@@ -61,7 +61,7 @@ async function main(): Promise<void> {
   for (const r of reports) {
     console.log(
       `${r.stage}: ${r.steps} steps × ${r.batchSize}, loss ${r.finalLoss.toFixed(4)}, ` +
-        `${(r.totalSeconds / 60).toFixed(1)} min on ${r.threads} threads`,
+        `${(r.totalSeconds / 60).toFixed(1)} min on ${r.threads} thread${r.threads === 1 ? '' : 's'}`,
     );
   }
 }

@@ -44,8 +44,8 @@ Options:
   --crop-subject <x>   fine-tune on references cut to x times the subject mask's box
   --weight-curve <c>   ε_t at generation (default: the paper's curve; see p3s generate --help)
                        On the toy models, --injection aligned --crop-subject 1.5 --weight-curve
-                       fixed:2 --steps 300 --lr 1e-3 draws the subject itself (a blue striped
-                       circle) but loses the prompted context; the defaults keep the context.
+                       fixed:2 --steps 300 --lr 1e-3 draws subject 6 as a striped circle, but
+                       pale rather than blue and without the prompted context (docs/toy.md)
   --no-baseline        skip the positive-point-only run
   --sequential         run the two experiments one after the other in this process (by default
                        they run side by side in two processes, one core each, when there are

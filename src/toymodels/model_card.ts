@@ -78,7 +78,7 @@ Reproduce: \`npm run train:toy\` (deterministic for a seed and thread count on C
 | text_encoder/ | CLIPTextModelWithProjection, width ${String(TOY_TEXT_CONFIG.hidden_size)}, ${String(TOY_TEXT_CONFIG.num_hidden_layers)} layers | |
 | image_encoder/ | CLIPVisionModelWithProjection, 64 px, patch ${String(TOY_VISION_CONFIG.patch_size)}, width ${String(TOY_VISION_CONFIG.hidden_size)}, ${String(TOY_VISION_CONFIG.num_hidden_layers)} layers | |
 | unet/ | UNet2DConditionModel, channels ${JSON.stringify(TOY_UNET_CONFIG.block_out_channels)}, context 77 × ${String(TOY_UNET_CONFIG.cross_attention_dim)} | |
-| probe/ | AttributeProbe (evaluation only): 4-layer CNN, heads colour / shape / pattern / background | |
+| probe/ | AttributeProbe (evaluation only): 5 conv + GroupNorm blocks, mean and max pooled, heads colour / shape / pattern / background | |
 
 ## Training (CPU)
 
@@ -122,16 +122,16 @@ ${selectiveSection(q)}`
 }
 ## Limits
 
-These models are small and briefly trained (about two and a half CPU-hours in all). The U-Net gets
-colour and background right much more often than chance but not yet shapes or patterns, and its
-objects are soft blobs, so the selective-fidelity experiment measures colour far better than it
-can measure a subject's pattern — and the P3S fine-tune barely moves even the colour: the negative
-click gives much better masks, but the generated subject's colour is the subject's no more often
-with it than without (an adapter trained 600 steps at 1e-3 changed samples by 7/255 per pixel on
-average against λ = 0). Selective fidelity is far from the 80 % it is meant to reach. The VAE stage stopped while its loss was still falling; the
+These models are small and briefly trained (about two and a half CPU-hours in all). The probe
+reads rendered scenes almost without error${q ? ` (shape ${pct(q.probe.shape)}, pattern ${pct(q.probe.pattern)})` : ''}, so the generation numbers
+above are the U-Net's own: it gets colour and background right much more often than chance, but
+shapes and patterns only at chance, and its objects are soft blobs. The selective-fidelity
+experiment inherits that: the P3S fine-tune cannot make the U-Net draw a subject's pattern it does
+not draw from text either, and the negative click, which gives much better masks, does not yet
+change which colour comes out. Selective fidelity is far from the 80 % it is meant to reach. The VAE stage stopped while its loss was still falling; the
 decoder stage recovers part of that without touching the latent space. The ways forward are
-longer U-Net training (\`--unet-steps\`; a new step count restarts the stage, its schedule
-depends on it), a longer VAE stage (which means retraining the U-Net on the new latents) and a
+longer U-Net training (\`--unet-steps\`; a new step count needs the stage's work folder
+deleted first, as its learning-rate schedule depends on it), a longer VAE stage (which means retraining the U-Net on the new latents) and a
 GPU. The masks are no longer the weak part: with the compare rule and guided refinement the
 subject-mask IoU is ${q ? bestDefaultIoU(q).toFixed(2) : 'n/a'} on look-alike pairs.
 `;

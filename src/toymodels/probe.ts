@@ -5,13 +5,14 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randn, tensor } from '../engine/creation.js';
+import * as ops from '../engine/ops.generated.js';
 import { noGrad } from '../engine/autograd.js';
 import { Generator, manualSeed } from '../engine/random.js';
 import { tidy } from '../engine/scope.js';
 import type { Tensor } from '../engine/tensor.js';
 import { loadSafetensors, saveSafetensors } from '../io/safetensors.js';
 import { crossEntropy, silu } from '../nn/functional.js';
-import { Conv2d, Linear } from '../nn/layers.js';
+import { Conv2d, GroupNorm, Linear } from '../nn/layers.js';
 import { Module } from '../nn/module.js';
 import { AdamW } from '../optim/adam.js';
 import { BACKGROUNDS, COLOUR_NAMES, PATTERNS, SHAPES } from '../toyworld/attributes.js';
@@ -31,21 +32,42 @@ const OUTPUTS = PROBE_ATTRIBUTES.reduce((n, k) => n + PROBE_HEADS[k].length, 0);
 
 export type ProbeLabels = Record<ProbeAttribute, string>;
 
-/** Input (B, 3, 64, 64) in [-1, 1] -> logits of every head, concatenated (B, 30). */
+/** Bumped when the architecture changes, so an old probe folder fails with a clear message. */
+const PROBE_VERSION = 2;
+
+/** (in, out, kernel, stride, padding) of each conv: 64 px -> 8 × 8 feature map. */
+const PROBE_CONVS = [
+  [3, 32, 3, 1, 1],
+  [32, 64, 4, 2, 1],
+  [64, 64, 3, 1, 1],
+  [64, 128, 4, 2, 1],
+  [128, 128, 4, 2, 1],
+] as const;
+const PROBE_FEATURES = 2 * PROBE_CONVS[PROBE_CONVS.length - 1]![1];
+
+/**
+ * Input (B, 3, 64, 64) in [-1, 1] -> logits of every head, concatenated (B, 30). Conv + GroupNorm
+ * blocks, then the mean and the max of the last feature map over all positions: an object is read
+ * the same wherever it sits. (Version 1 — no norms, a linear layer over the flattened map — read
+ * held-out shapes at 37 % and patterns at 75 % after 800 steps; this one at 99.6 % and 100 %.)
+ */
 export class AttributeProbe extends Module {
-  readonly conv1 = this.registerModule('conv1', new Conv2d(3, 32, 3, { padding: 1 }));
-  readonly conv2 = this.registerModule('conv2', new Conv2d(32, 32, 4, { stride: 2, padding: 1 }));
-  readonly conv3 = this.registerModule('conv3', new Conv2d(32, 64, 4, { stride: 2, padding: 1 }));
-  readonly conv4 = this.registerModule('conv4', new Conv2d(64, 64, 4, { stride: 2, padding: 1 }));
-  readonly fc1 = this.registerModule('fc1', new Linear(64 * 8 * 8, 128));
+  private readonly convs = PROBE_CONVS.map(([i, o, k, stride, padding], j) =>
+    this.registerModule(`conv${j}`, new Conv2d(i, o, k, { stride, padding })),
+  );
+  private readonly norms = PROBE_CONVS.map(([, o], j) =>
+    this.registerModule(`norm${j}`, new GroupNorm(8, o)),
+  );
+  readonly fc1 = this.registerModule('fc1', new Linear(PROBE_FEATURES, 128));
   readonly fc2 = this.registerModule('fc2', new Linear(128, OUTPUTS));
 
   forward(x: Tensor): Tensor {
-    let h = silu(this.conv1.forward(x));
-    h = silu(this.conv2.forward(h));
-    h = silu(this.conv3.forward(h));
-    h = silu(this.conv4.forward(h));
-    return this.fc2.forward(silu(this.fc1.forward(h.flatten(1))));
+    let h = x;
+    for (let j = 0; j < this.convs.length; j++) {
+      h = silu(this.norms[j]!.forward(this.convs[j]!.forward(h)));
+    }
+    const pooled = ops.cat([h.mean([2, 3]), h.amax([2, 3])], 1);
+    return this.fc2.forward(silu(this.fc1.forward(pooled)));
   }
 
   /** Per-head logits (B, classes). */
@@ -82,7 +104,13 @@ export class AttributeProbe extends Module {
     if (!existsSync(file)) throw new Error(`No attribute probe at ${file}`);
     const config = JSON.parse(readFileSync(join(folder, 'config.json'), 'utf8')) as {
       heads: Record<string, string[]>;
+      version?: number;
     };
+    if ((config.version ?? 1) !== PROBE_VERSION) {
+      throw new Error(
+        `${folder} holds a version ${config.version ?? 1} probe; this p3s reads version ${PROBE_VERSION}: retrain it with \`npm run train:toy -- --stages probe\``,
+      );
+    }
     if (JSON.stringify(config.heads) !== JSON.stringify(PROBE_HEADS)) {
       throw new Error(`${folder}/config.json names other classes than this version's toy world`);
     }
@@ -106,7 +134,7 @@ export class AttributeProbe extends Module {
     }
     writeFileSync(
       join(folder, 'config.json'),
-      `${JSON.stringify({ _class_name: 'AttributeProbe', heads: PROBE_HEADS }, null, 2)}\n`,
+      `${JSON.stringify({ _class_name: 'AttributeProbe', version: PROBE_VERSION, heads: PROBE_HEADS }, null, 2)}\n`,
     );
   }
 }
@@ -128,7 +156,7 @@ function labelTensor(batch: readonly Scene[], k: ProbeAttribute): Tensor {
 
 export type ProbeStageOptions = StageSettings;
 
-export const PROBE_STAGE_DEFAULTS = { steps: 800, batchSize: 64, lr: 1e-3 };
+export const PROBE_STAGE_DEFAULTS = { steps: 1000, batchSize: 64, lr: 2e-3 };
 const PROBE_FIRST_SCENE = 20_000_000;
 
 export async function trainProbe(
@@ -156,7 +184,9 @@ export async function trainProbe(
       return optimizerStep(
         optimizer,
         () => {
-          // Light pixel noise: generated images are never as clean as rendered ones.
+          // Light pixel noise: generated images are never as clean as rendered ones. (Random
+          // saturation, contrast, brightness and blur as well made it read the U-Net's striped
+          // circles worse, as black and dotted.)
           const x = scenesToTensor(batch);
           const heads = probe.heads(x.add(randn(x.shape, { generator }).mul(0.05)));
           return PROBE_ATTRIBUTES.map((k) => crossEntropy(heads[k], labelTensor(batch, k))).reduce(

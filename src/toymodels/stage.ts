@@ -105,7 +105,14 @@ export async function runStage(options: StageOptions): Promise<StageResult> {
   let start = 0;
   const latest = latestCheckpoint(dir);
   if (latest) {
-    const info = restoreCheckpoint(latest, { adapter: model, optimizer, generator });
+    let info: ReturnType<typeof restoreCheckpoint>;
+    try {
+      info = restoreCheckpoint(latest, { adapter: model, optimizer, generator });
+    } catch (err) {
+      // e.g. a checkpoint of an earlier version of the model: say how to start over
+      if (!(err instanceof CheckpointError)) throw err;
+      throw new CheckpointError(`${err.message}; delete ${dir} to start the ${name} stage afresh`);
+    }
     if (!sameJson(info.config, options.settings)) {
       throw new CheckpointError(
         `${latest} was written with other settings (${JSON.stringify(info.config)}); ` +

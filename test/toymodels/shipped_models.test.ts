@@ -93,13 +93,14 @@ test('RNGR masks select the clicked object of a look-alike pair', async (t) => {
 });
 
 // Measured on exactly these samples (2 threads): retrieval 0.98 / hard 0.27 (chance 0.125);
-// probe colour 1, shape 0.37, pattern 0.75, background 1; generation colour 0.53, background 0.50
-// (chance 0.125, 0.10); RNGR (embeddings, dense 4, compare rule, guided): subject IoU 0.76,
+// probe colour 1, shape 0.996, pattern 1, background 1; generation colour 0.59, background 0.41
+// (chance 0.125, 0.10; shape 0.16 and pattern 0.38 sit near chance, 0.125 and 0.25: no floor);
+// RNGR (embeddings, dense 4, compare rule, guided): subject IoU 0.76,
 // leak 0.025, look-alike IoU 0.80 (Eq. 2 as written: 0.35, 0.17, 0.40); the rest in quality.json.
 const FLOORS = {
   retrieval: 0.9,
   hardRetrieval: 0.2,
-  probe: { colour: 0.95, shape: 0.3, pattern: 0.65, background: 0.95 },
+  probe: { colour: 0.95, shape: 0.95, pattern: 0.95, background: 0.95 },
   generation: { colour: 0.4, background: 0.35 },
   maskLayer: 0,
   maskDense: 4,

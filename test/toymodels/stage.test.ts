@@ -1,5 +1,6 @@
 // The toy models' resumable stage runner: the learning-rate schedule, bit-identical resume after
-// a kill, refusal of a checkpoint written with other settings, and a NaN loss stopping the stage.
+// a kill, refusal of a checkpoint written with other settings or for another model shape, and a
+// NaN loss stopping the stage.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -31,9 +32,9 @@ test('learning rate: linear warm-up, cosine decay from the peak to 10 %', () => 
 });
 
 /** A regression stage whose data and noise come from the step and the generator. */
-async function regression(dir: string, steps: number, killAt = -1, settings = {}) {
+async function regression(dir: string, steps: number, killAt = -1, settings = {}, features = 4) {
   manualSeed(5);
-  const model = new Linear(4, 2);
+  const model = new Linear(features, 2);
   const optimizer = new AdamW(model.parameters(), { lr: 0.05 });
   const generator = new Generator(9);
   try {
@@ -53,7 +54,7 @@ async function regression(dir: string, steps: number, killAt = -1, settings = {}
         if (step === killAt) throw new Error('killed');
         optimizer.zeroGrad();
         const loss = tidy(() => {
-          const x = randn([8, 4], { generator });
+          const x = randn([8, features], { generator });
           const target = x.slice(1, 0, 2).mul(step + 1);
           const l = mseLoss(model.forward(x), target);
           l.backward();
@@ -97,6 +98,22 @@ test('a checkpoint written with other settings is refused', async () => {
   try {
     await regression(root, 4);
     await assert.rejects(regression(root, 4, -1, { lr: 1 }), CheckpointError);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('a checkpoint of a model of another shape says how to start the stage afresh', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'p3s-stage-'));
+  try {
+    await regression(root, 4);
+    await assert.rejects(
+      regression(root, 4, -1, {}, 5),
+      (err: unknown) =>
+        err instanceof CheckpointError &&
+        /mis-shaped keys: weight/.test(err.message) &&
+        err.message.includes(`delete ${root} to start the test stage afresh`),
+    );
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
