@@ -17,6 +17,8 @@ Options:
   --seed <n>          default 0
   --scale <x>         multiply every stage's step count (e.g. 0.01 for a smoke run)
   --vae-steps, --decoder-steps, --clip-steps, --probe-steps, --unet-steps <n>   exact step counts
+  --clip-hard-negatives <k>   captions per image that change one attribute, added as CLIP
+                      negatives (default 0, the shipped CLIP's recipe; docs/toy.md)
 Threads: P3S_NUM_THREADS (default: all cores).`;
 
 async function main(): Promise<void> {
@@ -32,6 +34,7 @@ async function main(): Promise<void> {
     'clip-steps': { type: 'string' },
     'probe-steps': { type: 'string' },
     'unet-steps': { type: 'string' },
+    'clip-hard-negatives': { type: 'string' },
   });
   if (values.help) {
     console.log(HELP);
@@ -57,6 +60,7 @@ async function main(): Promise<void> {
     tokenizer: values.tokenizer as string | undefined,
     scale: numberFlag(values, 'scale', 1, (v) => v > 0, 'a positive number'),
     steps,
+    clipHardNegatives: intFlag(values, 'clip-hard-negatives', 0, 0),
   });
   for (const r of reports) {
     console.log(

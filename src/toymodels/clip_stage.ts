@@ -2,7 +2,10 @@
 // (scene, caption) pairs with CLIP's symmetric InfoNCE loss (Radford et al. 2021): within a batch,
 // each image must pick its own caption and each caption its own image, logits scaled by a
 // learned temperature. The text tower then serves as the U-Net's text encoder, the vision tower
-// as P3S's image encoder and the RNGR patch features.
+// as P3S's image encoder and the RNGR patch features. With `hardNegatives` > 0 each image also
+// has to rank its caption above captions that change one of its attributes (as NegCLIP,
+// Yuksekgonul et al. 2023): plain in-batch negatives rarely differ in a single word, so a CLIP
+// trained on them alone tells "a red star" from "a blue star" but hardly from "a red ring".
 import { arange, full } from '../engine/creation.js';
 import { Generator, manualSeed } from '../engine/random.js';
 import type { Tensor } from '../engine/tensor.js';
@@ -14,6 +17,7 @@ import { CLIPVisionModelWithProjection } from '../models/clip/clip_vision_model.
 import { AdamW } from '../optim/adam.js';
 import type { CLIPTokenizer } from '../tokenizers/clip_tokenizer.js';
 import { TOY_IMAGE_SIZE, TOY_TEXT_CONFIG, TOY_VISION_CONFIG } from './configs.js';
+import { alteredCaption } from '../toyworld/altered_captions.js';
 import { sceneImage, scenes, tokenIds } from './data.js';
 import { optimizerStep, trainModel, type StageResult, type StageSettings } from './stage.js';
 
@@ -46,9 +50,12 @@ export function normalizeRows(x: Tensor): Tensor {
   return x.div(x.square().sum(-1, true).sqrt().clamp(1e-12));
 }
 
-export type ClipStageOptions = StageSettings;
+export interface ClipStageOptions extends StageSettings {
+  /** Altered captions per image added as extra image→text negatives (0: plain CLIP). */
+  hardNegatives: number;
+}
 
-export const CLIP_STAGE_DEFAULTS = { steps: 1500, batchSize: 64, lr: 1e-3 };
+export const CLIP_STAGE_DEFAULTS = { steps: 1500, batchSize: 64, lr: 1e-3, hardNegatives: 0 };
 
 /** Scene indices of the CLIP stage: after the VAE's, so the two stages see different scenes. */
 const CLIP_FIRST_SCENE = 10_000_000;
@@ -63,6 +70,7 @@ export async function trainToyClip(
   const generator = new Generator(options.seed);
   const processor = toyClipProcessor();
   const b = options.batchSize;
+  const k = options.hardNegatives;
   const { model, result } = await trainModel({
     name: 'clip',
     dir: options.dir,
@@ -85,18 +93,21 @@ export async function trainToyClip(
       const batch = scenes('train', CLIP_FIRST_SCENE + step * b, b);
       return optimizerStep(optimizer, () => {
         const pixels = processor.preprocess(batch.map(sceneImage));
-        const ids = tokenIds(
-          tokenizer,
-          batch.map((s) => s.caption),
+        // Variants cycle through colour, shape, pattern and background, new values every step.
+        const altered = batch.flatMap((s) =>
+          Array.from({ length: k }, (_, j) => alteredCaption(s, step * k + j)),
         );
+        const ids = tokenIds(tokenizer, [...batch.map((s) => s.caption), ...altered]);
         const image = normalizeRows(clip.vision.forward(pixels).imageEmbeds);
         const text = normalizeRows(clip.text.forward(ids).textEmbeds);
         // CLIP clamps the learned scale at 100.
         const scale = clip.logitScale.exp().clamp(null, 100);
+        // (B, B + B·k): true captions first, then every image's altered ones.
         const logits = image.matmul(text.transpose(0, 1)).mul(scale);
         const labels = arange(0, b, 1, { dtype: 'int64' });
+        // Text→image stays over the B true captions: an altered caption has no image to pick.
         return crossEntropy(logits, labels)
-          .add(crossEntropy(logits.transpose(0, 1), labels))
+          .add(crossEntropy(logits.slice(1, 0, b).transpose(0, 1), labels))
           .mul(0.5);
       });
     },

@@ -48,6 +48,8 @@ export function writeModelCard(
       ? `| ${name} | ${what} | ${r.steps} × ${r.batchSize} | ${r.finalLoss.toFixed(4)} | ${(r.totalSeconds / 60).toFixed(1)} min (${r.threads} thread${r.threads > 1 ? 's' : ''}) |`
       : `| ${name} | ${what} | not trained | | |`;
   };
+  const k = training.clip?.hardNegatives ?? 0;
+  const clipNegatives = k > 0 ? `, ${k} one-attribute-changed captions per image as negatives` : '';
   const q = quality;
   const layerName = (layer: number) =>
     layer === -1 ? 'last hidden state' : layer === 0 ? 'embeddings' : `after layer ${layer}`;
@@ -89,7 +91,7 @@ The evaluation uses the held-out split (other seeds), never seen in training.
 | --- | --- | --- | --- | --- |
 ${stage('vae', 'L1 reconstruction + 1e-4 · KL')}
 ${stage('decoder', 'the VAE decoder alone, L1 reconstruction; encoder and latent space frozen')}
-${stage('clip', 'symmetric InfoNCE, learned temperature')}
+${stage('clip', `symmetric InfoNCE, learned temperature${clipNegatives}`)}
 ${stage('probe', 'cross-entropy per head, single-object scenes')}
 ${stage('unet', 'ε-prediction MSE, SD 1.5 schedule, 10 % captions dropped, frozen VAE + text encoder')}
 

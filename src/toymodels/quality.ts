@@ -10,17 +10,9 @@ import type { CLIPVisionModelWithProjection } from '../models/clip/clip_vision_m
 import type { StableDiffusionPipeline } from '../pipelines/stable_diffusion.js';
 import { buildSubjectMasks, type PatchFeatureExtractor, type RngrOptions } from '../p3s/rngr.js';
 import type { CLIPTokenizer } from '../tokenizers/clip_tokenizer.js';
-import {
-  BACKGROUNDS,
-  COLOUR_NAMES,
-  PATTERNS,
-  SHAPES,
-  type ObjectAttributes,
-} from '../toyworld/attributes.js';
-import { captionFor } from '../toyworld/captions.js';
+import { alteredCaption } from '../toyworld/altered_captions.js';
 import { SPLIT_SEEDS } from '../toyworld/dataset.js';
 import { makeLookalikePair } from '../toyworld/pairs.js';
-import { hash32 } from '../toyworld/random.js';
 import type { Scene } from '../toyworld/scene.js';
 import { normalizeRows, toyClipProcessor } from './clip_stage.js';
 import { imagesToTensor, sceneImage, scenes, tokenIds } from './data.js';
@@ -44,35 +36,6 @@ export function maskIoU(a: Uint8Array, b: Uint8Array): number {
     if (x || y) union++;
   }
   return union === 0 ? 1 : inter / union;
-}
-
-/** The caption with one attribute of the first object, or the background, changed. */
-export function alteredCaption(scene: Scene, variant: number): string {
-  const objects: ObjectAttributes[] = scene.objects.map((o) => ({
-    shape: o.shape,
-    colour: o.colour,
-    pattern: o.pattern,
-  }));
-  const first = objects[0]!;
-  const pick = <T>(values: readonly T[], current: T): T => {
-    const others = values.filter((v) => v !== current);
-    return others[hash32(scene.seed ?? 0, variant) % others.length]!;
-  };
-  let background = scene.background;
-  switch (variant % 4) {
-    case 0:
-      objects[0] = { ...first, colour: pick(COLOUR_NAMES, first.colour) };
-      break;
-    case 1:
-      objects[0] = { ...first, shape: pick(SHAPES, first.shape) };
-      break;
-    case 2:
-      objects[0] = { ...first, pattern: pick(PATTERNS, first.pattern) };
-      break;
-    default:
-      background = pick(BACKGROUNDS, background);
-  }
-  return captionFor(objects, background);
 }
 
 export interface RetrievalResult {

@@ -47,6 +47,8 @@ export interface TrainToyOptions {
   scale?: number;
   /** Overrides of the stages' step counts. */
   steps?: Partial<Record<ToyStage, number>>;
+  /** Altered captions per image as extra CLIP negatives (default 0: the shipped recipe). */
+  clipHardNegatives?: number;
   progress?: boolean;
 }
 
@@ -55,6 +57,8 @@ export interface StageReport extends StageResult {
   steps: number;
   batchSize: number;
   threads: number;
+  /** CLIP stage: altered captions per image used as negatives (absent: none). */
+  hardNegatives?: number;
 }
 
 /** training.json: what each stage ran, kept across runs. */
@@ -84,8 +88,14 @@ export async function trainToyModels(options: TrainToyOptions): Promise<StageRep
     options.steps?.[stage] ?? Math.max(2, Math.round(fallback * scale));
   const common = { seed: options.seed, progress: options.progress };
   const reports: StageReport[] = [];
-  const record = (stage: ToyStage, steps: number, batchSize: number, result: StageResult) => {
-    const report = { stage, steps, batchSize, threads: getNumThreads(), ...result };
+  const record = (
+    stage: ToyStage,
+    steps: number,
+    batchSize: number,
+    result: StageResult,
+    extra: Partial<StageReport> = {},
+  ) => {
+    const report = { stage, steps, batchSize, threads: getNumThreads(), ...extra, ...result };
     reports.push(report);
     const all = { ...readTrainingReport(out), [stage]: report };
     writeFileSync(join(out, 'training.json'), `${JSON.stringify(all, null, 2)}\n`);
@@ -133,6 +143,7 @@ export async function trainToyModels(options: TrainToyOptions): Promise<StageRep
       const settings = {
         ...CLIP_STAGE_DEFAULTS,
         steps: stepsOf('clip', CLIP_STAGE_DEFAULTS.steps),
+        hardNegatives: options.clipHardNegatives ?? CLIP_STAGE_DEFAULTS.hardNegatives,
       };
       const { clip, result } = await trainToyClip({ ...settings, ...common, dir }, tokenizer);
       try {
@@ -140,7 +151,14 @@ export async function trainToyModels(options: TrainToyOptions): Promise<StageRep
       } finally {
         clip.dispose();
       }
-      record(stage, settings.steps, settings.batchSize, result);
+      const { hardNegatives } = settings;
+      record(
+        stage,
+        settings.steps,
+        settings.batchSize,
+        result,
+        hardNegatives ? { hardNegatives } : {},
+      );
     } else if (stage === 'probe') {
       const settings = {
         ...PROBE_STAGE_DEFAULTS,

@@ -2,7 +2,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { scenes } from '../../src/toymodels/data.js';
-import { alteredCaption, attributeAccuracy, maskIoU } from '../../src/toymodels/quality.js';
+import { attributeAccuracy, maskIoU } from '../../src/toymodels/quality.js';
+import { alteredCaption } from '../../src/toyworld/altered_captions.js';
 import { captionFor } from '../../src/toyworld/captions.js';
 import { BACKGROUNDS, COLOUR_NAMES, PATTERNS, SHAPES } from '../../src/toyworld/attributes.js';
 
