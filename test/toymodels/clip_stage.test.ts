@@ -12,14 +12,15 @@ import { sharedPath } from '../helpers/paths.js';
 
 setNumThreads(1);
 let root = '';
+let tokenizer: CLIPTokenizer;
 before(() => {
   root = mkdtempSync(join(tmpdir(), 'p3s-clip-stage-'));
+  tokenizer = CLIPTokenizer.fromPretrained(sharedPath('fixtures', 'clip-tokenizer'));
 });
 after(() => rmSync(root, { recursive: true, force: true }));
 
 async function firstLoss(hardNegatives: number): Promise<number> {
   const dir = join(root, `k${hardNegatives}`);
-  const tokenizer = CLIPTokenizer.fromPretrained(sharedPath('fixtures', 'clip-tokenizer'));
   const { clip } = await trainToyClip(
     { seed: 3, steps: 1, batchSize: 4, lr: 1e-3, hardNegatives, dir, progress: false },
     tokenizer,
