@@ -46,6 +46,8 @@ Options:
                        On the toy models, --injection aligned --crop-subject 1.5 --weight-curve
                        fixed:2 --steps 300 --lr 1e-3 draws subject 6 as a striped circle, but
                        pale rather than blue and without the prompted context (docs/toy.md)
+  --latent-bias <s>    add s × the reference latent to the starting noise (see p3s generate
+                       --help); on the toy models it trades the prompted context away (docs/toy.md)
   --no-baseline        skip the positive-point-only run
   --sequential         run the two experiments one after the other in this process (by default
                        they run side by side in two processes, one core each, when there are
@@ -68,6 +70,7 @@ export const demoCommand = {
       injection: { type: 'string' },
       'crop-subject': { type: 'string' },
       'weight-curve': { type: 'string' },
+      'latent-bias': { type: 'string' },
     });
     if (values.help) {
       console.log(HELP);
@@ -118,7 +121,16 @@ export const demoCommand = {
       maskLayer: measured('maskLayer'),
       maskDense: measured('maskDense'),
       train: { injectionMode: injection, subjectCrop },
-      generate: { weightCurve },
+      generate: {
+        weightCurve,
+        latentBias: numberFlag(
+          values,
+          'latent-bias',
+          0,
+          (v) => Number.isFinite(v) && v >= 0,
+          'a non-negative number',
+        ),
+      },
     });
     const cores = availableParallelism();
     const runs =

@@ -28,6 +28,8 @@ Sampling:
   --steps <n>              DDIM steps (default 50)
   --guidance <w>           classifier-free guidance scale (default 7.5; ≤ 1 turns it off)
   --eta <η>                DDIM η (default 0: deterministic)
+  --latent-bias <s>        add s × the reference's latent to the starting noise (Sec. III's
+                           "latent bias towards the subject"; default 0: none)
   --size <px>              image width and height (default: the adapter's training resolution)
   --batch-size <n>         images per forward pass (default: all images of a prompt)
 P3S settings (default: the adapter's):
@@ -56,6 +58,7 @@ export const generateCommand = {
       steps: { type: 'string' },
       guidance: { type: 'string' },
       eta: { type: 'string' },
+      'latent-bias': { type: 'string' },
       size: { type: 'string' },
       'batch-size': { type: 'string' },
       lambda: { type: 'string' },
@@ -128,6 +131,13 @@ export const generateCommand = {
       steps: intFlag(values, 'steps', 50, 1),
       guidanceScale: numberFlag(values, 'guidance', 7.5),
       eta: numberFlag(values, 'eta', 0, (v) => v >= 0, 'a non-negative number'),
+      latentBias: numberFlag(
+        values,
+        'latent-bias',
+        0,
+        (v) => Number.isFinite(v) && v >= 0,
+        'a non-negative number',
+      ),
       height: size,
       width: size,
       batchSize:

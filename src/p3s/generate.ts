@@ -50,6 +50,11 @@ export interface SampleRequest {
   eta: number;
   /** Latent size (h, w); the condition latents are resized to it when they differ. */
   latentSize: [number, number];
+  /**
+   * Strength of the latent bias (Sec. III): x_T = σ·ε + s·I'_latent, the image's reference latent
+   * added to its starting noise (default 0: none).
+   */
+  latentBias?: number;
 }
 
 /** The loaded pieces sampling needs. */
@@ -128,14 +133,17 @@ export async function sampleP3S(
     if (guided) owned.push(condition.latent, condition.clipStates);
     const [h, w] = request.latentSize;
     const channels = pipeline.unet.config.in_channels;
-    const noise = tidy(() =>
-      ops
+    const bias = request.latentBias ?? 0;
+    const noise = tidy(() => {
+      const start = ops
         .cat(
           request.seeds.map((s) => randn([1, channels, h, w], { generator: new Generator(s) })),
           0,
         )
-        .mul(scheduler.initNoiseSigma),
-    ); // x_T (B, C, h, w)
+        .mul(scheduler.initNoiseSigma); // x_T (B, C, h, w)
+      // The reference's latent added to the noise: a bias towards the subject (Sec. III).
+      return bias === 0 ? start : start.add(single.latent.mul(bias));
+    });
     owned.push(noise);
     const final = await denoise({
       scheduler,
@@ -192,6 +200,8 @@ export interface GenerateP3SConfig {
   guidanceScale?: number;
   /** DDIM η (default 0). */
   eta?: number;
+  /** Reference latent added to each image's starting noise, times this (Sec. III; default 0). */
+  latentBias?: number;
   /** λ of Eq. (7); default: the adapter's. */
   lambda?: number;
   /** ε_t of Eq. (10): a WeightCurve or its text form ("paper:0.5,0.2,2", "fixed:1" ...); default: the adapter's. */
@@ -288,6 +298,9 @@ export async function generateP3S(config: GenerateP3SConfig): Promise<GenerateP3
   if (!Number.isFinite(guidanceScale))
     throw new RangeError(`Expected a finite guidance scale but received ${guidanceScale}`);
   const eta = config.eta ?? 0;
+  const latentBias = config.latentBias ?? 0;
+  if (!Number.isFinite(latentBias) || latentBias < 0)
+    throw new RangeError(`Expected a non-negative latent bias but received ${latentBias}`);
   const seeds =
     config.seeds ??
     Array.from(
@@ -349,6 +362,7 @@ export async function generateP3S(config: GenerateP3SConfig): Promise<GenerateP3
       guidance_scale: String(guidanceScale),
       scheduler: 'DDIM',
       eta: String(eta),
+      latent_bias: String(latentBias),
       lambda: String(settings.lambda),
       weight_curve: formatWeightCurve(settings.curve),
       injection_mode: settings.mode,
@@ -379,6 +393,7 @@ export async function generateP3S(config: GenerateP3SConfig): Promise<GenerateP3
             guidanceScale,
             eta,
             latentSize: [height / f, width / f],
+            latentBias,
           },
           (i, stepsTotal) =>
             config.onProgress?.({

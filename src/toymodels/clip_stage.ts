@@ -83,6 +83,8 @@ export async function trainToyClip(
       dir: undefined,
       progress: undefined,
     },
+    // checkpoints from before --clip-hard-negatives existed are the k = 0 recipe
+    settingDefaults: { hardNegatives: 0 },
     model: clip,
     optimizer,
     generator,

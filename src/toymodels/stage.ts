@@ -43,6 +43,11 @@ export interface StageOptions {
   checkpointEvery: number;
   /** Settings compared on resume: a checkpoint of other settings is refused. */
   settings: Record<string, unknown>;
+  /**
+   * Options added after checkpoints were already written, with the value that reproduces the
+   * old recipe: a setting at this value counts as absent, so older checkpoints still resume.
+   */
+  settingDefaults?: Record<string, unknown>;
   model: Module;
   optimizer: Adam;
   generator: Generator;
@@ -99,6 +104,16 @@ export function readLossLog(dir: string, upTo = Infinity): LossLine[] {
 
 const sameJson = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
 
+/** The settings without the keys at their default (absent and default compare equal). */
+function withoutDefaults(
+  settings: Record<string, unknown>,
+  defaults: Record<string, unknown>,
+): Record<string, unknown> {
+  return Object.fromEntries(
+    Object.entries(settings).filter(([k, v]) => !(k in defaults && sameJson(v, defaults[k]))),
+  );
+}
+
 export async function runStage(options: StageOptions): Promise<StageResult> {
   const { name, dir, steps, model, optimizer, generator } = options;
   mkdirSync(dir, { recursive: true });
@@ -113,7 +128,9 @@ export async function runStage(options: StageOptions): Promise<StageResult> {
       if (!(err instanceof CheckpointError)) throw err;
       throw new CheckpointError(`${err.message}; delete ${dir} to start the ${name} stage afresh`);
     }
-    if (!sameJson(info.config, options.settings)) {
+    const defaults = options.settingDefaults ?? {};
+    const stored = withoutDefaults((info.config ?? {}) as Record<string, unknown>, defaults);
+    if (!sameJson(stored, withoutDefaults(options.settings, defaults))) {
       throw new CheckpointError(
         `${latest} was written with other settings (${JSON.stringify(info.config)}); ` +
           `delete ${dir} to start the ${name} stage afresh`,

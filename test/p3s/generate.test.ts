@@ -13,6 +13,9 @@ import { writeTinyUNet } from '../../src/models/tiny_models.js';
 import { StableDiffusionPipeline } from '../../src/pipelines/stable_diffusion.js';
 import { trainP3S } from '../../src/p3s/train.js';
 import { generateP3S, type GenerateP3SConfig } from '../../src/p3s/generate.js';
+import { readAdapter } from '../../src/p3s/adapter_io.js';
+import { randn } from '../../src/engine/creation.js';
+import { Generator } from '../../src/engine/random.js';
 import { fillPrompt, mentionsIdentifier } from '../../src/p3s/prompts.js';
 import { sharedPath } from '../helpers/paths.js';
 
@@ -136,6 +139,44 @@ test('with ε_t = 0 the copy injects nothing: the images are plain Stable Diffus
   } finally {
     pipe.dispose();
   }
+});
+
+test('--latent-bias adds s × the reference latent to the starting noise (Sec. III), and refuses s < 0', async () => {
+  const seeds = [7];
+  const s = 0.5;
+  // ε_t = 0 leaves the base model, so the image is plain SD from x_T = ε + s·I'_0
+  const biased = await generateP3S(
+    config('bias', { seeds, weightCurve: 'fixed:0', latentBias: s, reference: 0 }),
+  );
+  const unbiased = await generateP3S(config('nobias', { seeds, weightCurve: 'fixed:0' }));
+  assert.equal((await readPngText(biased.images[0]!.path)).latent_bias, '0.5');
+  const { condition } = readAdapter(adapterPath);
+  const pipe = StableDiffusionPipeline.fromPretrained(BASE, { scheduler: 'ddim' });
+  const start = randn([1, 4, 8, 8], { generator: new Generator(7) }).add(
+    condition.latent.slice(0, 0, 1).mul(s),
+  );
+  try {
+    const plain = await pipe.generate({
+      prompt: 'a sks toy on the beach',
+      steps: 4,
+      guidanceScale: 7.5,
+      latents: start,
+    });
+    plain.latents.dispose();
+    const same = maxPixelDiff(biased.images[0]!.image.data, plain.images[0]!.data);
+    assert.ok(same <= 1, `latent bias differs from SD started at ε + s·I' by ${same} levels`);
+    const moved = maxPixelDiff(biased.images[0]!.image.data, unbiased.images[0]!.image.data);
+    assert.ok(moved > 2, `a latent bias of ${s} changed the image by only ${moved} levels`);
+  } finally {
+    pipe.dispose();
+    start.dispose();
+    condition.latent.dispose();
+    condition.clipStates.dispose();
+  }
+  await assert.rejects(
+    generateP3S(config('negative-bias', { seeds, latentBias: -1 })),
+    /non-negative latent bias/,
+  );
 });
 
 test('prompt files fill {} and [V]; a prompt without the identifier warns but still generates', async () => {

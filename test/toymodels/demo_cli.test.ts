@@ -25,7 +25,7 @@ test('p3s demo on a folder without toy models says what is missing', () => {
   assert.match(r.stderr, /is not a toy model folder \(no model_index\.json\)/);
 });
 
-test('p3s demo refuses an unknown injection mode or weight curve before any work', () => {
+test('p3s demo refuses an unknown injection mode, weight curve or a negative latent bias before any work', () => {
   const out = join(repoRoot(), 'dist', 'no-demo');
   const mode = p3s('demo', '--out', out, '--injection', 'sideways');
   assert.equal(mode.status, 2);
@@ -36,4 +36,7 @@ test('p3s demo refuses an unknown injection mode or weight curve before any work
   const crop = p3s('demo', '--out', out, '--crop-subject', '0.5');
   assert.equal(crop.status, 2);
   assert.match(crop.stderr, /at least 1 for --crop-subject/);
+  const bias = p3s('demo', '--out', out, '--latent-bias=-1');
+  assert.equal(bias.status, 2);
+  assert.match(bias.stderr, /non-negative number for --latent-bias/);
 });

@@ -32,7 +32,14 @@ test('learning rate: linear warm-up, cosine decay from the peak to 10 %', () => 
 });
 
 /** A regression stage whose data and noise come from the step and the generator. */
-async function regression(dir: string, steps: number, killAt = -1, settings = {}, features = 4) {
+async function regression(
+  dir: string,
+  steps: number,
+  killAt = -1,
+  settings = {},
+  features = 4,
+  settingDefaults: Record<string, unknown> = {},
+) {
   manualSeed(5);
   const model = new Linear(features, 2);
   const optimizer = new AdamW(model.parameters(), { lr: 0.05 });
@@ -44,6 +51,7 @@ async function regression(dir: string, steps: number, killAt = -1, settings = {}
       steps,
       checkpointEvery: 3,
       settings: { steps, ...settings },
+      settingDefaults,
       model,
       optimizer,
       generator,
@@ -98,6 +106,26 @@ test('a checkpoint written with other settings is refused', async () => {
   try {
     await regression(root, 4);
     await assert.rejects(regression(root, 4, -1, { lr: 1 }), CheckpointError);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('an option added later resumes older checkpoints at its default value, not at another', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'p3s-stage-'));
+  const defaults = { extra: 0 };
+  try {
+    const straight = await regression(join(root, 'a'), 6);
+    // written before the option existed, killed after the checkpoint at step 3
+    await assert.rejects(regression(join(root, 'b'), 6, 4), /killed/);
+    const resumed = await regression(join(root, 'b'), 6, -1, { extra: 0 }, 4, defaults);
+    assert.deepEqual(resumed, straight);
+    // and the other way round: written with the option at its default, resumed without it
+    await assert.rejects(regression(join(root, 'c'), 6, 4, { extra: 0 }, 4, defaults), /killed/);
+    assert.deepEqual(await regression(join(root, 'c'), 6, -1, {}, 4, defaults), straight);
+    await assert.rejects(regression(join(root, 'b'), 6, -1, { extra: 2 }, 4, defaults), (err) => {
+      return err instanceof CheckpointError && /other settings/.test(err.message);
+    });
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
