@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { parse, choiceFlag, intFlag, numberFlag, Progress, UsageError } from './args.js';
 import { INJECTION_MODES } from '../p3s/injection.js';
 import { parseWeightCurve } from '../p3s/weight_schedule.js';
+import { PAPER_RECIPE, TOY_RECIPE } from '../toymodels/recipes.js';
 import { availableParallelism } from 'node:os';
 import { AttributeProbe } from '../toymodels/probe.js';
 import { runSubjectExperiment, type ExperimentResult } from '../toymodels/experiment.js';
@@ -17,10 +18,7 @@ import { renderReport } from '../toymodels/report.js';
 /** The models shipped in the repository (models/toy), found from this file's location. */
 export const SHIPPED_TOY_MODELS = fileURLToPath(new URL('../../../models/toy', import.meta.url));
 
-// Defaults sized for the 5-minute budget on 2 CPU cores: 2.2 min measured with these, the two runs
-// side by side (3.8 min in turn; 4.5 min in turn with 4 images per context).
 const DEMO_SUBJECT = 6;
-const DEMO_STEPS = 100;
 const DEMO_IMAGES = 3;
 
 const HELP = `Usage: p3s demo [options]
@@ -37,15 +35,20 @@ Options:
   --model <folder>     toy model folder (default: the shipped models/toy)
   --subject <n>        which subject (a seed; default 6, a blue striped circle whose masks are
                        typical: mean reference-mask IoU 0.78 vs 0.76 on held-out pairs)
-  --steps <n>          fine-tuning steps per run (default 100; the model card's numbers use 200)
-  --lr <x>             fine-tuning learning rate (default 1e-4)
+Adapter settings (defaults: a recipe that draws the subject on the toy models, docs/toy.md):
+  --steps <n>          fine-tuning steps per run (default 600)
+  --lr <x>             fine-tuning learning rate (default 1e-3)
   --images <n>         images per context (default 3)
-  --injection <mode>   decoupled (default), joint or aligned (see p3s train --help)
-  --crop-subject <x>   fine-tune on references cut to x times the subject mask's box
-  --weight-curve <c>   ε_t at generation (default: the paper's curve; see p3s generate --help)
-                       On the toy models, --injection aligned --crop-subject 1.5 --weight-curve
-                       fixed:2 --steps 300 --lr 1e-3 draws subject 6 as a striped circle, but
-                       pale rather than blue and without the prompted context (docs/toy.md)
+  --injection <mode>   decoupled, joint or aligned (default aligned; see p3s train --help)
+  --crop-subject <x>   fine-tune on references cut to x times the subject mask's box (default
+                       1.5)
+  --weight-curve <c>   ε_t at generation (default fixed:0.5; see p3s generate --help)
+  --subject-guidance   guidance amplifies the subject as well as the text (default on; see
+                       p3s generate --help)
+  --paper-settings     the paper's adapter instead: decoupled injection, whole references,
+                       lr 1e-4, 100 steps, the paper's ε_t curve, subject on both guidance
+                       halves (on the toy models it barely changes the base model's images);
+                       the flags above still override it
   --latent-bias <s>    add s × the reference latent to the starting noise (see p3s generate
                        --help); on the toy models it trades the prompted context away (docs/toy.md)
   --no-baseline        skip the positive-point-only run
@@ -71,6 +74,8 @@ export const demoCommand = {
       'crop-subject': { type: 'string' },
       'weight-curve': { type: 'string' },
       'latent-bias': { type: 'string' },
+      'subject-guidance': { type: 'boolean' },
+      'paper-settings': { type: 'boolean' },
     });
     if (values.help) {
       console.log(HELP);
@@ -92,45 +97,48 @@ export const demoCommand = {
       : null;
     const measured = (key: string) =>
       typeof modelQuality?.[key] === 'number' ? (modelQuality[key] as number) : undefined;
-    const injection =
-      values.injection === undefined
-        ? undefined
-        : choiceFlag(values, 'injection', INJECTION_MODES, 'decoupled');
+    const recipe = values['paper-settings'] ? PAPER_RECIPE : TOY_RECIPE;
+    const injection = choiceFlag(values, 'injection', INJECTION_MODES, recipe.injection);
     const subjectCrop =
       values['crop-subject'] === undefined
-        ? undefined
+        ? recipe.subjectCrop
         : numberFlag(values, 'crop-subject', 1.5, (v) => v >= 1, 'a number of at least 1');
-    const weightCurve = values['weight-curve'] as string | undefined;
-    if (weightCurve !== undefined) {
-      try {
-        parseWeightCurve(weightCurve);
-      } catch (err) {
-        throw new UsageError((err as Error).message);
-      }
+    const weightCurve = (values['weight-curve'] as string | undefined) ?? recipe.weightCurve;
+    try {
+      parseWeightCurve(weightCurve);
+    } catch (err) {
+      throw new UsageError((err as Error).message);
     }
+    const steps = intFlag(values, 'steps', recipe.steps, 1);
+    const learningRate = numberFlag(
+      values,
+      'lr',
+      recipe.learningRate,
+      (v) => v > 0,
+      'a positive number',
+    );
+    const subjectGuidance = values['subject-guidance'] === true || recipe.subjectGuidance;
+    const latentBias = numberFlag(
+      values,
+      'latent-bias',
+      0,
+      (v) => Number.isFinite(v) && v >= 0,
+      'a non-negative number',
+    );
     const started = Date.now();
     const variants = values['no-baseline'] ? [true] : [true, false];
     const experiment = (negativePoint: boolean): ChildExperimentOptions => ({
       modelFolder: model,
       outDir: join(out, negativePoint ? 'selective' : 'baseline'),
       subjectSeed: intFlag(values, 'subject', DEMO_SUBJECT),
-      steps: intFlag(values, 'steps', DEMO_STEPS, 1),
-      learningRate: numberFlag(values, 'lr', 1e-4, (v) => v > 0, 'a positive number'),
+      steps,
+      learningRate,
       imagesPerPrompt: intFlag(values, 'images', DEMO_IMAGES, 1),
       negativePoint,
       maskLayer: measured('maskLayer'),
       maskDense: measured('maskDense'),
       train: { injectionMode: injection, subjectCrop },
-      generate: {
-        weightCurve,
-        latentBias: numberFlag(
-          values,
-          'latent-bias',
-          0,
-          (v) => Number.isFinite(v) && v >= 0,
-          'a non-negative number',
-        ),
-      },
+      generate: { weightCurve, subjectGuidance, latentBias },
     });
     const cores = availableParallelism();
     const runs =
@@ -144,6 +152,16 @@ export const demoCommand = {
       baseline: runs[1] ?? null,
       modelQuality,
       seconds,
+      settings: {
+        recipe: values['paper-settings'] ? 'paper' : 'toy',
+        steps,
+        lr: learningRate,
+        injection,
+        'crop-subject': subjectCrop,
+        'weight-curve': weightCurve,
+        'subject-guidance': subjectGuidance,
+        ...(latentBias > 0 ? { 'latent-bias': latentBias } : {}),
+      },
     });
     for (const r of runs) {
       console.log(

@@ -30,6 +30,9 @@ Sampling:
   --eta <η>                DDIM η (default 0: deterministic)
   --latent-bias <s>        add s × the reference's latent to the starting noise (Sec. III's
                            "latent bias towards the subject"; default 0: none)
+  --subject-guidance       subject condition in the conditional half of the guidance batch
+                           only, so guidance amplifies the subject as well as the text (default:
+                           both halves; see docs/p3s.md)
   --size <px>              image width and height (default: the adapter's training resolution)
   --batch-size <n>         images per forward pass (default: all images of a prompt)
 P3S settings (default: the adapter's):
@@ -59,6 +62,7 @@ export const generateCommand = {
       guidance: { type: 'string' },
       eta: { type: 'string' },
       'latent-bias': { type: 'string' },
+      'subject-guidance': { type: 'boolean' },
       size: { type: 'string' },
       'batch-size': { type: 'string' },
       lambda: { type: 'string' },
@@ -138,6 +142,7 @@ export const generateCommand = {
         (v) => Number.isFinite(v) && v >= 0,
         'a non-negative number',
       ),
+      subjectGuidance: values['subject-guidance'] === true,
       height: size,
       width: size,
       batchSize:

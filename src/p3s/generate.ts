@@ -55,6 +55,11 @@ export interface SampleRequest {
    * added to its starting noise (default 0: none).
    */
   latentBias?: number;
+  /**
+   * Subject condition on the conditional half of the guidance batch only (default false: on
+   * both), so that guidance amplifies the subject as well as the text.
+   */
+  subjectGuidance?: boolean;
 }
 
 /** The loaded pieces sampling needs. */
@@ -131,6 +136,11 @@ export async function sampleP3S(
         }))
       : single;
     if (guided) owned.push(condition.latent, condition.clipStates);
+    // [ε_∅; ε_c]: with subject guidance, ε_∅ is the frozen base model's (ε_t = 0 there)
+    const injectionScale =
+      guided && request.subjectGuidance
+        ? [...new Array<number>(b).fill(0), ...new Array<number>(b).fill(1)]
+        : undefined;
     const [h, w] = request.latentSize;
     const channels = pipeline.unet.config.in_channels;
     const bias = request.latentBias ?? 0;
@@ -158,6 +168,9 @@ export async function sampleP3S(
           new Array<number>(latentInput.shape[0]!).fill(t),
           context,
           condition,
+          {
+            injectionScale,
+          },
         ).noisePred,
       onStep: onStep ? (i, total) => onStep(i, total) : undefined,
     });
@@ -202,6 +215,11 @@ export interface GenerateP3SConfig {
   eta?: number;
   /** Reference latent added to each image's starting noise, times this (Sec. III; default 0). */
   latentBias?: number;
+  /**
+   * Give the subject condition to the conditional half of the guidance batch only, so that
+   * guidance amplifies the subject too (default false: both halves, see docs/p3s.md).
+   */
+  subjectGuidance?: boolean;
   /** λ of Eq. (7); default: the adapter's. */
   lambda?: number;
   /** ε_t of Eq. (10): a WeightCurve or its text form ("paper:0.5,0.2,2", "fixed:1" ...); default: the adapter's. */
@@ -299,6 +317,7 @@ export async function generateP3S(config: GenerateP3SConfig): Promise<GenerateP3
     throw new RangeError(`Expected a finite guidance scale but received ${guidanceScale}`);
   const eta = config.eta ?? 0;
   const latentBias = config.latentBias ?? 0;
+  const subjectGuidance = config.subjectGuidance ?? false;
   if (!Number.isFinite(latentBias) || latentBias < 0)
     throw new RangeError(`Expected a non-negative latent bias but received ${latentBias}`);
   const seeds =
@@ -363,6 +382,7 @@ export async function generateP3S(config: GenerateP3SConfig): Promise<GenerateP3
       scheduler: 'DDIM',
       eta: String(eta),
       latent_bias: String(latentBias),
+      subject_guidance: String(subjectGuidance),
       lambda: String(settings.lambda),
       weight_curve: formatWeightCurve(settings.curve),
       injection_mode: settings.mode,
@@ -394,6 +414,7 @@ export async function generateP3S(config: GenerateP3SConfig): Promise<GenerateP3
             eta,
             latentSize: [height / f, width / f],
             latentBias,
+            subjectGuidance,
           },
           (i, stepsTotal) =>
             config.onProgress?.({

@@ -131,7 +131,11 @@ export class P3SUNet implements FeatureSource {
     timesteps: number[],
     context: Tensor,
     condition: SubjectCondition | null,
-    options: { captureAttention?: boolean } = {},
+    options: {
+      captureAttention?: boolean;
+      /** Per sample (B,), multiplies ε_t: 0 leaves that sample to the frozen U-Net alone. */
+      injectionScale?: readonly number[];
+    } = {},
   ): P3SOutput {
     const b = xt.shape[0]!;
     if (timesteps.length !== b)
@@ -150,7 +154,11 @@ export class P3SUNet implements FeatureSource {
     ); // Eq. (4)
     const copyOut = this.adapter.copy.forward(xt.add(subjectInput), t, context); // Eq. (6)
     // Eq. (9): f scaled by ε_t, per sample
-    const eps = tensor(this.weights(timesteps), [b, 1, 1], { dtype: xt.dtype, device: xt.device });
+    const scale = options.injectionScale;
+    if (scale && scale.length !== b)
+      throw new Error(`Expected ${b} injection scales but received ${scale.length}`);
+    const weights = this.weights(timesteps).map((w, i) => w * (scale?.[i] ?? 1));
+    const eps = tensor(weights, [b, 1, 1], { dtype: xt.dtype, device: xt.device });
     const scaled = new Map<string, Tensor>();
     for (const [path, f] of copyOut.features) scaled.set(path, f.mul(eps));
     this.current = scaled;

@@ -26,7 +26,7 @@ function selectiveSection(q: ToyQuality): string {
   const s = q.selective;
   if (!s) return '';
   return `
-- **Selective fidelity** (\`p3s demo\`'s experiment on ${s.subjects} subjects: 4 references, each with a
+- **Selective fidelity** (\`p3s demo --paper-settings\`'s experiment on ${s.subjects} subjects: 4 references, each with a
   look-alike; P3S fine-tuned ${s.steps} steps; ${s.imagesPerSubject} images per subject in 4 new contexts;
   the probe judges colour + pattern):
 

@@ -43,6 +43,8 @@ export interface ReportInput {
   /** The shipped models' measured quality (quality.json), if present. */
   modelQuality: Record<string, unknown> | null;
   seconds: number;
+  /** The adapter settings the runs used ("injection" → "aligned" …), listed under the numbers. */
+  settings?: Record<string, string | number | boolean | null>;
 }
 
 function experimentSection(r: ExperimentResult, from: string, title: string): string {
@@ -75,6 +77,14 @@ ${lossCurveSvg(r.losses)}
 </section>`;
 }
 
+function settingsLine(settings: ReportInput['settings']): string {
+  if (!settings) return '';
+  const parts = Object.entries(settings).map(
+    ([k, v]) => `${escape(k)} <code>${escape(String(v))}</code>`,
+  );
+  return `<p>Settings: ${parts.join(', ')}.</p>`;
+}
+
 export function renderReport(path: string, input: ReportInput): void {
   const from = dirname(path);
   const { main, baseline } = input;
@@ -102,6 +112,7 @@ a separately trained probe judges every generated image. Whole run: ${input.seco
 ${row('positive + negative point', main)}
 ${baseline ? row('positive point only', baseline) : ''}
 </table>
+${settingsLine(input.settings)}
 ${experimentSection(main, from, 'With the negative point')}
 ${baseline ? experimentSection(baseline, from, 'Baseline: positive point only') : ''}
 ${quality}

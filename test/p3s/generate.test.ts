@@ -179,6 +179,28 @@ test('--latent-bias adds s × the reference latent to the starting noise (Sec. I
   );
 });
 
+test('--subject-guidance leaves the unconditional half to the base model and is recorded', async () => {
+  const seeds = [7];
+  const both = await generateP3S(config('guided-both', { seeds, weightCurve: 'fixed:1' }));
+  const subject = await generateP3S(
+    config('guided-subject', { seeds, weightCurve: 'fixed:1', subjectGuidance: true }),
+  );
+  assert.equal((await readPngText(both.images[0]!.path)).subject_guidance, 'false');
+  assert.equal((await readPngText(subject.images[0]!.path)).subject_guidance, 'true');
+  const moved = maxPixelDiff(both.images[0]!.image.data, subject.images[0]!.image.data);
+  assert.ok(moved > 2, `subject guidance changed the image by only ${moved} levels`);
+  // without injection both halves are the base model: the option changes nothing
+  const offBoth = await generateP3S(config('off-both', { seeds, weightCurve: 'fixed:0' }));
+  const offSubject = await generateP3S(
+    config('off-subject', { seeds, weightCurve: 'fixed:0', subjectGuidance: true }),
+  );
+  assert.ok(
+    Buffer.from(offBoth.images[0]!.image.data).equals(
+      Buffer.from(offSubject.images[0]!.image.data),
+    ),
+  );
+});
+
 test('prompt files fill {} and [V]; a prompt without the identifier warns but still generates', async () => {
   const file = join(root, 'prompts.txt');
   writeFileSync(

@@ -66,6 +66,46 @@ for (const mode of ['decoupled', 'aligned'] as const) {
   });
 }
 
+test('an injection scale of 0 leaves that sample to the frozen U-Net (subject guidance), 1 changes nothing', () => {
+  manualSeed(0);
+  const adapter = new P3SAdapter(unet, CLIP_DIM);
+  // a trained adapter's zero convolutions are no longer zero: perturb every weight
+  noGrad(() => {
+    const g = new Generator(7);
+    for (const p of adapter.parameters()) ops.add_(p, randn(p.shape, { generator: g }), 0.05);
+  });
+  tidy(() => {
+    const { xt, ctx, cond } = inputs(2);
+    const t = [500, 500];
+    const plain = noGrad(() => unet.forward(xt, tensor(t, [2], { dtype: 'int64' }), ctx));
+    const p3s = new P3SUNet(unet, adapter, {
+      ...DEFAULT_SETTINGS,
+      curve: parseWeightCurve('fixed:1'),
+    });
+    try {
+      const both = noGrad(() => p3s.forward(xt, t, ctx, cond).noisePred);
+      const half = noGrad(
+        () => p3s.forward(xt, t, ctx, cond, { injectionScale: [0, 1] }).noisePred,
+      );
+      const gap = (a: typeof plain, b: typeof plain, i: number) =>
+        a.select(0, i).sub(b.select(0, i)).abs().max().item();
+      assert.ok(gap(both, plain, 0) > 1e-3, 'the perturbed adapter must change sample 0');
+      assert.ok(
+        gap(half, plain, 0) < 1e-5,
+        `scale 0: ${gap(half, plain, 0)} from the frozen U-Net`,
+      );
+      assert.ok(gap(half, both, 1) < 1e-5, `scale 1: ${gap(half, both, 1)} from full injection`);
+      assert.throws(
+        () => p3s.forward(xt, t, ctx, cond, { injectionScale: [1] }),
+        /2 injection scales/,
+      );
+    } finally {
+      p3s.detach();
+    }
+  });
+  adapter.dispose();
+});
+
 test("'aligned' injection adds the copy's feature at its own position before the output projection", () => {
   manualSeed(3);
   const attn = new Attention({ queryDim: 8, heads: 2, dimHead: 4 });

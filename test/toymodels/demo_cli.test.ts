@@ -15,7 +15,8 @@ test('p3s demo --help explains the demo and its options', () => {
   assert.match(r.stdout, /look-alike/);
   assert.match(r.stdout, /--no-baseline/);
   assert.match(r.stdout, /--sequential/);
-  assert.match(r.stdout, /--injection <mode> +decoupled \(default\), joint or aligned/);
+  assert.match(r.stdout, /--injection <mode> +decoupled, joint or aligned \(default aligned/);
+  assert.match(r.stdout, /--paper-settings +the paper's adapter instead/);
   assert.match(p3s('--help').stdout, /demo +the whole method/);
 });
 

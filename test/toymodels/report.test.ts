@@ -63,6 +63,7 @@ test('the report links images relative to itself and shows both runs', () => {
       baseline: fakeRun(root, false),
       modelQuality: { maskLayer: 2 },
       seconds: 61,
+      settings: { injection: 'aligned', 'subject-guidance': true, 'crop-subject': null },
     });
     const html = readFileSync(path, 'utf8');
     assert.ok(html.includes('src="selective/references/ref-0.png"'));
@@ -73,6 +74,11 @@ test('the report links images relative to itself and shows both runs', () => {
     assert.ok(html.includes('&quot;maskLayer&quot;: 2'));
     assert.ok(!html.includes('<b>on the beach</b>'));
     assert.ok(html.includes('a sks star &lt;b&gt;on the beach&lt;/b&gt;'));
+    assert.ok(
+      html.includes(
+        'Settings: injection <code>aligned</code>, subject-guidance <code>true</code>, crop-subject <code>null</code>.',
+      ),
+    );
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
