@@ -140,6 +140,9 @@ export class P3SUNet implements FeatureSource {
     const b = xt.shape[0]!;
     if (timesteps.length !== b)
       throw new Error(`Expected ${b} timesteps but received ${timesteps.length}`);
+    const scale = options.injectionScale;
+    if (scale && scale.length !== b)
+      throw new Error(`Expected ${b} injection scales but received ${scale.length}`);
     const t = tensor(timesteps, [b], { dtype: 'int64', device: xt.device });
     if (condition === null) {
       this.current = null;
@@ -154,9 +157,6 @@ export class P3SUNet implements FeatureSource {
     ); // Eq. (4)
     const copyOut = this.adapter.copy.forward(xt.add(subjectInput), t, context); // Eq. (6)
     // Eq. (9): f scaled by ε_t, per sample
-    const scale = options.injectionScale;
-    if (scale && scale.length !== b)
-      throw new Error(`Expected ${b} injection scales but received ${scale.length}`);
     const weights = this.weights(timesteps).map((w, i) => w * (scale?.[i] ?? 1));
     const eps = tensor(weights, [b, 1, 1], { dtype: xt.dtype, device: xt.device });
     const scaled = new Map<string, Tensor>();

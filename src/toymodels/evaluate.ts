@@ -12,6 +12,7 @@ import { StableDiffusionPipeline } from '../pipelines/stable_diffusion.js';
 import { CLIPTokenizer } from '../tokenizers/clip_tokenizer.js';
 import { AttributeProbe } from './probe.js';
 import { runSubjectExperiment } from './experiment.js';
+import type { AdapterRecipe } from './recipes.js';
 import {
   clipRetrieval,
   generationAccuracy,
@@ -36,6 +37,8 @@ export interface ToyQuality {
   maskDense: number;
   /** P3S fine-tuning on look-alike references, with and without the negative point. */
   selective?: SelectiveQuality;
+  /** The same with p3s demo's recipe (TOY_RECIPE) instead of the paper's adapter. */
+  selectiveRecipe?: SelectiveQuality;
 }
 
 export interface SelectiveQuality {
@@ -45,6 +48,8 @@ export interface SelectiveQuality {
   /** Mean shares over subjects of images with the subject's / a look-alike's colour and pattern. */
   withNegative: SelectiveNumbers;
   positiveOnly: SelectiveNumbers;
+  /** The adapter settings, when not the paper's. */
+  recipe?: AdapterRecipe;
 }
 
 export interface SelectiveNumbers {
@@ -59,10 +64,18 @@ export interface SelectiveNumbers {
 export async function selectiveQuality(
   folder: string,
   workDir: string,
-  options: { subjects?: number; steps?: number; maskLayer?: number; maskDense?: number } = {},
+  options: {
+    subjects?: number;
+    steps?: number;
+    maskLayer?: number;
+    maskDense?: number;
+    /** Adapter settings (default: the paper's adapter at lr 1e-4, `steps` steps). */
+    recipe?: AdapterRecipe;
+  } = {},
 ): Promise<SelectiveQuality> {
   const subjects = options.subjects ?? 3;
-  const steps = options.steps ?? 200;
+  const recipe = options.recipe;
+  const steps = recipe?.steps ?? options.steps ?? 200;
   const probe = AttributeProbe.load(join(folder, 'probe'));
   const zero = (): SelectiveNumbers => ({
     fidelity: 0,
@@ -85,6 +98,16 @@ export async function selectiveQuality(
           maskLayer: options.maskLayer,
           maskDense: options.maskDense,
           probe,
+          ...(recipe
+            ? {
+                learningRate: recipe.learningRate,
+                train: { injectionMode: recipe.injection, subjectCrop: recipe.subjectCrop },
+                generate: {
+                  weightCurve: recipe.weightCurve,
+                  subjectGuidance: recipe.subjectGuidance,
+                },
+              }
+            : {}),
         });
         const sum = negativePoint ? sums.withNegative : sums.positiveOnly;
         sum.fidelity += r.fidelity / subjects;
@@ -98,7 +121,7 @@ export async function selectiveQuality(
   } finally {
     probe.dispose();
   }
-  return { subjects, steps, imagesPerSubject: images, ...sums };
+  return { subjects, steps, imagesPerSubject: images, ...sums, ...(recipe ? { recipe } : {}) };
 }
 
 export interface RngrVariant {

@@ -2,7 +2,12 @@
 // written from training.json and quality.json, so the card always matches the weights.
 import { readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { isDefaultMask, type ToyQuality } from './evaluate.js';
+import {
+  isDefaultMask,
+  type SelectiveNumbers,
+  type SelectiveQuality,
+  type ToyQuality,
+} from './evaluate.js';
 import type { StageReport, ToyStage } from './train_toy.js';
 import { TOY_TEXT_CONFIG, TOY_UNET_CONFIG, TOY_VAE_CONFIG, TOY_VISION_CONFIG } from './configs.js';
 
@@ -22,19 +27,35 @@ function bestDefaultIoU(q: ToyQuality): number {
   return Math.max(0, ...q.rngr.filter(isDefaultMask).map((r) => r.subjectIoU));
 }
 
+function selectiveRows(s: SelectiveQuality): string {
+  const row = (label: string, n: SelectiveNumbers) =>
+    `| ${label} | ${pct(n.fidelity)} | ${pct(n.lookalikeRate)} | ${pct(n.colourFidelity)} | ${pct(n.lookalikeColourRate)} | ${n.maskIoU.toFixed(3)} |`;
+  return `| clicks | subject's colour + pattern | a look-alike's colour + pattern | subject's colour | a look-alike's other colour | subject-mask IoU |
+| --- | --- | --- | --- | --- | --- |
+${row('positive + negative', s.withNegative)}
+${row('positive only', s.positiveOnly)}
+`;
+}
+
 function selectiveSection(q: ToyQuality): string {
   const s = q.selective;
   if (!s) return '';
+  const r = q.selectiveRecipe;
+  const a = r?.recipe;
+  const recipe =
+    r && a
+      ? `
+  With \`p3s demo\`'s recipe (${a.injection} injection, references ${a.subjectCrop === null ? 'whole' : `cut to ${a.subjectCrop}× the subject's box`},
+  ${r.steps} steps at lr ${a.learningRate}, ε_t ${a.weightCurve}${a.subjectGuidance ? ', subject guidance' : ''}; docs/toy.md), same subjects:
+
+${selectiveRows(r)}`
+      : '';
   return `
 - **Selective fidelity** (\`p3s demo --paper-settings\`'s experiment on ${s.subjects} subjects: 4 references, each with a
   look-alike; P3S fine-tuned ${s.steps} steps; ${s.imagesPerSubject} images per subject in 4 new contexts;
   the probe judges colour + pattern):
 
-| clicks | subject's colour + pattern | a look-alike's colour + pattern | subject's colour | a look-alike's other colour | subject-mask IoU |
-| --- | --- | --- | --- | --- | --- |
-| positive + negative | ${pct(s.withNegative.fidelity)} | ${pct(s.withNegative.lookalikeRate)} | ${pct(s.withNegative.colourFidelity)} | ${pct(s.withNegative.lookalikeColourRate)} | ${s.withNegative.maskIoU.toFixed(3)} |
-| positive only | ${pct(s.positiveOnly.fidelity)} | ${pct(s.positiveOnly.lookalikeRate)} | ${pct(s.positiveOnly.colourFidelity)} | ${pct(s.positiveOnly.lookalikeColourRate)} | ${s.positiveOnly.maskIoU.toFixed(3)} |
-`;
+${selectiveRows(s)}${recipe}`;
 }
 
 export function writeModelCard(
@@ -127,10 +148,13 @@ ${selectiveSection(q)}`
 These models are small and briefly trained (about two and a half CPU-hours in all). The probe
 reads rendered scenes almost without error${q ? ` (shape ${pct(q.probe.shape)}, pattern ${pct(q.probe.pattern)})` : ''}, so the generation numbers
 above are the U-Net's own: it gets colour and background right much more often than chance, but
-shapes and patterns only at chance, and its objects are soft blobs. The selective-fidelity
-experiment inherits that: the P3S fine-tune cannot make the U-Net draw a subject's pattern it does
-not draw from text either, and the negative click, which gives much better masks, does not yet
-change which colour comes out. Selective fidelity is far from the 80 % it is meant to reach. The VAE stage stopped while its loss was still falling; the
+shapes and patterns only at chance, and its objects are soft blobs. With the paper's adapter the
+P3S fine-tune barely moves the base model in 200 steps, so the negative click, which gives much
+better masks, does not change what comes out. The demo's recipe (an adapter that adds the copy's
+features at their own positions, trained longer on subject crops, and guidance that amplifies
+it) does draw the subject's pattern and, less often, its colour, and only then does the negative
+click show: colour and pattern come out with it and not without. The prompted context suffers,
+and selective fidelity is far from the 80 % it is meant to reach. The VAE stage stopped while its loss was still falling; the
 decoder stage recovers part of that without touching the latent space. The ways forward are
 longer U-Net training (\`--unet-steps\`; a new step count needs the stage's work folder
 deleted first, as its learning-rate schedule depends on it), a longer VAE stage (which means retraining the U-Net on the new latents) and a

@@ -21,6 +21,7 @@ import {
 import { PROBE_STAGE_DEFAULTS, trainProbe } from './probe.js';
 import type { StageResult } from './stage.js';
 import { evaluateToyModels, selectiveQuality, writeQuality, type ToyQuality } from './evaluate.js';
+import { TOY_RECIPE } from './recipes.js';
 import { writeModelCard } from './model_card.js';
 import { UNET_STAGE_DEFAULTS, trainToyUNet } from './unet_stage.js';
 import {
@@ -176,6 +177,11 @@ export async function trainToyModels(options: TrainToyOptions): Promise<StageRep
       quality.selective = await selectiveQuality(out, join(work, 'selective'), {
         maskLayer: quality.maskLayer,
         maskDense: quality.maskDense,
+      });
+      quality.selectiveRecipe = await selectiveQuality(out, join(work, 'selective-recipe'), {
+        maskLayer: quality.maskLayer,
+        maskDense: quality.maskDense,
+        recipe: TOY_RECIPE,
       });
       writeQuality(out, quality);
     } else {

@@ -72,7 +72,11 @@ test('an injection scale of 0 leaves that sample to the frozen U-Net (subject gu
   // a trained adapter's zero convolutions are no longer zero: perturb every weight
   noGrad(() => {
     const g = new Generator(7);
-    for (const p of adapter.parameters()) ops.add_(p, randn(p.shape, { generator: g }), 0.05);
+    for (const p of adapter.parameters()) {
+      const noise = randn(p.shape, { generator: g });
+      ops.add_(p, noise, 0.05);
+      noise.dispose(); // freed now, not by a finalizer during a later test's leak count
+    }
   });
   tidy(() => {
     const { xt, ctx, cond } = inputs(2);
