@@ -5,7 +5,12 @@ import { fileURLToPath } from 'node:url';
 import { parse, choiceFlag, intFlag, numberFlag, Progress, UsageError } from './args.js';
 import { INJECTION_MODES } from '../p3s/injection.js';
 import { parseWeightCurve } from '../p3s/weight_schedule.js';
-import { PAPER_RECIPE, TOY_RECIPE } from '../toymodels/recipes.js';
+import {
+  PAPER_RECIPE,
+  recipeExperimentSettings,
+  TOY_RECIPE,
+  type AdapterRecipe,
+} from '../toymodels/recipes.js';
 import { availableParallelism } from 'node:os';
 import { AttributeProbe } from '../toymodels/probe.js';
 import { runSubjectExperiment, type ExperimentResult } from '../toymodels/experiment.js';
@@ -97,27 +102,24 @@ export const demoCommand = {
       : null;
     const measured = (key: string) =>
       typeof modelQuality?.[key] === 'number' ? (modelQuality[key] as number) : undefined;
-    const recipe = values['paper-settings'] ? PAPER_RECIPE : TOY_RECIPE;
-    const injection = choiceFlag(values, 'injection', INJECTION_MODES, recipe.injection);
-    const subjectCrop =
-      values['crop-subject'] === undefined
-        ? recipe.subjectCrop
-        : numberFlag(values, 'crop-subject', 1.5, (v) => v >= 1, 'a number of at least 1');
-    const weightCurve = (values['weight-curve'] as string | undefined) ?? recipe.weightCurve;
+    const base = values['paper-settings'] ? PAPER_RECIPE : TOY_RECIPE;
+    // The recipe, each flag given overriding its setting.
+    const recipe: AdapterRecipe = {
+      steps: intFlag(values, 'steps', base.steps, 1),
+      learningRate: numberFlag(values, 'lr', base.learningRate, (v) => v > 0, 'a positive number'),
+      injection: choiceFlag(values, 'injection', INJECTION_MODES, base.injection),
+      subjectCrop:
+        values['crop-subject'] === undefined
+          ? base.subjectCrop
+          : numberFlag(values, 'crop-subject', 1.5, (v) => v >= 1, 'a number of at least 1'),
+      weightCurve: (values['weight-curve'] as string | undefined) ?? base.weightCurve,
+      subjectGuidance: values['subject-guidance'] === true || base.subjectGuidance,
+    };
     try {
-      parseWeightCurve(weightCurve);
+      parseWeightCurve(recipe.weightCurve);
     } catch (err) {
       throw new UsageError((err as Error).message);
     }
-    const steps = intFlag(values, 'steps', recipe.steps, 1);
-    const learningRate = numberFlag(
-      values,
-      'lr',
-      recipe.learningRate,
-      (v) => v > 0,
-      'a positive number',
-    );
-    const subjectGuidance = values['subject-guidance'] === true || recipe.subjectGuidance;
     const latentBias = numberFlag(
       values,
       'latent-bias',
@@ -127,18 +129,17 @@ export const demoCommand = {
     );
     const started = Date.now();
     const variants = values['no-baseline'] ? [true] : [true, false];
+    const settings = recipeExperimentSettings(recipe);
     const experiment = (negativePoint: boolean): ChildExperimentOptions => ({
       modelFolder: model,
       outDir: join(out, negativePoint ? 'selective' : 'baseline'),
       subjectSeed: intFlag(values, 'subject', DEMO_SUBJECT),
-      steps,
-      learningRate,
       imagesPerPrompt: intFlag(values, 'images', DEMO_IMAGES, 1),
       negativePoint,
       maskLayer: measured('maskLayer'),
       maskDense: measured('maskDense'),
-      train: { injectionMode: injection, subjectCrop },
-      generate: { weightCurve, subjectGuidance, latentBias },
+      ...settings,
+      generate: { ...settings.generate, latentBias },
     });
     const cores = availableParallelism();
     const runs =
@@ -154,13 +155,8 @@ export const demoCommand = {
       seconds,
       settings: {
         recipe: values['paper-settings'] ? 'paper' : 'toy',
-        steps,
-        lr: learningRate,
-        injection,
-        'crop-subject': subjectCrop,
-        'weight-curve': weightCurve,
-        'subject-guidance': subjectGuidance,
-        ...(latentBias > 0 ? { 'latent-bias': latentBias } : {}),
+        ...recipe,
+        ...(latentBias > 0 ? { latentBias } : {}),
       },
     });
     for (const r of runs) {

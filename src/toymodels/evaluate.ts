@@ -12,7 +12,7 @@ import { StableDiffusionPipeline } from '../pipelines/stable_diffusion.js';
 import { CLIPTokenizer } from '../tokenizers/clip_tokenizer.js';
 import { AttributeProbe } from './probe.js';
 import { runSubjectExperiment } from './experiment.js';
-import type { AdapterRecipe } from './recipes.js';
+import { recipeExperimentSettings, type AdapterRecipe } from './recipes.js';
 import {
   clipRetrieval,
   generationAccuracy,
@@ -98,16 +98,7 @@ export async function selectiveQuality(
           maskLayer: options.maskLayer,
           maskDense: options.maskDense,
           probe,
-          ...(recipe
-            ? {
-                learningRate: recipe.learningRate,
-                train: { injectionMode: recipe.injection, subjectCrop: recipe.subjectCrop },
-                generate: {
-                  weightCurve: recipe.weightCurve,
-                  subjectGuidance: recipe.subjectGuidance,
-                },
-              }
-            : {}),
+          ...(recipe ? recipeExperimentSettings(recipe) : {}),
         });
         const sum = negativePoint ? sums.withNegative : sums.positiveOnly;
         sum.fidelity += r.fidelity / subjects;

@@ -2,6 +2,7 @@
 // model draw the subject (p3s demo's default, measured in docs/toy.md), and the paper's.
 import type { InjectionMode } from '../p3s/injection.js';
 import { formatWeightCurve, PAPER_CURVE } from '../p3s/weight_schedule.js';
+import type { ExperimentOptions } from './experiment.js';
 
 export interface AdapterRecipe {
   steps: number;
@@ -39,3 +40,15 @@ export const PAPER_RECIPE: AdapterRecipe = {
   weightCurve: formatWeightCurve(PAPER_CURVE),
   subjectGuidance: false,
 };
+
+/** A recipe as the settings of a selective experiment (runSubjectExperiment). */
+export function recipeExperimentSettings(
+  recipe: AdapterRecipe,
+): Pick<ExperimentOptions, 'steps' | 'learningRate' | 'train' | 'generate'> {
+  return {
+    steps: recipe.steps,
+    learningRate: recipe.learningRate,
+    train: { injectionMode: recipe.injection, subjectCrop: recipe.subjectCrop },
+    generate: { weightCurve: recipe.weightCurve, subjectGuidance: recipe.subjectGuidance },
+  };
+}

@@ -129,7 +129,7 @@ export async function runStage(options: StageOptions): Promise<StageResult> {
       throw new CheckpointError(`${err.message}; delete ${dir} to start the ${name} stage afresh`);
     }
     const defaults = options.settingDefaults ?? {};
-    const stored = withoutDefaults((info.config ?? {}) as Record<string, unknown>, defaults);
+    const stored = withoutDefaults(info.config, defaults);
     if (!sameJson(stored, withoutDefaults(options.settings, defaults))) {
       throw new CheckpointError(
         `${latest} was written with other settings (${JSON.stringify(info.config)}); ` +

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { setNumThreads } from '../../src/engine/index.js';
 import { AttributeProbe } from '../../src/toymodels/probe.js';
 import { runSubjectExperiment, type ExperimentResult } from '../../src/toymodels/experiment.js';
-import { TOY_RECIPE } from '../../src/toymodels/recipes.js';
+import { recipeExperimentSettings, TOY_RECIPE } from '../../src/toymodels/recipes.js';
 import { repoRoot } from '../helpers/paths.js';
 
 setNumThreads(2);
@@ -71,17 +71,11 @@ test("with p3s demo's recipe, the subject's look comes out, and only with the ne
       outDir: join(root, negativePoint ? 'recipe-selective' : 'recipe-baseline'),
       subjectSeed: SUBJECT,
       negativePoint,
-      steps: TOY_RECIPE.steps,
-      learningRate: TOY_RECIPE.learningRate,
       imagesPerPrompt: RECIPE_IMAGES,
       maskLayer: MASK_LAYER,
       maskDense: MASK_DENSE,
       probe,
-      train: { injectionMode: TOY_RECIPE.injection, subjectCrop: TOY_RECIPE.subjectCrop },
-      generate: {
-        weightCurve: TOY_RECIPE.weightCurve,
-        subjectGuidance: TOY_RECIPE.subjectGuidance,
-      },
+      ...recipeExperimentSettings(TOY_RECIPE),
     });
   // one thread: faster than two for these small tensors, and the thread count the floor was
   // measured with (results move by an image or two with the thread count)
