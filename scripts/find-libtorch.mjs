@@ -14,7 +14,11 @@ function layout(kind, root, includeRoot, libDir) {
   return {
     kind,
     root,
-    includeDirs: [includeRoot, join(includeRoot, 'torch', 'csrc', 'api', 'include')],
+    // /usr/include is the compiler's own system folder: naming it again with -isystem reorders
+    // the search and breaks libstdc++'s #include_next <stdlib.h> (g++ 12)
+    includeDirs: [includeRoot, join(includeRoot, 'torch', 'csrc', 'api', 'include')].filter(
+      (dir) => dir !== '/usr/include',
+    ),
     libDir,
     cuda,
     rpath: kind !== 'system',
