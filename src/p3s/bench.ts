@@ -1,7 +1,8 @@
 // What the trainable copy costs: one P3S training step (copy + subject encoder + frozen U-Net
 // with injection, L_LDM + γ·L_ac, backward, Adam on the adapter) against one step of plain
 // fine-tuning of the U-Net alone (DreamBooth-style: every U-Net weight trained, L_LDM, Adam),
-// on the same batch, with the tiny SD-structured U-Net on CPU.
+// on the same batch, with the tiny SD-structured U-Net on CPU; and what subject guidance saves
+// per sampling step by skipping the copy on the unconditional half.
 import { performance } from 'node:perf_hooks';
 import { randn } from '../engine/creation.js';
 import { Generator, manualSeed } from '../engine/random.js';
@@ -100,6 +101,7 @@ export async function benchP3S(options: P3SBenchOptions = {}): Promise<P3SBenchL
     trainedParameters: adapter.numParameters(),
     ...common,
   });
+  out.push(...(await benchSubjectGuidance(unet, adapter, warmup, iters)));
   adapter.dispose();
 
   // plain fine-tuning of the U-Net alone, same batch
@@ -142,6 +144,48 @@ export async function benchP3S(options: P3SBenchOptions = {}): Promise<P3SBenchL
   disposeAll([xt, context, target, condition.latent, condition.clipStates, t]);
   unet.dispose();
   return out;
+}
+
+/**
+ * One classifier-free-guidance sampling step (batch 2: [unconditional; conditional]) with the
+ * subject condition on both halves, and with subject guidance (ε_t = 0 on the unconditional
+ * half, where the copy is skipped), and their ratio.
+ */
+async function benchSubjectGuidance(
+  unet: UNet2DConditionModel,
+  adapter: P3SAdapter,
+  warmup: number,
+  iters: number,
+): Promise<P3SBenchLine[]> {
+  const g = new Generator(1);
+  const xt = randn([2, 4, 8, 8], { generator: g });
+  const context = randn([2, 77, 32], { generator: g });
+  const condition = {
+    latent: randn([1, 4, 8, 8], { generator: g }),
+    clipStates: randn([1, 17, 32], { generator: g }),
+  };
+  const p3s = new P3SUNet(unet, adapter);
+  const step = (injectionScale?: number[]) => () =>
+    noGrad(() => tidy(() => p3s.forward(xt, [500, 500], context, condition, { injectionScale })));
+  const common = { batch: 2, latent: '8x8', threads: getNumThreads(), device: 'cpu' };
+  try {
+    const both = await timeSteps(step(), warmup, iters);
+    const guided = await timeSteps(step([0, 1]), warmup, iters);
+    return [
+      { name: 'p3s-sampling-step-tiny-cpu', value: both, unit: 's', ...common },
+      {
+        name: 'p3s-sampling-step-subject-guidance-tiny-cpu',
+        value: guided,
+        unit: 's',
+        reference: both,
+        ratio: guided / both,
+        ...common,
+      },
+    ];
+  } finally {
+    p3s.detach();
+    disposeAll([xt, context, condition.latent, condition.clipStates]);
+  }
 }
 
 /**

@@ -2,7 +2,8 @@
 // its self-attention layers (Eq. 6–9), and the subject input the copy runs on (Eq. 4–5).
 import { Tensor } from '../engine/tensor.js';
 import { disposeAll } from '../engine/scope.js';
-import { tensor } from '../engine/creation.js';
+import { tensor, zeros } from '../engine/creation.js';
+import * as ops from '../engine/ops.generated.js';
 import { Module } from '../nn/module.js';
 import { AttnCaptureProcessor, type AttentionProcessor } from '../models/attention_processor.js';
 import type { UNet2DConditionModel } from '../models/unet/unet_2d_condition.js';
@@ -109,6 +110,7 @@ export class P3SUNet implements FeatureSource {
   /** Restores the U-Net's own processors. */
   detach(): void {
     this.unet.setAttnProcessor(this.saved);
+    this.frozenCapture.clear(); // a map captured by a plain unet.forward while attached
   }
 
   feature(path: string): Tensor | null {
@@ -151,16 +153,31 @@ export class P3SUNet implements FeatureSource {
       return { noisePred, copyAttention: null, frozenAttention: null };
     }
     const expand = (c: Tensor): Tensor => (c.shape[0] === b ? c : c.expand(b, ...c.shape.slice(1)));
-    const subjectInput = this.adapter.subjectEncoder.forward(
-      expand(condition.latent),
-      expand(condition.clipStates),
-    ); // Eq. (4)
-    const copyOut = this.adapter.copy.forward(xt.add(subjectInput), t, context); // Eq. (6)
-    // Eq. (9): f scaled by ε_t, per sample
     const weights = this.weights(timesteps).map((w, i) => w * (scale?.[i] ?? 1));
-    const eps = tensor(weights, [b, 1, 1], { dtype: xt.dtype, device: xt.device });
+    // The copy runs only on the samples whose ε_t is not 0 (with subject guidance, the
+    // conditional half): the others' features would be scaled to 0 anyway (Eq. 9).
+    const active = weights.flatMap((w, i) => (w !== 0 ? [i] : []));
+    const partial = active.length > 0 && active.length < b && !options.captureAttention;
+    const rows = partial
+      ? tensor(active, [active.length], { dtype: 'int64', device: xt.device })
+      : null;
+    const pick = (x: Tensor): Tensor => (rows ? ops.indexSelect(x, 0, rows) : x);
+    const subjectInput = this.adapter.subjectEncoder.forward(
+      pick(expand(condition.latent)),
+      pick(expand(condition.clipStates)),
+    ); // Eq. (4)
+    const copyOut = this.adapter.copy.forward(pick(xt).add(subjectInput), pick(t), pick(context)); // Eq. (6)
+    // Eq. (9): f scaled by ε_t, per sample
+    const activeWeights = partial ? active.map((i) => weights[i]!) : weights;
+    const eps = tensor(activeWeights, [activeWeights.length, 1, 1], {
+      dtype: xt.dtype,
+      device: xt.device,
+    });
     const scaled = new Map<string, Tensor>();
-    for (const [path, f] of copyOut.features) scaled.set(path, f.mul(eps));
+    for (const [path, f] of copyOut.features) {
+      const weighted = f.mul(eps);
+      scaled.set(path, partial ? scatterRows(weighted, active, b) : weighted);
+    }
     this.current = scaled;
     try {
       const noisePred = this.unet.forward(xt, t, context);
@@ -174,7 +191,17 @@ export class P3SUNet implements FeatureSource {
       };
     } finally {
       this.current = null;
-      disposeAll([...copyOut.features.values()]);
+      disposeAll([...copyOut.features.values(), ...scaled.values()]);
     }
   }
+}
+
+/** A batch of `size` rows: row i of `rows` at batch position `at[i]`, zeros elsewhere. */
+function scatterRows(rows: Tensor, at: readonly number[], size: number): Tensor {
+  const zero = zeros([1, ...rows.shape.slice(1)], { dtype: rows.dtype, device: rows.device });
+  const parts = Array.from({ length: size }, (_, i) => {
+    const k = at.indexOf(i);
+    return k < 0 ? zero : rows.slice(0, k, k + 1);
+  });
+  return ops.cat(parts, 0);
 }

@@ -12,6 +12,7 @@ import {
   tensor,
   zeros,
   ones,
+  disposeAll,
 } from '../../src/index.js';
 import { UNet2DConditionModel } from '../../src/models/unet/unet_2d_condition.js';
 import { P3SAdapter, P3SUNet, DEFAULT_SETTINGS } from '../../src/p3s/p3s_unet.js';
@@ -109,6 +110,55 @@ test('an injection scale of 0 leaves that sample to the frozen U-Net (subject gu
   });
   adapter.dispose();
 });
+
+for (const mode of ['decoupled', 'aligned', 'joint'] as const) {
+  test(`the copy runs only on samples whose injection scale is not 0, with the same result (${mode})`, () => {
+    manualSeed(0);
+    const adapter = new P3SAdapter(unet, CLIP_DIM);
+    noGrad(() => {
+      const g = new Generator(8);
+      for (const p of adapter.parameters()) {
+        const noise = randn(p.shape, { generator: g });
+        ops.add_(p, noise, 0.05);
+        noise.dispose();
+      }
+    });
+    const copyBatches: number[] = [];
+    const copyForward = adapter.copy.forward.bind(adapter.copy);
+    adapter.copy.forward = (x, t, c) => {
+      copyBatches.push(x.shape[0]!);
+      return copyForward(x, t, c);
+    };
+    tidy(() => {
+      const { xt, ctx, cond } = inputs(4, 3);
+      const t = [700, 700, 700];
+      const p3s = new P3SUNet(unet, adapter, {
+        ...DEFAULT_SETTINGS,
+        mode,
+        curve: parseWeightCurve('fixed:1'),
+      });
+      try {
+        const injectionScale = [0, 1, 0];
+        const skipped = noGrad(() => p3s.forward(xt, t, ctx, cond, { injectionScale }).noisePred);
+        // captureAttention needs the copy's attention for every sample: the full-batch path
+        const full = noGrad(() => {
+          const o = p3s.forward(xt, t, ctx, cond, { injectionScale, captureAttention: true });
+          disposeAll([o.copyAttention, o.frozenAttention]); // kept out of scopes for the caller
+          return o.noisePred;
+        });
+        assert.deepEqual(copyBatches, [1, 3]);
+        const gap = skipped.sub(full).abs().max().item();
+        assert.ok(gap < 1e-5, `${gap} between the skipping and the full-batch copy`);
+        const plain = noGrad(() => unet.forward(xt, tensor(t, [3], { dtype: 'int64' }), ctx));
+        const injected = skipped.select(0, 1).sub(plain.select(0, 1)).abs().max().item();
+        assert.ok(injected > 1e-3, `sample 1 must carry the copy's features (${injected})`);
+      } finally {
+        p3s.detach();
+      }
+    });
+    adapter.dispose();
+  });
+}
 
 test("'aligned' injection adds the copy's feature at its own position before the output projection", () => {
   manualSeed(3);

@@ -120,6 +120,7 @@ const BACKGROUND_FLOOR = 0.75;
 const MASK_IOU_FLOOR = 0.3;
 // Images per context in the recipe test (4 contexts).
 const RECIPE_IMAGES = 4;
-// Measured with one thread (docs/toy.md): 6 of 16 with the negative click, 0 of 16 without (two
-// threads: 5 and 1).
+// Measured with one thread: 5 of 16 with the negative click, 1 of 16 without (6 and 0 before the
+// copy skipped the unconditional half under subject guidance, which moves the floats; two
+// threads then: 5 and 1).
 const RECIPE_FIDELITY_FLOOR = 0.25;
