@@ -50,6 +50,9 @@ Adapter settings (defaults: a recipe that draws the subject on the toy models, d
   --weight-curve <c>   ε_t at generation (default fixed:0.5; see p3s generate --help)
   --subject-guidance   guidance amplifies the subject as well as the text (default on; see
                        p3s generate --help)
+  --subject-only-condition
+                       the adapter's condition shows the subject alone, the rest of each
+                       reference grey (default off; see p3s train --help)
   --paper-settings     the paper's adapter instead: decoupled injection, whole references,
                        lr 1e-4, 100 steps, the paper's ε_t curve, subject on both guidance
                        halves (on the toy models it barely changes the base model's images);
@@ -81,6 +84,7 @@ export const demoCommand = {
       'latent-bias': { type: 'string' },
       'subject-guidance': { type: 'boolean' },
       'paper-settings': { type: 'boolean' },
+      'subject-only-condition': { type: 'boolean' },
     });
     if (values.help) {
       console.log(HELP);
@@ -114,6 +118,7 @@ export const demoCommand = {
           : numberFlag(values, 'crop-subject', 1.5, (v) => v >= 1, 'a number of at least 1'),
       weightCurve: (values['weight-curve'] as string | undefined) ?? base.weightCurve,
       subjectGuidance: values['subject-guidance'] === true || base.subjectGuidance,
+      subjectOnlyCondition: values['subject-only-condition'] === true || base.subjectOnlyCondition,
     };
     try {
       parseWeightCurve(recipe.weightCurve);

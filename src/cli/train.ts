@@ -29,6 +29,10 @@ Training:
   --crop-subject <x>       cut each reference to the square x times its subject mask's box
                            (e.g. 1.5) so the subject fills it; needs a p3s mask folder or
                            --annotation (default: the whole photo)
+  --subject-only-condition the adapter's condition shows the subject alone (the rest of each
+                           reference grey; the denoising target keeps the whole photo), so it
+                           does not carry the references' surroundings into new contexts;
+                           needs a p3s mask folder or --annotation
   --resolution <px>        square training size (default: the U-Net's sample_size × 8, SD 1.5: 512)
   --epochs <n>             passes over the references (default 60)
   --steps <n>              optimizer steps in all (overrides --epochs)
@@ -88,6 +92,7 @@ export const trainCommand = {
       'weight-curve': { type: 'string' },
       injection: { type: 'string' },
       'crop-subject': { type: 'string' },
+      'subject-only-condition': { type: 'boolean' },
       'checkpoint-every': { type: 'string' },
       'keep-checkpoints': { type: 'string' },
       resume: { type: 'boolean' },
@@ -150,6 +155,7 @@ export const trainCommand = {
       identifier: str('identifier'),
       promptTemplate: str('prompt'),
       subjectCrop: optionalNum('crop-subject', (v) => v >= 1, 'a number of at least 1'),
+      subjectOnlyCondition: values['subject-only-condition'] as boolean | undefined,
       resolution: optionalInt('resolution', 1),
       epochs: optionalInt('epochs', 1),
       maxSteps: optionalInt('steps', 1),

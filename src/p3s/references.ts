@@ -164,10 +164,32 @@ export interface ReferenceTensors {
   clipStates: Tensor;
 }
 
-export interface EncodedReferences extends ReferenceTensors {
+/** A reference set's denoising targets and its subject condition (I', c_s). */
+export interface ReferenceSet extends ReferenceTensors {
+  /** The subject condition: the same tensors as the targets', or the subject-only crops'. */
+  condition: ReferenceTensors;
+}
+
+export interface EncodedReferences extends ReferenceSet {
   names: string[];
   /** The same for the mirrored crops, when flips are on. */
-  flipped: ReferenceTensors | null;
+  flipped: ReferenceSet | null;
+}
+
+/** Grey in [0, 255]: what the subject-only condition shows outside the subject mask. */
+const CONDITION_FILL = 128;
+
+/** The crop with every pixel outside the mask (first channel ≤ 127) set to grey. */
+export function keepSubject(crop: RgbImage, mask: RgbImage): RgbImage {
+  if (mask.width !== crop.width || mask.height !== crop.height)
+    throw new RangeError(
+      `Expected a ${crop.width}×${crop.height} mask but received ${mask.width}×${mask.height}`,
+    );
+  const data = Uint8Array.from(crop.data);
+  for (let i = 0; i < crop.width * crop.height; i++) {
+    if (mask.data[i * 3]! <= 127) data.fill(CONDITION_FILL, i * 3, i * 3 + 3);
+  }
+  return { width: crop.width, height: crop.height, data };
 }
 
 /**
@@ -209,6 +231,11 @@ export async function encodeReferences(
     resolution: number;
     flip: boolean;
     subjectMargin?: number | null;
+    /**
+     * Encode the subject condition from the crop with everything outside the subject mask grey
+     * (the targets keep the whole crop). Needs references from a p3s mask folder.
+     */
+    subjectOnlyCondition?: boolean;
     /** Told when a reference keeps its whole photo (its subject mask is empty). */
     onWarning?: (message: string) => void;
   },
@@ -216,40 +243,65 @@ export async function encodeReferences(
   if (references.length === 0) throw new ReferencePhotoError('No reference photos to encode');
   const refs = references.map((r) => (typeof r === 'string' ? { path: r, subjectMask: null } : r));
   const paths = refs.map((r) => r.path);
+  const subjectOnly = options.subjectOnlyCondition ?? false;
   const crops: RgbImage[] = [];
+  const conditionCrops: RgbImage[] = [];
   for (const ref of refs) {
     let img = await readImage(ref.path);
-    if (options.subjectMargin != null)
-      img = await cutToSubject(img, ref, options.subjectMargin, options.onWarning);
-    crops.push(squareCrop(img, options.resolution));
+    const needsMask = options.subjectMargin != null || subjectOnly;
+    let mask = needsMask ? await readSubjectMask(img, ref, subjectOnly) : null;
+    if (options.subjectMargin != null && mask !== null) {
+      const square = subjectSquare(mask, options.subjectMargin);
+      if (square === null) {
+        // The mask job found nothing here; the filled photo still shows the subject somewhere.
+        options.onWarning?.(
+          `${basename(ref.subjectMask!)} is empty: ${basename(ref.path)} is used whole`,
+        );
+      } else {
+        img = cropImage(img, square.left, square.top, square.size, square.size);
+        mask = cropImage(mask, square.left, square.top, square.size, square.size);
+      }
+    }
+    const crop = squareCrop(img, options.resolution);
+    crops.push(crop);
+    if (subjectOnly) {
+      const kept = keepSubject(crop, squareCrop(mask!, options.resolution));
+      if (kept.data.every((v) => v === CONDITION_FILL))
+        options.onWarning?.(`the subject-only condition of ${basename(ref.path)} is all grey`);
+      conditionCrops.push(kept);
+    }
   }
-  const plain = encodeReferenceImages(crops, models.vae, models.clip, models.processor);
+  const encodeSet = (images: RgbImage[], conditionImages: RgbImage[]): ReferenceSet => {
+    const { vae, clip, processor } = models;
+    const targets = encodeReferenceImages(images, vae, clip, processor);
+    const condition = subjectOnly
+      ? encodeReferenceImages(conditionImages, vae, clip, processor)
+      : targets;
+    return { ...targets, condition };
+  };
+  const plain = encodeSet(crops, conditionCrops);
   const flipped = options.flip
-    ? encodeReferenceImages(crops.map(flipHorizontal), models.vae, models.clip, models.processor)
+    ? encodeSet(crops.map(flipHorizontal), conditionCrops.map(flipHorizontal))
     : null;
   return { ...plain, flipped, names: paths.map((p) => basename(p)) };
 }
 
-async function cutToSubject(
+/** The reference's subject mask, checked against its photo. */
+async function readSubjectMask(
   img: RgbImage,
   ref: ReferencePhoto,
-  margin: number,
-  onWarning?: (message: string) => void,
+  forCondition: boolean,
 ): Promise<RgbImage> {
   if (ref.subjectMask === null)
     throw new ReferencePhotoError(
-      `${basename(ref.path)} has no subject mask: cropping to the subject needs references from a p3s mask folder`,
+      `${basename(ref.path)} has no subject mask: ${
+        forCondition ? 'a subject-only condition' : 'cropping to the subject'
+      } needs references from a p3s mask folder`,
     );
   const mask = await readImage(ref.subjectMask);
   if (mask.width !== img.width || mask.height !== img.height)
     throw new ReferencePhotoError(
       `${basename(ref.subjectMask)} is ${mask.width}×${mask.height} but ${basename(ref.path)} is ${img.width}×${img.height}`,
     );
-  const square = subjectSquare(mask, margin);
-  if (square === null) {
-    // The mask job found nothing here; the filled photo still shows the subject somewhere.
-    onWarning?.(`${basename(ref.subjectMask)} is empty: ${basename(ref.path)} is used whole`);
-    return img;
-  }
-  return cropImage(img, square.left, square.top, square.size, square.size);
+  return mask;
 }

@@ -59,6 +59,7 @@ import {
   ReferencePhotoError,
   type ReferencePhoto,
   type EncodedReferences,
+  type ReferenceSet,
   type ReferenceTensors,
 } from './references.js';
 import { fillPrompt } from './prompts.js';
@@ -96,6 +97,13 @@ export interface TrainP3SConfig {
    * `p3s mask` folder (or an annotation). Default null: the whole photo.
    */
   subjectCrop?: number | null;
+  /**
+   * Encode the subject condition (I', c_s) from each reference with everything outside its
+   * subject mask grey; the denoising target keeps the whole photo. The adapter is then given the
+   * subject and not its surroundings, which it would otherwise carry into every new context.
+   * Needs references from a `p3s mask` folder (or an annotation). Default false.
+   */
+  subjectOnlyCondition?: boolean;
   /** Square training size in pixels (default: the U-Net's sample_size × the VAE's factor). */
   resolution?: number;
   /** Passes over the references (default 60, Sec. IV-A). */
@@ -416,7 +424,7 @@ interface MicroLoss {
   maps: Tensor[];
 }
 
-function rows(t: ReferenceTensors, which: 'latents' | 'clipStates', index: number): Tensor {
+function rows(t: ReferenceTensors, which: keyof ReferenceTensors, index: number): Tensor {
   return t[which].slice(0, index, index + 1);
 }
 
@@ -436,7 +444,7 @@ export function microBatchLoss(ctx: StepContext, references: readonly number[]):
   // 2. timesteps t ~ U{0..T−1}
   const timesteps = randint(0, T, [b], { generator }).toArray() as number[];
   // 3. x_0 and noise ε
-  const source = (j: number): ReferenceTensors => (flips[j] ? refs.flipped! : refs);
+  const source = (j: number): ReferenceSet => (flips[j] ? refs.flipped! : refs);
   const x0 = ops.cat(
     references.map((r, j) => rows(source(j), 'latents', r)),
     0,
@@ -460,11 +468,11 @@ export function microBatchLoss(ctx: StepContext, references: readonly number[]):
   ); // (B, 77, D)
   const condition: SubjectCondition = {
     latent: ops.cat(
-      condRefs.map((r, j) => rows(source(j), 'latents', r)),
+      condRefs.map((r, j) => rows(source(j).condition, 'latents', r)),
       0,
     ),
     clipStates: ops.cat(
-      condRefs.map((r, j) => rows(source(j), 'clipStates', r)),
+      condRefs.map((r, j) => rows(source(j).condition, 'clipStates', r)),
       0,
     ),
   };
@@ -502,8 +510,8 @@ export function evaluationLoss(ctx: StepContext, k = 5): number {
         const target = scheduler.trainingTarget(x0, noise, timesteps);
         const context = ctx.promptEmbeds.expand(k, ...ctx.promptEmbeds.shape.slice(1));
         const condition = {
-          latent: refs.latents.slice(0, r, r + 1),
-          clipStates: refs.clipStates.slice(0, r, r + 1),
+          latent: rows(refs.condition, 'latents', r),
+          clipStates: rows(refs.condition, 'clipStates', r),
         };
         const out = ctx.p3s.forward(xt, timesteps, context, condition, {
           captureAttention: settings.gamma > 0,
@@ -589,6 +597,14 @@ export async function trainP3S(config: TrainP3SConfig): Promise<TrainP3SResult> 
   }
   const referencePaths = references.map((r) => r.path);
   const subjectCrop = config.subjectCrop ?? null;
+  const subjectOnlyCondition = config.subjectOnlyCondition ?? false;
+  if (subjectOnlyCondition) {
+    const unmasked = references.find((r) => r.subjectMask === null);
+    if (unmasked)
+      throw new ReferencePhotoError(
+        `${basename(unmasked.path)} has no subject mask: a subject-only condition needs references from a p3s mask folder`,
+      );
+  }
   if (subjectCrop !== null) {
     if (!(subjectCrop >= 1))
       throw new RangeError(
@@ -639,10 +655,21 @@ export async function trainP3S(config: TrainP3SConfig): Promise<TrainP3SResult> 
     const refs = await encodeReferences(
       references,
       { vae: pipeline.vae, clip, processor: clipProcessorFor(config.clipModel, clip) },
-      { resolution, flip: settings.flip, subjectMargin: subjectCrop, onWarning: log },
+      {
+        resolution,
+        flip: settings.flip,
+        subjectMargin: subjectCrop,
+        subjectOnlyCondition,
+        onWarning: log,
+      },
     );
-    owned.push(refs.latents, refs.clipStates);
-    if (refs.flipped) owned.push(refs.flipped.latents, refs.flipped.clipStates);
+    for (const set of [refs, refs.flipped]) {
+      if (set === null) continue;
+      owned.push(set.latents, set.clipStates);
+      if (set.condition.latents !== set.latents)
+        owned.push(set.condition.latents, set.condition.clipStates);
+    }
+    if (subjectOnlyCondition) log('Subject condition: the references with their subject only');
     clip.dispose();
     clip = null;
     const prompt = fillPrompt(settings.promptTemplate, settings.identifier, settings.classWord);
@@ -657,7 +684,11 @@ export async function trainP3S(config: TrainP3SConfig): Promise<TrainP3SResult> 
     const identity: Record<string, unknown> = {
       base_fingerprint: baseFingerprint,
       clip_fingerprint: clipFingerprint,
-      references_fingerprint: hashTensors([refs.latents, refs.clipStates]),
+      references_fingerprint: hashTensors(
+        subjectOnlyCondition
+          ? [refs.latents, refs.clipStates, refs.condition.latents, refs.condition.clipStates]
+          : [refs.latents, refs.clipStates],
+      ),
       prompt,
       resolution,
       batch_size: settings.batchSize,
@@ -759,7 +790,10 @@ export async function trainP3S(config: TrainP3SConfig): Promise<TrainP3SResult> 
     const validationPrompts = (config.validationPrompts ?? [prompt]).map((p) =>
       fillPrompt(p, settings.identifier, settings.classWord),
     );
-    const condition: SubjectCondition = { latent: refs.latents, clipStates: refs.clipStates };
+    const condition: SubjectCondition = {
+      latent: refs.condition.latents,
+      clipStates: refs.condition.clipStates,
+    };
 
     const evaluate = config.evaluate ?? true;
     const evalLossBefore = evaluate ? evaluationLoss(ctx) : null;
@@ -906,6 +940,7 @@ export async function trainP3S(config: TrainP3SConfig): Promise<TrainP3SResult> 
         max_grad_norm: settings.maxGradNorm,
         seed: settings.seed,
         subject_crop: subjectCrop,
+        subject_only_condition: subjectOnlyCondition,
         prompt,
       },
     });

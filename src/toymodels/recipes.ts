@@ -14,6 +14,8 @@ export interface AdapterRecipe {
   weightCurve: string;
   /** Subject condition on the conditional half of the guidance batch only. */
   subjectGuidance: boolean;
+  /** The condition shows the subject alone (the rest of each reference grey). */
+  subjectOnlyCondition: boolean;
 }
 
 /**
@@ -29,6 +31,7 @@ export const TOY_RECIPE: AdapterRecipe = {
   subjectCrop: 1.5,
   weightCurve: 'fixed:0.5',
   subjectGuidance: true,
+  subjectOnlyCondition: false,
 };
 
 /** The paper's adapter (Sec. IV-A's form; lr raised to 1e-4 for 100 steps on the toy models). */
@@ -39,6 +42,7 @@ export const PAPER_RECIPE: AdapterRecipe = {
   subjectCrop: null,
   weightCurve: formatWeightCurve(PAPER_CURVE),
   subjectGuidance: false,
+  subjectOnlyCondition: false,
 };
 
 /** A recipe as the settings of a selective experiment (runSubjectExperiment). */
@@ -48,7 +52,11 @@ export function recipeExperimentSettings(
   return {
     steps: recipe.steps,
     learningRate: recipe.learningRate,
-    train: { injectionMode: recipe.injection, subjectCrop: recipe.subjectCrop },
+    train: {
+      injectionMode: recipe.injection,
+      subjectCrop: recipe.subjectCrop,
+      subjectOnlyCondition: recipe.subjectOnlyCondition,
+    },
     generate: { weightCurve: recipe.weightCurve, subjectGuidance: recipe.subjectGuidance },
   };
 }

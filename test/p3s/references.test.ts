@@ -6,7 +6,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { RgbImage } from '../../src/io/image.js';
-import { resolveReferences, subjectSquare } from '../../src/p3s/references.js';
+import { keepSubject, resolveReferences, subjectSquare } from '../../src/p3s/references.js';
 
 /** A w×h mask with the box [x0, x1] × [y0, y1] set. */
 function boxMask(w: number, h: number, x0: number, x1: number, y0: number, y1: number): RgbImage {
@@ -87,4 +87,20 @@ test('a mask folder gives filled photos with their subject masks; a plain folder
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
+});
+
+test('the subject-only condition keeps the masked pixels and greys the rest', () => {
+  const photo: RgbImage = {
+    width: 4,
+    height: 2,
+    data: Uint8Array.from({ length: 24 }, (_, i) => i * 10),
+  };
+  const kept = keepSubject(photo, boxMask(4, 2, 1, 2, 0, 0)); // pixels (1,0) and (2,0)
+  const grey = [128, 128, 128];
+  assert.deepEqual(
+    [...kept.data],
+    [...grey, 30, 40, 50, 60, 70, 80, ...grey, ...grey, ...grey, ...grey, ...grey],
+  );
+  assert.deepEqual([...photo.data.slice(0, 3)], [0, 10, 20], 'the photo is not changed');
+  assert.throws(() => keepSubject(photo, boxMask(2, 2, 0, 1, 0, 1)), /4×2 mask but received 2×2/);
 });

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SafetensorsFile } from '../../src/io/safetensors.js';
 import { readImage, writePng } from '../../src/io/image.js';
-import { tidy, memory } from '../../src/engine/scope.js';
+import { tidy, memory, disposeAll } from '../../src/engine/scope.js';
 import { setNumThreads } from '../../src/engine/index.js';
 import { makeSubjectReferenceSet } from '../../src/toyworld/index.js';
 import {
@@ -20,6 +20,17 @@ import {
 } from '../../src/p3s/train.js';
 import { listCheckpoints, readCheckpointInfo } from '../../src/p3s/checkpoint.js';
 import { readAdapter, readAdapterMetadata } from '../../src/p3s/adapter_io.js';
+import {
+  clipProcessorFor,
+  encodeReferenceImages,
+  encodeReferences,
+  keepSubject,
+  resolveReferences,
+  squareCrop,
+} from '../../src/p3s/references.js';
+import { StableDiffusionPipeline } from '../../src/pipelines/stable_diffusion.js';
+import { CLIPVisionModel } from '../../src/models/clip/clip_vision_model.js';
+import type { Tensor } from '../../src/engine/tensor.js';
 import { sharedPath } from '../helpers/paths.js';
 
 // One intra-op thread: the thread count must be fixed for bit-identical runs, and on a busy
@@ -273,10 +284,12 @@ test('raw photos and an annotation run the mask job first', async () => {
   assert.equal(meta.classWord, 'toy'); // from the annotation
 });
 
-test('--crop-subject cuts each reference to the square around its subject mask', async () => {
-  // A mask folder as `p3s mask` writes it: the photos as filled, a 20-px box as the subject of
-  // the first two, an empty mask (nothing found) for the third.
-  const maskDir = join(root, 'crop-masks');
+/**
+ * A mask folder as `p3s mask` writes it: the photos as filled, a 20-px box as the subject of the
+ * first two, an empty mask (nothing found) for the third.
+ */
+async function writeMaskFolder(name: string): Promise<string> {
+  const maskDir = join(root, name);
   mkdirSync(maskDir, { recursive: true });
   const images = [];
   for (let i = 0; i < 3; i++) {
@@ -292,6 +305,11 @@ test('--crop-subject cuts each reference to the square around its subject mask',
     });
   }
   writeFileSync(join(maskDir, 'summary.json'), JSON.stringify({ images }));
+  return maskDir;
+}
+
+test('--crop-subject cuts each reference to the square around its subject mask', async () => {
+  const maskDir = await writeMaskFolder('crop-masks');
   const notes: string[] = [];
   const run = (name: string, subjectCrop: number | null) =>
     trainP3S(
@@ -322,6 +340,71 @@ test('--crop-subject cuts each reference to the square around its subject mask',
   assert.deepEqual(
     notes.filter((m) => m.includes('is empty')),
     ['ref-2.subject-mask.png is empty: ref-2.filled.png is used whole'],
+  );
+});
+
+test('--subject-only-condition: the condition sees the subject alone, the targets the whole photo', async () => {
+  const maskDir = await writeMaskFolder('subject-only-masks');
+  const notes: string[] = [];
+  const run = (name: string, subjectOnlyCondition: boolean) =>
+    trainP3S(
+      config(join(root, name), {
+        references: [maskDir],
+        subjectOnlyCondition,
+        maxSteps: 1,
+        onLog: (m) => notes.push(m),
+      }),
+    );
+  const whole = await run('whole-condition', false);
+  const alone = await run('subject-only-condition', true);
+  assert.deepEqual(
+    notes.filter((m) => m.includes('all grey')),
+    ['the subject-only condition of ref-2.filled.png is all grey'],
+  );
+  const meta = readAdapterMetadata(alone.adapterPath);
+  assert.equal(meta.training.subject_only_condition, true);
+  const pipeline = StableDiffusionPipeline.fromPretrained(BASE, { scheduler: 'ddpm' });
+  const clip = CLIPVisionModel.fromPretrained(CLIP);
+  const models = { vae: pipeline.vae, clip, processor: clipProcessorFor(CLIP, clip) };
+  try {
+    // What the adapter stores is the encoding of each photo with everything outside its mask
+    // grey (the third, with an empty mask, all grey) ...
+    const r = meta.resolution;
+    const greyed = [];
+    for (let i = 0; i < 3; i++) {
+      const photo = squareCrop(await readImage(join(maskDir, `ref-${i}.filled.png`)), r);
+      const mask = squareCrop(await readImage(join(maskDir, `ref-${i}.subject-mask.png`)), r);
+      greyed.push(keepSubject(photo, mask));
+    }
+    const expected = encodeReferenceImages(greyed, models.vae, models.clip, models.processor);
+    const stored = readAdapter(alone.adapterPath).condition;
+    const plain = readAdapter(whole.adapterPath).condition;
+    // ... while the denoising targets stay the whole photos, flipped ones included.
+    const photos = resolveReferences([maskDir]);
+    const encoded = await encodeReferences(photos, models, {
+      resolution: r,
+      flip: true,
+      subjectOnlyCondition: true,
+    });
+    const unmasked = await encodeReferences(photos, models, { resolution: r, flip: true });
+    tidy(() => {
+      const gap = (a: Tensor, b: Tensor) => a.sub(b).abs().max().item();
+      assert.ok(gap(stored.latent, expected.latents) < 1e-6, 'condition latents');
+      assert.ok(gap(stored.clipStates, expected.clipStates) < 1e-6, 'condition CLIP states');
+      assert.ok(gap(stored.latent, plain.latent) > 0.01, 'differs from the whole photos');
+      assert.equal(gap(encoded.latents, unmasked.latents), 0);
+      assert.equal(gap(encoded.flipped!.latents, unmasked.flipped!.latents), 0);
+      assert.ok(gap(encoded.flipped!.condition.latents, encoded.flipped!.latents) > 0.01);
+      assert.equal(unmasked.condition.latents, unmasked.latents); // without the option: the targets
+    });
+    disposeAll([encoded, unmasked, expected, stored, plain]);
+  } finally {
+    pipeline.dispose();
+    clip.dispose();
+  }
+  await assert.rejects(
+    trainP3S(config(join(root, 'no-masks'), { subjectOnlyCondition: true })),
+    /ref-0\.png has no subject mask: a subject-only condition needs references from a p3s mask folder/,
   );
 });
 
