@@ -53,6 +53,9 @@ Adapter settings (defaults: a recipe that draws the subject on the toy models, d
   --subject-only-condition
                        the adapter's condition shows the subject alone, the rest of each
                        reference grey (default off; see p3s train --help)
+  --background-loss-weight <w>
+                       weight of the denoising error outside the subject mask (default 1;
+                       see p3s train --help)
   --paper-settings     the paper's adapter instead: decoupled injection, whole references,
                        lr 1e-4, 100 steps, the paper's ε_t curve, subject on both guidance
                        halves (on the toy models it barely changes the base model's images);
@@ -85,6 +88,7 @@ export const demoCommand = {
       'subject-guidance': { type: 'boolean' },
       'paper-settings': { type: 'boolean' },
       'subject-only-condition': { type: 'boolean' },
+      'background-loss-weight': { type: 'string' },
     });
     if (values.help) {
       console.log(HELP);
@@ -119,6 +123,13 @@ export const demoCommand = {
       weightCurve: (values['weight-curve'] as string | undefined) ?? base.weightCurve,
       subjectGuidance: values['subject-guidance'] === true || base.subjectGuidance,
       subjectOnlyCondition: values['subject-only-condition'] === true || base.subjectOnlyCondition,
+      backgroundLossWeight: numberFlag(
+        values,
+        'background-loss-weight',
+        base.backgroundLossWeight,
+        (v) => v >= 0 && v <= 1,
+        'a weight in [0, 1]',
+      ),
     };
     try {
       parseWeightCurve(recipe.weightCurve);

@@ -33,6 +33,11 @@ Training:
                            reference grey; the denoising target keeps the whole photo), so it
                            does not carry the references' surroundings into new contexts;
                            needs a p3s mask folder or --annotation
+  --background-loss-weight <w>
+                           weight of the denoising error outside the subject mask (default 1:
+                           the paper's loss; 0: the subject only), so the adapter has less
+                           reason to learn the references' surroundings; needs a p3s mask
+                           folder or --annotation
   --resolution <px>        square training size (default: the U-Net's sample_size × 8, SD 1.5: 512)
   --epochs <n>             passes over the references (default 60)
   --steps <n>              optimizer steps in all (overrides --epochs)
@@ -93,6 +98,7 @@ export const trainCommand = {
       injection: { type: 'string' },
       'crop-subject': { type: 'string' },
       'subject-only-condition': { type: 'boolean' },
+      'background-loss-weight': { type: 'string' },
       'checkpoint-every': { type: 'string' },
       'keep-checkpoints': { type: 'string' },
       resume: { type: 'boolean' },
@@ -156,6 +162,11 @@ export const trainCommand = {
       promptTemplate: str('prompt'),
       subjectCrop: optionalNum('crop-subject', (v) => v >= 1, 'a number of at least 1'),
       subjectOnlyCondition: values['subject-only-condition'] as boolean | undefined,
+      backgroundLossWeight: optionalNum(
+        'background-loss-weight',
+        (v) => v >= 0 && v <= 1,
+        'a weight in [0, 1]',
+      ),
       resolution: optionalInt('resolution', 1),
       epochs: optionalInt('epochs', 1),
       maxSteps: optionalInt('steps', 1),

@@ -8,6 +8,7 @@ import { basename, extname, join, resolve } from 'node:path';
 import { Tensor } from '../engine/tensor.js';
 import { noGrad } from '../engine/autograd.js';
 import { tidy } from '../engine/scope.js';
+import { tensor } from '../engine/creation.js';
 import * as ops from '../engine/ops.generated.js';
 import { cropImage, imageToTensor, readImage, resizeImage, type RgbImage } from '../io/image.js';
 import { readJson } from '../models/loading.js';
@@ -168,6 +169,8 @@ export interface ReferenceTensors {
 export interface ReferenceSet extends ReferenceTensors {
   /** The subject condition: the same tensors as the targets', or the subject-only crops'. */
   condition: ReferenceTensors;
+  /** (N, 1, h, w): each latent cell's share of subject-mask pixels, when asked for. */
+  subjectMasks: Tensor | null;
 }
 
 export interface EncodedReferences extends ReferenceSet {
@@ -236,6 +239,8 @@ export async function encodeReferences(
      * (the targets keep the whole crop). Needs references from a p3s mask folder.
      */
     subjectOnlyCondition?: boolean;
+    /** Also give each crop's subject mask at the latents' size (for a weighted loss). */
+    subjectMasks?: boolean;
     /** Told when a reference keeps its whole photo (its subject mask is empty). */
     onWarning?: (message: string) => void;
   },
@@ -244,12 +249,24 @@ export async function encodeReferences(
   const refs = references.map((r) => (typeof r === 'string' ? { path: r, subjectMask: null } : r));
   const paths = refs.map((r) => r.path);
   const subjectOnly = options.subjectOnlyCondition ?? false;
+  const withMasks = options.subjectMasks ?? false;
   const crops: RgbImage[] = [];
   const conditionCrops: RgbImage[] = [];
+  const maskCrops: RgbImage[] = [];
   for (const ref of refs) {
     let img = await readImage(ref.path);
-    const needsMask = options.subjectMargin != null || subjectOnly;
-    let mask = needsMask ? await readSubjectMask(img, ref, subjectOnly) : null;
+    const needsMask = options.subjectMargin != null || subjectOnly || withMasks;
+    let mask = needsMask
+      ? await readSubjectMask(
+          img,
+          ref,
+          subjectOnly
+            ? 'a subject-only condition'
+            : withMasks
+              ? 'a subject-weighted loss'
+              : 'cropping to the subject',
+        )
+      : null;
     if (options.subjectMargin != null && mask !== null) {
       const square = subjectSquare(mask, options.subjectMargin);
       if (square === null) {
@@ -264,39 +281,63 @@ export async function encodeReferences(
     }
     const crop = squareCrop(img, options.resolution);
     crops.push(crop);
+    const maskCrop = mask === null ? null : squareCrop(mask, options.resolution);
+    if (withMasks) maskCrops.push(maskCrop!);
     if (subjectOnly) {
-      const kept = keepSubject(crop, squareCrop(mask!, options.resolution));
+      const kept = keepSubject(crop, maskCrop!);
       if (kept.data.every((v) => v === CONDITION_FILL))
         options.onWarning?.(`the subject-only condition of ${basename(ref.path)} is all grey`);
       conditionCrops.push(kept);
     }
   }
-  const encodeSet = (images: RgbImage[], conditionImages: RgbImage[]): ReferenceSet => {
+  const encodeSet = (
+    images: RgbImage[],
+    conditionImages: RgbImage[],
+    masks: RgbImage[],
+  ): ReferenceSet => {
     const { vae, clip, processor } = models;
     const targets = encodeReferenceImages(images, vae, clip, processor);
     const condition = subjectOnly
       ? encodeReferenceImages(conditionImages, vae, clip, processor)
       : targets;
-    return { ...targets, condition };
+    const [h, w] = [targets.latents.shape[2]!, targets.latents.shape[3]!];
+    return { ...targets, condition, subjectMasks: withMasks ? maskShares(masks, h, w) : null };
   };
-  const plain = encodeSet(crops, conditionCrops);
+  const plain = encodeSet(crops, conditionCrops, maskCrops);
   const flipped = options.flip
-    ? encodeSet(crops.map(flipHorizontal), conditionCrops.map(flipHorizontal))
+    ? encodeSet(
+        crops.map(flipHorizontal),
+        conditionCrops.map(flipHorizontal),
+        maskCrops.map(flipHorizontal),
+      )
     : null;
   return { ...plain, flipped, names: paths.map((p) => basename(p)) };
 }
 
-/** The reference's subject mask, checked against its photo. */
+/** (N, 1, h, w): the share of set pixels (first channel > 127) of each mask in each of h × w cells. */
+export function maskShares(masks: readonly RgbImage[], h: number, w: number): Tensor {
+  const out = new Float32Array(masks.length * h * w);
+  masks.forEach((m, n) => {
+    for (let y = 0; y < m.height; y++) {
+      for (let x = 0; x < m.width; x++) {
+        if (m.data[(y * m.width + x) * 3]! <= 127) continue;
+        const cell = Math.floor((y * h) / m.height) * w + Math.floor((x * w) / m.width);
+        out[n * h * w + cell]! += (h * w) / (m.width * m.height);
+      }
+    }
+  });
+  return tensor(out, [masks.length, 1, h, w]);
+}
+
+/** The reference's subject mask, checked against its photo; `purpose` says what needs it. */
 async function readSubjectMask(
   img: RgbImage,
   ref: ReferencePhoto,
-  forCondition: boolean,
+  purpose: string,
 ): Promise<RgbImage> {
   if (ref.subjectMask === null)
     throw new ReferencePhotoError(
-      `${basename(ref.path)} has no subject mask: ${
-        forCondition ? 'a subject-only condition' : 'cropping to the subject'
-      } needs references from a p3s mask folder`,
+      `${basename(ref.path)} has no subject mask: ${purpose} needs references from a p3s mask folder`,
     );
   const mask = await readImage(ref.subjectMask);
   if (mask.width !== img.width || mask.height !== img.height)

@@ -50,7 +50,7 @@ import {
   type WeightCurve,
 } from './weight_schedule.js';
 import { INJECTION_MODES, isInjectionMode, type InjectionMode } from './injection.js';
-import { attentionConsistencyLoss, ldmLoss, totalLoss } from './losses.js';
+import { attentionConsistencyLoss, ldmLoss, totalLoss, weightedLdmLoss } from './losses.js';
 import { baseModelFingerprint, modelFingerprint, saveAdapter } from './adapter_io.js';
 import {
   clipProcessorFor,
@@ -104,6 +104,13 @@ export interface TrainP3SConfig {
    * Needs references from a `p3s mask` folder (or an annotation). Default false.
    */
   subjectOnlyCondition?: boolean;
+  /**
+   * Weight of Eq. (14)'s error outside the subject mask, per latent position (default 1: the
+   * plain loss; 0: the subject only, as Break-A-Scene's masked loss). Below 1 the adapter has
+   * less reason to reproduce the references' surroundings. Needs references from a `p3s mask`
+   * folder (or an annotation).
+   */
+  backgroundLossWeight?: number;
   /** Square training size in pixels (default: the U-Net's sample_size × the VAE's factor). */
   resolution?: number;
   /** Passes over the references (default 60, Sec. IV-A). */
@@ -249,6 +256,7 @@ interface Settings {
   weightCurve: WeightCurve;
   injectionMode: InjectionMode;
   conditionFrom: 'same' | 'other';
+  backgroundLossWeight: number;
   seed: number;
   checkpointEvery: number;
   keepCheckpoints: number;
@@ -328,6 +336,13 @@ function resolveSettings(
           : c.weightCurve,
     injectionMode: checkMode(c.injectionMode ?? 'decoupled'),
     conditionFrom: checkFrom(c.conditionFrom ?? 'same'),
+    backgroundLossWeight: num(
+      c.backgroundLossWeight,
+      1,
+      'backgroundLossWeight',
+      (x) => x >= 0 && x <= 1,
+      'a weight in [0, 1]',
+    ),
     seed,
     checkpointEvery: int(c.checkpointEvery, 100, 'checkpointEvery', 0),
     keepCheckpoints: int(c.keepCheckpoints, 2, 'keepCheckpoints', 1),
@@ -428,6 +443,19 @@ function rows(t: ReferenceTensors, which: keyof ReferenceTensors, index: number)
   return t[which].slice(0, index, index + 1);
 }
 
+/** Eq. (14), the background's error weighted by backgroundLossWeight where subject masks are given. */
+function subjectWeightedLdm(
+  prediction: Tensor,
+  target: Tensor,
+  subjectMasks: Tensor | null,
+  settings: Settings,
+): Tensor {
+  if (subjectMasks === null) return ldmLoss(prediction, target);
+  const background = settings.backgroundLossWeight;
+  const weights = subjectMasks.mul(1 - background).add(background); // m + w·(1 − m)
+  return weightedLdmLoss(prediction, target, weights);
+}
+
 /**
  * Eq. (14)–(15) for one micro-batch of reference indices (the forward pass only; the caller
  * calls backward). Draws from ctx.generator in the documented order.
@@ -479,7 +507,13 @@ export function microBatchLoss(ctx: StepContext, references: readonly number[]):
   const out = ctx.p3s.forward(xt, timesteps, context, condition, {
     captureAttention: settings.gamma > 0,
   });
-  const ldm = ldmLoss(out.noisePred, target); // Eq. (14)
+  const masks = refs.subjectMasks
+    ? ops.cat(
+        references.map((r, j) => source(j).subjectMasks!.slice(0, r, r + 1)),
+        0,
+      )
+    : null;
+  const ldm = subjectWeightedLdm(out.noisePred, target, masks, settings); // Eq. (14)
   const ac =
     out.copyAttention && out.frozenAttention
       ? attentionConsistencyLoss(out.copyAttention, out.frozenAttention) // Eq. (11)–(13)
@@ -521,7 +555,11 @@ export function evaluationLoss(ctx: StepContext, k = 5): number {
         );
         try {
           const ac = maps.length === 2 ? attentionConsistencyLoss(maps[0]!, maps[1]!) : null;
-          return totalLoss(ldmLoss(out.noisePred, target), ac, settings.gamma).item();
+          const masks = refs.subjectMasks
+            ? refs.subjectMasks.slice(0, r, r + 1).expand(k, 1, -1, -1)
+            : null;
+          const ldm = subjectWeightedLdm(out.noisePred, target, masks, settings);
+          return totalLoss(ldm, ac, settings.gamma).item();
         } finally {
           disposeAll(maps);
         }
@@ -533,6 +571,9 @@ export function evaluationLoss(ctx: StepContext, k = 5): number {
 
 // ---------------------------------------------------------------------------------------------
 // The run
+
+/** Run settings added after checkpoints were first written: a checkpoint without one ran at its default. */
+const LATER_IDENTITY_DEFAULTS: Record<string, unknown> = { background_loss_weight: 1 };
 
 function hashTensors(tensors: Tensor[]): string {
   const hash = createHash('sha256');
@@ -598,11 +639,16 @@ export async function trainP3S(config: TrainP3SConfig): Promise<TrainP3SResult> 
   const referencePaths = references.map((r) => r.path);
   const subjectCrop = config.subjectCrop ?? null;
   const subjectOnlyCondition = config.subjectOnlyCondition ?? false;
-  if (subjectOnlyCondition) {
+  const maskUse = subjectOnlyCondition
+    ? 'a subject-only condition'
+    : settings.backgroundLossWeight < 1
+      ? 'a subject-weighted loss'
+      : null;
+  if (maskUse !== null) {
     const unmasked = references.find((r) => r.subjectMask === null);
     if (unmasked)
       throw new ReferencePhotoError(
-        `${basename(unmasked.path)} has no subject mask: a subject-only condition needs references from a p3s mask folder`,
+        `${basename(unmasked.path)} has no subject mask: ${maskUse} needs references from a p3s mask folder`,
       );
   }
   if (subjectCrop !== null) {
@@ -660,6 +706,7 @@ export async function trainP3S(config: TrainP3SConfig): Promise<TrainP3SResult> 
         flip: settings.flip,
         subjectMargin: subjectCrop,
         subjectOnlyCondition,
+        subjectMasks: settings.backgroundLossWeight < 1,
         onWarning: log,
       },
     );
@@ -668,6 +715,7 @@ export async function trainP3S(config: TrainP3SConfig): Promise<TrainP3SResult> 
       owned.push(set.latents, set.clipStates);
       if (set.condition.latents !== set.latents)
         owned.push(set.condition.latents, set.condition.clipStates);
+      if (set.subjectMasks) owned.push(set.subjectMasks);
     }
     if (subjectOnlyCondition) log('Subject condition: the references with their subject only');
     clip.dispose();
@@ -702,6 +750,7 @@ export async function trainP3S(config: TrainP3SConfig): Promise<TrainP3SResult> 
       weight_curve: formatWeightCurve(settings.weightCurve),
       injection_mode: settings.injectionMode,
       condition_from: settings.conditionFrom,
+      background_loss_weight: settings.backgroundLossWeight,
       seed: settings.seed,
       prediction_type: scheduler.config.prediction_type,
     };
@@ -727,7 +776,8 @@ export async function trainP3S(config: TrainP3SConfig): Promise<TrainP3SResult> 
       const info = readCheckpointInfo(resumePath);
       const saved = info.config;
       const differ = Object.keys(identity).filter(
-        (k) => JSON.stringify(saved[k]) !== JSON.stringify(identity[k]),
+        (k) =>
+          JSON.stringify(saved[k] ?? LATER_IDENTITY_DEFAULTS[k]) !== JSON.stringify(identity[k]),
       );
       if (differ.length > 0) {
         throw new Error(
@@ -936,6 +986,7 @@ export async function trainP3S(config: TrainP3SConfig): Promise<TrainP3SResult> 
         gradient_accumulation: settings.gradientAccumulation,
         condition_dropout: settings.conditionDropout,
         condition_from: settings.conditionFrom,
+        background_loss_weight: settings.backgroundLossWeight,
         flip: settings.flip,
         max_grad_norm: settings.maxGradNorm,
         seed: settings.seed,

@@ -16,6 +16,8 @@ export interface AdapterRecipe {
   subjectGuidance: boolean;
   /** The condition shows the subject alone (the rest of each reference grey). */
   subjectOnlyCondition: boolean;
+  /** Weight of the denoising error outside the subject mask (1: the paper's loss). */
+  backgroundLossWeight: number;
 }
 
 /**
@@ -32,6 +34,7 @@ export const TOY_RECIPE: AdapterRecipe = {
   weightCurve: 'fixed:0.5',
   subjectGuidance: true,
   subjectOnlyCondition: false,
+  backgroundLossWeight: 1,
 };
 
 /** The paper's adapter (Sec. IV-A's form; lr raised to 1e-4 for 100 steps on the toy models). */
@@ -43,6 +46,7 @@ export const PAPER_RECIPE: AdapterRecipe = {
   weightCurve: formatWeightCurve(PAPER_CURVE),
   subjectGuidance: false,
   subjectOnlyCondition: false,
+  backgroundLossWeight: 1,
 };
 
 /** A recipe as the settings of a selective experiment (runSubjectExperiment). */
@@ -56,6 +60,7 @@ export function recipeExperimentSettings(
       injectionMode: recipe.injection,
       subjectCrop: recipe.subjectCrop,
       subjectOnlyCondition: recipe.subjectOnlyCondition,
+      backgroundLossWeight: recipe.backgroundLossWeight,
     },
     generate: { weightCurve: recipe.weightCurve, subjectGuidance: recipe.subjectGuidance },
   };

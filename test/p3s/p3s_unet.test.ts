@@ -20,7 +20,12 @@ import { P3SInjectionProcessor } from '../../src/p3s/injection.js';
 import { Attention, type AttentionCall } from '../../src/models/attention_processor.js';
 import * as ops from '../../src/engine/ops.generated.js';
 import { SubjectEncoder } from '../../src/p3s/subject_encoder.js';
-import { attentionConsistencyLoss, ldmLoss, totalLoss } from '../../src/p3s/losses.js';
+import {
+  attentionConsistencyLoss,
+  ldmLoss,
+  totalLoss,
+  weightedLdmLoss,
+} from '../../src/p3s/losses.js';
 import { injectionWeight, parseWeightCurve, PAPER_CURVE } from '../../src/p3s/weight_schedule.js';
 import { Adam } from '../../src/optim/index.js';
 import { sharedPath } from '../helpers/paths.js';
@@ -289,6 +294,28 @@ test('Eq. (11)–(12): attention consistency by hand', () => {
       Math.abs(totalLoss(tensor([1]).sum(), tensor([0.5]).sum(), 0.1).item() - 1.05) < 1e-7,
     );
     assert.throws(() => attentionConsistencyLoss(mc, zeros([3])), /differ in shape/);
+  });
+});
+
+test('Eq. (14) weighted per latent position, by hand', () => {
+  tidy(() => {
+    // B = 1, C = 2, 1 × 2 positions: errors (1, 2) in channel 0 and (3, 4) in channel 1
+    const target = zeros([1, 2, 1, 2]);
+    const prediction = tensor([1, 2, 3, 4], [1, 2, 1, 2]);
+    const uniform = tensor([1, 1], [1, 1, 1, 2]);
+    const plain = ldmLoss(prediction, target).item(); // (1 + 4 + 9 + 16) / 4 = 7.5
+    assert.ok(Math.abs(weightedLdmLoss(prediction, target, uniform).item() - plain) < 1e-6);
+    // weight 1 on position 0 only: (1 + 9) / (2 · 1) = 5
+    const first = tensor([1, 0], [1, 1, 1, 2]);
+    assert.ok(Math.abs(weightedLdmLoss(prediction, target, first).item() - 5) < 1e-6);
+    // weights (1, 0.5): (1 + 9 + 0.5 · (4 + 16)) / (2 · 1.5) = 20 / 3
+    const half = tensor([1, 0.5], [1, 1, 1, 2]);
+    assert.ok(Math.abs(weightedLdmLoss(prediction, target, half).item() - 20 / 3) < 1e-5);
+    assert.equal(weightedLdmLoss(prediction, target, zeros([1, 1, 1, 2])).item(), 0);
+    assert.throws(
+      () => weightedLdmLoss(prediction, target, zeros([1, 2, 1, 2])),
+      /loss weights of shape \[1, 1, 1, 2\]/,
+    );
   });
 });
 

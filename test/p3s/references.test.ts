@@ -6,7 +6,13 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { RgbImage } from '../../src/io/image.js';
-import { keepSubject, resolveReferences, subjectSquare } from '../../src/p3s/references.js';
+import {
+  keepSubject,
+  maskShares,
+  resolveReferences,
+  subjectSquare,
+} from '../../src/p3s/references.js';
+import { tidy } from '../../src/engine/scope.js';
 
 /** A w×h mask with the box [x0, x1] × [y0, y1] set. */
 function boxMask(w: number, h: number, x0: number, x1: number, y0: number, y1: number): RgbImage {
@@ -103,4 +109,14 @@ test('the subject-only condition keeps the masked pixels and greys the rest', ()
   );
   assert.deepEqual([...photo.data.slice(0, 3)], [0, 10, 20], 'the photo is not changed');
   assert.throws(() => keepSubject(photo, boxMask(2, 2, 0, 1, 0, 1)), /4×2 mask but received 2×2/);
+});
+
+test("subject masks at the latents' size are each cell's share of mask pixels", () => {
+  // 4 × 4 mask, 2 × 2 cells of 2 × 2 pixels: the top-left cell full, the top-right one half
+  const mask = boxMask(4, 4, 0, 2, 0, 1);
+  tidy(() => {
+    const shares = maskShares([mask, boxMask(4, 4, 1, 0, 1, 0)], 2, 2);
+    assert.deepEqual([...shares.shape], [2, 1, 2, 2]);
+    assert.deepEqual(shares.toArray(), [1, 0.5, 0, 0, 0, 0, 0, 0]);
+  });
 });

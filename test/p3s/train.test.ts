@@ -286,17 +286,17 @@ test('raw photos and an annotation run the mask job first', async () => {
 
 /**
  * A mask folder as `p3s mask` writes it: the photos as filled, a 20-px box as the subject of the
- * first two, an empty mask (nothing found) for the third.
+ * first two, an empty mask (nothing found) for the third; or (whole) every pixel the subject.
  */
-async function writeMaskFolder(name: string): Promise<string> {
+async function writeMaskFolder(name: string, whole = false): Promise<string> {
   const maskDir = join(root, name);
   mkdirSync(maskDir, { recursive: true });
   const images = [];
   for (let i = 0; i < 3; i++) {
     const photo = await readImage(join(refDir, `ref-${i}.png`));
     await writePng(join(maskDir, `ref-${i}.filled.png`), photo);
-    const mask = new Uint8Array(photo.width * photo.height * 3);
-    if (i < 2)
+    const mask = new Uint8Array(photo.width * photo.height * 3).fill(whole ? 255 : 0);
+    if (i < 2 && !whole)
       for (let y = 8; y < 28; y++)
         mask.fill(255, (y * photo.width + 30) * 3, (y * photo.width + 50) * 3);
     await writePng(join(maskDir, `ref-${i}.subject-mask.png`), { ...photo, data: mask });
@@ -405,6 +405,49 @@ test('--subject-only-condition: the condition sees the subject alone, the target
   await assert.rejects(
     trainP3S(config(join(root, 'no-masks'), { subjectOnlyCondition: true })),
     /ref-0\.png has no subject mask: a subject-only condition needs references from a p3s mask folder/,
+  );
+});
+
+test('--background-loss-weight: the error outside the subject mask counts that much', async () => {
+  const boxes = await writeMaskFolder('weighted-masks');
+  const everything = await writeMaskFolder('whole-masks', true);
+  const run = (name: string, references: string, backgroundLossWeight?: number) =>
+    trainP3S(
+      config(join(root, name), {
+        references: [references],
+        backgroundLossWeight,
+        maxSteps: 2,
+        checkpointEvery: 1,
+        evaluate: true,
+      }),
+    );
+  const plain = await run('weight-default', boxes);
+  const subjectOnly = await run('weight-0', boxes, 0);
+  const wholeMasks = await run('weight-0-whole-masks', everything, 0);
+  assert.equal(readAdapterMetadata(subjectOnly.adapterPath).training.background_loss_weight, 0);
+  // The untrained adapter's evaluation loss: masks covering every pixel leave the loss as it was;
+  // 20-px boxes (and an empty mask) change it.
+  const gap = (a: number | null, b: number | null) => Math.abs(a! - b!) / b!;
+  assert.ok(gap(wholeMasks.evalLossBefore, plain.evalLossBefore) < 1e-5);
+  assert.ok(gap(subjectOnly.evalLossBefore, plain.evalLossBefore) > 0.01);
+  assert.ok(subjectOnly.losses.every(Number.isFinite));
+  await assert.rejects(
+    trainP3S(
+      config(join(root, 'weight-0'), {
+        references: [boxes],
+        maxSteps: 3,
+        resume: true,
+      }),
+    ),
+    /background_loss_weight \(checkpoint 0, now 1\)/,
+  );
+  await assert.rejects(
+    trainP3S(config(join(root, 'weight-2'), { references: [boxes], backgroundLossWeight: 2 })),
+    /weight in \[0, 1\] for backgroundLossWeight/,
+  );
+  await assert.rejects(
+    trainP3S(config(join(root, 'weight-no-masks'), { backgroundLossWeight: 0.5 })),
+    /ref-0\.png has no subject mask: a subject-weighted loss needs references from a p3s mask folder/,
   );
 });
 
