@@ -777,7 +777,8 @@ export async function trainP3S(config: TrainP3SConfig): Promise<TrainP3SResult> 
       const saved = info.config;
       const differ = Object.keys(identity).filter(
         (k) =>
-          JSON.stringify(saved[k] ?? LATER_IDENTITY_DEFAULTS[k]) !== JSON.stringify(identity[k]),
+          JSON.stringify(k in saved ? saved[k] : LATER_IDENTITY_DEFAULTS[k]) !==
+          JSON.stringify(identity[k]),
       );
       if (differ.length > 0) {
         throw new Error(

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SafetensorsFile } from '../../src/io/safetensors.js';
+import { SafetensorsFile, saveSafetensors } from '../../src/io/safetensors.js';
 import { readImage, writePng } from '../../src/io/image.js';
 import { tidy, memory, disposeAll } from '../../src/engine/scope.js';
 import { setNumThreads } from '../../src/engine/index.js';
@@ -441,6 +441,21 @@ test('--background-loss-weight: the error outside the subject mask counts that m
     ),
     /background_loss_weight \(checkpoint 0, now 1\)/,
   );
+  // A checkpoint from before the option (no background_loss_weight in its config) resumes at
+  // the default.
+  const older = join(root, 'weight-default', 'checkpoints');
+  const last = listCheckpoints(older).at(-1)!.path;
+  const file = SafetensorsFile.open(last);
+  const { background_loss_weight: dropped, ...oldConfig } = readCheckpointInfo(last).config;
+  assert.equal(dropped, 1);
+  tidy(() => {
+    const tensors = new Map(file.keys().map((k) => [k, file.tensor(k)] as const));
+    saveSafetensors(last, tensors, { ...file.metadata, config: JSON.stringify(oldConfig) });
+  });
+  const resumed = await trainP3S(
+    config(join(root, 'weight-default'), { references: [boxes], maxSteps: 3, resume: true }),
+  );
+  assert.equal(resumed.resumedFrom, 2);
   await assert.rejects(
     trainP3S(config(join(root, 'weight-2'), { references: [boxes], backgroundLossWeight: 2 })),
     /weight in \[0, 1\] for backgroundLossWeight/,
