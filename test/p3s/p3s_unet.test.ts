@@ -72,18 +72,23 @@ for (const mode of ['decoupled', 'aligned'] as const) {
   });
 }
 
-test('an injection scale of 0 leaves that sample to the frozen U-Net (subject guidance), 1 changes nothing', () => {
+/** An adapter like a trained one: its zero convolutions no longer zero (every weight perturbed). */
+function trainedLikeAdapter(seed: number): P3SAdapter {
   manualSeed(0);
   const adapter = new P3SAdapter(unet, CLIP_DIM);
-  // a trained adapter's zero convolutions are no longer zero: perturb every weight
   noGrad(() => {
-    const g = new Generator(7);
+    const g = new Generator(seed);
     for (const p of adapter.parameters()) {
       const noise = randn(p.shape, { generator: g });
       ops.add_(p, noise, 0.05);
       noise.dispose(); // freed now, not by a finalizer during a later test's leak count
     }
   });
+  return adapter;
+}
+
+test('an injection scale of 0 leaves that sample to the frozen U-Net (subject guidance), 1 changes nothing', () => {
+  const adapter = trainedLikeAdapter(7);
   tidy(() => {
     const { xt, ctx, cond } = inputs(2);
     const t = [500, 500];
@@ -118,16 +123,7 @@ test('an injection scale of 0 leaves that sample to the frozen U-Net (subject gu
 
 for (const mode of ['decoupled', 'aligned', 'joint'] as const) {
   test(`the copy runs only on samples whose injection scale is not 0, with the same result (${mode})`, () => {
-    manualSeed(0);
-    const adapter = new P3SAdapter(unet, CLIP_DIM);
-    noGrad(() => {
-      const g = new Generator(8);
-      for (const p of adapter.parameters()) {
-        const noise = randn(p.shape, { generator: g });
-        ops.add_(p, noise, 0.05);
-        noise.dispose();
-      }
-    });
+    const adapter = trainedLikeAdapter(8);
     const copyBatches: number[] = [];
     const copyForward = adapter.copy.forward.bind(adapter.copy);
     adapter.copy.forward = (x, t, c) => {
