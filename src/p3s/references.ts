@@ -250,23 +250,17 @@ export async function encodeReferences(
   const paths = refs.map((r) => r.path);
   const subjectOnly = options.subjectOnlyCondition ?? false;
   const withMasks = options.subjectMasks ?? false;
+  const needsMask = requireSubjectMasks(refs, {
+    crop: options.subjectMargin != null,
+    subjectOnlyCondition: subjectOnly,
+    weightedLoss: withMasks,
+  });
   const crops: RgbImage[] = [];
   const conditionCrops: RgbImage[] = [];
   const maskCrops: RgbImage[] = [];
   for (const ref of refs) {
     let img = await readImage(ref.path);
-    const needsMask = options.subjectMargin != null || subjectOnly || withMasks;
-    let mask = needsMask
-      ? await readSubjectMask(
-          img,
-          ref,
-          subjectOnly
-            ? 'a subject-only condition'
-            : withMasks
-              ? 'a subject-weighted loss'
-              : 'cropping to the subject',
-        )
-      : null;
+    let mask = needsMask ? await readSubjectMask(img, ref) : null;
     if (options.subjectMargin != null && mask !== null) {
       const square = subjectSquare(mask, options.subjectMargin);
       if (square === null) {
@@ -329,20 +323,37 @@ export function maskShares(masks: readonly RgbImage[], h: number, w: number): Te
   return tensor(out, [masks.length, 1, h, w]);
 }
 
-/** The reference's subject mask, checked against its photo; `purpose` says what needs it. */
-async function readSubjectMask(
-  img: RgbImage,
-  ref: ReferencePhoto,
-  purpose: string,
-): Promise<RgbImage> {
-  if (ref.subjectMask === null)
+/**
+ * Whether the options need each reference's subject mask; throws, naming the first reference
+ * without one and what needs it, when some reference has none.
+ */
+export function requireSubjectMasks(
+  references: readonly ReferencePhoto[],
+  uses: { crop: boolean; subjectOnlyCondition: boolean; weightedLoss: boolean },
+): boolean {
+  const purpose = uses.subjectOnlyCondition
+    ? 'a subject-only condition'
+    : uses.weightedLoss
+      ? 'a subject-weighted loss'
+      : uses.crop
+        ? 'cropping to the subject'
+        : null;
+  if (purpose === null) return false;
+  const unmasked = references.find((r) => r.subjectMask === null);
+  if (unmasked)
     throw new ReferencePhotoError(
-      `${basename(ref.path)} has no subject mask: ${purpose} needs references from a p3s mask folder`,
+      `${basename(unmasked.path)} has no subject mask: ${purpose} needs references from a p3s mask folder`,
     );
-  const mask = await readImage(ref.subjectMask);
+  return true;
+}
+
+/** The reference's subject mask (requireSubjectMasks has checked it has one), checked against its photo. */
+async function readSubjectMask(img: RgbImage, ref: ReferencePhoto): Promise<RgbImage> {
+  const path = ref.subjectMask!;
+  const mask = await readImage(path);
   if (mask.width !== img.width || mask.height !== img.height)
     throw new ReferencePhotoError(
-      `${basename(ref.subjectMask)} is ${mask.width}×${mask.height} but ${basename(ref.path)} is ${img.width}×${img.height}`,
+      `${basename(path)} is ${mask.width}×${mask.height} but ${basename(ref.path)} is ${img.width}×${img.height}`,
     );
   return mask;
 }

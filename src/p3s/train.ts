@@ -57,6 +57,7 @@ import {
   encodeReferences,
   resolveReferences,
   ReferencePhotoError,
+  requireSubjectMasks,
   type ReferencePhoto,
   type EncodedReferences,
   type ReferenceSet,
@@ -639,29 +640,16 @@ export async function trainP3S(config: TrainP3SConfig): Promise<TrainP3SResult> 
   const referencePaths = references.map((r) => r.path);
   const subjectCrop = config.subjectCrop ?? null;
   const subjectOnlyCondition = config.subjectOnlyCondition ?? false;
-  const maskUse = subjectOnlyCondition
-    ? 'a subject-only condition'
-    : settings.backgroundLossWeight < 1
-      ? 'a subject-weighted loss'
-      : null;
-  if (maskUse !== null) {
-    const unmasked = references.find((r) => r.subjectMask === null);
-    if (unmasked)
-      throw new ReferencePhotoError(
-        `${basename(unmasked.path)} has no subject mask: ${maskUse} needs references from a p3s mask folder`,
-      );
-  }
-  if (subjectCrop !== null) {
-    if (!(subjectCrop >= 1))
-      throw new RangeError(
-        `Expected a subject crop margin of at least 1 but received ${subjectCrop}`,
-      );
-    const unmasked = references.find((r) => r.subjectMask === null);
-    if (unmasked)
-      throw new ReferencePhotoError(
-        `${basename(unmasked.path)} has no subject mask: cropping to the subject needs references from a p3s mask folder`,
-      );
-  }
+  if (subjectCrop !== null && !(subjectCrop >= 1))
+    throw new RangeError(
+      `Expected a subject crop margin of at least 1 but received ${subjectCrop}`,
+    );
+  // before any model is loaded
+  requireSubjectMasks(references, {
+    crop: subjectCrop !== null,
+    subjectOnlyCondition,
+    weightedLoss: settings.backgroundLossWeight < 1,
+  });
   log(
     `${referencePaths.length} reference photo(s): ${referencePaths.map((p) => basename(p)).join(', ')}`,
   );

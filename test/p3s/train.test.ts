@@ -308,18 +308,28 @@ async function writeMaskFolder(name: string, whole = false): Promise<string> {
   return maskDir;
 }
 
+/** A short run (one step unless told) on a mask folder, its log lines into `notes`. */
+function trainOnMasks(
+  maskDir: string,
+  name: string,
+  over: Partial<TrainP3SConfig> = {},
+  notes: string[] = [],
+) {
+  return trainP3S(
+    config(join(root, name), {
+      references: [maskDir],
+      maxSteps: 1,
+      onLog: (m) => notes.push(m),
+      ...over,
+    }),
+  );
+}
+
 test('--crop-subject cuts each reference to the square around its subject mask', async () => {
   const maskDir = await writeMaskFolder('crop-masks');
   const notes: string[] = [];
   const run = (name: string, subjectCrop: number | null) =>
-    trainP3S(
-      config(join(root, name), {
-        references: [maskDir],
-        subjectCrop,
-        maxSteps: 1,
-        onLog: (m) => notes.push(m),
-      }),
-    );
+    trainOnMasks(maskDir, name, { subjectCrop }, notes);
   const whole = await run('uncropped', null);
   const cut = await run('cropped', 1.5);
   assert.equal(readAdapterMetadata(cut.adapterPath).training.subject_crop, 1.5);
@@ -347,14 +357,7 @@ test('--subject-only-condition: the condition sees the subject alone, the target
   const maskDir = await writeMaskFolder('subject-only-masks');
   const notes: string[] = [];
   const run = (name: string, subjectOnlyCondition: boolean) =>
-    trainP3S(
-      config(join(root, name), {
-        references: [maskDir],
-        subjectOnlyCondition,
-        maxSteps: 1,
-        onLog: (m) => notes.push(m),
-      }),
-    );
+    trainOnMasks(maskDir, name, { subjectOnlyCondition }, notes);
   const whole = await run('whole-condition', false);
   const alone = await run('subject-only-condition', true);
   assert.deepEqual(
@@ -411,16 +414,13 @@ test('--subject-only-condition: the condition sees the subject alone, the target
 test('--background-loss-weight: the error outside the subject mask counts that much', async () => {
   const boxes = await writeMaskFolder('weighted-masks');
   const everything = await writeMaskFolder('whole-masks', true);
-  const run = (name: string, references: string, backgroundLossWeight?: number) =>
-    trainP3S(
-      config(join(root, name), {
-        references: [references],
-        backgroundLossWeight,
-        maxSteps: 2,
-        checkpointEvery: 1,
-        evaluate: true,
-      }),
-    );
+  const run = (name: string, maskDir: string, backgroundLossWeight?: number) =>
+    trainOnMasks(maskDir, name, {
+      backgroundLossWeight,
+      maxSteps: 2,
+      checkpointEvery: 1,
+      evaluate: true,
+    });
   const plain = await run('weight-default', boxes);
   const subjectOnly = await run('weight-0', boxes, 0);
   const wholeMasks = await run('weight-0-whole-masks', everything, 0);
