@@ -49,6 +49,9 @@ Training:
   --flip                   mirror samples left-right at random
   --max-grad-norm <x>      clip the gradients' global norm (default: no clipping)
   --condition-from <s>     subject condition from the 'same' reference (default) or an 'other' one
+  --init-adapter <file>    start from this adapter's weights (e.g. one pretrained on many
+                           subjects, as models/toy ships) instead of the U-Net's copy with zero
+                           projections; it must be for the same base model (default: none)
   --seed <n>               initialisation, data order and every draw (default 0)
 P3S settings (stored in the adapter; generate can override them):
   --lambda <x>             λ of Eq. 7 (default 0.2)
@@ -99,6 +102,7 @@ export const trainCommand = {
       'crop-subject': { type: 'string' },
       'subject-only-condition': { type: 'boolean' },
       'background-loss-weight': { type: 'string' },
+      'init-adapter': { type: 'string' },
       'checkpoint-every': { type: 'string' },
       'keep-checkpoints': { type: 'string' },
       resume: { type: 'boolean' },
@@ -167,6 +171,7 @@ export const trainCommand = {
         (v) => v >= 0 && v <= 1,
         'a weight in [0, 1]',
       ),
+      initAdapter: str('init-adapter'),
       resolution: optionalInt('resolution', 1),
       epochs: optionalInt('epochs', 1),
       maxSteps: optionalInt('steps', 1),

@@ -296,6 +296,36 @@ export function checkBaseModel(
   return fingerprint;
 }
 
+/** Strict: a missing, unexpected or mis-shaped key is an AdapterError naming it. */
+function loadWeightsInto(adapter: P3SAdapter, weights: Map<string, Tensor>, path: string): void {
+  try {
+    adapter.loadStateDict(weights);
+  } catch (err) {
+    throw new AdapterError(
+      `${basename(path)} does not fit this base model: ${(err as Error).message}`,
+    );
+  }
+}
+
+/**
+ * Another adapter's weights, not its subject condition, into `adapter` (p3s train
+ * --init-adapter), after checking that it was trained on this base U-Net.
+ */
+export function loadAdapterWeights(
+  adapter: P3SAdapter,
+  path: string,
+  unet: UNet2DConditionModel,
+  baseFolder: string,
+): void {
+  const { metadata, weights, condition } = readAdapter(path);
+  try {
+    checkBaseModel(metadata, unet, baseFolder, path);
+    loadWeightsInto(adapter, weights, path);
+  } finally {
+    disposeAll([...weights.values(), condition.latent, condition.clipStates]);
+  }
+}
+
 export interface LoadedAdapter {
   adapter: P3SAdapter;
   condition: SubjectCondition;
@@ -325,13 +355,7 @@ export function loadAdapter(
       );
     }
     adapter = new P3SAdapter(unet, clipHiddenSize);
-    try {
-      adapter.loadStateDict(weights);
-    } catch (err) {
-      throw new AdapterError(
-        `${basename(path)} does not fit this base model: ${(err as Error).message}`,
-      );
-    }
+    loadWeightsInto(adapter, weights, path);
     adapter.freeze().eval();
     return {
       adapter,

@@ -22,7 +22,7 @@
 // references; the data order is a pure function of (seed, sample index). A checkpoint stores
 // the generator's state and the step, so a resumed run draws exactly what the uninterrupted
 // run would have (bit-identical weights on CPU with a fixed thread count).
-import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { basename, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -51,7 +51,13 @@ import {
 } from './weight_schedule.js';
 import { INJECTION_MODES, isInjectionMode, type InjectionMode } from './injection.js';
 import { attentionConsistencyLoss, ldmLoss, totalLoss, weightedLdmLoss } from './losses.js';
-import { baseModelFingerprint, modelFingerprint, saveAdapter } from './adapter_io.js';
+import {
+  AdapterError,
+  baseModelFingerprint,
+  loadAdapterWeights,
+  modelFingerprint,
+  saveAdapter,
+} from './adapter_io.js';
 import {
   clipProcessorFor,
   encodeReferences,
@@ -146,6 +152,12 @@ export interface TrainP3SConfig {
    * 'other' a different reference (needs ≥ 2), so the copy cannot just pass x_0 through.
    */
   conditionFrom?: 'same' | 'other';
+  /**
+   * Start the adapter from the weights of this adapter file (for instance one pretrained on many
+   * subjects) instead of the U-Net's copy and zero projections. Its subject condition is not
+   * used. It must have been trained on the same base U-Net. Default: none.
+   */
+  initAdapter?: string | null;
   /** Seeds the adapter's initialisation, the data order and every draw (default 0). */
   seed?: number;
   /** Write a checkpoint every N steps (default 100; 0: only at the end). */
@@ -574,7 +586,15 @@ export function evaluationLoss(ctx: StepContext, k = 5): number {
 // The run
 
 /** Run settings added after checkpoints were first written: a checkpoint without one ran at its default. */
-const LATER_IDENTITY_DEFAULTS: Record<string, unknown> = { background_loss_weight: 1 };
+const LATER_IDENTITY_DEFAULTS: Record<string, unknown> = {
+  background_loss_weight: 1,
+  init_adapter: null,
+};
+
+/** The first 16 hex digits of a file's SHA-256 (names the adapter a run started from). */
+function fileDigest(path: string): string {
+  return createHash('sha256').update(readFileSync(path)).digest('hex').slice(0, 16);
+}
 
 function hashTensors(tensors: Tensor[]): string {
   const hash = createHash('sha256');
@@ -598,6 +618,9 @@ export async function trainP3S(config: TrainP3SConfig): Promise<TrainP3SResult> 
     throw new ModelLoadError(`Base model folder not found: ${config.baseModel}`);
   if (!existsSync(config.clipModel))
     throw new ModelLoadError(`CLIP vision model folder not found: ${config.clipModel}`);
+  const initAdapter = config.initAdapter ?? null;
+  if (initAdapter !== null && !existsSync(initAdapter))
+    throw new AdapterError(`Adapter to start from not found: ${initAdapter}`);
   if ((config.references === undefined) === (config.annotation === undefined))
     throw new ReferencePhotoError(
       'Expected reference photos or an annotation file (one of the two)',
@@ -739,6 +762,7 @@ export async function trainP3S(config: TrainP3SConfig): Promise<TrainP3SResult> 
       injection_mode: settings.injectionMode,
       condition_from: settings.conditionFrom,
       background_loss_weight: settings.backgroundLossWeight,
+      init_adapter: initAdapter === null ? null : fileDigest(initAdapter),
       seed: settings.seed,
       prediction_type: scheduler.config.prediction_type,
     };
@@ -746,6 +770,10 @@ export async function trainP3S(config: TrainP3SConfig): Promise<TrainP3SResult> 
     // 5. adapter, optimizer, generator (fresh, or from the checkpoint)
     manualSeed(settings.seed);
     adapter = new P3SAdapter(pipeline.unet, clipHiddenSize);
+    if (initAdapter !== null && resumePath === null) {
+      loadAdapterWeights(adapter, initAdapter, pipeline.unet, config.baseModel);
+      log(`Adapter starts from ${initAdapter}`);
+    }
     adapter.requiresGrad_(true).train();
     const p3sSettings: P3SSettings = {
       lambda: settings.lambda,
@@ -981,6 +1009,7 @@ export async function trainP3S(config: TrainP3SConfig): Promise<TrainP3SResult> 
         seed: settings.seed,
         subject_crop: subjectCrop,
         subject_only_condition: subjectOnlyCondition,
+        init_adapter: initAdapter === null ? null : basename(initAdapter),
         prompt,
       },
     });

@@ -517,3 +517,69 @@ test('the data order visits every reference once per epoch, reproducibly', () =>
   }
   assert.notDeepEqual(new DataOrder(8, 5).permutation(0), a.permutation(0));
 });
+
+test("--init-adapter starts from another adapter's weights; a resume must start from the same file", async () => {
+  const trained = await trainP3S(
+    config(join(root, 'init-source'), { maxSteps: 2, learningRate: 1e-2, checkpointEvery: 0 }),
+  );
+  const source = tensorBytes(trained.adapterPath);
+  // Adam's first step moves each weight by about lr: 1e-9 leaves the starting weights as they were
+  const tiny = { maxSteps: 1, learningRate: 1e-9, checkpointEvery: 1 };
+  const started = await trainP3S(
+    config(join(root, 'init-from'), { ...tiny, initAdapter: trained.adapterPath }),
+  );
+  const fresh = await trainP3S(config(join(root, 'init-fresh'), tiny));
+  const maxDiff = (path: string): number => {
+    const file = SafetensorsFile.open(path);
+    let worst = 0;
+    for (const key of file.keys()) {
+      if (key.startsWith('condition.')) continue;
+      tidy(() => {
+        const a = file.tensor(key).toTypedArray() as Float32Array;
+        const b = new Float32Array(new Uint8Array(source.get(key)!).buffer);
+        for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i]! - b[i]!));
+      });
+    }
+    return worst;
+  };
+  assert.ok(maxDiff(started.adapterPath) < 1e-7, `from the file: ${maxDiff(started.adapterPath)}`);
+  assert.ok(maxDiff(fresh.adapterPath) > 1e-3, `fresh: ${maxDiff(fresh.adapterPath)}`);
+  assert.equal(
+    readAdapterMetadata(started.adapterPath).training.init_adapter,
+    'adapter.safetensors',
+  );
+
+  // a resume must start from the same weights, or none if the run had none
+  for (const initAdapter of [fresh.adapterPath, undefined]) {
+    await assert.rejects(
+      trainP3S(
+        config(join(root, 'init-from'), { ...tiny, maxSteps: 2, initAdapter, resume: true }),
+      ),
+      /differs in init_adapter/,
+    );
+  }
+  const resumed = await trainP3S(
+    config(join(root, 'init-from'), {
+      ...tiny,
+      maxSteps: 2,
+      initAdapter: trained.adapterPath,
+      resume: true,
+    }),
+  );
+  assert.equal(resumed.resumedFrom, 1);
+
+  // a missing file fails before any model loads; an adapter of another U-Net is refused
+  await assert.rejects(
+    trainP3S(config(join(root, 'init-bad'), { initAdapter: join(root, 'none.safetensors') })),
+    /Adapter to start from not found: .*none\.safetensors/,
+  );
+  const file = SafetensorsFile.open(trained.adapterPath);
+  const other = join(root, 'other-base.safetensors');
+  const tensors = new Map<string, Tensor>(file.keys().map((k) => [k, file.tensor(k)]));
+  saveSafetensors(other, tensors, { ...file.metadata, base_fingerprint: '0123456789abcdef' });
+  disposeAll([...tensors.values()]);
+  await assert.rejects(
+    trainP3S(config(join(root, 'init-bad'), { ...tiny, initAdapter: other })),
+    /works only with the U-Net it was trained on/,
+  );
+});
