@@ -1,7 +1,12 @@
 // npm run train:toy [-- options]: reproduces the embedded default's models (see
 // src/toymodels/train_toy.ts and models/toy/README.md).
 import { UsageError, intFlag, numberFlag, parse } from '../src/cli/args.js';
-import { TOY_STAGES, trainToyModels, type ToyStage } from '../src/toymodels/train_toy.js';
+import {
+  DEFAULT_TOY_STAGES,
+  TOY_STAGES,
+  trainToyModels,
+  type ToyStage,
+} from '../src/toymodels/train_toy.js';
 
 const HELP = `npm run train:toy -- [options]
 
@@ -12,11 +17,14 @@ killed run resumes from its newest checkpoint when started again with the same o
 Options:
   --out <dir>         model folder to write (default models/toy)
   --work <dir>        checkpoints and loss logs (default .toy-train)
-  --stages <list>     comma-separated subset of ${TOY_STAGES.join(',')} (default: all, in order)
+  --stages <list>     comma-separated subset of ${TOY_STAGES.join(',')}
+                      (default: ${DEFAULT_TOY_STAGES.join(',')}; adapter, a P3S adapter
+                      pretrained on many subjects, is an experiment: docs/toy.md)
   --tokenizer <dir>   CLIP tokenizer folder (vocab.json, merges.txt); default <out>/tokenizer
   --seed <n>          default 0
   --scale <x>         multiply every stage's step count (e.g. 0.01 for a smoke run)
-  --vae-steps, --decoder-steps, --clip-steps, --probe-steps, --unet-steps <n>   exact step counts
+  --vae-steps, --decoder-steps, --clip-steps, --probe-steps, --unet-steps,
+  --adapter-steps <n> exact step counts
   --clip-hard-negatives <k>   captions per image that change one attribute, added as CLIP
                       negatives (default 0, the shipped CLIP's recipe; docs/toy.md)
 Threads: P3S_NUM_THREADS (default: all cores).`;
@@ -34,13 +42,14 @@ async function main(): Promise<void> {
     'clip-steps': { type: 'string' },
     'probe-steps': { type: 'string' },
     'unet-steps': { type: 'string' },
+    'adapter-steps': { type: 'string' },
     'clip-hard-negatives': { type: 'string' },
   });
   if (values.help) {
     console.log(HELP);
     return;
   }
-  const stages = String(values.stages ?? TOY_STAGES.join(','))
+  const stages = String(values.stages ?? DEFAULT_TOY_STAGES.join(','))
     .split(',')
     .map((s) => s.trim());
   for (const s of stages) {

@@ -114,7 +114,11 @@ ${stage('vae', 'L1 reconstruction + 1e-4 · KL')}
 ${stage('decoder', 'the VAE decoder alone, L1 reconstruction; encoder and latent space frozen')}
 ${stage('clip', `symmetric InfoNCE, learned temperature${clipNegatives}`)}
 ${stage('probe', 'cross-entropy per head, single-object scenes')}
-${stage('unet', 'ε-prediction MSE, SD 1.5 schedule, 10 % captions dropped, frozen VAE + text encoder')}
+${stage('unet', 'ε-prediction MSE, SD 1.5 schedule, 10 % captions dropped, frozen VAE + text encoder')}${
+    training.adapter
+      ? `\n${stage('adapter', 'P3S adapter on subject pairs (condition: one photo, subject only; target: another), Eq. (14) weighted towards the subject; p3s_adapter/, an experiment (docs/toy.md)')}`
+      : ''
+  }
 
 AdamW, linear warm-up then cosine decay to 10 %, gradient clipping at 1.
 

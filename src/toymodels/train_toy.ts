@@ -1,12 +1,15 @@
 // `npm run train:toy`: trains the embedded default's models from scratch on the toy world, stage
-// by stage — VAE, CLIP, attribute probe, U-Net — and writes them as a diffusers folder with fp16
-// weights. Each stage checkpoints to `work/<stage>/` and resumes where a killed run stopped; a
+// by stage — VAE, CLIP, attribute probe, U-Net, and on request a P3S adapter pretrained on many
+// subjects — and writes them as a diffusers folder with fp16 weights. Each stage checkpoints to `work/<stage>/` and resumes where a killed run stopped; a
 // finished stage only re-exports. The U-Net stage trains on the *exported* (fp16-rounded) VAE and
 // text encoder, so it learns exactly the latents and contexts the shipped models produce.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { getNumThreads } from '../engine/device.js';
 import { CLIPTextModelWithProjection } from '../models/clip/clip_text_model.js';
+import { CLIPVisionModel } from '../models/clip/clip_vision_model.js';
+import { clipProcessorFor } from '../p3s/references.js';
+import { StableDiffusionPipeline } from '../pipelines/stable_diffusion.js';
 import { AutoencoderKL } from '../models/vae/autoencoder_kl.js';
 import { writeTokenizer } from '../models/tiny_models.js';
 import { CLIPTokenizer } from '../tokenizers/clip_tokenizer.js';
@@ -25,6 +28,11 @@ import { TOY_RECIPE } from './recipes.js';
 import { writeModelCard } from './model_card.js';
 import { UNET_STAGE_DEFAULTS, trainToyUNet } from './unet_stage.js';
 import {
+  ADAPTER_STAGE_DEFAULTS,
+  exportPretrainedAdapter,
+  trainToyAdapter,
+} from './adapter_stage.js';
+import {
   DECODER_STAGE_DEFAULTS,
   VAE_STAGE_DEFAULTS,
   latentScalingFactor,
@@ -32,8 +40,13 @@ import {
   trainToyVaeDecoder,
 } from './vae_stage.js';
 
-export const TOY_STAGES = ['vae', 'decoder', 'clip', 'probe', 'unet', 'eval'] as const;
+/** Subjects of the eval stage's selective-fidelity experiments. */
+const SELECTIVE_SUBJECTS = 6;
+
+export const TOY_STAGES = ['vae', 'decoder', 'clip', 'probe', 'unet', 'eval', 'adapter'] as const;
 export type ToyStage = (typeof TOY_STAGES)[number];
+/** What `npm run train:toy` runs unless told: the adapter stage is an experiment (docs/toy.md). */
+export const DEFAULT_TOY_STAGES: readonly ToyStage[] = TOY_STAGES.filter((s) => s !== 'adapter');
 
 export interface TrainToyOptions {
   /** The model folder to write (diffusers layout). */
@@ -172,15 +185,47 @@ export async function trainToyModels(options: TrainToyOptions): Promise<StageRep
         probe.dispose();
       }
       record(stage, settings.steps, settings.batchSize, result);
+    } else if (stage === 'adapter') {
+      if (!existsSync(join(out, 'unet', 'config.json')) || !existsSync(join(out, 'image_encoder')))
+        throw new Error(`The adapter stage needs ${out}'s unet and image_encoder: run them first`);
+      const settings = {
+        ...ADAPTER_STAGE_DEFAULTS,
+        steps: stepsOf('adapter', ADAPTER_STAGE_DEFAULTS.steps),
+      };
+      const pipeline = StableDiffusionPipeline.fromPretrained(out, { scheduler: 'ddpm' });
+      const clip = CLIPVisionModel.fromPretrained(join(out, 'image_encoder'));
+      try {
+        const frozen = {
+          unet: pipeline.unet,
+          vae: pipeline.vae,
+          textEncoder: pipeline.textEncoder,
+          tokenizer,
+          clip,
+          processor: clipProcessorFor(join(out, 'image_encoder'), clip),
+        };
+        const stageOptions = { ...settings, ...common, dir };
+        const { adapter, result } = await trainToyAdapter(stageOptions, frozen);
+        try {
+          exportPretrainedAdapter(adapter, out, frozen, stageOptions);
+        } finally {
+          adapter.dispose();
+        }
+        record(stage, settings.steps, settings.batchSize, result);
+      } finally {
+        pipeline.dispose();
+        clip.dispose();
+      }
     } else if (stage === 'eval') {
       const quality = await evaluateToyModels(out);
-      quality.selective = await selectiveQuality(out, join(work, 'selective'), {
+      // Six subjects: the recipe was chosen on subjects 0 and 2, so fewer would flatter it.
+      const selectiveOptions = {
+        subjects: SELECTIVE_SUBJECTS,
         maskLayer: quality.maskLayer,
         maskDense: quality.maskDense,
-      });
+      };
+      quality.selective = await selectiveQuality(out, join(work, 'selective'), selectiveOptions);
       quality.selectiveRecipe = await selectiveQuality(out, join(work, 'selective-recipe'), {
-        maskLayer: quality.maskLayer,
-        maskDense: quality.maskDense,
+        ...selectiveOptions,
         recipe: TOY_RECIPE,
       });
       writeQuality(out, quality);

@@ -3,7 +3,7 @@
 // finished run only re-exports, and the same seed writes byte-identical weights.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setNumThreads } from '../../src/engine/index.js';
@@ -13,11 +13,16 @@ import { StableDiffusionPipeline } from '../../src/pipelines/stable_diffusion.js
 import { CLIPVisionModelWithProjection } from '../../src/models/clip/clip_vision_model.js';
 import { AttributeProbe } from '../../src/toymodels/probe.js';
 import { trainToyModels } from '../../src/toymodels/train_toy.js';
+import { PRETRAINED_ADAPTER_FILE } from '../../src/toymodels/adapter_stage.js';
+import { sceneImage } from '../../src/toymodels/data.js';
+import { trainP3S } from '../../src/p3s/train.js';
+import { writePng } from '../../src/io/image.js';
+import { makeSubjectReferenceSet } from '../../src/toyworld/index.js';
 import { sharedPath } from '../helpers/paths.js';
 
 setNumThreads(1);
 let root = '';
-const STEPS = { vae: 2, clip: 2, probe: 2, unet: 2 };
+const STEPS = { vae: 2, clip: 2, probe: 2, unet: 2, adapter: 2 };
 
 before(() => {
   root = mkdtempSync(join(tmpdir(), 'p3s-train-toy-'));
@@ -30,7 +35,7 @@ test('train:toy writes a diffusers folder that the SD pipeline loads and samples
     out,
     work: join(root, 'work-a'),
     seed: 0,
-    stages: ['vae', 'clip', 'probe', 'unet'],
+    stages: ['vae', 'clip', 'probe', 'unet', 'adapter'],
     tokenizer: sharedPath('fixtures', 'clip-tokenizer'),
     steps: STEPS,
     progress: false,
@@ -42,6 +47,7 @@ test('train:toy writes a diffusers folder that the SD pipeline loads and samples
       ['clip', 2],
       ['probe', 2],
       ['unet', 2],
+      ['adapter', 2],
     ],
   );
   for (const file of [
@@ -55,6 +61,7 @@ test('train:toy writes a diffusers folder that the SD pipeline loads and samples
     'tokenizer/LICENSE',
     'scheduler/scheduler_config.json',
     'probe/probe.safetensors',
+    PRETRAINED_ADAPTER_FILE,
     'README.md',
     'training.json',
   ]) {
@@ -80,6 +87,33 @@ test('train:toy writes a diffusers folder that the SD pipeline loads and samples
     pipe.dispose();
   }
   CLIPVisionModelWithProjection.fromPretrained(join(out, 'image_encoder')).dispose();
+  // the pretrained adapter: fp16 weights for this U-Net, which p3s train can start from
+  const adapterFile = join(out, PRETRAINED_ADAPTER_FILE);
+  assert.equal(SafetensorsFile.open(adapterFile).info('copy.conv_in.weight').dtype, 'float16');
+  const logs: string[] = [];
+  mkdirSync(join(root, 'a-refs'));
+  for (const [k, im] of makeSubjectReferenceSet(4, { count: 2 }).images.entries())
+    await writePng(join(root, 'a-refs', `ref-${k}.png`), sceneImage(im.scene));
+  const fineTuned = await trainP3S({
+    baseModel: out,
+    clipModel: join(out, 'image_encoder'),
+    outDir: join(root, 'a-fine-tune'),
+    references: [join(root, 'a-refs')],
+    classWord: 'star',
+    maxSteps: 1,
+    initAdapter: adapterFile,
+    evaluate: false,
+    onLog: (m) => logs.push(m),
+  });
+  assert.ok(existsSync(fineTuned.adapterPath));
+  assert.match(
+    readFileSync(join(out, 'README.md'), 'utf8'),
+    /\n\| adapter \| P3S adapter on subject pairs/,
+  );
+  assert.ok(
+    logs.some((m) => m.startsWith('Adapter starts from')),
+    logs.join('\n'),
+  );
   AttributeProbe.load(join(out, 'probe')).dispose();
 
   // A finished stage only re-exports: nothing runs, the weights stay the same bytes.
