@@ -34,7 +34,7 @@ import {
 } from '../p3s/references.js';
 import { DDPMScheduler } from '../schedulers/scheduling_ddpm.js';
 import type { CLIPTokenizer } from '../tokenizers/clip_tokenizer.js';
-import { BACKGROUND_PHRASES } from '../toyworld/attributes.js';
+import { BACKGROUND_PHRASES, type Shape } from '../toyworld/attributes.js';
 import { makeSubjectReferenceSet, type LookalikeScene } from '../toyworld/pairs.js';
 import { sceneImage, tokenIds } from './data.js';
 import { optimizerStep, trainModel, type StageResult, type StageSettings } from './stage.js';
@@ -58,7 +58,7 @@ export const ADAPTER_STAGE_DEFAULTS = {
 };
 
 /** The P3S settings the adapter is pretrained (and then fine-tuned and sampled) with. */
-export const PRETRAINED_ADAPTER_SETTINGS: Omit<P3SSettings, 'numTrainTimesteps'> = {
+const PRETRAINED_ADAPTER_SETTINGS: Omit<P3SSettings, 'numTrainTimesteps'> = {
   lambda: 0.2,
   curve: { kind: 'fixed', weight: 1 },
   mode: 'decoupled',
@@ -101,6 +101,7 @@ export interface AdapterPair {
   target: RgbImage;
   /** The target's subject mask, for the weighted loss. */
   targetMask: RgbImage;
+  shape: Shape;
   caption: string;
 }
 
@@ -113,6 +114,7 @@ export function adapterPair(index: number, margin: number): AdapterPair {
     condition: subjectCondition(first, margin, size),
     target: sceneImage(second.scene),
     targetMask: maskImage(second.scene, second.subject),
+    shape: set.subject.shape,
     caption: `a sks ${set.subject.shape} ${BACKGROUND_PHRASES[second.scene.background]}`,
   };
 }
@@ -164,7 +166,7 @@ export async function trainToyAdapter(
               clip,
               processor,
             );
-            t.clipStates.dispose();
+            t.clipStates.dispose(); // the targets' CLIP states are not used
             const cond: SubjectCondition = { latent: c.latents, clipStates: c.clipStates };
             return { condition: cond, x0: t.latents };
           });
@@ -235,7 +237,7 @@ export function exportPretrainedAdapter(
         clipModel: 'image_encoder',
         clipFingerprint: modelFingerprint(frozen.clip, frozen.clip.config),
         identifier: 'sks',
-        classWord: example.caption.split(' ')[2]!,
+        classWord: example.shape,
         promptTemplate: 'a {}',
         lambda: PRETRAINED_ADAPTER_SETTINGS.lambda,
         weightCurve: formatWeightCurve(PRETRAINED_ADAPTER_SETTINGS.curve),
