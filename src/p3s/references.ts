@@ -196,30 +196,55 @@ export function keepSubject(crop: RgbImage, mask: RgbImage): RgbImage {
 }
 
 /**
- * VAE latents and CLIP states of square crops. The latent is the posterior's mode (its mean),
- * not a sample: precomputed once, a sample would freeze one draw of noise into every epoch.
+ * VAE latents of square crops: the posterior's mode (its mean), not a sample: precomputed once,
+ * a sample would freeze one draw of noise into every epoch.
  */
+export function encodeLatents(crops: readonly RgbImage[], vae: AutoencoderKL): Tensor {
+  // noGrad, not inferenceMode: these tensors enter autograd graphs later (inference tensors cannot)
+  return noGrad(() =>
+    tidy(() => {
+      const vaeDtype = vae.parameters()[0]!.dtype;
+      const latents = crops.map((crop) => {
+        const pixels = imageToTensor(crop).mul(2).sub(1).to(vaeDtype); // [0, 1] -> [-1, 1]
+        return vae.encode(pixels).mode().mul(vae.scalingFactor).float(); // (1, C, h, w)
+      });
+      return ops.cat(latents, 0);
+    }),
+  );
+}
+
+/** VAE latents (encodeLatents) and CLIP last hidden states of square crops. */
 export function encodeReferenceImages(
   crops: readonly RgbImage[],
   vae: AutoencoderKL,
   clip: CLIPVisionModel,
   processor: CLIPImageProcessor,
 ): ReferenceTensors {
-  // noGrad, not inferenceMode: these tensors enter autograd graphs later (inference tensors cannot)
-  return noGrad(() =>
+  const latents = encodeLatents(crops, vae);
+  const clipStates = noGrad(() =>
     tidy(() => {
-      const latents: Tensor[] = [];
-      const states: Tensor[] = [];
-      const vaeDtype = vae.parameters()[0]!.dtype;
-      for (const crop of crops) {
-        const pixels = imageToTensor(crop).mul(2).sub(1).to(vaeDtype); // [0, 1] -> [-1, 1]
-        latents.push(vae.encode(pixels).mode().mul(vae.scalingFactor).float()); // (1, C, h, w)
-        const px = processor.preprocess([crop]); // (1, 3, S, S)
-        states.push(clip.forward(px).lastHiddenState.float()); // (1, L, E)
-      }
-      return { latents: ops.cat(latents, 0), clipStates: ops.cat(states, 0) };
+      const states = crops.map(
+        (crop) => clip.forward(processor.preprocess([crop])).lastHiddenState.float(), // (1, L, E)
+      );
+      return ops.cat(states, 0);
     }),
   );
+  return { latents, clipStates };
+}
+
+/**
+ * The photo and its mask cut to the square `margin` times the mask's box (subjectSquare), or
+ * null when the mask is empty.
+ */
+export function cutToSubject(
+  image: RgbImage,
+  mask: RgbImage,
+  margin: number,
+): { image: RgbImage; mask: RgbImage } | null {
+  const square = subjectSquare(mask, margin);
+  if (square === null) return null;
+  const cut = (img: RgbImage) => cropImage(img, square.left, square.top, square.size, square.size);
+  return { image: cut(image), mask: cut(mask) };
 }
 
 /**
@@ -262,15 +287,14 @@ export async function encodeReferences(
     let img = await readImage(ref.path);
     let mask = needsMask ? await readSubjectMask(img, ref) : null;
     if (options.subjectMargin != null && mask !== null) {
-      const square = subjectSquare(mask, options.subjectMargin);
-      if (square === null) {
+      const cut = cutToSubject(img, mask, options.subjectMargin);
+      if (cut === null) {
         // The mask job found nothing here; the filled photo still shows the subject somewhere.
         options.onWarning?.(
           `${basename(ref.subjectMask!)} is empty: ${basename(ref.path)} is used whole`,
         );
       } else {
-        img = cropImage(img, square.left, square.top, square.size, square.size);
-        mask = cropImage(mask, square.left, square.top, square.size, square.size);
+        ({ image: img, mask } = cut);
       }
     }
     const crop = squareCrop(img, options.resolution);

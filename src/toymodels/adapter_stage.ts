@@ -13,7 +13,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { rand, randint, randn } from '../engine/creation.js';
 import { noGrad } from '../engine/autograd.js';
 import { Generator, manualSeed } from '../engine/random.js';
-import { cropImage, type RgbImage } from '../io/image.js';
+import type { RgbImage } from '../io/image.js';
 import type { CLIPImageProcessor } from '../models/clip/image_processing.js';
 import type { CLIPTextModel, CLIPTextModelWithProjection } from '../models/clip/clip_text_model.js';
 import type { CLIPVisionModel } from '../models/clip/clip_vision_model.js';
@@ -25,12 +25,14 @@ import { baseModelFingerprint, modelFingerprint, saveAdapter } from '../p3s/adap
 import { weightedLdmLoss } from '../p3s/losses.js';
 import { formatWeightCurve } from '../p3s/weight_schedule.js';
 import { P3SAdapter, P3SUNet, type P3SSettings, type SubjectCondition } from '../p3s/p3s_unet.js';
+import { maskToImage } from '../p3s/mask_outputs.js';
 import {
+  cutToSubject,
+  encodeLatents,
   encodeReferenceImages,
   keepSubject,
   maskShares,
   squareCrop,
-  subjectSquare,
 } from '../p3s/references.js';
 import { DDPMScheduler } from '../schedulers/scheduling_ddpm.js';
 import type { CLIPTokenizer } from '../tokenizers/clip_tokenizer.js';
@@ -78,21 +80,14 @@ export interface AdapterFrozenParts {
 
 /** One object's mask as a white-on-black image. */
 function maskImage(scene: LookalikeScene['scene'], index: number): RgbImage {
-  const { size } = scene;
-  const mask = scene.objects[index]!.mask;
-  const data = new Uint8Array(size * size * 3);
-  for (let i = 0; i < size * size; i++) if (mask[i]) data.fill(255, i * 3, i * 3 + 3);
-  return { width: size, height: size, data };
+  return maskToImage(scene.objects[index]!.mask, scene.size, scene.size);
 }
 
 /** The subject alone, cut to margin × its box and resized: what a fine-tuned adapter is given. */
 export function subjectCondition(photo: LookalikeScene, margin: number, size: number): RgbImage {
-  let image = sceneImage(photo.scene);
-  let mask = maskImage(photo.scene, photo.subject);
-  const square = subjectSquare(mask, margin)!; // the scene generator keeps every object visible
-  image = cropImage(image, square.left, square.top, square.size, square.size);
-  mask = cropImage(mask, square.left, square.top, square.size, square.size);
-  return keepSubject(squareCrop(image, size), squareCrop(mask, size));
+  // the scene generator keeps every object visible, so the mask is never empty
+  const cut = cutToSubject(sceneImage(photo.scene), maskImage(photo.scene, photo.subject), margin)!;
+  return keepSubject(squareCrop(cut.image, size), squareCrop(cut.mask, size));
 }
 
 /** One pretraining sample: the condition photo, the target photo and the target's caption. */
@@ -153,23 +148,17 @@ export async function trainToyAdapter(
         );
         return optimizerStep(optimizer, () => {
           // Draw order: dropout, timesteps, noise.
-          const { condition, x0 } = noGrad(() => {
-            const c = encodeReferenceImages(
-              pairs.map((p) => p.condition),
-              vae,
-              clip,
-              processor,
-            );
-            const t = encodeReferenceImages(
-              pairs.map((p) => p.target),
-              vae,
-              clip,
-              processor,
-            );
-            t.clipStates.dispose(); // the targets' CLIP states are not used
-            const cond: SubjectCondition = { latent: c.latents, clipStates: c.clipStates };
-            return { condition: cond, x0: t.latents };
-          });
+          const c = encodeReferenceImages(
+            pairs.map((p) => p.condition),
+            vae,
+            clip,
+            processor,
+          );
+          const condition: SubjectCondition = { latent: c.latents, clipStates: c.clipStates };
+          const x0 = encodeLatents(
+            pairs.map((p) => p.target),
+            vae,
+          );
           const drop = rand([b], { generator }).toArray() as number[];
           const captions = pairs.map((p, i) =>
             drop[i]! < options.captionDropout ? '' : p.caption,
