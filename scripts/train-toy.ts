@@ -7,6 +7,7 @@ import {
   trainToyModels,
   type ToyStage,
 } from '../src/toymodels/train_toy.js';
+import { DECODER_STAGE_DEFAULTS } from '../src/toymodels/vae_stage.js';
 
 const HELP = `npm run train:toy -- [options]
 
@@ -27,6 +28,8 @@ Options:
   --adapter-steps <n> exact step counts
   --clip-hard-negatives <k>   captions per image that change one attribute, added as CLIP
                       negatives (default 0, the shipped CLIP's recipe; docs/toy.md)
+  --decoder-object-weight <w>  extra weight of the decoder stage's error on object pixels
+                      (default ${DECODER_STAGE_DEFAULTS.objectWeight}; 0: plain L1, the stage's first recipe)
 Threads: P3S_NUM_THREADS (default: all cores).`;
 
 async function main(): Promise<void> {
@@ -44,6 +47,7 @@ async function main(): Promise<void> {
     'unet-steps': { type: 'string' },
     'adapter-steps': { type: 'string' },
     'clip-hard-negatives': { type: 'string' },
+    'decoder-object-weight': { type: 'string' },
   });
   if (values.help) {
     console.log(HELP);
@@ -70,6 +74,13 @@ async function main(): Promise<void> {
     scale: numberFlag(values, 'scale', 1, (v) => v > 0, 'a positive number'),
     steps,
     clipHardNegatives: intFlag(values, 'clip-hard-negatives', 0, 0),
+    decoderObjectWeight: numberFlag(
+      values,
+      'decoder-object-weight',
+      DECODER_STAGE_DEFAULTS.objectWeight,
+      (v) => Number.isFinite(v) && v >= 0,
+      'a number ≥ 0',
+    ),
   });
   for (const r of reports) {
     console.log(

@@ -11,7 +11,8 @@ import type { MaskRefinement } from '../p3s/rngr.js';
 import { StableDiffusionPipeline } from '../pipelines/stable_diffusion.js';
 import { CLIPTokenizer } from '../tokenizers/clip_tokenizer.js';
 import { AttributeProbe } from './probe.js';
-import { runSubjectExperiment } from './experiment.js';
+import { runSubjectExperiment, type ExperimentResult } from './experiment.js';
+import type { ChildExperimentOptions } from './experiment_process.js';
 import { recipeExperimentSettings, type AdapterRecipe } from './recipes.js';
 import {
   clipRetrieval,
@@ -21,11 +22,15 @@ import {
   type AttributeAccuracy,
   type RetrievalResult,
   type RngrQuality,
+  type RoundTripAccuracy,
+  vaeRoundTripAccuracy,
 } from './quality.js';
 
 export interface ToyQuality {
   clipRetrieval: RetrievalResult;
   probe: AttributeAccuracy;
+  /** The probe on VAE round trips: the decoder's ceiling on every generated image. */
+  vaeRoundTrip?: RoundTripAccuracy;
   generation: AttributeAccuracy & { steps: number; guidanceScale: number };
   /**
    * RNGR on look-alike pairs per CLIP hidden state and grid density, with p3s's default masks
@@ -54,11 +59,16 @@ export interface SelectiveQuality {
 
 export interface SelectiveNumbers {
   fidelity: number;
+  /** fidelity of each subject, in subject order. */
+  fidelityPerSubject?: number[];
   lookalikeRate: number;
   colourFidelity: number;
   lookalikeColourRate: number;
   maskIoU: number;
 }
+
+/** Runs one experiment somewhere: in a child process, through a TaskPool, … */
+export type ExperimentRunner = (options: ChildExperimentOptions) => Promise<ExperimentResult>;
 
 /** The selective-fidelity experiment over several subjects (minutes per subject on 2 cores). */
 export async function selectiveQuality(
@@ -71,47 +81,69 @@ export async function selectiveQuality(
     maskDense?: number;
     /** Adapter settings (default: the paper's adapter at lr 1e-4, `steps` steps). */
     recipe?: AdapterRecipe;
+    /** Where the runs go (default: one after another in this process). */
+    run?: ExperimentRunner;
+    /** Called after each finished run with (done, total). */
+    onRunDone?: (done: number, total: number) => void;
   } = {},
 ): Promise<SelectiveQuality> {
   const subjects = options.subjects ?? 3;
   const recipe = options.recipe;
   const steps = recipe?.steps ?? options.steps ?? 200;
-  const probe = AttributeProbe.load(join(folder, 'probe'));
+  const runs: ChildExperimentOptions[] = [];
+  for (let subject = 0; subject < subjects; subject++) {
+    for (const negativePoint of [true, false]) {
+      runs.push({
+        modelFolder: folder,
+        outDir: join(workDir, `subject-${subject}`, negativePoint ? 'selective' : 'baseline'),
+        subjectSeed: subject,
+        negativePoint,
+        steps,
+        maskLayer: options.maskLayer,
+        maskDense: options.maskDense,
+        ...(recipe ? recipeExperimentSettings(recipe) : {}),
+      });
+    }
+  }
+  let done = 0;
+  const counted = async (run: ExperimentRunner, o: ChildExperimentOptions) => {
+    const result = await run(o);
+    options.onRunDone?.(++done, runs.length);
+    return result;
+  };
+  let results: ExperimentResult[];
+  if (options.run) {
+    const run = options.run;
+    results = await Promise.all(runs.map((o) => counted(run, o))); // the runner paces them
+  } else {
+    const probe = AttributeProbe.load(join(folder, 'probe'));
+    try {
+      results = [];
+      for (const o of runs)
+        results.push(await counted((x) => runSubjectExperiment({ ...x, probe }), o));
+    } finally {
+      probe.dispose();
+    }
+  }
   const zero = (): SelectiveNumbers => ({
     fidelity: 0,
+    fidelityPerSubject: [],
     lookalikeRate: 0,
     colourFidelity: 0,
     lookalikeColourRate: 0,
     maskIoU: 0,
   });
   const sums = { withNegative: zero(), positiveOnly: zero() };
-  let images = 0;
-  try {
-    for (let subject = 0; subject < subjects; subject++) {
-      for (const negativePoint of [true, false]) {
-        const r = await runSubjectExperiment({
-          modelFolder: folder,
-          outDir: join(workDir, `subject-${subject}`, negativePoint ? 'selective' : 'baseline'),
-          subjectSeed: subject,
-          negativePoint,
-          steps,
-          maskLayer: options.maskLayer,
-          maskDense: options.maskDense,
-          probe,
-          ...(recipe ? recipeExperimentSettings(recipe) : {}),
-        });
-        const sum = negativePoint ? sums.withNegative : sums.positiveOnly;
-        sum.fidelity += r.fidelity / subjects;
-        sum.lookalikeRate += r.lookalikeRate / subjects;
-        sum.colourFidelity += r.colourFidelity / subjects;
-        sum.lookalikeColourRate += r.lookalikeColourRate / subjects;
-        sum.maskIoU += r.masks.reduce((a, m) => a + m.subjectIoU, 0) / r.masks.length / subjects;
-        images = r.generated.length;
-      }
-    }
-  } finally {
-    probe.dispose();
-  }
+  results.forEach((r, i) => {
+    const sum = runs[i]!.negativePoint ? sums.withNegative : sums.positiveOnly;
+    sum.fidelity += r.fidelity / subjects;
+    sum.fidelityPerSubject!.push(r.fidelity);
+    sum.lookalikeRate += r.lookalikeRate / subjects;
+    sum.colourFidelity += r.colourFidelity / subjects;
+    sum.lookalikeColourRate += r.lookalikeColourRate / subjects;
+    sum.maskIoU += r.masks.reduce((a, m) => a + m.subjectIoU, 0) / r.masks.length / subjects;
+  });
+  const images = results.at(-1)?.generated.length ?? 0;
   return { subjects, steps, imagesPerSubject: images, ...sums, ...(recipe ? { recipe } : {}) };
 }
 
@@ -157,7 +189,9 @@ export async function evaluateToyModels(
     const probeAcc = probeAccuracy(probe);
     const pipeline = StableDiffusionPipeline.fromPretrained(folder, { scheduler: 'ddim' });
     let generation: ToyQuality['generation'];
+    let vaeRoundTrip: RoundTripAccuracy;
     try {
+      vaeRoundTrip = vaeRoundTripAccuracy(pipeline.vae, probe);
       const steps = 25;
       const guidanceScale = 5;
       const g = await generationAccuracy(pipeline, probe, {
@@ -194,6 +228,7 @@ export async function evaluateToyModels(
     return {
       clipRetrieval: retrieval,
       probe: probeAcc,
+      vaeRoundTrip,
       generation,
       rngr,
       maskLayer: best.layer,

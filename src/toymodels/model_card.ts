@@ -23,6 +23,16 @@ function folderBytes(folder: string): number {
   return total;
 }
 
+/** The probe on VAE round trips, when measured: the ceiling the decoder puts on generated images. */
+function roundTripLine(q: ToyQuality): string {
+  const r = q.vaeRoundTrip;
+  if (!r) return '';
+  return `
+- **VAE round trips** (the probe on encode → decode of the same ${String(r.count)} scenes; nothing
+  generated can read better): colour ${pct(r.colour)}, shape ${pct(r.shape)}, pattern ${pct(r.pattern)},
+  background ${pct(r.background)}; colour and pattern together ${pct(r.colourAndPattern)}.`;
+}
+
 function bestDefaultIoU(q: ToyQuality): number {
   return Math.max(0, ...q.rngr.filter(isDefaultMask).map((r) => r.subjectIoU));
 }
@@ -34,6 +44,17 @@ function selectiveRows(s: SelectiveQuality): string {
 | --- | --- | --- | --- | --- | --- |
 ${row('positive + negative', s.withNegative)}
 ${row('positive only', s.positiveOnly)}
+${perSubjectLine(s)}`;
+}
+
+/** The subject's colour + pattern for each subject, when recorded: how evenly the mean is spread. */
+function perSubjectLine(s: SelectiveQuality): string {
+  const list = (n: SelectiveNumbers) =>
+    (n.fidelityPerSubject ?? []).map((f) => (100 * f).toFixed(0)).join(', ');
+  if (!s.withNegative.fidelityPerSubject?.length) return '';
+  return `
+  Per subject (0–${String(s.subjects - 1)}), subject's colour + pattern: ${list(s.withNegative)} % with the
+  negative click, ${list(s.positiveOnly)} % without.
 `;
 }
 
@@ -71,6 +92,8 @@ export function writeModelCard(
   };
   const k = training.clip?.hardNegatives ?? 0;
   const clipNegatives = k > 0 ? `, ${k} one-attribute-changed captions per image as negatives` : '';
+  const w = training.decoder?.objectWeight ?? 0;
+  const decoderWeighting = w > 0 ? ` weighted ${1 + w}× on object pixels` : '';
   const q = quality;
   const layerName = (layer: number) =>
     layer === -1 ? 'last hidden state' : layer === 0 ? 'embeddings' : `after layer ${layer}`;
@@ -111,7 +134,7 @@ The evaluation uses the held-out split (other seeds), never seen in training.
 | stage | objective | steps × batch | final loss (mean of last 50) | time |
 | --- | --- | --- | --- | --- |
 ${stage('vae', 'L1 reconstruction + 1e-4 · KL')}
-${stage('decoder', 'the VAE decoder alone, L1 reconstruction; encoder and latent space frozen')}
+${stage('decoder', `the VAE decoder alone, L1 reconstruction${decoderWeighting}; encoder and latent space frozen`)}
 ${stage('clip', `symmetric InfoNCE, learned temperature${clipNegatives}`)}
 ${stage('probe', 'cross-entropy per head, single-object scenes')}
 ${stage('unet', 'ε-prediction MSE, SD 1.5 schedule, 10 % captions dropped, frozen VAE + text encoder')}${
@@ -130,7 +153,7 @@ ${
   ${pct(q.clipRetrieval.accuracy)} against captions of other scenes; ${pct(q.clipRetrieval.hardAccuracy)} against
   captions that change one attribute (colour, shape, pattern or background). Chance: ${pct(1 / q.clipRetrieval.candidates)}.
 - **Probe** (the judge; ${q.probe.count} single-object scenes): colour ${pct(q.probe.colour)}, shape ${pct(q.probe.shape)},
-  pattern ${pct(q.probe.pattern)}, background ${pct(q.probe.background)}.
+  pattern ${pct(q.probe.pattern)}, background ${pct(q.probe.background)}.${roundTripLine(q)}
 - **Text-to-image attribute accuracy** (${q.generation.count} held-out captions, DDIM ${q.generation.steps} steps,
   guidance ${q.generation.guidanceScale}; judged by the probe): colour ${pct(q.generation.colour)}, shape ${pct(q.generation.shape)},
   pattern ${pct(q.generation.pattern)}, background ${pct(q.generation.background)}, all four ${pct(q.generation.all)}.

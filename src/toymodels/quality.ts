@@ -1,12 +1,13 @@
 // Quality of the toy models on held-out scenes (never seen in training: the held-out split's
-// seeds): CLIP retrieval, the probe's own accuracy, text-to-image attribute accuracy judged by the
-// probe, and RNGR mask IoU on look-alike pairs. The numbers go to the model card and, as floors,
-// into the tests.
+// seeds): CLIP retrieval, the probe's own accuracy, the probe on VAE round trips, text-to-image
+// attribute accuracy judged by the probe, and RNGR mask IoU on look-alike pairs. The numbers go to
+// the model card and, as floors, into the tests.
 import { noGrad } from '../engine/autograd.js';
 import { tidy } from '../engine/scope.js';
 import type { RgbImage } from '../io/image.js';
 import type { CLIPTextModelWithProjection } from '../models/clip/clip_text_model.js';
 import type { CLIPVisionModelWithProjection } from '../models/clip/clip_vision_model.js';
+import type { AutoencoderKL } from '../models/vae/autoencoder_kl.js';
 import type { StableDiffusionPipeline } from '../pipelines/stable_diffusion.js';
 import { buildSubjectMasks, type PatchFeatureExtractor, type RngrOptions } from '../p3s/rngr.js';
 import type { CLIPTokenizer } from '../tokenizers/clip_tokenizer.js';
@@ -15,7 +16,7 @@ import { SPLIT_SEEDS } from '../toyworld/dataset.js';
 import { makeLookalikePair } from '../toyworld/pairs.js';
 import type { Scene } from '../toyworld/scene.js';
 import { normalizeRows, toyClipProcessor } from './clip_stage.js';
-import { imagesToTensor, sceneImage, scenes, tokenIds } from './data.js';
+import { imagesToTensor, sceneImage, scenes, scenesToTensor, tokenIds } from './data.js';
 import {
   PROBE_ATTRIBUTES,
   sceneLabels,
@@ -125,6 +126,40 @@ export function probeImages(probe: AttributeProbe, images: readonly RgbImage[]):
 export function probeAccuracy(probe: AttributeProbe, count = 256): AttributeAccuracy {
   const held = scenes('heldout', 0, count, { objectCount: 1 });
   return attributeAccuracy(probeImages(probe, held.map(sceneImage)), held.map(sceneLabels));
+}
+
+export type RoundTripAccuracy = AttributeAccuracy & { colourAndPattern: number };
+
+/**
+ * The probe on VAE round trips (encode, posterior mean, decode) of held-out single-object scenes:
+ * what survives the latent space and the decoder, and so a ceiling on what any generated image
+ * can show. colourAndPattern: both read right at once, selective fidelity's criterion.
+ */
+export function vaeRoundTripAccuracy(
+  vae: AutoencoderKL,
+  probe: AttributeProbe,
+  count = 256,
+): RoundTripAccuracy {
+  const held = scenes('heldout', 0, count, { objectCount: 1 });
+  const predicted: ProbeLabels[] = [];
+  for (let i = 0; i < held.length; i += 32) {
+    const x = scenesToTensor(held.slice(i, i + 32));
+    try {
+      const decoded = noGrad(() => tidy(() => vae.forward(x).clamp(-1, 1)));
+      try {
+        predicted.push(...probe.predict(decoded));
+      } finally {
+        decoded.dispose();
+      }
+    } finally {
+      x.dispose();
+    }
+  }
+  const truth = held.map(sceneLabels);
+  const both = predicted.filter(
+    (p, i) => p.colour === truth[i]!.colour && p.pattern === truth[i]!.pattern,
+  ).length;
+  return { ...attributeAccuracy(predicted, truth), colourAndPattern: both / held.length };
 }
 
 export interface GenerationQualityOptions {

@@ -5,6 +5,7 @@
 // text encoder, so it learns exactly the latents and contexts the shipped models produce.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { Progress } from '../cli/args.js';
 import { getNumThreads } from '../engine/device.js';
 import { CLIPTextModelWithProjection } from '../models/clip/clip_text_model.js';
 import { CLIPVisionModel } from '../models/clip/clip_vision_model.js';
@@ -24,7 +25,9 @@ import {
 import { PROBE_STAGE_DEFAULTS, trainProbe } from './probe.js';
 import type { StageResult } from './stage.js';
 import { evaluateToyModels, selectiveQuality, writeQuality, type ToyQuality } from './evaluate.js';
+import { runExperimentInChild, type ChildExperimentOptions } from './experiment_process.js';
 import { TOY_RECIPE } from './recipes.js';
+import { TaskPool } from './task_pool.js';
 import { writeModelCard } from './model_card.js';
 import { UNET_STAGE_DEFAULTS, trainToyUNet } from './unet_stage.js';
 import {
@@ -63,6 +66,8 @@ export interface TrainToyOptions {
   steps?: Partial<Record<ToyStage, number>>;
   /** Altered captions per image as extra CLIP negatives (default 0: the shipped recipe). */
   clipHardNegatives?: number;
+  /** Extra weight of the decoder stage's error on object pixels (default: the stage's). */
+  decoderObjectWeight?: number;
   progress?: boolean;
 }
 
@@ -73,6 +78,8 @@ export interface StageReport extends StageResult {
   threads: number;
   /** CLIP stage: altered captions per image used as negatives (absent: none). */
   hardNegatives?: number;
+  /** Decoder stage: extra weight on object pixels (absent: plain L1, the stage's first recipe). */
+  objectWeight?: number;
 }
 
 /** training.json: what each stage ran, kept across runs. */
@@ -144,12 +151,20 @@ export async function trainToyModels(options: TrainToyOptions): Promise<StageRep
       const settings = {
         ...DECODER_STAGE_DEFAULTS,
         steps: stepsOf('decoder', DECODER_STAGE_DEFAULTS.steps),
+        objectWeight: options.decoderObjectWeight ?? DECODER_STAGE_DEFAULTS.objectWeight,
       };
       const vae = AutoencoderKL.fromPretrained(join(out, 'vae'));
       try {
         const { result } = await trainToyVaeDecoder({ ...settings, ...common, dir }, vae);
         exportToyVae(vae, out, vae.config.scaling_factor);
-        record(stage, settings.steps, settings.batchSize, result);
+        const { objectWeight } = settings;
+        record(
+          stage,
+          settings.steps,
+          settings.batchSize,
+          result,
+          objectWeight ? { objectWeight } : {},
+        );
       } finally {
         vae.dispose();
       }
@@ -223,11 +238,31 @@ export async function trainToyModels(options: TrainToyOptions): Promise<StageRep
         maskLayer: quality.maskLayer,
         maskDense: quality.maskDense,
       };
-      quality.selective = await selectiveQuality(out, join(work, 'selective'), selectiveOptions);
-      quality.selectiveRecipe = await selectiveQuality(out, join(work, 'selective-recipe'), {
-        ...selectiveOptions,
-        recipe: TOY_RECIPE,
-      });
+      // The 24 runs go to one-thread child processes, as many at once as this stage has threads
+      // (at this size one thread runs an op about as fast as two).
+      const pool = new TaskPool(getNumThreads());
+      const total = 2 * 2 * SELECTIVE_SUBJECTS; // two adapters, with and without the negative click
+      let done = 0;
+      const bar = options.progress === false ? null : new Progress('eval: P3S runs', total);
+      bar?.update(0);
+      const runOptions = {
+        run: (o: ChildExperimentOptions) =>
+          pool.run((signal) => runExperimentInChild(o, { threads: 1, signal })),
+        onRunDone: () => bar?.update(++done),
+      };
+      try {
+        [quality.selective, quality.selectiveRecipe] = await Promise.all([
+          selectiveQuality(out, join(work, 'selective'), { ...selectiveOptions, ...runOptions }),
+          selectiveQuality(out, join(work, 'selective-recipe'), {
+            ...selectiveOptions,
+            ...runOptions,
+            recipe: TOY_RECIPE,
+          }),
+        ]);
+      } catch (err) {
+        pool.abort();
+        throw err;
+      }
       writeQuality(out, quality);
     } else {
       for (const part of ['vae', 'text_encoder']) {

@@ -3,10 +3,12 @@
 // without its perceptual and adversarial terms, which flat-coloured 64-px scenes do not need).
 import { noGrad } from '../engine/autograd.js';
 import { Generator, manualSeed } from '../engine/random.js';
+import { tensor } from '../engine/creation.js';
 import { tidy } from '../engine/scope.js';
-import { AutoencoderKL } from '../models/vae/autoencoder_kl.js';
 import type { Tensor } from '../engine/tensor.js';
+import { AutoencoderKL } from '../models/vae/autoencoder_kl.js';
 import { AdamW } from '../optim/adam.js';
+import type { Scene } from '../toyworld/scene.js';
 import { TOY_VAE_CONFIG } from './configs.js';
 import { scenes, scenesToTensor } from './data.js';
 import { optimizerStep, trainModel, type StageResult, type StageSettings } from './stage.js';
@@ -24,6 +26,7 @@ async function runVaeStage(
   vae: AutoencoderKL,
   optimizer: AdamW,
   loss: (step: number, generator: Generator) => Tensor,
+  settingDefaults?: Record<string, unknown>,
 ): Promise<{ vae: AutoencoderKL; result: StageResult }> {
   const generator = new Generator(options.seed);
   const { model, result } = await trainModel({
@@ -32,6 +35,7 @@ async function runVaeStage(
     steps: options.steps,
     checkpointEvery: 100,
     settings: { config: TOY_VAE_CONFIG, ...options, dir: undefined, progress: undefined },
+    settingDefaults,
     model: vae,
     optimizer,
     generator,
@@ -82,17 +86,24 @@ export function latentScalingFactor(vae: AutoencoderKL, count = 256): number {
   );
 }
 
-export const DECODER_STAGE_DEFAULTS = { steps: 1500, batchSize: 16, lr: 5e-4 };
+export interface DecoderStageOptions extends StageSettings {
+  /** Extra weight of the error on object pixels (0: plain L1 over the image). */
+  objectWeight: number;
+}
+
+export const DECODER_STAGE_DEFAULTS = { steps: 1500, batchSize: 16, lr: 5e-4, objectWeight: 4 };
 const DECODER_FIRST_SCENE = 50_000_000;
 
 /**
  * Stage 1b: more training for the decoder alone (the recipe of Stability's fine-tuned SD VAEs).
  * The encoder — and with it the latent space, the scaling factor and every model trained on the
  * latents — stays exactly as it is, so this stage can run after the U-Net and only sharpens what
- * the whole pipeline draws. Loss: L1 reconstruction of posterior samples.
+ * the whole pipeline draws. Loss: L1 reconstruction of posterior samples, weighted towards the
+ * objects — they cover a small part of a scene, yet their colour and pattern are what a subject
+ * is, and with plain L1 the decoder washed them out (docs/toy.md).
  */
 export async function trainToyVaeDecoder(
-  options: StageSettings,
+  options: DecoderStageOptions,
   vae: AutoencoderKL,
 ): Promise<{ vae: AutoencoderKL; result: StageResult }> {
   manualSeed(options.seed);
@@ -101,9 +112,33 @@ export async function trainToyVaeDecoder(
   const trainable = [...vae.decoder.parameters(), ...vae.postQuantConv.parameters()];
   const optimizer = new AdamW(trainable, { lr: options.lr, weightDecay: 0 });
   const b = options.batchSize;
-  return runVaeStage('vae-decoder', options, vae, optimizer, (step, generator) => {
-    const x = scenesToTensor(scenes('train', DECODER_FIRST_SCENE + step * b, b));
+  const { objectWeight } = options;
+  const loss = (step: number, generator: Generator) => {
+    const batch = scenes('train', DECODER_FIRST_SCENE + step * b, b);
+    const x = scenesToTensor(batch);
     const z = noGrad(() => vae.encode(x).sample(generator));
-    return vae.decode(z).sub(x).abs().mean();
+    const decoded = vae.decode(z);
+    // Weight 0 is the plain L1 of the stage's first version, computed as it was (bit for bit).
+    if (objectWeight === 0) return decoded.sub(x).abs().mean();
+    return weightedL1(decoded, x, objectPixelWeights(batch, objectWeight));
+  };
+  // Checkpoints from before the option resume as weight 0, the loss they were trained with.
+  return runVaeStage('vae-decoder', options, vae, optimizer, loss, { objectWeight: 0 });
+}
+
+/** Σ w·|x̂ − x| / (C·Σ w) with per-pixel weights (B, 1, H, W): equal weights give the mean L1. */
+export function weightedL1(reconstruction: Tensor, target: Tensor, weights: Tensor): Tensor {
+  const channels = target.shape[1]!;
+  return reconstruction.sub(target).abs().mul(weights).sum().div(weights.sum().mul(channels));
+}
+
+/** Per-pixel loss weights (B, 1, H, W): 1 on the background, 1 + objectWeight on any object. */
+export function objectPixelWeights(batch: readonly Scene[], objectWeight: number): Tensor {
+  const { size } = batch[0]!;
+  const plane = size * size;
+  const out = new Float32Array(batch.length * plane);
+  batch.forEach((scene, b) => {
+    for (let i = 0; i < plane; i++) out[b * plane + i] = scene.instances[i] ? 1 + objectWeight : 1;
   });
+  return tensor(out, [batch.length, 1, size, size]);
 }

@@ -40,6 +40,22 @@ test('the CLIP row names hard negatives only when the stage used them', () => {
   }
 });
 
+test('the decoder row says how the loss was weighted, as training.json recorded it', () => {
+  const folder = mkdtempSync(join(tmpdir(), 'p3s-card-'));
+  try {
+    const decoderRow = (objectWeight?: number) => {
+      const report = { ...clipReport({}), stage: 'decoder' as const, objectWeight };
+      writeModelCard(folder, { decoder: report }, null);
+      const card = readFileSync(join(folder, 'README.md'), 'utf8');
+      return card.split('\n').find((l) => l.startsWith('| decoder |'))!;
+    };
+    assert.match(decoderRow(4), /L1 reconstruction weighted 5× on object pixels; encoder/);
+    assert.match(decoderRow(), /L1 reconstruction; encoder and latent space frozen/);
+  } finally {
+    rmSync(folder, { recursive: true, force: true });
+  }
+});
+
 test("the selective section adds the demo recipe's rows only when quality.json has them", () => {
   const folder = mkdtempSync(join(tmpdir(), 'p3s-card-'));
   try {
@@ -53,8 +69,9 @@ test("the selective section adds the demo recipe's rows only when quality.json h
     const paperOnly = card({ ...shipped, selectiveRecipe: undefined });
     assert.match(paperOnly, /p3s demo --paper-settings`'s experiment/);
     assert.doesNotMatch(paperOnly, /With `p3s demo`'s recipe/);
-    const numbers = (fidelity: number) => ({
+    const numbers = (fidelity: number, fidelityPerSubject?: number[]) => ({
       fidelity,
+      fidelityPerSubject,
       lookalikeRate: 0.125,
       colourFidelity: 0.5,
       lookalikeColourRate: 0.25,
@@ -66,8 +83,8 @@ test("the selective section adds the demo recipe's rows only when quality.json h
         subjects: 3,
         steps: TOY_RECIPE.steps,
         imagesPerSubject: 16,
-        withNegative: numbers(0.375),
-        positiveOnly: numbers(0),
+        withNegative: numbers(0.375, [0.5, 0.25, 0.375]),
+        positiveOnly: numbers(0, [0, 0, 0]),
         recipe: TOY_RECIPE,
       },
     });
@@ -77,6 +94,47 @@ test("the selective section adds the demo recipe's rows only when quality.json h
     );
     assert.match(withRecipe, /\| positive \+ negative \| 37\.5 % \| 12\.5 % \|/);
     assert.match(withRecipe, /\| positive only \| 0\.0 % \| 12\.5 % \|/);
+    assert.match(
+      withRecipe,
+      /Per subject \(0–2\), subject's colour \+ pattern: 50, 25, 38 % with the\s+negative click, 0, 0, 0 % without/,
+    );
+    const noPerSubject = card({
+      ...shipped,
+      selective: { ...shipped.selective!, withNegative: numbers(0.1), positiveOnly: numbers(0) },
+    });
+    assert.doesNotMatch(noPerSubject.split('With `p3s demo`')[0]!, /Per subject/);
+  } finally {
+    rmSync(folder, { recursive: true, force: true });
+  }
+});
+
+test('the VAE round-trip line appears with its numbers only when measured', () => {
+  const folder = mkdtempSync(join(tmpdir(), 'p3s-card-'));
+  try {
+    const shipped = JSON.parse(
+      readFileSync(join(repoRoot(), 'models', 'toy', 'quality.json'), 'utf8'),
+    ) as ToyQuality;
+    const card = (quality: ToyQuality) => {
+      writeModelCard(folder, {}, quality);
+      return readFileSync(join(folder, 'README.md'), 'utf8');
+    };
+    assert.doesNotMatch(card({ ...shipped, vaeRoundTrip: undefined }), /VAE round trips/);
+    const measured = card({
+      ...shipped,
+      vaeRoundTrip: {
+        count: 256,
+        all: 0.5,
+        colour: 0.9,
+        shape: 0.875,
+        pattern: 0.95,
+        background: 1,
+        colourAndPattern: 0.85,
+      },
+    });
+    assert.match(
+      measured,
+      /VAE round trips\*\* \(the probe on encode → decode of the same 256 scenes[^)]*\): colour 90\.0 %, shape 87\.5 %, pattern 95\.0 %,\s+background 100\.0 %; colour and pattern together 85\.0 %/,
+    );
   } finally {
     rmSync(folder, { recursive: true, force: true });
   }

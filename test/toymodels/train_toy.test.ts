@@ -12,7 +12,7 @@ import { SafetensorsFile } from '../../src/io/safetensors.js';
 import { StableDiffusionPipeline } from '../../src/pipelines/stable_diffusion.js';
 import { CLIPVisionModelWithProjection } from '../../src/models/clip/clip_vision_model.js';
 import { AttributeProbe } from '../../src/toymodels/probe.js';
-import { trainToyModels } from '../../src/toymodels/train_toy.js';
+import { readTrainingReport, trainToyModels } from '../../src/toymodels/train_toy.js';
 import { PRETRAINED_ADAPTER_FILE } from '../../src/toymodels/adapter_stage.js';
 import { sceneImage } from '../../src/toymodels/data.js';
 import { trainP3S } from '../../src/p3s/train.js';
@@ -150,8 +150,13 @@ test('the decoder stage trains the decoder only: encoder, latents and scaling st
     steps: { ...STEPS, decoder: 10 },
   });
   assert.deepEqual(
-    reports.map((r) => [r.stage, r.ran]),
-    [['decoder', 10]],
+    reports.map((r) => [r.stage, r.ran, r.objectWeight]),
+    [['decoder', 10, 4]],
+  );
+  assert.equal(
+    readTrainingReport(out).decoder?.objectWeight,
+    4,
+    'training.json records the weight',
   );
   const tuned = load();
   let changed = 0;
