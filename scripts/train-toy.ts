@@ -29,7 +29,8 @@ Options:
   --clip-hard-negatives <k>   captions per image that change one attribute, added as CLIP
                       negatives (default 0, the shipped CLIP's recipe; docs/toy.md)
   --decoder-object-weight <w>  extra weight of the decoder stage's error on object pixels
-                      (default ${DECODER_STAGE_DEFAULTS.objectWeight}; 0: plain L1, the stage's first recipe)
+                      (default ${DECODER_STAGE_DEFAULTS.objectWeight}, the shipped decoder's plain L1; 4 sharpens round
+                      trips of real scenes but not generated images: docs/toy.md)
 Threads: P3S_NUM_THREADS (default: all cores).`;
 
 async function main(): Promise<void> {

@@ -172,14 +172,25 @@ export const QUALITY_DENSITIES = [1, 4];
 
 export async function evaluateToyModels(
   folder: string,
-  options: { generationCount?: number; rngrCount?: number; retrievalCount?: number } = {},
+  options: {
+    generationCount?: number;
+    rngrCount?: number;
+    retrievalCount?: number;
+    /** Called after each measurement with (done, total, what was measured). */
+    onPartDone?: (done: number, total: number, part: string) => void;
+  } = {},
 ): Promise<ToyQuality> {
+  const rngrParts = QUALITY_LAYERS.length * QUALITY_DENSITIES.length * QUALITY_MASK_RULES.length;
+  const total = 4 + rngrParts; // retrieval, probe, round trips, text-to-image, RNGR variants
+  let done = 0;
+  const partDone = (part: string) => options.onPartDone?.(++done, total, part);
   const tokenizer = CLIPTokenizer.fromPretrained(join(folder, 'tokenizer'));
   const text = CLIPTextModelWithProjection.fromPretrained(join(folder, 'text_encoder')).eval();
   const vision = CLIPVisionModelWithProjection.fromPretrained(join(folder, 'image_encoder')).eval();
   let retrieval: RetrievalResult;
   try {
     retrieval = clipRetrieval(text, vision, tokenizer, options.retrievalCount ?? 200);
+    partDone('CLIP retrieval');
   } finally {
     text.dispose();
     vision.dispose();
@@ -187,11 +198,13 @@ export async function evaluateToyModels(
   const probe = AttributeProbe.load(join(folder, 'probe'));
   try {
     const probeAcc = probeAccuracy(probe);
+    partDone('probe');
     const pipeline = StableDiffusionPipeline.fromPretrained(folder, { scheduler: 'ddim' });
     let generation: ToyQuality['generation'];
     let vaeRoundTrip: RoundTripAccuracy;
     try {
       vaeRoundTrip = vaeRoundTripAccuracy(pipeline.vae, probe);
+      partDone('VAE round trips');
       const steps = 25;
       const guidanceScale = 5;
       const g = await generationAccuracy(pipeline, probe, {
@@ -203,6 +216,7 @@ export async function evaluateToyModels(
       delete numbers.images;
       delete numbers.prompts;
       generation = { ...(numbers as AttributeAccuracy), steps, guidanceScale };
+      partDone('text-to-image');
     } finally {
       pipeline.dispose();
     }
@@ -218,6 +232,7 @@ export async function evaluateToyModels(
               variant,
             );
             rngr.push({ layer, dense, ...variant, ...measured });
+            partDone(`RNGR layer ${layer} dense ${dense} ${variant.rule}`);
           }
         }
       } finally {

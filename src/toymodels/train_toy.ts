@@ -231,7 +231,14 @@ export async function trainToyModels(options: TrainToyOptions): Promise<StageRep
         clip.dispose();
       }
     } else if (stage === 'eval') {
-      const quality = await evaluateToyModels(out);
+      let measuring: Progress | undefined;
+      const quality = await evaluateToyModels(out, {
+        onPartDone: (done, total, part) => {
+          if (options.progress === false) return;
+          measuring ??= new Progress('eval: quality', total);
+          measuring.update(done, part);
+        },
+      });
       // Six subjects: the recipe was chosen on subjects 0 and 2, so fewer would flatter it.
       const selectiveOptions = {
         subjects: SELECTIVE_SUBJECTS,

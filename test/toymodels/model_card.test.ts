@@ -1,16 +1,35 @@
-// The model card states each stage's recipe as training.json recorded it.
-import { test } from 'node:test';
+// The model card states each stage's recipe as training.json recorded it, and each quality
+// section only when quality.json has its numbers.
+import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeModelCard } from '../../src/toymodels/model_card.js';
-import type { StageReport } from '../../src/toymodels/train_toy.js';
+import type { StageReport, ToyStage } from '../../src/toymodels/train_toy.js';
 import type { ToyQuality } from '../../src/toymodels/evaluate.js';
 import { TOY_RECIPE } from '../../src/toymodels/recipes.js';
 import { repoRoot } from '../helpers/paths.js';
 
-const clipReport = (extra: Partial<StageReport>): StageReport => ({
+let folder = '';
+before(() => {
+  folder = mkdtempSync(join(tmpdir(), 'p3s-card-'));
+});
+after(() => rmSync(folder, { recursive: true, force: true }));
+
+/** The card written for these reports and quality numbers. */
+function card(
+  training: Partial<Record<ToyStage, StageReport>>,
+  quality: ToyQuality | null,
+): string {
+  writeModelCard(folder, training, quality);
+  return readFileSync(join(folder, 'README.md'), 'utf8');
+}
+
+const shippedQuality = (): ToyQuality =>
+  JSON.parse(readFileSync(join(repoRoot(), 'models', 'toy', 'quality.json'), 'utf8')) as ToyQuality;
+
+const report = (extra: Partial<StageReport>): StageReport => ({
   stage: 'clip',
   steps: 1500,
   batchSize: 64,
@@ -22,62 +41,38 @@ const clipReport = (extra: Partial<StageReport>): StageReport => ({
   ...extra,
 });
 
+const row = (text: string, stage: ToyStage) =>
+  text.split('\n').find((l) => l.startsWith(`| ${stage} |`))!;
+
 test('the CLIP row names hard negatives only when the stage used them', () => {
-  const folder = mkdtempSync(join(tmpdir(), 'p3s-card-'));
-  try {
-    const clipRow = (report: StageReport) => {
-      writeModelCard(folder, { clip: report }, null);
-      const card = readFileSync(join(folder, 'README.md'), 'utf8');
-      return card.split('\n').find((l) => l.startsWith('| clip |'))!;
-    };
-    assert.match(clipRow(clipReport({ hardNegatives: 4 })), /InfoNCE.*, 4 one-attribute-changed/);
-    assert.match(
-      clipRow(clipReport({})),
-      /\| symmetric InfoNCE, learned temperature \| 1500 × 64 \|/,
-    );
-  } finally {
-    rmSync(folder, { recursive: true, force: true });
-  }
+  const clipRow = (r: StageReport) => row(card({ clip: r }, null), 'clip');
+  assert.match(clipRow(report({ hardNegatives: 4 })), /InfoNCE.*, 4 one-attribute-changed/);
+  assert.match(clipRow(report({})), /\| symmetric InfoNCE, learned temperature \| 1500 × 64 \|/);
 });
 
 test('the decoder row says how the loss was weighted, as training.json recorded it', () => {
-  const folder = mkdtempSync(join(tmpdir(), 'p3s-card-'));
-  try {
-    const decoderRow = (objectWeight?: number) => {
-      const report = { ...clipReport({}), stage: 'decoder' as const, objectWeight };
-      writeModelCard(folder, { decoder: report }, null);
-      const card = readFileSync(join(folder, 'README.md'), 'utf8');
-      return card.split('\n').find((l) => l.startsWith('| decoder |'))!;
-    };
-    assert.match(decoderRow(4), /L1 reconstruction weighted 5× on object pixels; encoder/);
-    assert.match(decoderRow(), /L1 reconstruction; encoder and latent space frozen/);
-  } finally {
-    rmSync(folder, { recursive: true, force: true });
-  }
+  const decoderRow = (objectWeight?: number) =>
+    row(card({ decoder: report({ stage: 'decoder', objectWeight }) }, null), 'decoder');
+  assert.match(decoderRow(4), /L1 reconstruction weighted 5× on object pixels; encoder/);
+  assert.match(decoderRow(), /L1 reconstruction; encoder and latent space frozen/);
 });
 
 test("the selective section adds the demo recipe's rows only when quality.json has them", () => {
-  const folder = mkdtempSync(join(tmpdir(), 'p3s-card-'));
-  try {
-    const shipped = JSON.parse(
-      readFileSync(join(repoRoot(), 'models', 'toy', 'quality.json'), 'utf8'),
-    ) as ToyQuality;
-    const card = (quality: ToyQuality) => {
-      writeModelCard(folder, {}, quality);
-      return readFileSync(join(folder, 'README.md'), 'utf8');
-    };
-    const paperOnly = card({ ...shipped, selectiveRecipe: undefined });
-    assert.match(paperOnly, /p3s demo --paper-settings`'s experiment/);
-    assert.doesNotMatch(paperOnly, /With `p3s demo`'s recipe/);
-    const numbers = (fidelity: number, fidelityPerSubject?: number[]) => ({
-      fidelity,
-      fidelityPerSubject,
-      lookalikeRate: 0.125,
-      colourFidelity: 0.5,
-      lookalikeColourRate: 0.25,
-      maskIoU: 0.5,
-    });
-    const withRecipe = card({
+  const shipped = shippedQuality();
+  const paperOnly = card({}, { ...shipped, selectiveRecipe: undefined });
+  assert.match(paperOnly, /p3s demo --paper-settings`'s experiment/);
+  assert.doesNotMatch(paperOnly, /With `p3s demo`'s recipe/);
+  const numbers = (fidelity: number, fidelityPerSubject?: number[]) => ({
+    fidelity,
+    fidelityPerSubject,
+    lookalikeRate: 0.125,
+    colourFidelity: 0.5,
+    lookalikeColourRate: 0.25,
+    maskIoU: 0.5,
+  });
+  const withRecipe = card(
+    {},
+    {
       ...shipped,
       selectiveRecipe: {
         subjects: 3,
@@ -87,39 +82,35 @@ test("the selective section adds the demo recipe's rows only when quality.json h
         positiveOnly: numbers(0, [0, 0, 0]),
         recipe: TOY_RECIPE,
       },
-    });
-    assert.match(
-      withRecipe,
-      /With `p3s demo`'s recipe \(aligned injection, references cut to 1\.5× the subject's box,\s+600 steps at lr 0\.001, ε_t fixed:0\.5, subject guidance/,
-    );
-    assert.match(withRecipe, /\| positive \+ negative \| 37\.5 % \| 12\.5 % \|/);
-    assert.match(withRecipe, /\| positive only \| 0\.0 % \| 12\.5 % \|/);
-    assert.match(
-      withRecipe,
-      /Per subject \(0–2\), subject's colour \+ pattern: 50, 25, 38 % with the\s+negative click, 0, 0, 0 % without/,
-    );
-    const noPerSubject = card({
+    },
+  );
+  assert.match(
+    withRecipe,
+    /With `p3s demo`'s recipe \(aligned injection, references cut to 1\.5× the subject's box,\s+600 steps at lr 0\.001, ε_t fixed:0\.5, subject guidance/,
+  );
+  assert.match(withRecipe, /\| positive \+ negative \| 37\.5 % \| 12\.5 % \|/);
+  assert.match(withRecipe, /\| positive only \| 0\.0 % \| 12\.5 % \|/);
+  assert.match(
+    withRecipe,
+    /Per subject \(0–2\), subject's colour \+ pattern: 50, 25, 38 % with the\s+negative click, 0, 0, 0 % without/,
+  );
+  const noPerSubject = card(
+    {},
+    {
       ...shipped,
       selective: { ...shipped.selective!, withNegative: numbers(0.1), positiveOnly: numbers(0) },
-    });
-    assert.doesNotMatch(noPerSubject.split('With `p3s demo`')[0]!, /Per subject/);
-  } finally {
-    rmSync(folder, { recursive: true, force: true });
-  }
+      selectiveRecipe: undefined,
+    },
+  );
+  assert.doesNotMatch(noPerSubject, /Per subject/);
 });
 
 test('the VAE round-trip line appears with its numbers only when measured', () => {
-  const folder = mkdtempSync(join(tmpdir(), 'p3s-card-'));
-  try {
-    const shipped = JSON.parse(
-      readFileSync(join(repoRoot(), 'models', 'toy', 'quality.json'), 'utf8'),
-    ) as ToyQuality;
-    const card = (quality: ToyQuality) => {
-      writeModelCard(folder, {}, quality);
-      return readFileSync(join(folder, 'README.md'), 'utf8');
-    };
-    assert.doesNotMatch(card({ ...shipped, vaeRoundTrip: undefined }), /VAE round trips/);
-    const measured = card({
+  const shipped = shippedQuality();
+  assert.doesNotMatch(card({}, { ...shipped, vaeRoundTrip: undefined }), /VAE round trips/);
+  const measured = card(
+    {},
+    {
       ...shipped,
       vaeRoundTrip: {
         count: 256,
@@ -130,12 +121,10 @@ test('the VAE round-trip line appears with its numbers only when measured', () =
         background: 1,
         colourAndPattern: 0.85,
       },
-    });
-    assert.match(
-      measured,
-      /VAE round trips\*\* \(the probe on encode → decode of the same 256 scenes[^)]*\): colour 90\.0 %, shape 87\.5 %, pattern 95\.0 %,\s+background 100\.0 %; colour and pattern together 85\.0 %/,
-    );
-  } finally {
-    rmSync(folder, { recursive: true, force: true });
-  }
+    },
+  );
+  assert.match(
+    measured,
+    /VAE round trips\*\* \(the probe on encode → decode of the same 256 scenes[^)]*\): colour 90\.0 %, shape 87\.5 %, pattern 95\.0 %,\s+background 100\.0 %; colour and pattern together 85\.0 %/,
+  );
 });

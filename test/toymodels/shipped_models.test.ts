@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { setNumThreads } from '../../src/engine/index.js';
 import { CLIPTextModelWithProjection } from '../../src/models/clip/clip_text_model.js';
 import { CLIPVisionModelWithProjection } from '../../src/models/clip/clip_vision_model.js';
+import { AutoencoderKL } from '../../src/models/vae/autoencoder_kl.js';
 import { DensePatchExtractor } from '../../src/p3s/dense_features.js';
 import { loadClipExtractor } from '../../src/p3s/mask_pipeline.js';
 import { StableDiffusionPipeline } from '../../src/pipelines/stable_diffusion.js';
@@ -17,6 +18,7 @@ import {
   generationAccuracy,
   probeAccuracy,
   rngrQuality,
+  vaeRoundTripAccuracy,
 } from '../../src/toymodels/quality.js';
 import { repoRoot } from '../helpers/paths.js';
 
@@ -49,6 +51,17 @@ test('the probe reads held-out scenes', (t) => {
   t.diagnostic(JSON.stringify(r));
   for (const k of ['colour', 'shape', 'pattern', 'background'] as const) {
     assert.ok(r[k] >= FLOORS.probe[k], `${k} ${r[k]}`);
+  }
+});
+
+test('VAE round trips keep the colour and pattern the probe reads', (t) => {
+  const vae = AutoencoderKL.fromPretrained(join(MODELS, 'vae')).eval();
+  try {
+    const r = vaeRoundTripAccuracy(vae, probe, 256);
+    t.diagnostic(JSON.stringify(r));
+    assert.ok(r.colourAndPattern >= FLOORS.roundTrip, `colour + pattern ${r.colourAndPattern}`);
+  } finally {
+    vae.dispose();
   }
 });
 
@@ -93,7 +106,8 @@ test('RNGR masks select the clicked object of a look-alike pair', async (t) => {
 });
 
 // Measured on exactly these samples (2 threads): retrieval 0.98 / hard 0.27 (chance 0.125);
-// probe colour 1, shape 0.996, pattern 1, background 1; generation colour 0.59, background 0.41
+// probe colour 1, shape 0.996, pattern 1, background 1; VAE round trips colour + pattern 0.770
+// (colour 0.852, pattern 0.891); generation colour 0.59, background 0.41
 // (chance 0.125, 0.10; shape 0.16 and pattern 0.38 sit near chance, 0.125 and 0.25: no floor);
 // RNGR (embeddings, dense 4, compare rule, guided): subject IoU 0.76,
 // leak 0.025, look-alike IoU 0.80 (Eq. 2 as written: 0.35, 0.17, 0.40); the rest in quality.json.
@@ -101,6 +115,7 @@ const FLOORS = {
   retrieval: 0.9,
   hardRetrieval: 0.2,
   probe: { colour: 0.95, shape: 0.95, pattern: 0.95, background: 0.95 },
+  roundTrip: 0.74,
   generation: { colour: 0.4, background: 0.35 },
   maskLayer: 0,
   maskDense: 4,

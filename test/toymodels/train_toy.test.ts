@@ -148,6 +148,7 @@ test('the decoder stage trains the decoder only: encoder, latents and scaling st
     ...common,
     stages: ['decoder'],
     steps: { ...STEPS, decoder: 10 },
+    decoderObjectWeight: 4,
   });
   assert.deepEqual(
     reports.map((r) => [r.stage, r.ran, r.objectWeight]),
@@ -170,13 +171,12 @@ test('the decoder stage trains the decoder only: encoder, latents and scaling st
   for (const t of [...base.values(), ...tuned.values()]) t.dispose();
   // Run again: it restarts from the VAE stage's export and re-exports the same bytes.
   const first = readFileSync(file);
-  const again = await trainToyModels({
-    ...common,
-    stages: ['decoder'],
-    steps: { ...STEPS, decoder: 10 },
-  });
+  const decoderRun = { ...common, stages: ['decoder'] as const, steps: { ...STEPS, decoder: 10 } };
+  const again = await trainToyModels({ ...decoderRun, decoderObjectWeight: 4 });
   assert.equal(again[0]!.ran, 0);
   assert.ok(first.equals(readFileSync(file)));
+  // Another weight is another recipe: the stage's checkpoints are refused, not mixed.
+  await assert.rejects(trainToyModels(decoderRun), /written with other settings/);
 });
 
 test('the same seed writes byte-identical weights', async () => {
