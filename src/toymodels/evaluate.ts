@@ -29,7 +29,7 @@ import {
 export interface ToyQuality {
   clipRetrieval: RetrievalResult;
   probe: AttributeAccuracy;
-  /** The probe on VAE round trips: the decoder's ceiling on every generated image. */
+  /** The probe on VAE round trips: roughly the decoder's ceiling on generated images. */
   vaeRoundTrip?: RoundTripAccuracy;
   generation: AttributeAccuracy & { steps: number; guidanceScale: number };
   /**

@@ -23,13 +23,13 @@ function folderBytes(folder: string): number {
   return total;
 }
 
-/** The probe on VAE round trips, when measured: the ceiling the decoder puts on generated images. */
+/** The probe on VAE round trips, when measured: roughly the ceiling the decoder puts on generated images. */
 function roundTripLine(q: ToyQuality): string {
   const r = q.vaeRoundTrip;
   if (!r) return '';
   return `
-- **VAE round trips** (the probe on encode → decode of the same ${String(r.count)} scenes; nothing
-  generated can read better): colour ${pct(r.colour)}, shape ${pct(r.shape)}, pattern ${pct(r.pattern)},
+- **VAE round trips** (the probe on encode → decode of the same ${String(r.count)} scenes: roughly
+  the most a generated image can show): colour ${pct(r.colour)}, shape ${pct(r.shape)}, pattern ${pct(r.pattern)},
   background ${pct(r.background)}; colour and pattern together ${pct(r.colourAndPattern)}.`;
 }
 

@@ -132,8 +132,8 @@ export type RoundTripAccuracy = AttributeAccuracy & { colourAndPattern: number }
 
 /**
  * The probe on VAE round trips (encode, posterior mean, decode) of held-out single-object scenes:
- * what survives the latent space and the decoder, and so a ceiling on what any generated image
- * can show. colourAndPattern: both read right at once, selective fidelity's criterion.
+ * what survives the latent space and the decoder, and so roughly the most a generated image can
+ * show. colourAndPattern: both read right at once, selective fidelity's criterion.
  */
 export function vaeRoundTripAccuracy(
   vae: AutoencoderKL,
