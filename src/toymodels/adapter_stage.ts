@@ -1,13 +1,15 @@
-// Stage 6 of the toy models (not in the paper): a P3S adapter pretrained on many subjects, the
-// starting point of p3s demo's per-subject fine-tuning. The paper starts each subject's copy from
-// the U-Net with zero projections; on the toy models such an adapter needs hundreds of steps to
-// move the base model at all, and then carries its references' backgrounds along. Here the copy
-// learns, over thousands of toy subjects, what a subject condition is for: each sample pairs two
-// photos of one subject, the condition is the first cut to the subject (grey around it, as
-// `--subject-only-condition`), the denoising target is the second, in another context, under
-// "a sks <shape> <context>". As BLIP-Diffusion pretrains its subject representation before
-// fine-tuning. Eq. (14)'s error is weighted towards the target's subject (the subject is a small
-// part of the image; at weight 1 the loss barely rewards reading the condition).
+// The adapter stage of the toy models (opt-in, not in the paper): a P3S adapter pretrained on
+// many subjects, a starting point for per-subject fine-tuning (`p3s train --init-adapter`; at
+// CPU scale it changes nothing yet, so the demo does not use it: docs/toy.md). The paper starts
+// each subject's copy from the U-Net with zero projections; on the toy models such an adapter
+// needs hundreds of steps to move the base model at all, and then carries its references'
+// backgrounds along. Here the copy learns, over thousands of toy subjects, what a subject
+// condition is for: each sample pairs two photos of one subject, the condition is the first cut
+// to the subject (grey around it, as `--subject-only-condition`), the denoising target is the
+// second, in another context, under "a sks <shape> <context>". As BLIP-Diffusion pretrains its
+// subject representation before fine-tuning. Eq. (14)'s error is weighted towards the target's
+// subject (the subject is a small part of the image; at weight 1 the loss barely rewards reading
+// the condition).
 import { mkdirSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { rand, randint, randn } from '../engine/creation.js';

@@ -1,8 +1,9 @@
 // `npm run train:toy`: trains the embedded default's models from scratch on the toy world, stage
-// by stage — VAE, CLIP, attribute probe, U-Net, and on request a P3S adapter pretrained on many
-// subjects — and writes them as a diffusers folder with fp16 weights. Each stage checkpoints to `work/<stage>/` and resumes where a killed run stopped; a
-// finished stage only re-exports. The U-Net stage trains on the *exported* (fp16-rounded) VAE and
-// text encoder, so it learns exactly the latents and contexts the shipped models produce.
+// by stage — VAE, its decoder, CLIP, attribute probe, U-Net, then the quality evaluation, and on
+// request a P3S adapter pretrained on many subjects — and writes them as a diffusers folder with
+// fp16 weights. Each stage checkpoints to `work/<stage>/` and resumes where a killed run stopped;
+// a finished stage only re-exports. The U-Net stage trains on the *exported* (fp16-rounded) VAE
+// and text encoder, so it learns exactly the latents and contexts the shipped models produce.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Progress } from '../cli/args.js';
