@@ -17,14 +17,14 @@ export interface BenchLine {
   [key: string]: unknown;
 }
 
-export async function benchMask(sharedDir: string): Promise<BenchLine[]> {
+export async function benchMask(dreambenchDir: string): Promise<BenchLine[]> {
   const post = benchMaskPostprocess(50);
   const guided = benchMaskPostprocess(20, 'default');
   manualSeed(0);
   const model = new CLIPVisionModel(VIT_L_14).eval();
   const photos: RgbImage[] = [];
   for (const name of ['dog/00.jpg', 'dog/01.jpg', 'dog5/00.jpg', 'cat/00.jpg', 'backpack/00.jpg']) {
-    photos.push(resizeImage(await readImage(join(sharedDir, 'dreambench', name)), 512, 512));
+    photos.push(resizeImage(await readImage(join(dreambenchDir, name)), 512, 512));
   }
   const extractor = new ClipPatchExtractor(model);
   const t0 = performance.now();

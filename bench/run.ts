@@ -1,7 +1,6 @@
 // `npm run bench`: engine benchmarks as JSON lines {name, value, unit, reference, ratio},
 // each against PyTorch on the same libtorch measured in the same run.
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
@@ -119,11 +118,8 @@ async function main(): Promise<void> {
   }
   if (want('mask')) {
     const { benchMask } = await import('./mask.js');
-    const shared = [join(root, 'shared'), join(root, '..', 'shared')].find((d) =>
-      existsSync(join(d, 'dreambench')),
-    );
-    if (shared) for (const line of await benchMask(shared)) console.log(JSON.stringify(line));
-    else console.error('bench: ../shared/dreambench not found; skipping the mask job benchmark');
+    for (const line of await benchMask(join(root, 'data', 'dreambench')))
+      console.log(JSON.stringify(line));
   }
 }
 

@@ -1,4 +1,4 @@
-// Paths for tests: the repository root and the shared data folder next to it.
+// Paths for tests: the repository root and the data the tests read, all inside the repository.
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,9 +17,12 @@ export function repoRoot(): string {
   return dir;
 }
 
-/** A path in the shared data folder: `<root>/shared` if the checkout has one, else `<root>/../shared`. */
-export function sharedPath(...parts: string[]): string {
-  const root = repoRoot();
-  const inside = join(root, 'shared');
-  return join(existsSync(inside) ? inside : join(root, '..', 'shared'), ...parts);
+/** A path in the repository's reference fixtures (test/fixtures; provenance in its README). */
+export function fixturePath(...parts: string[]): string {
+  return join(repoRoot(), 'test', 'fixtures', ...parts);
+}
+
+/** A path in the DreamBench photos and prompts carried in the repository (data/dreambench). */
+export function dreambenchPath(...parts: string[]): string {
+  return join(repoRoot(), 'data', 'dreambench', ...parts);
 }

@@ -20,7 +20,7 @@ import {
   type RgbImage,
 } from '../../src/io/image.js';
 import { crc32 } from '../../src/io/png.js';
-import { sharedPath } from '../helpers/paths.js';
+import { dreambenchPath } from '../helpers/paths.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'p3s-img-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -64,7 +64,7 @@ test('readImage decodes DreamBench JPEGs as Pillow does (checksums from Pillow 9
     ['backpack/00.jpg', 836340973],
   ];
   for (const [p, crc] of expected) {
-    const img = await readImage(sharedPath('dreambench', p));
+    const img = await readImage(dreambenchPath(p));
     assert.deepEqual([img.width, img.height], [512, 512]);
     assert.equal(crc32(img.data), crc, p);
   }
@@ -93,7 +93,7 @@ test('readImage errors: missing, empty, corrupt and truncated files', async () =
   const corrupt = join(dir, 'photo.jpg');
   writeFileSync(corrupt, Buffer.from('this is not an image at all, just some text'));
   await assert.rejects(readImage(corrupt), /^Error: Cannot read image photo\.jpg: ./);
-  const full = readFileSync(sharedPath('dreambench', 'dog', '00.jpg'));
+  const full = readFileSync(dreambenchPath('dog', '00.jpg'));
   const truncated = join(dir, 'truncated.jpg');
   writeFileSync(truncated, full.subarray(0, full.length >> 1));
   await assert.rejects(readImage(truncated), /Cannot read image truncated\.jpg: ./);

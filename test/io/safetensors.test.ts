@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { tensor, tidy, randn, Generator } from '../../src/index.js';
 import { SafetensorsFile, loadSafetensors, saveSafetensors } from '../../src/io/safetensors.js';
-import { sharedPath } from '../helpers/paths.js';
+import { fixturePath } from '../helpers/paths.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'p3s-st-'));
 
@@ -44,7 +44,7 @@ test('every dtype and the metadata round-trip', () => {
 
 test('reads the real diffusers fixture file (fp32 UNet) with its key names', () => {
   const file = SafetensorsFile.open(
-    sharedPath('fixtures', 'tiny-sd', 'unet', 'diffusion_pytorch_model.safetensors'),
+    fixturePath('tiny-sd', 'unet', 'diffusion_pytorch_model.safetensors'),
   );
   assert.ok(file.keys().includes('conv_in.weight'));
   tidy(() => {

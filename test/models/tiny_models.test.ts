@@ -8,9 +8,9 @@ import { SafetensorsFile } from '../../src/io/safetensors.js';
 import { CLIPVisionModelWithProjection } from '../../src/models/clip/index.js';
 import { writeTinyClipVision, writeTinyPipeline } from '../../src/models/tiny_models.js';
 import { StableDiffusionPipeline } from '../../src/pipelines/index.js';
-import { sharedPath } from '../helpers/paths.js';
+import { fixturePath } from '../helpers/paths.js';
 
-const fixtures = sharedPath('fixtures');
+const fixtures = fixturePath();
 const tokenizerFolder = join(fixtures, 'clip-tokenizer');
 const tmp = mkdtempSync(join(tmpdir(), 'p3s-tiny-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));

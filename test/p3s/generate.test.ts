@@ -17,12 +17,12 @@ import { readAdapter } from '../../src/p3s/adapter_io.js';
 import { randn } from '../../src/engine/creation.js';
 import { Generator } from '../../src/engine/random.js';
 import { fillPrompt, mentionsIdentifier } from '../../src/p3s/prompts.js';
-import { sharedPath } from '../helpers/paths.js';
+import { fixturePath } from '../helpers/paths.js';
 
 setNumThreads(1); // see train.test.ts
 
-const BASE = sharedPath('fixtures', 'tiny-sd');
-const CLIP = sharedPath('fixtures', 'tiny-clip-vision');
+const BASE = fixturePath('tiny-sd');
+const CLIP = fixturePath('tiny-clip-vision');
 let root = '';
 let adapterPath = '';
 

@@ -10,14 +10,14 @@ import { spawnSync } from 'node:child_process';
 import { readImage, writePng, pasteSideBySide, resizeImage } from '../../src/io/image.js';
 import { runMaskJob } from '../../src/p3s/mask_pipeline.js';
 import { memory } from '../../src/engine/scope.js';
-import { repoRoot, sharedPath } from '../helpers/paths.js';
+import { dreambenchPath, fixturePath, repoRoot } from '../helpers/paths.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'p3s-mask-'));
-const clip = sharedPath('fixtures', 'tiny-clip-vision');
+const clip = fixturePath('tiny-clip-vision');
 
 async function lookalikePhoto(name: string, left: string, right: string): Promise<void> {
-  const a = resizeImage(await readImage(sharedPath('dreambench', left)), 128, 128);
-  const b = resizeImage(await readImage(sharedPath('dreambench', right)), 128, 128);
+  const a = resizeImage(await readImage(dreambenchPath(left)), 128, 128);
+  const b = resizeImage(await readImage(dreambenchPath(right)), 128, 128);
   await writePng(join(dir, name), pasteSideBySide(a, b));
 }
 
@@ -93,7 +93,7 @@ test('p3s mask refuses bad input clearly', async () => {
     writeFileSync(path, JSON.stringify(annotation));
     return runMaskJob({ annotationPath: path, clipFolder: clip, outDir: join(dir, 'bad-out') });
   };
-  const photo = sharedPath('dreambench', 'dog', '00.jpg');
+  const photo = dreambenchPath('dog', '00.jpg');
   await assert.rejects(
     job({ classWord: 'dog', images: [{ path: photo, positive: [[9999, 5]] }] }),
     /Expected a point inside the 512×512 image .*00\.jpg but received \(9999, 5\)/,

@@ -28,9 +28,9 @@ import {
 } from '../../src/p3s/losses.js';
 import { injectionWeight, parseWeightCurve, PAPER_CURVE } from '../../src/p3s/weight_schedule.js';
 import { Adam } from '../../src/optim/index.js';
-import { sharedPath } from '../helpers/paths.js';
+import { fixturePath } from '../helpers/paths.js';
 
-const unet = UNet2DConditionModel.fromPretrained(sharedPath('fixtures', 'tiny-sd', 'unet'));
+const unet = UNet2DConditionModel.fromPretrained(fixturePath('tiny-sd', 'unet'));
 unet.freeze();
 const CLIP_DIM = 24;
 

@@ -31,14 +31,14 @@ import {
 import { StableDiffusionPipeline } from '../../src/pipelines/stable_diffusion.js';
 import { CLIPVisionModel } from '../../src/models/clip/clip_vision_model.js';
 import type { Tensor } from '../../src/engine/tensor.js';
-import { sharedPath } from '../helpers/paths.js';
+import { fixturePath } from '../helpers/paths.js';
 
 // One intra-op thread: the thread count must be fixed for bit-identical runs, and on a busy
 // 2-core machine two spinning threads per process run several times slower than one.
 setNumThreads(1);
 
-const BASE = sharedPath('fixtures', 'tiny-sd');
-const CLIP = sharedPath('fixtures', 'tiny-clip-vision');
+const BASE = fixturePath('tiny-sd');
+const CLIP = fixturePath('tiny-clip-vision');
 let root = '';
 let refDir = '';
 let annotationPath = '';

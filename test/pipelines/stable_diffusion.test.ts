@@ -8,10 +8,10 @@ import { ModelLoadError } from '../../src/models/loading.js';
 import { SafetensorsFile } from '../../src/io/safetensors.js';
 import { DDIMScheduler, PNDMScheduler } from '../../src/schedulers/index.js';
 import { StableDiffusionPipeline, denoise } from '../../src/pipelines/index.js';
-import { sharedPath } from '../helpers/paths.js';
+import { fixturePath } from '../helpers/paths.js';
 import { assertClose, maxAbsDiff } from '../helpers/tensors.js';
 
-const root = sharedPath('fixtures', 'tiny-sd');
+const root = fixturePath('tiny-sd');
 const ref = SafetensorsFile.open(join(root, 'reference.safetensors'));
 const PROMPT = 'a photo of sks dog in the snow';
 const GENERATION = { atol: 1e-3, rtol: 1e-3 };

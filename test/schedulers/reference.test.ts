@@ -12,17 +12,17 @@ import {
   schedulerFromConfig,
   schedulerFromPretrained,
 } from '../../src/schedulers/index.js';
-import { sharedPath } from '../helpers/paths.js';
+import { fixturePath } from '../helpers/paths.js';
 import { assertClose, maxAbsDiff } from '../helpers/tensors.js';
 
-const folder = sharedPath('fixtures', 'tiny-sd');
+const folder = fixturePath('tiny-sd');
 const meta = JSON.parse(
-  readFileSync(sharedPath('fixtures', 'tiny-sd', 'reference.json'), 'utf8'),
+  readFileSync(fixturePath('tiny-sd', 'reference.json'), 'utf8'),
 ) as {
   scheduler_config: Record<string, unknown>;
   ddim_config: Record<string, unknown>;
 };
-const ref = SafetensorsFile.open(sharedPath('fixtures', 'tiny-sd', 'reference.safetensors'));
+const ref = SafetensorsFile.open(fixturePath('tiny-sd', 'reference.safetensors'));
 
 // Fixture tolerance (README) is atol = rtol = 1e-4; these computations reproduce diffusers'
 // float32 operations in order, so a much tighter bound holds (measured: 0, bit-identical).

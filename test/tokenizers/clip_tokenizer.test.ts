@@ -9,7 +9,7 @@ import {
   fixText,
   htmlUnescape,
 } from '../../src/tokenizers/clip_tokenizer.js';
-import { sharedPath } from '../helpers/paths.js';
+import { fixturePath } from '../helpers/paths.js';
 
 interface Case {
   kind: string;
@@ -22,18 +22,18 @@ interface Case {
   input_ids_without_ftfy?: number[];
 }
 
-const fixtureDir = sharedPath('fixtures', 'clip-tokenizer');
+const fixtureDir = fixturePath('clip-tokenizer');
 const fixture = JSON.parse(
-  readFileSync(sharedPath('fixtures', 'clip-tokenizer', 'cases.json'), 'utf8'),
+  readFileSync(fixturePath('clip-tokenizer', 'cases.json'), 'utf8'),
 ) as {
   n_cases: number;
   cases: Case[];
 };
 const hf = CLIPTokenizer.fromPretrained(fixtureDir);
 const openai = CLIPTokenizer.fromOpenAIBpe(
-  sharedPath('fixtures', 'clip-tokenizer', 'bpe_simple_vocab_16e6.txt.gz'),
+  fixturePath('clip-tokenizer', 'bpe_simple_vocab_16e6.txt.gz'),
 );
-const tinySd = CLIPTokenizer.fromPretrained(sharedPath('fixtures', 'tiny-sd', 'tokenizer'));
+const tinySd = CLIPTokenizer.fromPretrained(fixturePath('tiny-sd', 'tokenizer'));
 const unpadded = { padding: 'none', truncation: false } as const;
 
 describe('CLIPTokenizer reference cases', () => {

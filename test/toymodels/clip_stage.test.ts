@@ -8,14 +8,14 @@ import { setNumThreads } from '../../src/engine/index.js';
 import { CLIPTokenizer } from '../../src/tokenizers/clip_tokenizer.js';
 import { trainToyClip } from '../../src/toymodels/clip_stage.js';
 import { readLossLog } from '../../src/toymodels/stage.js';
-import { sharedPath } from '../helpers/paths.js';
+import { fixturePath } from '../helpers/paths.js';
 
 setNumThreads(1);
 let root = '';
 let tokenizer: CLIPTokenizer;
 before(() => {
   root = mkdtempSync(join(tmpdir(), 'p3s-clip-stage-'));
-  tokenizer = CLIPTokenizer.fromPretrained(sharedPath('fixtures', 'clip-tokenizer'));
+  tokenizer = CLIPTokenizer.fromPretrained(fixturePath('clip-tokenizer'));
 });
 after(() => rmSync(root, { recursive: true, force: true }));
 

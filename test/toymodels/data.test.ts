@@ -10,7 +10,7 @@ import {
   skewedScenes,
   tokenIds,
 } from '../../src/toymodels/data.js';
-import { sharedPath } from '../helpers/paths.js';
+import { fixturePath } from '../helpers/paths.js';
 
 test('scenes become (B, 3, H, W) in [-1, 1] with channels planar', () => {
   const batch = scenes('heldout', 0, 2);
@@ -47,7 +47,7 @@ test('object counts lean towards single objects, the same on every call', () => 
 });
 
 test('captions tokenize to (B, 77) padded with 49407', () => {
-  const tokenizer = CLIPTokenizer.fromPretrained(sharedPath('fixtures', 'clip-tokenizer'));
+  const tokenizer = CLIPTokenizer.fromPretrained(fixturePath('clip-tokenizer'));
   const ids = tokenIds(tokenizer, ['a red star on the beach', '']);
   assert.deepEqual(ids.shape, [2, 77]);
   const flat = ids.toArray() as number[];

@@ -18,7 +18,7 @@ import { sceneImage } from '../../src/toymodels/data.js';
 import { trainP3S } from '../../src/p3s/train.js';
 import { writePng } from '../../src/io/image.js';
 import { makeSubjectReferenceSet } from '../../src/toyworld/index.js';
-import { sharedPath } from '../helpers/paths.js';
+import { fixturePath } from '../helpers/paths.js';
 
 setNumThreads(1);
 let root = '';
@@ -36,7 +36,7 @@ test('train:toy writes a diffusers folder that the SD pipeline loads and samples
     work: join(root, 'work-a'),
     seed: 0,
     stages: ['vae', 'clip', 'probe', 'unet', 'adapter'],
-    tokenizer: sharedPath('fixtures', 'clip-tokenizer'),
+    tokenizer: fixturePath('clip-tokenizer'),
     steps: STEPS,
     progress: false,
   });
@@ -137,7 +137,7 @@ test('the decoder stage trains the decoder only: encoder, latents and scaling st
   await trainToyModels({
     ...common,
     stages: ['vae'],
-    tokenizer: sharedPath('fixtures', 'clip-tokenizer'),
+    tokenizer: fixturePath('clip-tokenizer'),
   });
   const file = join(out, 'vae/diffusion_pytorch_model.safetensors');
   const config = () => readFileSync(join(out, 'vae/config.json'), 'utf8');
@@ -186,7 +186,7 @@ test('the same seed writes byte-identical weights', async () => {
       work: join(root, `work-${name}`),
       seed: 3,
       stages: ['vae', 'probe'],
-      tokenizer: sharedPath('fixtures', 'clip-tokenizer'),
+      tokenizer: fixturePath('clip-tokenizer'),
       steps: STEPS,
       progress: false,
     });

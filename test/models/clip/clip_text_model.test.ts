@@ -10,11 +10,11 @@ import {
   CLIPTextModelWithProjection,
   clipTextConfig,
 } from '../../../src/models/clip/index.js';
-import { sharedPath } from '../../helpers/paths.js';
+import { fixturePath } from '../../helpers/paths.js';
 import { assertClose, maxAbsDiff } from '../../helpers/tensors.js';
 
-const FOLDER = sharedPath('fixtures', 'tiny-sd', 'text_encoder');
-const REFERENCE = SafetensorsFile.open(sharedPath('fixtures', 'tiny-sd', 'reference.safetensors'));
+const FOLDER = fixturePath('tiny-sd', 'text_encoder');
+const REFERENCE = SafetensorsFile.open(fixturePath('tiny-sd', 'reference.safetensors'));
 const TOL = { atol: 1e-4, rtol: 1e-4 };
 
 /** A reference tensor's shape and values (the tensor itself is freed). */

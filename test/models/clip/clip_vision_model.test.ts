@@ -11,10 +11,10 @@ import {
   clipVisionConfig,
   patchTokensOf,
 } from '../../../src/models/clip/index.js';
-import { sharedPath } from '../../helpers/paths.js';
+import { fixturePath } from '../../helpers/paths.js';
 import { assertClose, maxAbsDiff } from '../../helpers/tensors.js';
 
-const FOLDER = sharedPath('fixtures', 'tiny-clip-vision');
+const FOLDER = fixturePath('tiny-clip-vision');
 const REFERENCE = SafetensorsFile.open(join(FOLDER, 'reference.safetensors'));
 const TOL = { atol: 1e-4, rtol: 1e-4 };
 

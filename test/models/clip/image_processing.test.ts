@@ -5,17 +5,17 @@ import { tidy, memory } from '../../../src/index.js';
 import { SafetensorsFile } from '../../../src/io/safetensors.js';
 import { readImage, solidImage, type RgbImage } from '../../../src/io/image.js';
 import { CLIPImageProcessor, centerCrop } from '../../../src/models/clip/image_processing.js';
-import { sharedPath } from '../../helpers/paths.js';
+import { fixturePath, dreambenchPath } from '../../helpers/paths.js';
 import { assertClose } from '../../helpers/tensors.js';
 
-const dir = sharedPath('fixtures', 'tiny-clip-vision');
+const dir = fixturePath('tiny-clip-vision');
 const reference = JSON.parse(readFileSync(`${dir}/reference.json`, 'utf8')) as {
   images: string[];
   processor224: Record<string, unknown>;
 };
 const refFile = SafetensorsFile.open(`${dir}/reference.safetensors`);
 const photos: RgbImage[] = await Promise.all(
-  reference.images.map((p) => readImage(sharedPath('dreambench', p))),
+  reference.images.map((p) => readImage(dreambenchPath(p))),
 );
 
 function refArray(name: string): { shape: number[]; data: number[] } {

@@ -10,13 +10,13 @@ import {
   UNetMidBlock2DCrossAttn,
   UpBlock2D,
 } from '../../../src/models/unet/index.js';
-import { sharedPath } from '../../helpers/paths.js';
+import { fixturePath } from '../../helpers/paths.js';
 import { assertClose, maxAbsDiff } from '../../helpers/tensors.js';
 
 // Each block of the fixture UNet run alone on diffusers' own input to it (the previous stage's
 // recorded output) and compared with diffusers' output of that block.
 const TOL = { atol: 1e-4, rtol: 1e-4 };
-const dir = sharedPath('fixtures', 'tiny-sd');
+const dir = fixturePath('tiny-sd');
 const ref = SafetensorsFile.open(`${dir}/reference.safetensors`);
 const unet = UNet2DConditionModel.fromPretrained(`${dir}/unet`);
 const context = ref.tensor('unet_encoder_hidden_states');

@@ -18,11 +18,11 @@ import {
   type AttentionProcessor,
 } from '../../../src/models/unet/index.js';
 import { ModelLoadError } from '../../../src/models/loading.js';
-import { sharedPath } from '../../helpers/paths.js';
+import { fixturePath } from '../../helpers/paths.js';
 import { assertClose, maxAbsDiff } from '../../helpers/tensors.js';
 
 const TOL = { atol: 1e-4, rtol: 1e-4 };
-const dir = sharedPath('fixtures', 'tiny-sd');
+const dir = fixturePath('tiny-sd');
 const ref = SafetensorsFile.open(`${dir}/reference.safetensors`);
 const unet = UNet2DConditionModel.fromPretrained(`${dir}/unet`);
 

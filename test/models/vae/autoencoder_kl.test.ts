@@ -7,10 +7,10 @@ import { Tensor, tidy, inferenceMode } from '../../../src/index.js';
 import { SafetensorsFile, saveSafetensors } from '../../../src/io/safetensors.js';
 import { ModelLoadError } from '../../../src/models/loading.js';
 import { AutoencoderKL } from '../../../src/models/vae/index.js';
-import { sharedPath } from '../../helpers/paths.js';
+import { fixturePath } from '../../helpers/paths.js';
 import { assertClose, maxAbsDiff } from '../../helpers/tensors.js';
 
-const root = sharedPath('fixtures', 'tiny-sd');
+const root = fixturePath('tiny-sd');
 const vaeDir = join(root, 'vae');
 const weightFile = 'diffusion_pytorch_model.safetensors';
 const ref = SafetensorsFile.open(join(root, 'reference.safetensors'));
