@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'build/', 'node_modules/', 'src/engine/ops.generated.ts'] },
+  { ignores: ['dist/', 'dist-*/', 'build/', 'node_modules/', 'src/engine/ops.generated.ts'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

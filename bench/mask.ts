@@ -5,10 +5,10 @@ import { join } from 'node:path';
 import { readImage, resizeImage, type RgbImage } from '../src/io/image.js';
 import { manualSeed } from '../src/engine/random.js';
 import { CLIPVisionModel } from '../src/models/clip/clip_vision_model.js';
-import { VIT_L_14 } from '../src/models/clip/bench.js';
-import { ClipPatchExtractor } from '../src/p3s/clip_features.js';
-import { buildSubjectMasks } from '../src/p3s/rngr.js';
-import { benchMaskPostprocess } from '../src/p3s/mask/bench.js';
+import { VIT_L_14 } from './clip.js';
+import { ClipPatchExtractor } from '../src/p3s/supervision/clip_features.js';
+import { buildSubjectMasks } from '../src/p3s/supervision/rngr.js';
+import { benchMaskPostprocess } from './mask_postprocess.js';
 
 export interface BenchLine {
   name: string;

@@ -16,11 +16,11 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { getNumThreads, libtorchVersion } from '../src/index.js';
-import { benchUNet, SD15_UNET } from '../src/models/unet/bench.js';
-import { benchVaeDecoder } from '../src/models/vae/bench.js';
-import { benchVisionTower } from '../src/models/clip/bench.js';
+import { benchUNet, SD15_UNET } from './unet.js';
+import { benchVaeDecoder } from './vae.js';
+import { benchVisionTower } from './clip.js';
 import { UNet2DConditionModel } from '../src/models/unet/unet_2d_condition.js';
-import { writeTinyUNet } from '../src/models/tiny_models.js';
+import { writeTinyUNet } from '../apps/testing/tiny_models.js';
 
 const SELF = fileURLToPath(import.meta.url);
 const MiB = 1024 * 1024;

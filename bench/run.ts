@@ -107,13 +107,13 @@ async function main(): Promise<void> {
     await benchModels();
   }
   if (want('p3s')) {
-    const { benchP3S } = await import('../src/p3s/bench.js');
+    const { benchP3S } = await import('./p3s.js');
     for (const line of await benchP3S()) console.log(JSON.stringify(line));
   }
   if (want('p3s-sd15')) {
     // Minutes on 2 cores and ~10 GB: SD 1.5's U-Net size with the trainable copy.
-    const { benchP3SSd15 } = await import('../src/p3s/bench.js');
-    const { SD15_UNET } = await import('../src/models/unet/bench.js');
+    const { benchP3SSd15 } = await import('./p3s.js');
+    const { SD15_UNET } = await import('./unet.js');
     for (const line of await benchP3SSd15({ ...SD15_UNET })) console.log(JSON.stringify(line));
   }
   if (want('mask')) {

@@ -29,10 +29,14 @@ import {
   p3sVersion,
   readAdapterMetadata,
   type AdapterMetadata,
-} from './adapter_io.js';
-import { P3SUNet, type P3SSettings, type SubjectCondition } from './p3s_unet.js';
-import { formatWeightCurve, parseWeightCurve, type WeightCurve } from './weight_schedule.js';
-import type { InjectionMode } from './injection.js';
+} from './adapter/adapter_io.js';
+import { P3SUNet, type P3SSettings, type SubjectCondition } from './adapter/p3s_unet.js';
+import {
+  formatWeightCurve,
+  parseWeightCurve,
+  type WeightCurve,
+} from './adapter/weight_schedule.js';
+import type { InjectionMode } from './adapter/injection.js';
 import { fillPrompt, mentionsIdentifier, readPromptFile } from './prompts.js';
 
 /** Which reference's condition an image gets: a fixed index, or image k of a prompt → k mod N. */

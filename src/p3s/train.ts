@@ -42,22 +42,27 @@ import { StableDiffusionPipeline } from '../pipelines/stable_diffusion.js';
 import { DDPMScheduler } from '../schedulers/scheduling_ddpm.js';
 import { schedulerFromConfig } from '../schedulers/index.js';
 import { readSchedulerConfig } from '../schedulers/scheduling_utils.js';
-import { P3SAdapter, P3SUNet, type P3SSettings, type SubjectCondition } from './p3s_unet.js';
+import {
+  P3SAdapter,
+  P3SUNet,
+  type P3SSettings,
+  type SubjectCondition,
+} from './adapter/p3s_unet.js';
 import {
   PAPER_CURVE,
   formatWeightCurve,
   parseWeightCurve,
   type WeightCurve,
-} from './weight_schedule.js';
-import { INJECTION_MODES, isInjectionMode, type InjectionMode } from './injection.js';
-import { attentionConsistencyLoss, ldmLoss, totalLoss, weightedLdmLoss } from './losses.js';
+} from './adapter/weight_schedule.js';
+import { INJECTION_MODES, isInjectionMode, type InjectionMode } from './adapter/injection.js';
+import { attentionConsistencyLoss, ldmLoss, totalLoss, weightedLdmLoss } from './adapter/losses.js';
 import {
   AdapterError,
   baseModelFingerprint,
   loadAdapterWeights,
   modelFingerprint,
   saveAdapter,
-} from './adapter_io.js';
+} from './adapter/adapter_io.js';
 import {
   clipProcessorFor,
   encodeReferences,
@@ -76,9 +81,9 @@ import {
   readCheckpointInfo,
   restoreCheckpoint,
   saveCheckpoint,
-} from './checkpoint.js';
-import { runMaskJob } from './mask_pipeline.js';
-import { readAnnotation } from './annotations.js';
+} from '../training/checkpoint.js';
+import { runMaskJob } from './supervision/mask_job.js';
+import { readAnnotation } from './supervision/annotations.js';
 import { sampleP3S } from './generate.js';
 
 export interface TrainP3SConfig {

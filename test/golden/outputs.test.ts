@@ -32,7 +32,7 @@ import { libtorchVersion, setNumThreads } from '../../src/engine/index.js';
 import { makeSubjectReferenceSet } from '../../src/toyworld/index.js';
 import { trainP3S } from '../../src/p3s/train.js';
 import { generateP3S } from '../../src/p3s/generate.js';
-import { runMaskJob } from '../../src/p3s/mask_pipeline.js';
+import { runMaskJob } from '../../src/p3s/supervision/mask_job.js';
 import { fixturePath, repoRoot } from '../helpers/paths.js';
 
 setNumThreads(Number(process.env.P3S_GOLDEN_THREADS ?? 1));

@@ -25,7 +25,7 @@ import {
   writeTinyTextEncoder,
   writeTinyUNet,
   writeTinyVae,
-} from '../../src/models/tiny_models.js';
+} from '../../apps/testing/tiny_models.js';
 import { CLIPVisionModelWithProjection } from '../../src/models/clip/index.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'p3s-loading-'));

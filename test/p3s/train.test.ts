@@ -18,8 +18,8 @@ import {
   DataOrder,
   type TrainP3SConfig,
 } from '../../src/p3s/train.js';
-import { listCheckpoints, readCheckpointInfo } from '../../src/p3s/checkpoint.js';
-import { readAdapter, readAdapterMetadata } from '../../src/p3s/adapter_io.js';
+import { listCheckpoints, readCheckpointInfo } from '../../src/training/checkpoint.js';
+import { readAdapter, readAdapterMetadata } from '../../src/p3s/adapter/adapter_io.js';
 import {
   clipProcessorFor,
   encodeReferenceImages,

@@ -16,9 +16,7 @@ import { fixturePath } from '../helpers/paths.js';
 import { assertClose, maxAbsDiff } from '../helpers/tensors.js';
 
 const folder = fixturePath('tiny-sd');
-const meta = JSON.parse(
-  readFileSync(fixturePath('tiny-sd', 'reference.json'), 'utf8'),
-) as {
+const meta = JSON.parse(readFileSync(fixturePath('tiny-sd', 'reference.json'), 'utf8')) as {
   scheduler_config: Record<string, unknown>;
   ddim_config: Record<string, unknown>;
 };

@@ -23,9 +23,7 @@ interface Case {
 }
 
 const fixtureDir = fixturePath('clip-tokenizer');
-const fixture = JSON.parse(
-  readFileSync(fixturePath('clip-tokenizer', 'cases.json'), 'utf8'),
-) as {
+const fixture = JSON.parse(readFileSync(fixturePath('clip-tokenizer', 'cases.json'), 'utf8')) as {
   n_cases: number;
   cases: Case[];
 };

@@ -1,0 +1,76 @@
+#!/usr/bin/env node
+// p3s command line: each command parses its flags and calls a library function.
+import { UsageError } from './args.js';
+
+interface Command {
+  summary: string;
+  run(argv: string[]): Promise<void>;
+}
+
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  mask: async () => (await import('./mask.js')).maskCommand,
+  train: async () => (await import('./train.js')).trainCommand,
+  generate: async () => (await import('./generate.js')).generateCommand,
+  demo: async () => (await import('./demo.js')).demoCommand,
+};
+
+function usage(): string {
+  return `p3s — selective, subject-driven image generation from point labels (P3S-Diffusion)
+
+Usage: p3s <command> [options]     (p3s <command> --help for a command's options)
+
+Commands:
+  mask       clicks on reference photos -> subject and distractor masks, filled photos
+  train      filled reference photos -> a P3S adapter (fine-tuning, checkpoints, resume)
+  generate   base model + adapter + prompts -> images of the subject
+  demo       the whole method on the embedded toy models, with an HTML report
+  info       the libtorch p3s runs on, threads, CUDA`;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    console.log(usage());
+    return name === undefined ? 1 : 0;
+  }
+  if (name === 'info') {
+    const { libtorchVersion, getNumThreads, cuda } = await import('../../src/engine/index.js');
+    console.log(
+      JSON.stringify(
+        {
+          libtorch: libtorchVersion(),
+          threads: getNumThreads(),
+          cuda: cuda.isAvailable(),
+          cudaDevices: cuda.deviceCount(),
+        },
+        null,
+        2,
+      ),
+    );
+    return 0;
+  }
+  const load = COMMANDS[name];
+  if (!load) {
+    console.error(`p3s: unknown command "${name}"\n\n${usage()}`);
+    return 2;
+  }
+  const command = await load();
+  await command.run(rest);
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    if (err instanceof UsageError) {
+      console.error(`p3s: ${err.message} (see --help)`);
+      process.exitCode = 2;
+    } else {
+      console.error(`p3s: ${err instanceof Error ? err.message : String(err)}`);
+      if (process.env.P3S_DEBUG) console.error(err);
+      process.exitCode = 1;
+    }
+  },
+);

@@ -1,0 +1,78 @@
+// Training batches from the toy world. Every batch is a pure function of (split, first index,
+// size), so a stage that resumes at step k sees exactly the scenes an uninterrupted run would.
+import { tensor } from '../../src/engine/creation.js';
+import type { Tensor } from '../../src/engine/tensor.js';
+import type { RgbImage } from '../../src/io/image.js';
+import type { CLIPTokenizer } from '../../src/tokenizers/clip_tokenizer.js';
+import { iterateSplit, type Split } from '../../src/toyworld/dataset.js';
+import { hash32 } from '../../src/toyworld/random.js';
+import type { Scene, SceneOptions } from '../../src/toyworld/scene.js';
+
+/** Scenes start … start + count − 1 of a split. */
+export function scenes(
+  split: Split,
+  start: number,
+  count: number,
+  options: SceneOptions = {},
+): Scene[] {
+  return [...iterateSplit(split, { ...options, start, count })];
+}
+
+/**
+ * Object counts skewed towards single objects (1: 50 %, 2: 30 %, 3: 20 %): a small model learns
+ * "a red star on the beach" before it learns three objects at once. Fixed per scene index.
+ */
+export function skewedObjectCount(split: Split, index: number): number {
+  const u = hash32(index, split === 'train' ? 0x51ed : 0x4e1d) % 10;
+  return u < 5 ? 1 : u < 8 ? 2 : 3;
+}
+
+/** Scenes with the skewed object count. */
+export function skewedScenes(split: Split, start: number, count: number): Scene[] {
+  const out: Scene[] = [];
+  for (let i = start; i < start + count; i++) {
+    out.push(...scenes(split, i, 1, { objectCount: skewedObjectCount(split, i) }));
+  }
+  return out;
+}
+
+/** A scene's pixels as an image. */
+export const sceneImage = (scene: Scene): RgbImage => ({
+  width: scene.size,
+  height: scene.size,
+  data: scene.rgb,
+});
+
+/** Same-size RGB images as a (B, 3, H, W) float32 batch in [-1, 1], the VAE's input range. */
+export function imagesToTensor(batch: readonly RgbImage[]): Tensor {
+  if (batch.length === 0) throw new RangeError('Expected at least one image');
+  const { width, height } = batch[0]!;
+  const plane = width * height;
+  const out = new Float32Array(batch.length * 3 * plane);
+  batch.forEach((image, b) => {
+    if (image.width !== width || image.height !== height) {
+      throw new RangeError(
+        `Expected ${width}×${height} images but image ${b} is ${image.width}×${image.height}`,
+      );
+    }
+    const base = b * 3 * plane;
+    for (let i = 0; i < plane; i++) {
+      for (let c = 0; c < 3; c++) out[base + c * plane + i] = image.data[i * 3 + c]! / 127.5 - 1;
+    }
+  });
+  return tensor(out, [batch.length, 3, height, width]);
+}
+
+/** Scenes as a (B, 3, H, W) batch in [-1, 1]. */
+export const scenesToTensor = (batch: readonly Scene[]): Tensor =>
+  imagesToTensor(batch.map(sceneImage));
+
+/** Token ids (B, 77) int64, padded with 49407 as Stable Diffusion 1.5 pads. */
+export function tokenIds(tokenizer: CLIPTokenizer, texts: readonly string[]): Tensor {
+  const { inputIds } = tokenizer.call(texts, {
+    padding: 'max_length',
+    truncation: true,
+    maxLength: tokenizer.modelMaxLength,
+  });
+  return tensor(inputIds.flat(), [inputIds.length, inputIds[0]!.length], { dtype: 'int64' });
+}

@@ -1,0 +1,259 @@
+// The shipped models' quality on held-out scenes, written to quality.json: what the model card
+// reports and the tests keep as floors.
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CLIPTextModelWithProjection } from '../../src/models/clip/clip_text_model.js';
+import { CLIPVisionModelWithProjection } from '../../src/models/clip/clip_vision_model.js';
+import { DensePatchExtractor } from '../../src/p3s/supervision/dense_features.js';
+import { loadClipExtractor } from '../../src/p3s/supervision/mask_job.js';
+import type { SuppressionRule } from '../../src/p3s/supervision/mask/index.js';
+import type { MaskRefinement } from '../../src/p3s/supervision/rngr.js';
+import { StableDiffusionPipeline } from '../../src/pipelines/stable_diffusion.js';
+import { CLIPTokenizer } from '../../src/tokenizers/clip_tokenizer.js';
+import { AttributeProbe } from './probe.js';
+import { runSubjectExperiment, type ExperimentResult } from './experiment.js';
+import type { ChildExperimentOptions } from './experiment_process.js';
+import { recipeExperimentSettings, type AdapterRecipe } from './recipes.js';
+import {
+  clipRetrieval,
+  generationAccuracy,
+  probeAccuracy,
+  rngrQuality,
+  type AttributeAccuracy,
+  type RetrievalResult,
+  type RngrQuality,
+  type RoundTripAccuracy,
+  vaeRoundTripAccuracy,
+} from './quality.js';
+
+export interface ToyQuality {
+  clipRetrieval: RetrievalResult;
+  probe: AttributeAccuracy;
+  /** The probe on VAE round trips: roughly the decoder's ceiling on generated images. */
+  vaeRoundTrip?: RoundTripAccuracy;
+  generation: AttributeAccuracy & { steps: number; guidanceScale: number };
+  /**
+   * RNGR on look-alike pairs per CLIP hidden state and grid density, with p3s's default masks
+   * (compare rule, guided refinement) and with Eq. (2) as the paper writes it (product, patch
+   * level); the best default entry sets the demo's mask layer and density.
+   */
+  rngr: (RngrQuality & RngrVariant)[];
+  maskLayer: number;
+  maskDense: number;
+  /** P3S fine-tuning on look-alike references, with and without the negative point. */
+  selective?: SelectiveQuality;
+  /** The same with p3s demo's recipe (TOY_RECIPE) instead of the paper's adapter. */
+  selectiveRecipe?: SelectiveQuality;
+}
+
+export interface SelectiveQuality {
+  subjects: number;
+  steps: number;
+  imagesPerSubject: number;
+  /** Mean shares over subjects of images with the subject's / a look-alike's colour and pattern. */
+  withNegative: SelectiveNumbers;
+  positiveOnly: SelectiveNumbers;
+  /** The adapter settings, when not the paper's. */
+  recipe?: AdapterRecipe;
+}
+
+export interface SelectiveNumbers {
+  fidelity: number;
+  /** fidelity of each subject, in subject order. */
+  fidelityPerSubject?: number[];
+  lookalikeRate: number;
+  colourFidelity: number;
+  lookalikeColourRate: number;
+  maskIoU: number;
+}
+
+/** Runs one experiment somewhere: in a child process, through a TaskPool, … */
+export type ExperimentRunner = (options: ChildExperimentOptions) => Promise<ExperimentResult>;
+
+/** The selective-fidelity experiment over several subjects (minutes per subject on 2 cores). */
+export async function selectiveQuality(
+  folder: string,
+  workDir: string,
+  options: {
+    subjects?: number;
+    steps?: number;
+    maskLayer?: number;
+    maskDense?: number;
+    /** Adapter settings (default: the paper's adapter at lr 1e-4, `steps` steps). */
+    recipe?: AdapterRecipe;
+    /** Where the runs go (default: one after another in this process). */
+    run?: ExperimentRunner;
+    /** Called after each finished run with (done, total). */
+    onRunDone?: (done: number, total: number) => void;
+  } = {},
+): Promise<SelectiveQuality> {
+  const subjects = options.subjects ?? 3;
+  const recipe = options.recipe;
+  const steps = recipe?.steps ?? options.steps ?? 200;
+  const runs: ChildExperimentOptions[] = [];
+  for (let subject = 0; subject < subjects; subject++) {
+    for (const negativePoint of [true, false]) {
+      runs.push({
+        modelFolder: folder,
+        outDir: join(workDir, `subject-${subject}`, negativePoint ? 'selective' : 'baseline'),
+        subjectSeed: subject,
+        negativePoint,
+        steps,
+        maskLayer: options.maskLayer,
+        maskDense: options.maskDense,
+        ...(recipe ? recipeExperimentSettings(recipe) : {}),
+      });
+    }
+  }
+  let done = 0;
+  const counted = async (run: ExperimentRunner, o: ChildExperimentOptions) => {
+    const result = await run(o);
+    options.onRunDone?.(++done, runs.length);
+    return result;
+  };
+  let results: ExperimentResult[];
+  if (options.run) {
+    const run = options.run;
+    results = await Promise.all(runs.map((o) => counted(run, o))); // the runner paces them
+  } else {
+    const probe = AttributeProbe.load(join(folder, 'probe'));
+    try {
+      results = [];
+      for (const o of runs)
+        results.push(await counted((x) => runSubjectExperiment({ ...x, probe }), o));
+    } finally {
+      probe.dispose();
+    }
+  }
+  const zero = (): SelectiveNumbers => ({
+    fidelity: 0,
+    fidelityPerSubject: [],
+    lookalikeRate: 0,
+    colourFidelity: 0,
+    lookalikeColourRate: 0,
+    maskIoU: 0,
+  });
+  const sums = { withNegative: zero(), positiveOnly: zero() };
+  results.forEach((r, i) => {
+    const sum = runs[i]!.negativePoint ? sums.withNegative : sums.positiveOnly;
+    sum.fidelity += r.fidelity / subjects;
+    sum.fidelityPerSubject!.push(r.fidelity);
+    sum.lookalikeRate += r.lookalikeRate / subjects;
+    sum.colourFidelity += r.colourFidelity / subjects;
+    sum.lookalikeColourRate += r.lookalikeColourRate / subjects;
+    sum.maskIoU += r.masks.reduce((a, m) => a + m.subjectIoU, 0) / r.masks.length / subjects;
+  });
+  const images = results.at(-1)?.generated.length ?? 0;
+  return { subjects, steps, imagesPerSubject: images, ...sums, ...(recipe ? { recipe } : {}) };
+}
+
+export interface RngrVariant {
+  layer: number;
+  dense: number;
+  rule: SuppressionRule;
+  refine: MaskRefinement;
+}
+
+/** p3s's default masks, and Eq. (2) as written for comparison. */
+export const QUALITY_MASK_RULES: Pick<RngrVariant, 'rule' | 'refine'>[] = [
+  { rule: 'compare', refine: 'guided' },
+  { rule: 'product', refine: 'none' },
+];
+
+/** Whether an RNGR entry used p3s's default masks (the first of QUALITY_MASK_RULES). */
+export function isDefaultMask(r: Pick<RngrVariant, 'rule' | 'refine'>): boolean {
+  const [defaults] = QUALITY_MASK_RULES;
+  return r.rule === defaults!.rule && r.refine === defaults!.refine;
+}
+
+/** CLIP hidden states (0: the embeddings) and grid densities tried for RNGR masks. */
+export const QUALITY_LAYERS = [-1, 0, 1, 2];
+export const QUALITY_DENSITIES = [1, 4];
+
+export async function evaluateToyModels(
+  folder: string,
+  options: {
+    generationCount?: number;
+    rngrCount?: number;
+    retrievalCount?: number;
+    /** Called after each measurement with (done, total, what was measured). */
+    onPartDone?: (done: number, total: number, part: string) => void;
+  } = {},
+): Promise<ToyQuality> {
+  const rngrParts = QUALITY_LAYERS.length * QUALITY_DENSITIES.length * QUALITY_MASK_RULES.length;
+  const total = 4 + rngrParts; // retrieval, probe, round trips, text-to-image, RNGR variants
+  let done = 0;
+  const partDone = (part: string) => options.onPartDone?.(++done, total, part);
+  const tokenizer = CLIPTokenizer.fromPretrained(join(folder, 'tokenizer'));
+  const text = CLIPTextModelWithProjection.fromPretrained(join(folder, 'text_encoder')).eval();
+  const vision = CLIPVisionModelWithProjection.fromPretrained(join(folder, 'image_encoder')).eval();
+  let retrieval: RetrievalResult;
+  try {
+    retrieval = clipRetrieval(text, vision, tokenizer, options.retrievalCount ?? 200);
+    partDone('CLIP retrieval');
+  } finally {
+    text.dispose();
+    vision.dispose();
+  }
+  const probe = AttributeProbe.load(join(folder, 'probe'));
+  try {
+    const probeAcc = probeAccuracy(probe);
+    partDone('probe');
+    const pipeline = StableDiffusionPipeline.fromPretrained(folder, { scheduler: 'ddim' });
+    let generation: ToyQuality['generation'];
+    let vaeRoundTrip: RoundTripAccuracy;
+    try {
+      vaeRoundTrip = vaeRoundTripAccuracy(pipeline.vae, probe);
+      partDone('VAE round trips');
+      const steps = 25;
+      const guidanceScale = 5;
+      const g = await generationAccuracy(pipeline, probe, {
+        count: options.generationCount ?? 64,
+        steps,
+        guidanceScale,
+      });
+      const numbers: Partial<typeof g> = { ...g };
+      delete numbers.images;
+      delete numbers.prompts;
+      generation = { ...(numbers as AttributeAccuracy), steps, guidanceScale };
+      partDone('text-to-image');
+    } finally {
+      pipeline.dispose();
+    }
+    const rngr: ToyQuality['rngr'] = [];
+    for (const layer of QUALITY_LAYERS) {
+      const extractor = loadClipExtractor(join(folder, 'image_encoder'), layer);
+      try {
+        for (const dense of QUALITY_DENSITIES) {
+          for (const variant of QUALITY_MASK_RULES) {
+            const measured = await rngrQuality(
+              new DensePatchExtractor(extractor, dense),
+              options.rngrCount ?? 50,
+              variant,
+            );
+            rngr.push({ layer, dense, ...variant, ...measured });
+            partDone(`RNGR layer ${layer} dense ${dense} ${variant.rule}`);
+          }
+        }
+      } finally {
+        extractor.model.dispose();
+      }
+    }
+    const best = rngr.filter(isDefaultMask).sort((a, b) => b.subjectIoU - a.subjectIoU)[0]!;
+    return {
+      clipRetrieval: retrieval,
+      probe: probeAcc,
+      vaeRoundTrip,
+      generation,
+      rngr,
+      maskLayer: best.layer,
+      maskDense: best.dense,
+    };
+  } finally {
+    probe.dispose();
+  }
+}
+
+export function writeQuality(folder: string, quality: ToyQuality): void {
+  writeFileSync(join(folder, 'quality.json'), `${JSON.stringify(quality, null, 2)}\n`);
+}

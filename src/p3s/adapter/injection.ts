@@ -1,0 +1,83 @@
+// Eq. (7)–(8): multi-layer condition injection into the frozen U-Net's self-attention layers.
+//   Q = W^Q z_i,  K' = W^K [z_i, f_i],  V' = W^V [z_i + λ f_i, f_i]      (Eq. 7)
+//   Attention = Softmax(Q K'ᵀ / √d) V'                                    (Eq. 8)
+// z_i is the layer's own input, f_i the trainable copy's feature for it (already ε_t-scaled).
+//
+// mode 'joint' is Eq. (8) as written: one softmax over the layer's own tokens and the copy's.
+// mode 'decoupled' (default) takes the softmax over each token set separately and adds the two,
+// Softmax(Q K_zᵀ/√d) V_z' + Softmax(Q K_fᵀ/√d) V_f. Why: with zero-initialised f, Eq. (8)'s joint
+// softmax still gives the all-zero copy tokens weight (their logits are 0), which dilutes every
+// attention row and changes the frozen U-Net's output before any training. Decoupled, the copy's
+// term is W^V·0 = 0, so an untrained adapter reproduces the base model exactly.
+// mode 'aligned' (not in the paper) is 'decoupled' plus f_i added at its own position to the
+// attention output, before the layer's output projection, as ControlNet adds its copy's features
+// to the skip connections. Why: in Eq. (8) a copy token reaches a position only as far as the
+// frozen query attends to it, and a small U-Net's self-attention barely matches positions at
+// high noise. Measured on the toy models (subject 6, 4 filled references, 300 steps, lr 1e-3):
+// the adapter's evaluation loss fell 8 % with 'decoupled' (0.0597 → 0.0552) and 41 % with
+// 'aligned' (→ 0.0350). With f = 0 it too reproduces the base model exactly.
+import { Tensor } from '../../engine/tensor.js';
+import * as ops from '../../engine/ops.generated.js';
+import * as F from '../../nn/functional.js';
+import type {
+  Attention,
+  AttentionCall,
+  AttentionProcessor,
+} from '../../models/attention_processor.js';
+
+export const INJECTION_MODES = ['decoupled', 'joint', 'aligned'] as const;
+export type InjectionMode = (typeof INJECTION_MODES)[number];
+
+export function isInjectionMode(x: unknown): x is InjectionMode {
+  return typeof x === 'string' && (INJECTION_MODES as readonly string[]).includes(x);
+}
+
+/** Where an injection processor finds this call's f_i (null: inject nothing). */
+export interface FeatureSource {
+  feature(path: string): Tensor | null;
+}
+
+export class P3SInjectionProcessor implements AttentionProcessor {
+  constructor(
+    /** The transformer block's path (the features' key). */
+    readonly blockPath: string,
+    readonly source: FeatureSource,
+    readonly lambda: number,
+    readonly mode: InjectionMode,
+  ) {}
+
+  process(attn: Attention, hiddenStates: Tensor, call: AttentionCall): Tensor {
+    const { x, residual, spatial } = attn.prepare(hiddenStates); // x = z_i, (B, HW, C)
+    const f = call.encoderHiddenStates === null ? this.source.feature(this.blockPath) : null;
+    const q = attn.splitHeads(attn.toQ.forward(x)); // Eq. (7): Q = W^Q z_i      (B, heads, HW, d)
+    if (f === null) {
+      const context = call.encoderHiddenStates ?? x;
+      const k = attn.splitHeads(attn.toK.forward(context));
+      const v = attn.splitHeads(attn.toV.forward(context));
+      return attn.finish(attn.mergeHeads(F.scaledDotProductAttention(q, k, v)), residual, spatial);
+    }
+    if (f.shape.join() !== x.shape.join()) {
+      throw new Error(
+        `P3S feature for ${this.blockPath} has shape [${f.shape.join(', ')}] but the layer's input is [${x.shape.join(', ')}]`,
+      );
+    }
+    const kz = attn.splitHeads(attn.toK.forward(x)); // W^K z_i
+    const kf = attn.splitHeads(attn.toK.forward(f)); // W^K f_i
+    const vz = attn.splitHeads(attn.toV.forward(x.add(f.mul(this.lambda)))); // W^V (z_i + λ f_i)
+    const vf = attn.splitHeads(attn.toV.forward(f)); // W^V f_i
+    let out: Tensor;
+    if (this.mode === 'joint') {
+      // Eq. (8): Softmax(Q K'ᵀ/√d) V' with K' = [K_z, K_f], V' = [V_z, V_f] along the token axis
+      out = F.scaledDotProductAttention(q, ops.cat([kz, kf], 2), ops.cat([vz, vf], 2));
+    } else {
+      out = F.scaledDotProductAttention(q, kz, vz).add(F.scaledDotProductAttention(q, kf, vf));
+    }
+    let merged = attn.mergeHeads(out);
+    if (this.mode === 'aligned' && merged.shape[2] !== f.shape[2])
+      throw new Error(
+        `Aligned injection needs the attention width (${merged.shape[2]}) to equal the layer's (${f.shape[2]}) at ${this.blockPath}`,
+      );
+    if (this.mode === 'aligned') merged = merged.add(f); // f_i at its own position (see top)
+    return attn.finish(merged, residual, spatial);
+  }
+}

@@ -1,0 +1,223 @@
+// The RNGR encoder's image side (paper Sec. III-A): clicks -> similarity maps (Eq. 1) -> subject
+// and distractor masks (Eq. 2) -> the photo with the distractor filled (Eq. 3).
+import type { RgbImage } from '../../io/image.js';
+import { disposeAll } from '../../engine/scope.js';
+import { checkPointsInside, type Point } from './annotations.js';
+import { patchSimilarity, type PatchFeatures } from './patch_similarity.js';
+import { clickFeatures, propagatePoints, type PropagatedPoints } from './propagate.js';
+import {
+  distractorMask,
+  subjectMask,
+  type MaskOptions,
+  type MaskResult,
+  type PointSimilarity,
+  type SuppressionRule,
+  GuidedFilter,
+  sampleGrid,
+} from './mask/index.js';
+import type { GridPoint } from './mask/grid.js';
+import { diffusionInpainter, type Inpainter } from './fill.js';
+
+/** Turns a photo into patch tokens (e.g. CLIP's vision tower; see clip_features.ts). */
+export interface PatchFeatureExtractor {
+  extract(image: RgbImage): PatchFeatures;
+}
+
+export interface RngrImageInput {
+  name: string;
+  image: RgbImage;
+  positive: readonly Point[];
+  negative: readonly Point[];
+}
+
+export interface RngrOptions {
+  /** Gaussian σ in patches for Ψ of Eq. (2). */
+  sigma?: number;
+  /** Mask dilation radius in image pixels (0 = none). */
+  dilate?: number;
+  /** Locate the subject in photos without clicks (default true). */
+  propagate?: boolean;
+  negativeMargin?: number;
+  inpainter?: Inpainter;
+  /** How the negative click removes the look-alike (default 'compare'; 'product' is Eq. 2 as written). */
+  rule?: SuppressionRule;
+  /** Refine the masks at pixel level along the photo's edges (default 'guided'). */
+  refine?: MaskRefinement;
+}
+
+/** 'guided': the colour guided filter with the photo (mask/guided_filter.ts); 'none': the patch maps alone. */
+export type MaskRefinement = 'guided' | 'none';
+
+export interface RngrImageResult {
+  name: string;
+  image: RgbImage;
+  positive: Point[];
+  negative: Point[];
+  propagated: PropagatedPoints | null;
+  /** Eq. (1) maps on the patch grid. */
+  similarity: {
+    positive: Float32Array;
+    negative: Float32Array | null;
+    gridH: number;
+    gridW: number;
+  };
+  subject: MaskResult;
+  distractor: MaskResult | null;
+  /** Eq. (3): the photo with the distractor region filled (the photo itself without one). */
+  filled: RgbImage;
+}
+
+function toGrid(f: PatchFeatures, points: readonly Point[]): GridPoint[] {
+  return points.map(([x, y]) => ({
+    x: Math.min(f.gridW - 1e-6, (x / f.imageWidth) * f.gridW),
+    y: Math.min(f.gridH - 1e-6, (y / f.imageHeight) * f.gridH),
+  }));
+}
+
+/** ε of the guided refinement, on colours in [0, 1]. */
+const GUIDE_EPS = 1e-3;
+
+/** A look-alike mask over this many times the subject mask's area is taken to have spread. */
+export const LOOKALIKE_AREA_LIMIT = 3;
+
+/**
+ * A look-alike is an object like the subject, so its mask should be about the subject's size.
+ * When Otsu splits the negative click's map badly the look-alike's mask spreads over the
+ * background, and Eq. (3) would then fill the whole scene. Such a mask is cut to the disks around
+ * the negative clicks whose radius is 1.5× the subject mask's equivalent radius (at least one
+ * eighth of the photo's width), and the result says so.
+ */
+export function boundLookalikeMask(
+  lookalike: MaskResult,
+  subject: MaskResult,
+  negative: readonly Point[],
+): void {
+  const { width } = lookalike;
+  const limit = LOOKALIKE_AREA_LIMIT * Math.max(subject.maskArea, 1);
+  if (lookalike.maskArea <= limit || negative.length === 0) return;
+  const radius = Math.max(1.5 * Math.sqrt(subject.maskArea / Math.PI), width / 8);
+  let area = 0;
+  for (let i = 0; i < lookalike.mask.length; i++) {
+    if (!lookalike.mask[i]) continue;
+    const x = (i % width) + 0.5;
+    const y = Math.floor(i / width) + 0.5;
+    const near = negative.some(([px, py]) => (x - px) ** 2 + (y - py) ** 2 <= radius ** 2);
+    if (near) area++;
+    else lookalike.mask[i] = 0;
+  }
+  lookalike.gridMask = sampleGrid(
+    lookalike.mask,
+    lookalike.height,
+    lookalike.width,
+    lookalike.gridHeight,
+    lookalike.gridWidth,
+  );
+  lookalike.fallbacks.push({
+    code: 'look-alike-mask-bounded',
+    message: `The look-alike mask covered ${lookalike.maskArea} px, over ${LOOKALIKE_AREA_LIMIT}× the subject's ${subject.maskArea}; it was cut to ${radius.toFixed(0)} px around the negative click (${area} px).`,
+  });
+  lookalike.maskArea = area;
+}
+
+/** Builds masks and filled photos for a set of reference photos of one subject. */
+export async function buildSubjectMasks(
+  inputs: RngrImageInput[],
+  extractor: PatchFeatureExtractor,
+  options: RngrOptions = {},
+): Promise<RngrImageResult[]> {
+  if (inputs.length === 0) throw new Error('Expected at least one reference image');
+  for (const input of inputs) {
+    checkPointsInside(input.positive, input.image.width, input.image.height, input.name);
+    checkPointsInside(input.negative, input.image.width, input.image.height, input.name);
+  }
+  if (!inputs.some((i) => i.positive.length > 0)) {
+    throw new Error('Expected a positive point on at least one image (click the subject you want)');
+  }
+  const propagate = options.propagate ?? true;
+  const rule = options.rule ?? 'compare';
+  const refine = options.refine ?? 'guided';
+  if (rule !== 'compare' && rule !== 'product') {
+    throw new Error(`Expected rule to be compare or product but received ${String(rule)}`);
+  }
+  if (refine !== 'guided' && refine !== 'none') {
+    throw new Error(`Expected refine to be guided or none but received ${String(refine)}`);
+  }
+  const features = inputs.map((i) => extractor.extract(i.image));
+  const inpainter = options.inpainter ?? diffusionInpainter;
+  try {
+    const clicks = clickFeatures(
+      inputs.map((inp, k) => ({
+        features: features[k]!,
+        positive: inp.positive,
+        negative: inp.negative,
+      })),
+    );
+    const results: RngrImageResult[] = [];
+    try {
+      for (let k = 0; k < inputs.length; k++) {
+        const input = inputs[k]!;
+        const f = features[k]!;
+        let positive = [...input.positive];
+        let negative = [...input.negative];
+        let propagated: PropagatedPoints | null = null;
+        if (positive.length === 0) {
+          if (!propagate)
+            throw new Error(`Image ${input.name} has no positive point and propagation is off`);
+          propagated = propagatePoints(f, clicks, { negativeMargin: options.negativeMargin });
+          positive = propagated.positive;
+          if (negative.length === 0) negative = propagated.negative;
+        }
+        const simPos = patchSimilarity(f, positive); // Eq. (1), M_P
+        const simNeg = negative.length > 0 ? patchSimilarity(f, negative) : null; // Eq. (1), M_N
+        const maskOptions: MaskOptions = {
+          imageHeight: input.image.height,
+          imageWidth: input.image.width,
+          sigma: options.sigma ?? 1,
+          dilateRadius: options.dilate ?? 0,
+          rule,
+          // One filter per photo, its radius one token's footprint (the patch maps' blur).
+          guide:
+            refine === 'guided'
+              ? new GuidedFilter(input.image, {
+                  radius: Math.max(1, Math.round(f.patchSize ?? f.imageWidth / f.gridW)),
+                  eps: GUIDE_EPS,
+                })
+              : undefined,
+        };
+        const sim: PointSimilarity = {
+          positive: simPos,
+          negative: simNeg ?? undefined,
+          height: f.gridH,
+          width: f.gridW,
+          positivePoints: toGrid(f, positive),
+          negativePoints: simNeg ? toGrid(f, negative) : undefined,
+        };
+        const subject = subjectMask(sim, maskOptions); // Eq. (2)
+        const distractor = simNeg ? distractorMask(sim, maskOptions) : null;
+        if (distractor) boundLookalikeMask(distractor, subject, negative);
+        // Eq. (3): fill the distractor, never the subject itself.
+        let filled = input.image;
+        if (distractor) {
+          const region = distractor.mask.map((v, i) => (v && !subject.mask[i] ? 1 : 0));
+          filled = await inpainter.inpaint(input.image, region);
+        }
+        results.push({
+          name: input.name,
+          image: input.image,
+          positive,
+          negative,
+          propagated,
+          similarity: { positive: simPos, negative: simNeg, gridH: f.gridH, gridW: f.gridW },
+          subject,
+          distractor,
+          filled,
+        });
+      }
+    } finally {
+      disposeAll([clicks.positive, clicks.negative]);
+    }
+    return results;
+  } finally {
+    disposeAll(features.map((f) => f.tokens));
+  }
+}

@@ -1,0 +1,58 @@
+// Toy-model training batches: pixel layout and range, object-count skew, token ids.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { CLIPTokenizer } from '../../../src/tokenizers/clip_tokenizer.js';
+import {
+  imagesToTensor,
+  scenes,
+  scenesToTensor,
+  skewedObjectCount,
+  skewedScenes,
+  tokenIds,
+} from '../../../apps/toymodels/data.js';
+import { fixturePath } from '../../helpers/paths.js';
+
+test('scenes become (B, 3, H, W) in [-1, 1] with channels planar', () => {
+  const batch = scenes('heldout', 0, 2);
+  const x = scenesToTensor(batch);
+  assert.deepEqual(x.shape, [2, 3, 64, 64]);
+  const v = x.toTypedArray() as Float32Array;
+  const plane = 64 * 64;
+  // Pixel 100 of scene 1, green channel.
+  assert.equal(v[3 * plane + plane + 100], Math.fround(batch[1]!.rgb[100 * 3 + 1]! / 127.5 - 1));
+  assert.ok(v.every((p) => p >= -1 && p <= 1));
+  x.dispose();
+  assert.throws(
+    () =>
+      imagesToTensor([
+        { width: 2, height: 2, data: new Uint8Array(12) },
+        { width: 3, height: 2, data: new Uint8Array(18) },
+      ]),
+    /Expected 2×2 images but image 1 is 3×2/,
+  );
+});
+
+test('object counts lean towards single objects, the same on every call', () => {
+  const counts = [0, 0, 0, 0];
+  for (let i = 0; i < 2000; i++) counts[skewedObjectCount('train', i)]!++;
+  assert.ok(counts[1]! > 900 && counts[1]! < 1100, `1 object: ${counts[1]}`);
+  assert.ok(counts[2]! > 500 && counts[2]! < 700, `2 objects: ${counts[2]}`);
+  assert.ok(counts[3]! > 300 && counts[3]! < 500, `3 objects: ${counts[3]}`);
+  const batch = skewedScenes('train', 40, 6);
+  batch.forEach((s, k) => assert.equal(s.objects.length, skewedObjectCount('train', 40 + k)));
+  assert.deepEqual(
+    skewedScenes('train', 40, 6).map((s) => s.caption),
+    batch.map((s) => s.caption),
+  );
+});
+
+test('captions tokenize to (B, 77) padded with 49407', () => {
+  const tokenizer = CLIPTokenizer.fromPretrained(fixturePath('clip-tokenizer'));
+  const ids = tokenIds(tokenizer, ['a red star on the beach', '']);
+  assert.deepEqual(ids.shape, [2, 77]);
+  const flat = ids.toArray() as number[];
+  assert.equal(flat[0], 49406);
+  assert.equal(flat[77 + 1], 49407);
+  assert.equal(flat[77 + 76], 49407);
+  ids.dispose();
+});

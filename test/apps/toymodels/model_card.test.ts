@@ -1,0 +1,130 @@
+// The model card states each stage's recipe as training.json recorded it, and each quality
+// section only when quality.json has its numbers.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { writeModelCard } from '../../../apps/toymodels/model_card.js';
+import type { StageReport, ToyStage } from '../../../apps/toymodels/train_toy.js';
+import type { ToyQuality } from '../../../apps/toymodels/evaluate.js';
+import { TOY_RECIPE } from '../../../apps/toymodels/recipes.js';
+import { repoRoot } from '../../helpers/paths.js';
+
+let folder = '';
+before(() => {
+  folder = mkdtempSync(join(tmpdir(), 'p3s-card-'));
+});
+after(() => rmSync(folder, { recursive: true, force: true }));
+
+/** The card written for these reports and quality numbers. */
+function card(
+  training: Partial<Record<ToyStage, StageReport>>,
+  quality: ToyQuality | null,
+): string {
+  writeModelCard(folder, training, quality);
+  return readFileSync(join(folder, 'README.md'), 'utf8');
+}
+
+const shippedQuality = (): ToyQuality =>
+  JSON.parse(readFileSync(join(repoRoot(), 'models', 'toy', 'quality.json'), 'utf8')) as ToyQuality;
+
+const report = (extra: Partial<StageReport>): StageReport => ({
+  stage: 'clip',
+  steps: 1500,
+  batchSize: 64,
+  threads: 1,
+  ran: 1500,
+  seconds: 60,
+  finalLoss: 0.1,
+  totalSeconds: 60,
+  ...extra,
+});
+
+const row = (text: string, stage: ToyStage) =>
+  text.split('\n').find((l) => l.startsWith(`| ${stage} |`))!;
+
+test('the CLIP row names hard negatives only when the stage used them', () => {
+  const clipRow = (r: StageReport) => row(card({ clip: r }, null), 'clip');
+  assert.match(clipRow(report({ hardNegatives: 4 })), /InfoNCE.*, 4 one-attribute-changed/);
+  assert.match(clipRow(report({})), /\| symmetric InfoNCE, learned temperature \| 1500 × 64 \|/);
+});
+
+test('the decoder row says how the loss was weighted, as training.json recorded it', () => {
+  const decoderRow = (objectWeight?: number) =>
+    row(card({ decoder: report({ stage: 'decoder', objectWeight }) }, null), 'decoder');
+  assert.match(decoderRow(4), /L1 reconstruction weighted 5× on object pixels; encoder/);
+  assert.match(decoderRow(), /L1 reconstruction; encoder and latent space frozen/);
+});
+
+test("the selective section adds the demo recipe's rows only when quality.json has them", () => {
+  const shipped = shippedQuality();
+  const paperOnly = card({}, { ...shipped, selectiveRecipe: undefined });
+  assert.match(paperOnly, /p3s demo --paper-settings`'s experiment/);
+  assert.doesNotMatch(paperOnly, /With `p3s demo`'s recipe/);
+  const numbers = (fidelity: number, fidelityPerSubject?: number[]) => ({
+    fidelity,
+    fidelityPerSubject,
+    lookalikeRate: 0.125,
+    colourFidelity: 0.5,
+    lookalikeColourRate: 0.25,
+    maskIoU: 0.5,
+  });
+  const withRecipe = card(
+    {},
+    {
+      ...shipped,
+      selectiveRecipe: {
+        subjects: 3,
+        steps: TOY_RECIPE.steps,
+        imagesPerSubject: 16,
+        withNegative: numbers(0.375, [0.5, 0.25, 0.375]),
+        positiveOnly: numbers(0, [0, 0, 0]),
+        recipe: TOY_RECIPE,
+      },
+    },
+  );
+  assert.match(
+    withRecipe,
+    /With `p3s demo`'s recipe \(aligned injection, references cut to 1\.5× the subject's box,\s+600 steps at lr 0\.001, ε_t fixed:0\.5, subject guidance/,
+  );
+  assert.match(withRecipe, /\| positive \+ negative \| 37\.5 % \| 12\.5 % \|/);
+  assert.match(withRecipe, /\| positive only \| 0\.0 % \| 12\.5 % \|/);
+  assert.match(
+    withRecipe,
+    /Per subject \(0–2\), subject's colour \+ pattern: 50, 25, 38 % with the\s+negative click, 0, 0, 0 % without/,
+  );
+  const noPerSubject = card(
+    {},
+    {
+      ...shipped,
+      selective: { ...shipped.selective!, withNegative: numbers(0.1), positiveOnly: numbers(0) },
+      selectiveRecipe: undefined,
+    },
+  );
+  assert.doesNotMatch(noPerSubject, /Per subject/);
+});
+
+test('the VAE round-trip line appears with its numbers only when measured', () => {
+  const shipped = shippedQuality();
+  assert.doesNotMatch(card({}, { ...shipped, vaeRoundTrip: undefined }), /VAE round trips/);
+  const measured = card(
+    {},
+    {
+      ...shipped,
+      vaeRoundTrip: {
+        count: 256,
+        all: 0.5,
+        colour: 0.9,
+        shape: 0.875,
+        pattern: 0.95,
+        background: 1,
+        colourAndPattern: 0.85,
+      },
+    },
+  );
+  assert.match(
+    measured,
+    /VAE round trips\*\* \(the probe on encode → decode of the same 256 scenes[^)]*\): colour 90\.0 %, shape 87\.5 %, pattern 95\.0 %,\s+background 100\.0 %; colour and pattern together 85\.0 %/,
+  );
+});
