@@ -1,5 +1,7 @@
-// Small helpers shared by the CLI commands: flag parsing with clear errors, and progress.
+// Small helpers shared by the CLI commands: flag parsing with clear errors.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { SettingError } from '../../src/settings/kinds.js';
+import { valuesFromFlags, type GivenOf, type Table } from '../../src/settings/table.js';
 
 export class UsageError extends Error {
   constructor(message: string) {
@@ -76,29 +78,24 @@ export function intFlag(
   );
 }
 
-/** A one-line progress display on a terminal; plain lines otherwise (logs, CI). */
-export class Progress {
-  private readonly tty = process.stderr.isTTY === true;
-  private readonly started = Date.now();
-  constructor(
-    private readonly label: string,
-    private readonly total: number,
-  ) {}
-  update(done: number, detail = ''): void {
-    const elapsed = (Date.now() - this.started) / 1000;
-    const eta = done > 0 ? (elapsed / done) * (this.total - done) : NaN;
-    const width = 24;
-    const filled = Math.round((done / Math.max(1, this.total)) * width);
-    const bar = `${'█'.repeat(filled)}${'░'.repeat(width - filled)}`;
-    const time = `${formatSeconds(elapsed)}${Number.isFinite(eta) && done < this.total ? ` < ${formatSeconds(eta)}` : ''}`;
-    const line = `${this.label} ${bar} ${done}/${this.total} ${time}${detail ? ` ${detail}` : ''}`;
-    if (this.tty) process.stderr.write(`\r\x1b[2K${line}${done >= this.total ? '\n' : ''}`);
-    else process.stderr.write(`${line}\n`);
+/**
+ * A table's settings from parsed flags: each flag's text checked and converted (a bad value is
+ * a UsageError naming the flag), and every required input present.
+ */
+export function settingsFromFlags<T extends Table>(
+  table: T,
+  values: Record<string, unknown>,
+): GivenOf<T> {
+  let given: GivenOf<T>;
+  try {
+    given = valuesFromFlags(table, values);
+  } catch (err) {
+    if (err instanceof SettingError) throw new UsageError(err.message);
+    throw err;
   }
-}
-
-export function formatSeconds(s: number): string {
-  if (s < 60) return `${s.toFixed(1)}s`;
-  const m = Math.floor(s / 60);
-  return `${m}m${String(Math.round(s - 60 * m)).padStart(2, '0')}s`;
+  for (const s of table) {
+    if (s.required && s.flag && (given as Record<string, unknown>)[s.key] === undefined)
+      throw new UsageError(`Expected --${s.flag} ${s.placeholder ?? '<x>'}`);
+  }
+  return given;
 }

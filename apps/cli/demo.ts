@@ -2,7 +2,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parse, choiceFlag, intFlag, numberFlag, Progress, UsageError } from './args.js';
+import { parse, choiceFlag, intFlag, numberFlag, UsageError } from './args.js';
+import { Progress } from '../terminal/progress.js';
 import { INJECTION_MODES } from '../../src/p3s/adapter/injection.js';
 import { parseWeightCurve } from '../../src/p3s/adapter/weight_schedule.js';
 import {

@@ -1,6 +1,7 @@
 // p3s generate: parses flags and calls generateP3S.
 import { INJECTION_MODES } from '../../src/p3s/adapter/injection.js';
-import { parse, intFlag, numberFlag, Progress, UsageError, choiceFlag } from './args.js';
+import { parse, intFlag, numberFlag, UsageError, choiceFlag } from './args.js';
+import { Progress } from '../terminal/progress.js';
 import { generateP3S, type GenerateP3SConfig } from '../../src/p3s/generate.js';
 import { parseWeightCurve } from '../../src/p3s/adapter/weight_schedule.js';
 

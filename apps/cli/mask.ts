@@ -1,5 +1,6 @@
 // p3s mask: parses flags and calls runMaskJob.
-import { parse, choiceFlag, intFlag, numberFlag, Progress, UsageError } from './args.js';
+import { parse, choiceFlag, intFlag, numberFlag, UsageError } from './args.js';
+import { Progress } from '../terminal/progress.js';
 import { runMaskJob } from '../../src/p3s/supervision/mask_job.js';
 
 const HELP = `Usage: p3s mask <annotation.json> --clip <folder> --out <folder> [options]

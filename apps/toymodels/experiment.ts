@@ -12,7 +12,8 @@ import {
   type GenerateProgress,
 } from '../../src/p3s/generate.js';
 import { runMaskJob } from '../../src/p3s/supervision/mask_job.js';
-import { trainP3S, type TrainP3SConfig, type TrainProgress } from '../../src/p3s/train.js';
+import { trainP3S, type TrainP3SConfig } from '../../src/p3s/train.js';
+import type { StepReport } from '../../src/training/observer.js';
 import {
   BACKGROUND_PHRASES,
   type BackgroundName,
@@ -51,7 +52,7 @@ export interface ExperimentOptions {
   train?: Partial<TrainP3SConfig>;
   /** Further generation settings (weight curve, λ, injection mode ...). */
   generate?: Partial<GenerateP3SConfig>;
-  onTrainProgress?: (p: TrainProgress) => void;
+  onTrainProgress?: (p: StepReport) => void;
   onGenerateProgress?: (p: GenerateProgress) => void;
 }
 
@@ -172,21 +173,24 @@ export async function runSubjectExperiment(options: ExperimentOptions): Promise<
 
   // 3. P3S fine-tuning on the filled references.
   const started = Date.now();
-  const train = await trainP3S({
-    ...o.train,
-    baseModel: o.modelFolder,
-    clipModel: clipFolder,
-    outDir: join(outDir, 'train'),
-    references: [maskDir],
-    identifier: 'sks',
-    classWord: subject.shape,
-    maxSteps: o.steps,
-    learningRate: o.learningRate,
-    seed: o.seed ?? 0,
-    checkpointEvery: 0,
-    evaluate: false,
-    onProgress: o.onTrainProgress,
-  });
+  const observers = o.onTrainProgress ? [{ onStep: o.onTrainProgress }] : [];
+  const train = await trainP3S(
+    {
+      ...o.train,
+      baseModel: o.modelFolder,
+      clipModel: clipFolder,
+      outDir: join(outDir, 'train'),
+      references: [maskDir],
+      identifier: 'sks',
+      classWord: subject.shape,
+      maxSteps: o.steps,
+      learningRate: o.learningRate,
+      seed: o.seed ?? 0,
+      checkpointEvery: 0,
+      evaluate: false,
+    },
+    { observers },
+  );
   const trainSeconds = (Date.now() - started) / 1000;
 
   // 4. The subject in new contexts.

@@ -8,7 +8,7 @@
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { GenerateProgress } from '../../src/p3s/generate.js';
-import type { TrainProgress } from '../../src/p3s/train.js';
+import type { StepReport } from '../../src/training/observer.js';
 import type { ExperimentOptions, ExperimentResult } from './experiment.js';
 
 /** What a child needs: the experiment's options without the probe and the callbacks. */
@@ -19,7 +19,7 @@ export type ChildExperimentOptions = Omit<
 
 /** Messages from the child (experiment_worker.ts) to the parent. */
 export type WorkerMessage =
-  | { kind: 'train'; progress: TrainProgress }
+  | { kind: 'train'; progress: StepReport }
   | { kind: 'generate'; progress: GenerateProgress }
   | { kind: 'result'; result: ExperimentResult }
   | { kind: 'error'; name: string; message: string };
@@ -27,7 +27,7 @@ export type WorkerMessage =
 export interface ChildRunOptions {
   /** libtorch threads in the child (P3S_NUM_THREADS there). */
   threads: number;
-  onTrainProgress?: (p: TrainProgress) => void;
+  onTrainProgress?: (p: StepReport) => void;
   onGenerateProgress?: (p: GenerateProgress) => void;
   /** Kills the child (SIGTERM) and rejects. */
   signal?: AbortSignal;

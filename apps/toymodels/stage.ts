@@ -20,7 +20,7 @@ import {
   restoreCheckpoint,
   saveCheckpoint,
 } from '../../src/training/checkpoint.js';
-import { Progress } from '../cli/args.js';
+import { Progress } from '../terminal/progress.js';
 
 /** What every toy-model stage is run with. */
 export interface StageSettings {

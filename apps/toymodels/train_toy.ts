@@ -6,7 +6,7 @@
 // and text encoder, so it learns exactly the latents and contexts the shipped models produce.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { Progress } from '../cli/args.js';
+import { Progress } from '../terminal/progress.js';
 import { getNumThreads } from '../../src/engine/device.js';
 import { CLIPTextModelWithProjection } from '../../src/models/clip/clip_text_model.js';
 import { CLIPVisionModel } from '../../src/models/clip/clip_vision_model.js';

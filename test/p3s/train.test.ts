@@ -12,12 +12,9 @@ import { readImage, writePng } from '../../src/io/image.js';
 import { tidy, memory, disposeAll } from '../../src/engine/scope.js';
 import { setNumThreads } from '../../src/engine/index.js';
 import { makeSubjectReferenceSet } from '../../src/toyworld/index.js';
-import {
-  trainP3S,
-  TrainingDivergedError,
-  DataOrder,
-  type TrainP3SConfig,
-} from '../../src/p3s/train.js';
+import { trainP3S, type TrainP3SConfig } from '../../src/p3s/train.js';
+import { TrainingDivergedError } from '../../src/training/errors.js';
+import { DataOrder } from '../../src/training/data_order.js';
 import { listCheckpoints, readCheckpointInfo } from '../../src/training/checkpoint.js';
 import { readAdapter, readAdapterMetadata } from '../../src/p3s/adapter/adapter_io.js';
 import {
@@ -108,12 +105,18 @@ test('a few training steps lower the fixed evaluation loss, and the adapter reco
       learningRate: 1e-2,
       conditionDropout: 0,
       evaluate: true,
-      onLog: (m) => logs.push(m),
-      onProgress: (p) => {
-        steps.push(p.step);
-        assert.ok(Number.isFinite(p.loss) && p.etaSeconds >= 0 && p.totalSteps === 6);
-      },
     }),
+    {
+      observers: [
+        {
+          onLog: (m) => logs.push(m),
+          onStep: (p) => {
+            steps.push(p.step);
+            assert.ok(Number.isFinite(p.loss) && p.etaSeconds >= 0 && p.totalSteps === 6);
+          },
+        },
+      ],
+    },
   );
   assert.deepEqual(steps, [1, 2, 3, 4, 5, 6]);
   assert.equal(result.steps, 6);
@@ -153,23 +156,24 @@ test('a few training steps lower the fixed evaluation loss, and the adapter reco
 
 test('only the adapter gets gradients: the frozen U-Net, VAE and text encoder keep none', async () => {
   let checked = 0;
-  await trainP3S(
-    config(join(root, 'grads'), {
-      maxSteps: 2,
-      afterBackward: ({ unet, vae, textEncoder, adapter }) => {
-        for (const [name, m] of Object.entries({ unet, vae, textEncoder })) {
+  await trainP3S(config(join(root, 'grads'), { maxSteps: 2 }), {
+    observers: [
+      {
+        afterBackward: (_step, { unet, vae, textEncoder, adapter }) => {
+          for (const [name, m] of Object.entries({ unet, vae, textEncoder })) {
+            assert.ok(
+              m.parameters().every((p) => p.grad === null && !p.requiresGrad),
+              `${name} has gradients or requires them`,
+            );
+          }
           assert.ok(
-            m.parameters().every((p) => p.grad === null && !p.requiresGrad),
-            `${name} has gradients or requires them`,
+            adapter.parameters().some((p) => p.grad !== null && p.grad.abs().sum().item() > 0),
           );
-        }
-        assert.ok(
-          adapter.parameters().some((p) => p.grad !== null && p.grad.abs().sum().item() > 0),
-        );
-        checked++;
+          checked++;
+        },
       },
-    }),
-  );
+    ],
+  });
   assert.equal(checked, 2);
 });
 
@@ -187,14 +191,15 @@ test('a killed and resumed run ends bit-identical to an uninterrupted one', asyn
 
   const killedDir = join(root, 'killed');
   await assert.rejects(
-    trainP3S(
-      config(killedDir, {
-        ...settings,
-        onProgress: (p) => {
-          if (p.step === 3) throw new Error('simulated kill');
+    trainP3S(config(killedDir, settings), {
+      observers: [
+        {
+          onStep: (p) => {
+            if (p.step === 3) throw new Error('simulated kill');
+          },
         },
-      }),
-    ),
+      ],
+    }),
     /simulated kill/,
   );
   assert.equal(existsSync(join(killedDir, 'adapter.safetensors')), false);
@@ -234,12 +239,9 @@ test('a NaN loss stops the run with a clear message and keeps the last good chec
   // (measured after the first run in this process: a few tensors are process-wide caches)
   const live0 = memory().liveTensors;
   try {
-    await trainP3S(
-      config(out, {
-        maxSteps: 5,
-        lossHook: (step, loss) => (step === 3 ? loss.mul(NaN) : loss),
-      }),
-    );
+    await trainP3S(config(out, { maxSteps: 5 }), {
+      observers: [{ interceptLoss: (step, loss) => (step === 3 ? loss.mul(NaN) : loss) }],
+    });
   } catch (err) {
     error = err;
   }
@@ -315,14 +317,9 @@ function trainOnMasks(
   over: Partial<TrainP3SConfig> = {},
   notes: string[] = [],
 ) {
-  return trainP3S(
-    config(join(root, name), {
-      references: [maskDir],
-      maxSteps: 1,
-      onLog: (m) => notes.push(m),
-      ...over,
-    }),
-  );
+  return trainP3S(config(join(root, name), { references: [maskDir], maxSteps: 1, ...over }), {
+    observers: [{ onLog: (m) => notes.push(m) }],
+  });
 }
 
 test('--crop-subject cuts each reference to the square around its subject mask', async () => {
@@ -497,7 +494,10 @@ test('bad inputs fail early with clear messages', async () => {
     trainP3S(config(out, { subjectCrop: 1.5 })),
     /ref-0\.png has no subject mask: cropping to the subject needs references from a p3s mask folder/,
   );
-  await assert.rejects(trainP3S(config(out, { subjectCrop: 0.5 })), /margin of at least 1/);
+  await assert.rejects(
+    trainP3S(config(out, { subjectCrop: 0.5 })),
+    /Expected a number of at least 1 for subjectCrop but received 0.5/,
+  );
   await assert.rejects(
     trainP3S(config(join(root, 'fresh'), { resume: true })),
     /Nothing to resume: no checkpoint/,
@@ -508,11 +508,11 @@ test('the data order visits every reference once per epoch, reproducibly', () =>
   const a = new DataOrder(7, 5);
   const b = new DataOrder(7, 5);
   for (let epoch = 0; epoch < 4; epoch++) {
-    const seen = Array.from({ length: 5 }, (_, i) => a.at(epoch * 5 + i).reference);
+    const seen = Array.from({ length: 5 }, (_, i) => a.at(epoch * 5 + i).item);
     assert.deepEqual([...seen].sort(), [0, 1, 2, 3, 4]);
     assert.deepEqual(
       seen,
-      Array.from({ length: 5 }, (_, i) => b.at(epoch * 5 + i).reference),
+      Array.from({ length: 5 }, (_, i) => b.at(epoch * 5 + i).item),
     );
   }
   assert.notDeepEqual(new DataOrder(8, 5).permutation(0), a.permutation(0));

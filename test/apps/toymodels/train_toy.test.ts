@@ -94,17 +94,19 @@ test('train:toy writes a diffusers folder that the SD pipeline loads and samples
   mkdirSync(join(root, 'a-refs'));
   for (const [k, im] of makeSubjectReferenceSet(4, { count: 2 }).images.entries())
     await writePng(join(root, 'a-refs', `ref-${k}.png`), sceneImage(im.scene));
-  const fineTuned = await trainP3S({
-    baseModel: out,
-    clipModel: join(out, 'image_encoder'),
-    outDir: join(root, 'a-fine-tune'),
-    references: [join(root, 'a-refs')],
-    classWord: 'star',
-    maxSteps: 1,
-    initAdapter: adapterFile,
-    evaluate: false,
-    onLog: (m) => logs.push(m),
-  });
+  const fineTuned = await trainP3S(
+    {
+      baseModel: out,
+      clipModel: join(out, 'image_encoder'),
+      outDir: join(root, 'a-fine-tune'),
+      references: [join(root, 'a-refs')],
+      classWord: 'star',
+      maxSteps: 1,
+      initAdapter: adapterFile,
+      evaluate: false,
+    },
+    { observers: [{ onLog: (m) => logs.push(m) }] },
+  );
   assert.ok(existsSync(fineTuned.adapterPath));
   assert.match(
     readFileSync(join(out, 'README.md'), 'utf8'),
