@@ -12,3 +12,16 @@ export {
 export * as schedulers from './schedulers/index.js';
 export * as models from './models/index.js';
 export * as pipelines from './pipelines/index.js';
+export {
+  readImage,
+  writePng,
+  readPngText,
+  imageToTensor,
+  tensorToImage,
+  type RgbImage,
+} from './io/image.js';
+export * from './p3s/index.js';
+export * from './training/index.js';
+export { SettingError } from './settings/kinds.js';
+export * as settings from './settings/table.js';
+export * as toyworld from './toyworld/index.js';

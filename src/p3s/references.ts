@@ -28,7 +28,7 @@ export class ReferencePhotoError extends Error {
 /** A reference photo and, when it comes from a `p3s mask` folder, its subject mask. */
 export interface ReferencePhoto {
   path: string;
-  subjectMask: string | null;
+  subjectMaskPath: string | null;
 }
 
 /**
@@ -43,7 +43,7 @@ export function resolveReferences(inputs: readonly string[]): ReferencePhoto[] {
     if (!existsSync(input))
       throw new ReferencePhotoError(`Reference photo or folder not found: ${input}`);
     if (!statSync(input).isDirectory()) {
-      out.push({ path: resolve(input), subjectMask: null });
+      out.push({ path: resolve(input), subjectMaskPath: null });
       continue;
     }
     const summary = join(input, 'summary.json');
@@ -64,7 +64,7 @@ export function resolveReferences(inputs: readonly string[]): ReferencePhoto[] {
         const maskPath = typeof mask === 'string' ? join(input, mask) : null;
         out.push({
           path: resolve(path),
-          subjectMask: maskPath !== null && existsSync(maskPath) ? resolve(maskPath) : null,
+          subjectMaskPath: maskPath !== null && existsSync(maskPath) ? resolve(maskPath) : null,
         });
       }
       continue;
@@ -72,7 +72,7 @@ export function resolveReferences(inputs: readonly string[]): ReferencePhoto[] {
     const files = readdirSync(input)
       .filter((f) => IMAGE_EXTENSIONS.has(extname(f).toLowerCase()))
       .sort();
-    out.push(...files.map((f) => ({ path: resolve(input, f), subjectMask: null })));
+    out.push(...files.map((f) => ({ path: resolve(input, f), subjectMaskPath: null })));
   }
   if (out.length === 0) {
     throw new ReferencePhotoError(
@@ -265,16 +265,18 @@ export async function encodeReferences(
      */
     subjectOnlyCondition?: boolean;
     /** Also give each crop's subject mask at the latents' size (for a weighted loss). */
-    subjectMasks?: boolean;
+    withSubjectMasks?: boolean;
     /** Told when a reference keeps its whole photo (its subject mask is empty). */
     onWarning?: (message: string) => void;
   },
 ): Promise<EncodedReferences> {
   if (references.length === 0) throw new ReferencePhotoError('No reference photos to encode');
-  const refs = references.map((r) => (typeof r === 'string' ? { path: r, subjectMask: null } : r));
+  const refs = references.map((r) =>
+    typeof r === 'string' ? { path: r, subjectMaskPath: null } : r,
+  );
   const paths = refs.map((r) => r.path);
   const subjectOnly = options.subjectOnlyCondition ?? false;
-  const withMasks = options.subjectMasks ?? false;
+  const withMasks = options.withSubjectMasks ?? false;
   const needsMask = requireSubjectMasks(refs, {
     crop: options.subjectMargin != null,
     subjectOnlyCondition: subjectOnly,
@@ -291,7 +293,7 @@ export async function encodeReferences(
       if (cut === null) {
         // The mask job found nothing here; the filled photo still shows the subject somewhere.
         options.onWarning?.(
-          `${basename(ref.subjectMask!)} is empty: ${basename(ref.path)} is used whole`,
+          `${basename(ref.subjectMaskPath!)} is empty: ${basename(ref.path)} is used whole`,
         );
       } else {
         ({ image: img, mask } = cut);
@@ -363,7 +365,7 @@ export function requireSubjectMasks(
         ? 'cropping to the subject'
         : null;
   if (purpose === null) return false;
-  const unmasked = references.find((r) => r.subjectMask === null);
+  const unmasked = references.find((r) => r.subjectMaskPath === null);
   if (unmasked)
     throw new ReferencePhotoError(
       `${basename(unmasked.path)} has no subject mask: ${purpose} needs references from a p3s mask folder`,
@@ -373,7 +375,7 @@ export function requireSubjectMasks(
 
 /** The reference's subject mask (requireSubjectMasks has checked it has one), checked against its photo. */
 async function readSubjectMask(img: RgbImage, ref: ReferencePhoto): Promise<RgbImage> {
-  const path = ref.subjectMask!;
+  const path = ref.subjectMaskPath!;
   const mask = await readImage(path);
   if (mask.width !== img.width || mask.height !== img.height)
     throw new ReferencePhotoError(

@@ -218,7 +218,7 @@ async function encodeWithClip(
         flip: settings.flip,
         subjectMargin: settings.subjectCrop,
         subjectOnlyCondition: settings.subjectOnlyCondition,
-        subjectMasks: settings.backgroundLossWeight < 1,
+        withSubjectMasks: settings.backgroundLossWeight < 1,
         onWarning: run.log,
       },
     );

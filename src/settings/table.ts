@@ -48,8 +48,7 @@ export type ValuesOf<T extends Table> = {
 
 /** What a caller may give: any subset, undefined meaning "the default". */
 export type GivenOf<T extends Table> = {
-  [S in T[number] as S['key']]?:
-    (S['kind'] extends Kind<unknown, infer G> ? G : never) | undefined;
+  [S in T[number] as S['key']]?: (S['kind'] extends Kind<unknown, infer G> ? G : never) | undefined;
 };
 
 const snake = (key: string): string => key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
@@ -116,9 +115,25 @@ export function valuesFromFlags<T extends Table>(
   return out as GivenOf<T>;
 }
 
-function recorded(s: Setting, how: Setting['identity'], value: unknown): unknown {
-  if (typeof how === 'function') return how(value);
-  return s.kind.record ? s.kind.record(value) : value;
+/** The settings marked for a run's identity or a file's metadata, by record name. */
+function recordsOf<T extends Table>(
+  table: T,
+  values: ValuesOf<T>,
+  which: 'identity' | 'metadata',
+): Record<string, unknown> {
+  const all = values as Record<string, unknown>;
+  return Object.fromEntries(
+    table
+      .filter((s) => s[which])
+      .map((s) => {
+        const how = s[which];
+        const v = all[s.key];
+        return [
+          recordName(s),
+          typeof how === 'function' ? how(v) : s.kind.record ? s.kind.record(v) : v,
+        ];
+      }),
+  );
 }
 
 /** The values that make a training run what it is, by record name. */
@@ -126,12 +141,7 @@ export function identityOf<T extends Table>(
   table: T,
   values: ValuesOf<T>,
 ): Record<string, unknown> {
-  const all = values as Record<string, unknown>;
-  return Object.fromEntries(
-    table
-      .filter((s) => s.identity)
-      .map((s) => [recordName(s), recorded(s, s.identity, all[s.key])]),
-  );
+  return recordsOf(table, values, 'identity');
 }
 
 /** The values an adapter records about its training, by record name. */
@@ -139,12 +149,7 @@ export function metadataOf<T extends Table>(
   table: T,
   values: ValuesOf<T>,
 ): Record<string, unknown> {
-  const all = values as Record<string, unknown>;
-  return Object.fromEntries(
-    table
-      .filter((s) => s.metadata)
-      .map((s) => [recordName(s), recorded(s, s.metadata, all[s.key])]),
-  );
+  return recordsOf(table, values, 'metadata');
 }
 
 /** For each identity setting added after checkpoints existed: the value those ran with. */

@@ -115,66 +115,84 @@ function describeLoss(s: StepLoss): string {
   return `the loss is ${s.loss}${detail}`;
 }
 
-/** Runs the loop from its resume point (or 0) to totalSteps. */
-export async function runTraining(loop: TrainingLoop): Promise<TrainingOutcome> {
-  const { state, observers = [] } = loop;
-  mkdirSync(loop.checkpointDir, { recursive: true });
-  mkdirSync(dirname(loop.logPath), { recursive: true });
-  let step = loop.resumeFrom === null ? 0 : resumeRun(loop, loop.resumeFrom);
-  const startStep = step;
-  let lastCheckpoint = loop.resumeFrom === null ? null : resolve(loop.resumeFrom);
-  let savedStep = loop.resumeFrom === null ? -1 : step;
-  truncateLossLog(loop.logPath, step);
-  if (loop.resumeFrom !== null) logTo(observers, `Resumed from ${loop.resumeFrom} at step ${step}`);
-  await notify(observers, 'onStart', step);
+/** The state of one session of a run: where it stands and what it has written. */
+class Session {
+  readonly observers: readonly TrainingObserver[];
+  readonly losses: number[] = [];
+  readonly began = performance.now();
+  /** The step this session started from. */
+  readonly startStep: number;
+  lastCheckpoint: string | null;
+  savedStep: number;
 
-  const checkpoint = async (loss: number): Promise<string> => {
+  constructor(
+    readonly loop: TrainingLoop,
+    public step: number,
+  ) {
+    this.observers = loop.observers ?? [];
+    this.startStep = step;
+    this.lastCheckpoint = loop.resumeFrom === null ? null : resolve(loop.resumeFrom);
+    this.savedStep = loop.resumeFrom === null ? -1 : step;
+  }
+
+  async checkpoint(loss: number): Promise<string> {
+    const { loop } = this;
     const path = saveCheckpoint(loop.checkpointDir, {
-      step,
-      adapter: state.model,
-      optimizer: state.optimizer,
-      generator: state.generator,
+      step: this.step,
+      adapter: loop.state.model,
+      optimizer: loop.state.optimizer,
+      generator: loop.state.generator,
       config: loop.identity.values,
       loss,
     });
     pruneCheckpoints(loop.checkpointDir, loop.keepCheckpoints);
-    [lastCheckpoint, savedStep] = [path, step];
-    logTo(observers, `Checkpoint ${path}`);
-    await notify(observers, 'onCheckpoint', path, step);
+    [this.lastCheckpoint, this.savedStep] = [path, this.step];
+    logTo(this.observers, `Checkpoint ${path}`);
+    await notify(this.observers, 'onCheckpoint', path, this.step);
     return path;
-  };
-  const diverged = (what: string): TrainingDivergedError => {
-    state.optimizer.zeroGrad();
-    const kept = lastCheckpoint
-      ? `the last good checkpoint is ${lastCheckpoint} (step ${savedStep})`
-      : 'no checkpoint was written yet';
-    const advice = loop.divergenceAdvice ? ` ${loop.divergenceAdvice}` : '';
-    return new TrainingDivergedError(
-      `${loop.name} diverged at step ${step + 1}: ${what}. Nothing of this step was applied; ${kept}.${advice}`,
-      step + 1,
-      lastCheckpoint,
-    );
-  };
+  }
 
-  const losses: number[] = [];
-  let lastLoss = NaN;
-  const began = performance.now();
-  while (step < loop.totalSteps) {
-    if (loop.learningRate) state.optimizer.lr = loop.learningRate(step);
-    const t0 = performance.now();
-    const measured = loop.computeGradients(step);
-    if (!Number.isFinite(measured.loss)) throw diverged(describeLoss(measured));
-    await notify(observers, 'afterBackward', step, loop.modules ?? { model: state.model });
+  diverged(what: string): TrainingDivergedError {
+    this.loop.state.optimizer.zeroGrad();
+    const kept = this.lastCheckpoint
+      ? `the last good checkpoint is ${this.lastCheckpoint} (step ${this.savedStep})`
+      : 'no checkpoint was written yet';
+    const advice = this.loop.divergenceAdvice ? ` ${this.loop.divergenceAdvice}` : '';
+    const at = this.step + 1;
+    return new TrainingDivergedError(
+      `${this.loop.name} diverged at step ${at}: ${what}. Nothing of this step was applied; ${kept}.${advice}`,
+      at,
+      this.lastCheckpoint,
+    );
+  }
+
+  /** One optimizer step: gradients, checks, the update; returns what was measured. */
+  async update(): Promise<StepLoss> {
+    const { loop, observers } = this;
+    const { optimizer } = loop.state;
+    if (loop.learningRate) optimizer.lr = loop.learningRate(this.step);
+    const measured = loop.computeGradients(this.step);
+    if (!Number.isFinite(measured.loss)) throw this.diverged(describeLoss(measured));
+    await notify(
+      observers,
+      'afterBackward',
+      this.step,
+      loop.modules ?? { model: loop.state.model },
+    );
     if (loop.maxGradNorm !== null) {
-      const norm = clipGradNorm(state.optimizer.params, loop.maxGradNorm);
-      if (!Number.isFinite(norm)) throw diverged(`the gradient norm is ${norm}`);
+      const norm = clipGradNorm(optimizer.params, loop.maxGradNorm);
+      if (!Number.isFinite(norm)) throw this.diverged(`the gradient norm is ${norm}`);
     }
-    state.optimizer.step();
-    state.optimizer.zeroGrad();
-    step += 1;
-    lastLoss = measured.loss;
-    losses.push(measured.loss);
-    const seconds = (performance.now() - t0) / 1000;
+    optimizer.step();
+    optimizer.zeroGrad();
+    this.step += 1;
+    this.losses.push(measured.loss);
+    return measured;
+  }
+
+  /** The step's line in the loss log, and the observers' report. */
+  async record(measured: StepLoss, seconds: number): Promise<void> {
+    const { loop, step } = this;
     const parts = measured.parts ?? {};
     appendLossLine(loop.logPath, {
       step,
@@ -183,31 +201,60 @@ export async function runTraining(loop: TrainingLoop): Promise<TrainingOutcome> 
       ...(measured.epoch === undefined ? {} : { epoch: measured.epoch }),
       seconds: Number(seconds.toFixed(3)),
     });
-    const secondsPerStep = (performance.now() - began) / 1000 / (step - startStep);
-    await notify(observers, 'onStep', {
+    const secondsPerStep = (performance.now() - this.began) / 1000 / (step - this.startStep);
+    await notify(this.observers, 'onStep', {
       step,
       totalSteps: loop.totalSteps,
-      startStep,
+      startStep: this.startStep,
       loss: measured.loss,
       parts,
       epoch: measured.epoch,
       secondsPerStep,
       etaSeconds: secondsPerStep * (loop.totalSteps - step),
     });
+  }
+
+  /** When asked to stop between steps: the checkpoint, then the error naming it. */
+  async interrupted(loss: number): Promise<TrainingInterruptedError> {
+    const path = this.savedStep === this.step ? this.lastCheckpoint : await this.checkpoint(loss);
+    return new TrainingInterruptedError(
+      `Training stopped at step ${this.step} of ${this.loop.totalSteps}; resume from ${path}`,
+      this.step,
+      path,
+    );
+  }
+}
+
+/** Runs the loop from its resume point (or 0) to totalSteps. */
+export async function runTraining(loop: TrainingLoop): Promise<TrainingOutcome> {
+  mkdirSync(loop.checkpointDir, { recursive: true });
+  mkdirSync(dirname(loop.logPath), { recursive: true });
+  const session = new Session(
+    loop,
+    loop.resumeFrom === null ? 0 : resumeRun(loop, loop.resumeFrom),
+  );
+  truncateLossLog(loop.logPath, session.step);
+  if (loop.resumeFrom !== null)
+    logTo(session.observers, `Resumed from ${loop.resumeFrom} at step ${session.step}`);
+  await notify(session.observers, 'onStart', session.step);
+  let lastLoss = NaN;
+  while (session.step < loop.totalSteps) {
+    const t0 = performance.now();
+    const measured = await session.update();
+    lastLoss = measured.loss;
+    await session.record(measured, (performance.now() - t0) / 1000);
+    const { step } = session;
     if (loop.checkpointEvery > 0 && step % loop.checkpointEvery === 0 && step < loop.totalSteps)
-      await checkpoint(measured.loss);
+      await session.checkpoint(lastLoss);
     // let the finalizers of this step's handles run (docs/engine.md, Memory)
     await tick();
-    if (loop.signal?.aborted && step < loop.totalSteps) {
-      const path = savedStep === step ? lastCheckpoint : await checkpoint(measured.loss);
-      throw new TrainingInterruptedError(
-        `Training stopped at step ${step} of ${loop.totalSteps}; resume from ${path}`,
-        step,
-        path,
-      );
-    }
+    if (loop.signal?.aborted && step < loop.totalSteps) throw await session.interrupted(lastLoss);
   }
-  const last =
-    savedStep === step && lastCheckpoint !== null ? lastCheckpoint : await checkpoint(lastLoss);
-  return { step, startStep, losses, lastCheckpoint: last };
+  const done = session.savedStep === session.step && session.lastCheckpoint !== null;
+  return {
+    step: session.step,
+    startStep: session.startStep,
+    losses: session.losses,
+    lastCheckpoint: done ? session.lastCheckpoint! : await session.checkpoint(lastLoss),
+  };
 }

@@ -77,7 +77,7 @@ test('a mask folder gives filled photos with their subject masks; a plain folder
     );
     const refs = resolveReferences([maskDir]);
     assert.deepEqual(
-      refs.map((r) => [r.path.slice(root.length), r.subjectMask?.slice(root.length) ?? null]),
+      refs.map((r) => [r.path.slice(root.length), r.subjectMaskPath?.slice(root.length) ?? null]),
       [
         ['/mask/a.filled.png', '/mask/a.subject-mask.png'],
         ['/mask/b.filled.png', null],
@@ -87,7 +87,7 @@ test('a mask folder gives filled photos with their subject masks; a plain folder
     mkdirSync(plain);
     writeFileSync(join(plain, 'x.png'), '');
     assert.deepEqual(
-      resolveReferences([plain]).map((r) => r.subjectMask),
+      resolveReferences([plain]).map((r) => r.subjectMaskPath),
       [null],
     );
   } finally {
