@@ -54,8 +54,11 @@ function numeric(expected: string, ok: (x: number) => boolean): Kind<number> {
   return {
     expected,
     flagType: 'string',
-    parse: (text) =>
-      typeof text === 'string' && text.trim() !== '' ? check(Number(text)) : fail(text),
+    // a refused flag is reported as the user typed it
+    parse(text) {
+      const v = typeof text === 'string' && text.trim() !== '' ? Number(text) : NaN;
+      return Number.isFinite(v) && ok(v) ? v : fail(text);
+    },
     check,
   };
 }
