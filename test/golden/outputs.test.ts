@@ -26,13 +26,13 @@ import {
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { SafetensorsFile } from '../../src/io/safetensors.js';
-import { readImage, writePng } from '../../src/io/image.js';
+import { readImage } from '../../src/io/image.js';
 import { tidy } from '../../src/engine/scope.js';
 import { libtorchVersion, setNumThreads } from '../../src/engine/index.js';
-import { makeSubjectReferenceSet } from '../../src/toyworld/index.js';
 import { trainP3S } from '../../src/p3s/train.js';
 import { generateP3S } from '../../src/p3s/generate.js';
 import { runMaskJob } from '../../src/p3s/supervision/mask_job.js';
+import { writeToySubject } from '../helpers/toy_subject.js';
 import { fixturePath, repoRoot } from '../helpers/paths.js';
 
 setNumThreads(Number(process.env.P3S_GOLDEN_THREADS ?? 1));
@@ -116,31 +116,12 @@ function adapterMetadata(path: string): Record<string, unknown> {
 }
 
 let root = '';
-let refDir = '';
 let annotationPath = '';
 const computed: Record<string, Outputs> = {};
 
 before(async () => {
   root = mkdtempSync(join(tmpdir(), 'p3s-golden-'));
-  refDir = join(root, 'refs');
-  mkdirSync(refDir);
-  const set = makeSubjectReferenceSet(11, { count: 3, size: 64 });
-  const entries = [];
-  for (let i = 0; i < set.images.length; i++) {
-    const { scene, positive, negative } = set.images[i]!;
-    const name = `ref-${i}.png`;
-    await writePng(join(refDir, name), { width: scene.size, height: scene.size, data: scene.rgb });
-    entries.push({
-      path: join('refs', name),
-      positive: [[positive.x, positive.y]],
-      ...(negative ? { negative: [[negative.x, negative.y]] } : {}),
-    });
-  }
-  annotationPath = join(root, 'subject.json');
-  writeFileSync(
-    annotationPath,
-    JSON.stringify({ version: 1, identifier: 'sks', classWord: 'toy', images: entries }),
-  );
+  ({ annotationPath } = await writeToySubject(root, 11, 3));
 });
 
 after(() => {

@@ -11,7 +11,6 @@ import { SafetensorsFile, saveSafetensors } from '../../src/io/safetensors.js';
 import { readImage, writePng } from '../../src/io/image.js';
 import { tidy, memory, disposeAll } from '../../src/engine/scope.js';
 import { setNumThreads } from '../../src/engine/index.js';
-import { makeSubjectReferenceSet } from '../../src/toyworld/index.js';
 import { trainP3S, type TrainP3SConfig } from '../../src/p3s/train.js';
 import { TrainingDivergedError } from '../../src/training/errors.js';
 import { DataOrder } from '../../src/training/data_order.js';
@@ -28,6 +27,7 @@ import {
 import { StableDiffusionPipeline } from '../../src/pipelines/stable_diffusion.js';
 import { CLIPVisionModel } from '../../src/models/clip/clip_vision_model.js';
 import type { Tensor } from '../../src/engine/tensor.js';
+import { writeToySubject } from '../helpers/toy_subject.js';
 import { fixturePath } from '../helpers/paths.js';
 
 // One intra-op thread: the thread count must be fixed for bit-identical runs, and on a busy
@@ -42,25 +42,7 @@ let annotationPath = '';
 
 before(async () => {
   root = mkdtempSync(join(tmpdir(), 'p3s-train-'));
-  refDir = join(root, 'refs');
-  mkdirSync(refDir);
-  const set = makeSubjectReferenceSet(11, { count: 3, size: 64 });
-  const entries = [];
-  for (let i = 0; i < set.images.length; i++) {
-    const { scene, positive, negative } = set.images[i]!;
-    const name = `ref-${i}.png`;
-    await writePng(join(refDir, name), { width: scene.size, height: scene.size, data: scene.rgb });
-    entries.push({
-      path: join('refs', name),
-      positive: [[positive.x, positive.y]],
-      ...(negative ? { negative: [[negative.x, negative.y]] } : {}),
-    });
-  }
-  annotationPath = join(root, 'subject.json');
-  writeFileSync(
-    annotationPath,
-    JSON.stringify({ version: 1, identifier: 'sks', classWord: 'toy', images: entries }),
-  );
+  ({ refDir, annotationPath } = await writeToySubject(root, 11, 3));
 });
 
 after(() => {
