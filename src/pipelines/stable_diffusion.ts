@@ -445,65 +445,22 @@ export class StableDiffusionPipeline {
     }
     const generator =
       options.generator ?? (options.seed !== undefined ? new Generator(options.seed) : undefined);
-
-    // 1. sizes: from the options, else the given latents, else the U-Net's sample_size
-    const f = this.vaeScaleFactor;
-    const sampleSize = this.unet.config.sample_size;
-    const defaultSide = (i: number): number => {
-      if (options.latents) return options.latents.shape[2 + i]! * f;
-      const s = Array.isArray(sampleSize) ? sampleSize[i] : sampleSize;
-      return (s ?? 64) * f;
-    };
-    const height = options.height ?? defaultSide(0);
-    const width = options.width ?? defaultSide(1);
-    if (
-      !(Number.isSafeInteger(height) && Number.isSafeInteger(width)) ||
-      height % f ||
-      width % f ||
-      height < f ||
-      width < f
-    ) {
-      throw new RangeError(
-        `Expected height and width to be positive multiples of ${f} but received ${height}×${width}`,
-      );
-    }
-
-    // 2. prompt embeddings, [c_∅; c] for guidance
-    const { promptEmbeds, negativePromptEmbeds } = this.promptEmbeddings(
-      options,
-      numImages,
-      guided,
-    );
-    let context: Tensor;
-    try {
-      context = negativePromptEmbeds
-        ? ops.cat([negativePromptEmbeds, promptEmbeds], 0)
-        : promptEmbeds.clone();
-    } finally {
-      promptEmbeds.dispose();
-      negativePromptEmbeds?.dispose();
-    }
+    const [height, width] = this.outputSize(options); // 1. sizes
+    const context = this.guidanceContext(options, numImages, guided); // 2. [c_∅; c]
     const batch = context.shape[0]! / (guided ? 2 : 1);
-
-    // 3. x_T = randn(generator) · init_noise_sigma, or the given latents · init_noise_sigma
-    const shape = [batch, this.unet.config.in_channels, height / f, width / f];
-    const dtype = context.dtype;
+    const shape = [
+      batch,
+      this.unet.config.in_channels,
+      height / this.vaeScaleFactor,
+      width / this.vaeScaleFactor,
+    ];
     let latents: Tensor;
-    const initial = options.latents;
-    if (initial) {
-      if (initial.shape.join(',') !== shape.join(',')) {
-        context.dispose();
-        throw new RangeError(
-          `Expected latents of shape [${shape.join(', ')}] but received [${initial.shape.join(', ')}]`,
-        );
-      }
-      latents = tidy(() =>
-        (initial.dtype === dtype ? initial : initial.to(dtype)).mul(this.scheduler.initNoiseSigma),
-      );
-    } else {
-      latents = tidy(() => randn(shape, { generator, dtype }).mul(this.scheduler.initNoiseSigma));
+    try {
+      latents = this.initialLatents(options.latents, shape, context.dtype, generator); // 3. x_T
+    } catch (err) {
+      context.dispose();
+      throw err;
     }
-
     // 4. the denoising loop
     let final: Tensor;
     try {
@@ -521,17 +478,73 @@ export class StableDiffusionPipeline {
       latents.dispose();
       context.dispose();
     }
+    return { images: this.decodeToImages(final), latents: final }; // 5. images
+  }
 
-    // 5. decode, (x/2 + 0.5).clamp(0, 1), to 8-bit images
-    const pixels = this.decodeLatents(final);
+  /** Height and width: from the options, else the given latents, else the U-Net's sample_size. */
+  private outputSize(options: GenerateOptions): [number, number] {
+    const f = this.vaeScaleFactor;
+    const sampleSize = this.unet.config.sample_size;
+    const defaultSide = (i: number): number => {
+      if (options.latents) return options.latents.shape[2 + i]! * f;
+      const s = Array.isArray(sampleSize) ? sampleSize[i] : sampleSize;
+      return (s ?? 64) * f;
+    };
+    const height = options.height ?? defaultSide(0);
+    const width = options.width ?? defaultSide(1);
+    const ok = (x: number): boolean => Number.isSafeInteger(x) && x >= f && x % f === 0;
+    if (!ok(height) || !ok(width)) {
+      throw new RangeError(
+        `Expected height and width to be positive multiples of ${f} but received ${height}×${width}`,
+      );
+    }
+    return [height, width];
+  }
+
+  /** The text context of the whole batch: [c_∅; c] with guidance, else c. */
+  private guidanceContext(options: GenerateOptions, numImages: number, guided: boolean): Tensor {
+    const { promptEmbeds, negativePromptEmbeds } = this.promptEmbeddings(
+      options,
+      numImages,
+      guided,
+    );
+    try {
+      return negativePromptEmbeds
+        ? ops.cat([negativePromptEmbeds, promptEmbeds], 0)
+        : promptEmbeds.clone();
+    } finally {
+      promptEmbeds.dispose();
+      negativePromptEmbeds?.dispose();
+    }
+  }
+
+  /** x_T = randn(generator) · init_noise_sigma, or the given latents · init_noise_sigma. */
+  private initialLatents(
+    given: Tensor | undefined,
+    shape: number[],
+    dtype: DType,
+    generator: Generator | undefined,
+  ): Tensor {
+    const sigma = this.scheduler.initNoiseSigma;
+    if (!given) return tidy(() => randn(shape, { generator, dtype }).mul(sigma));
+    if (given.shape.join(',') !== shape.join(','))
+      throw new RangeError(
+        `Expected latents of shape [${shape.join(', ')}] but received [${given.shape.join(', ')}]`,
+      );
+    return tidy(() => (given.dtype === dtype ? given : given.to(dtype)).mul(sigma));
+  }
+
+  /** Latents (B, C, h, w) to 8-bit images: decode, (x/2 + 0.5).clamp(0, 1), one per sample. */
+  decodeToImages(latents: Tensor): RgbImage[] {
+    const pixels = this.decodeLatents(latents);
     try {
       const images: RgbImage[] = [];
-      for (let i = 0; i < batch; i++) {
+      for (let i = 0; i < pixels.shape[0]!; i++) {
         const one = pixels.select(0, i);
         images.push(tensorToImage(one));
         one.dispose();
       }
-      return { images, latents: final };
+      return images;
     } finally {
       pixels.dispose();
     }
