@@ -13,7 +13,8 @@ import { tensor } from '../src/engine/creation.js';
 import { Adam } from '../src/optim/adam.js';
 import { UNet2DConditionModel } from '../src/models/unet/unet_2d_condition.js';
 import { TINY_UNET_CONFIG } from '../apps/testing/tiny_models.js';
-import { P3SAdapter, P3SUNet } from '../src/p3s/adapter/p3s_unet.js';
+import { P3SAdapter, P3SUNet, type SubjectCondition } from '../src/p3s/adapter/p3s_unet.js';
+import type { Tensor } from '../src/engine/tensor.js';
 import { attentionConsistencyLoss, ldmLoss, totalLoss } from '../src/p3s/adapter/losses.js';
 
 export interface P3SBenchLine {
@@ -46,6 +47,78 @@ export interface P3SBenchOptions {
   iters?: number;
 }
 
+/** A training batch: x_t, the text context, the target, the subject condition. */
+interface StepInputs {
+  xt: Tensor;
+  context: Tensor;
+  target: Tensor;
+  condition: SubjectCondition;
+  timesteps: number[];
+}
+
+const inputTensors = (i: StepInputs): Tensor[] => [
+  i.xt,
+  i.context,
+  i.target,
+  i.condition.latent,
+  i.condition.clipStates,
+];
+
+/** One P3S training step: L_LDM + γ·L_ac (Eq. 15), backward, Adam on the adapter. */
+function p3sTrainStep(p3s: P3SUNet, optimizer: Adam, i: StepInputs): void {
+  tidy(() => {
+    const o = p3s.forward(i.xt, i.timesteps, i.context, i.condition, { captureAttention: true });
+    const ac = attentionConsistencyLoss(o.copyAttention!, o.frozenAttention!);
+    totalLoss(ldmLoss(o.noisePred, i.target), ac, 0.1).backward();
+    disposeAll([o.copyAttention, o.frozenAttention]);
+    optimizer.step();
+    optimizer.zeroGrad();
+  });
+}
+
+/** Seconds per P3S training step (frozen U-Net, trainable adapter). */
+async function timeP3SStep(
+  unet: UNet2DConditionModel,
+  adapter: P3SAdapter,
+  inputs: StepInputs,
+  warmup: number,
+  iters: number,
+): Promise<number> {
+  adapter.requiresGrad_(true);
+  const p3s = new P3SUNet(unet, adapter);
+  const optimizer = new Adam(adapter.parameters(), { lr: 1e-5 });
+  try {
+    return await timeSteps(() => p3sTrainStep(p3s, optimizer, inputs), warmup, iters);
+  } finally {
+    p3s.detach();
+    optimizer.dispose();
+  }
+}
+
+/** Seconds per step of plain fine-tuning: every U-Net weight trained on L_LDM. */
+async function timeUNetStep(
+  unet: UNet2DConditionModel,
+  i: StepInputs,
+  warmup: number,
+  iters: number,
+): Promise<number> {
+  unet.requiresGrad_(true);
+  const optimizer = new Adam(unet.parameters(), { lr: 1e-5 });
+  const t = tensor(i.timesteps, [i.timesteps.length], { dtype: 'int64' });
+  try {
+    const step = () =>
+      tidy(() => {
+        ldmLoss(unet.forward(i.xt, t, i.context), i.target).backward();
+        optimizer.step();
+        optimizer.zeroGrad();
+      });
+    return await timeSteps(step, warmup, iters);
+  } finally {
+    optimizer.dispose();
+    t.dispose();
+  }
+}
+
 /**
  * Seconds per training step of P3S and of plain U-Net fine-tuning (batch `batch`, 8×8 latents,
  * a 77-token context, 17 CLIP tokens), their ratio, and the peak RSS, as JSON-line objects.
@@ -55,93 +128,46 @@ export async function benchP3S(options: P3SBenchOptions = {}): Promise<P3SBenchL
   const warmup = options.warmup ?? 2;
   const iters = options.iters ?? 8;
   manualSeed(0);
-  const config = { ...TINY_UNET_CONFIG, _class_name: 'UNet2DConditionModel' };
-  const unet = new UNet2DConditionModel(config).eval();
+  const unet = new UNet2DConditionModel({
+    ...TINY_UNET_CONFIG,
+    _class_name: 'UNet2DConditionModel',
+  }).eval();
   const g = new Generator(0);
-  const xt = randn([batch, 4, 8, 8], { generator: g });
-  const context = randn([batch, 77, 32], { generator: g });
-  const target = randn([batch, 4, 8, 8], { generator: g });
-  const condition = {
-    latent: randn([batch, 4, 8, 8], { generator: g }),
-    clipStates: randn([batch, 17, 32], { generator: g }),
+  const inputs: StepInputs = {
+    xt: randn([batch, 4, 8, 8], { generator: g }),
+    context: randn([batch, 77, 32], { generator: g }),
+    target: randn([batch, 4, 8, 8], { generator: g }),
+    condition: {
+      latent: randn([batch, 4, 8, 8], { generator: g }),
+      clipStates: randn([batch, 17, 32], { generator: g }),
+    },
+    timesteps: Array.from({ length: batch }, (_, i) => 100 + 700 * i),
   };
-  const timesteps = Array.from({ length: batch }, (_, i) => 100 + 700 * i);
   const common = { batch, latent: '8x8', threads: getNumThreads(), device: 'cpu' };
-  const out: P3SBenchLine[] = [];
-
-  // P3S: frozen U-Net, trainable adapter
   unet.freeze();
   const adapter = new P3SAdapter(unet, 32);
-  adapter.requiresGrad_(true);
-  const p3s = new P3SUNet(unet, adapter);
-  const p3sOpt = new Adam(adapter.parameters(), { lr: 1e-5 });
-  let p3sSeconds: number;
-  try {
-    p3sSeconds = await timeSteps(
-      () =>
-        tidy(() => {
-          const o = p3s.forward(xt, timesteps, context, condition, { captureAttention: true });
-          const ac = attentionConsistencyLoss(o.copyAttention!, o.frozenAttention!);
-          totalLoss(ldmLoss(o.noisePred, target), ac, 0.1).backward();
-          disposeAll([o.copyAttention, o.frozenAttention]);
-          p3sOpt.step();
-          p3sOpt.zeroGrad();
-        }),
-      warmup,
-      iters,
-    );
-  } finally {
-    p3s.detach();
-    p3sOpt.dispose();
-  }
-  out.push({
-    name: 'p3s-train-step-tiny-cpu',
-    value: p3sSeconds,
-    unit: 's',
-    trainedParameters: adapter.numParameters(),
-    ...common,
-  });
-  out.push(...(await benchSubjectGuidance(unet, adapter, warmup, iters)));
+  const p3sSeconds = await timeP3SStep(unet, adapter, inputs, warmup, iters);
+  const trained = adapter.numParameters();
+  const guidance = await benchSubjectGuidance(unet, adapter, warmup, iters);
   adapter.dispose();
-
-  // plain fine-tuning of the U-Net alone, same batch
-  unet.requiresGrad_(true);
-  const opt = new Adam(unet.parameters(), { lr: 1e-5 });
-  const t = tensor(timesteps, [batch], { dtype: 'int64' });
-  let plainSeconds: number;
-  try {
-    plainSeconds = await timeSteps(
-      () =>
-        tidy(() => {
-          ldmLoss(unet.forward(xt, t, context), target).backward();
-          opt.step();
-          opt.zeroGrad();
-        }),
-      warmup,
-      iters,
-    );
-  } finally {
-    opt.dispose();
-  }
-  out.push({
-    name: 'unet-finetune-step-tiny-cpu',
-    value: plainSeconds,
-    unit: 's',
-    trainedParameters: unet.numParameters(),
+  const plainSeconds = await timeUNetStep(unet, inputs, warmup, iters);
+  const line = (name: string, value: number, unit: string, extra = {}): P3SBenchLine => ({
+    name,
+    value,
+    unit,
+    ...extra,
     ...common,
   });
-  out.push({
-    name: 'p3s-train-step-overhead-ratio',
-    value: p3sSeconds / plainSeconds,
-    unit: 'x',
-    ...common,
-  });
-  out.push({
-    name: 'p3s-bench-peak-rss',
-    value: process.resourceUsage().maxRSS / 1024,
-    unit: 'MiB',
-  });
-  disposeAll([xt, context, target, condition.latent, condition.clipStates, t]);
+  const out = [
+    line('p3s-train-step-tiny-cpu', p3sSeconds, 's', { trainedParameters: trained }),
+    ...guidance,
+    line('unet-finetune-step-tiny-cpu', plainSeconds, 's', {
+      trainedParameters: unet.numParameters(),
+    }),
+    line('p3s-train-step-overhead-ratio', p3sSeconds / plainSeconds, 'x'),
+    { name: 'p3s-bench-peak-rss', value: process.resourceUsage().maxRSS / 1024, unit: 'MiB' },
+  ];
+  disposeAll(inputTensors(inputs));
   unet.dispose();
   return out;
 }
@@ -202,13 +228,9 @@ export async function benchP3SSd15(
   manualSeed(0);
   const unet = new UNet2DConditionModel(unetConfig).eval().freeze();
   const adapter = new P3SAdapter(unet, 1024);
-  adapter.requiresGrad_(true);
-  const p3s = new P3SUNet(unet, adapter);
-  const opt = new Adam(adapter.parameters(), { lr: 1e-5 });
   const g = new Generator(0);
   const common = { latent: '64x64', threads: getNumThreads(), device: 'cpu', weights: 'random' };
-  const out: P3SBenchLine[] = [];
-  const inputs = (b: number) => ({
+  const inputs = (b: number): StepInputs => ({
     xt: randn([b, 4, 64, 64], { generator: g }),
     context: randn([b, 77, 768], { generator: g }),
     target: randn([b, 4, 64, 64], { generator: g }),
@@ -216,64 +238,60 @@ export async function benchP3SSd15(
       latent: randn([b, 4, 64, 64], { generator: g }),
       clipStates: randn([b, 257, 1024], { generator: g }),
     },
+    timesteps: new Array<number>(b).fill(500),
   });
+  const rss = () => process.resourceUsage().maxRSS / 1024;
   try {
     const one = inputs(1);
-    const train = await timeSteps(
-      () =>
-        tidy(() => {
-          const o = p3s.forward(one.xt, [500], one.context, one.condition, {
-            captureAttention: true,
-          });
-          const ac = attentionConsistencyLoss(o.copyAttention!, o.frozenAttention!);
-          totalLoss(ldmLoss(o.noisePred, one.target), ac, 0.1).backward();
-          disposeAll([o.copyAttention, o.frozenAttention]);
-          opt.step();
-          opt.zeroGrad();
-        }),
-      0,
-      iters,
-    );
-    out.push({
-      name: 'sd15-p3s-train-step-b1-64x64-cpu',
-      value: train,
-      unit: 's',
-      trainedParameters: adapter.numParameters(),
-      peakRssMiB: process.resourceUsage().maxRSS / 1024,
-      ...common,
-    });
-    disposeAll([one.xt, one.context, one.target, one.condition.latent, one.condition.clipStates]);
+    const train = await timeP3SStep(unet, adapter, one, 0, iters);
+    const trainRss = rss();
+    disposeAll(inputTensors(one));
     const two = inputs(2);
-    const sample = await timeSteps(
-      () =>
-        noGrad(() =>
-          tidy(() => {
-            p3s.forward(two.xt, [500, 500], two.context, two.condition);
-          }),
-        ),
-      0,
-      iters,
-    );
-    out.push({
-      name: 'sd15-p3s-sampling-step-cfg-b2-64x64-cpu',
-      value: sample,
-      unit: 's',
-      peakRssMiB: process.resourceUsage().maxRSS / 1024,
-      ...common,
-    });
-    out.push({
-      name: 'sd15-p3s-image-50-steps-cpu-extrapolated',
-      value: 50 * sample,
-      unit: 's',
-      note: '50 × the sampling step; add the VAE decode (bench models)',
-      ...common,
-    });
-    disposeAll([two.xt, two.context, two.target, two.condition.latent, two.condition.clipStates]);
+    const sample = await timeSamplingStep(unet, adapter, two, iters);
+    disposeAll(inputTensors(two));
+    return [
+      {
+        name: 'sd15-p3s-train-step-b1-64x64-cpu',
+        value: train,
+        unit: 's',
+        trainedParameters: adapter.numParameters(),
+        peakRssMiB: trainRss,
+        ...common,
+      },
+      {
+        name: 'sd15-p3s-sampling-step-cfg-b2-64x64-cpu',
+        value: sample,
+        unit: 's',
+        peakRssMiB: rss(),
+        ...common,
+      },
+      {
+        name: 'sd15-p3s-image-50-steps-cpu-extrapolated',
+        value: 50 * sample,
+        unit: 's',
+        note: '50 × the sampling step; add the VAE decode (bench models)',
+        ...common,
+      },
+    ];
   } finally {
-    p3s.detach();
-    opt.dispose();
     adapter.dispose();
     unet.dispose();
   }
-  return out;
+}
+
+/** Seconds per sampling step of the injected U-Net, without gradients. */
+async function timeSamplingStep(
+  unet: UNet2DConditionModel,
+  adapter: P3SAdapter,
+  i: StepInputs,
+  iters: number,
+): Promise<number> {
+  const p3s = new P3SUNet(unet, adapter);
+  try {
+    const step = () =>
+      noGrad(() => tidy(() => void p3s.forward(i.xt, i.timesteps, i.context, i.condition)));
+    return await timeSteps(step, 0, iters);
+  } finally {
+    p3s.detach();
+  }
 }
