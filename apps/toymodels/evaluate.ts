@@ -170,81 +170,104 @@ export function isDefaultMask(r: Pick<RngrVariant, 'rule' | 'refine'>): boolean 
 export const QUALITY_LAYERS = [-1, 0, 1, 2];
 export const QUALITY_DENSITIES = [1, 4];
 
+export interface EvaluationOptions {
+  generationCount?: number;
+  rngrCount?: number;
+  retrievalCount?: number;
+  /** Called after each measurement with (done, total, what was measured). */
+  onPartDone?: (done: number, total: number, part: string) => void;
+}
+
+/** CLIP's text↔image retrieval on held-out scenes. */
+function measureRetrieval(folder: string, count: number): RetrievalResult {
+  const tokenizer = CLIPTokenizer.fromPretrained(join(folder, 'tokenizer'));
+  const text = CLIPTextModelWithProjection.fromPretrained(join(folder, 'text_encoder')).eval();
+  const vision = CLIPVisionModelWithProjection.fromPretrained(join(folder, 'image_encoder')).eval();
+  try {
+    return clipRetrieval(text, vision, tokenizer, count);
+  } finally {
+    text.dispose();
+    vision.dispose();
+  }
+}
+
+/** The probe on VAE round trips (the decoder's ceiling) and on the base model's own images. */
+async function measurePipeline(
+  folder: string,
+  probe: AttributeProbe,
+  count: number,
+  partDone: (part: string) => void,
+): Promise<Pick<ToyQuality, 'vaeRoundTrip' | 'generation'>> {
+  const pipeline = StableDiffusionPipeline.fromPretrained(folder, { scheduler: 'ddim' });
+  try {
+    const vaeRoundTrip = vaeRoundTripAccuracy(pipeline.vae, probe);
+    partDone('VAE round trips');
+    const steps = 25;
+    const guidanceScale = 5;
+    const g = await generationAccuracy(pipeline, probe, { count, steps, guidanceScale });
+    const numbers: Partial<typeof g> = { ...g };
+    delete numbers.images;
+    delete numbers.prompts;
+    partDone('text-to-image');
+    return {
+      vaeRoundTrip,
+      generation: { ...(numbers as AttributeAccuracy), steps, guidanceScale },
+    };
+  } finally {
+    pipeline.dispose();
+  }
+}
+
+/** RNGR masks on look-alike pairs for every CLIP layer, grid density and mask rule. */
+async function measureRngr(
+  folder: string,
+  count: number,
+  partDone: (part: string) => void,
+): Promise<ToyQuality['rngr']> {
+  const rngr: ToyQuality['rngr'] = [];
+  for (const layer of QUALITY_LAYERS) {
+    const extractor = loadClipExtractor(join(folder, 'image_encoder'), layer);
+    try {
+      for (const dense of QUALITY_DENSITIES) {
+        for (const variant of QUALITY_MASK_RULES) {
+          const extractorAt = new DensePatchExtractor(extractor, dense);
+          rngr.push({
+            layer,
+            dense,
+            ...variant,
+            ...(await rngrQuality(extractorAt, count, variant)),
+          });
+          partDone(`RNGR layer ${layer} dense ${dense} ${variant.rule}`);
+        }
+      }
+    } finally {
+      extractor.model.dispose();
+    }
+  }
+  return rngr;
+}
+
 export async function evaluateToyModels(
   folder: string,
-  options: {
-    generationCount?: number;
-    rngrCount?: number;
-    retrievalCount?: number;
-    /** Called after each measurement with (done, total, what was measured). */
-    onPartDone?: (done: number, total: number, part: string) => void;
-  } = {},
+  options: EvaluationOptions = {},
 ): Promise<ToyQuality> {
   const rngrParts = QUALITY_LAYERS.length * QUALITY_DENSITIES.length * QUALITY_MASK_RULES.length;
   const total = 4 + rngrParts; // retrieval, probe, round trips, text-to-image, RNGR variants
   let done = 0;
   const partDone = (part: string) => options.onPartDone?.(++done, total, part);
-  const tokenizer = CLIPTokenizer.fromPretrained(join(folder, 'tokenizer'));
-  const text = CLIPTextModelWithProjection.fromPretrained(join(folder, 'text_encoder')).eval();
-  const vision = CLIPVisionModelWithProjection.fromPretrained(join(folder, 'image_encoder')).eval();
-  let retrieval: RetrievalResult;
-  try {
-    retrieval = clipRetrieval(text, vision, tokenizer, options.retrievalCount ?? 200);
-    partDone('CLIP retrieval');
-  } finally {
-    text.dispose();
-    vision.dispose();
-  }
+  const clipRetrievalResult = measureRetrieval(folder, options.retrievalCount ?? 200);
+  partDone('CLIP retrieval');
   const probe = AttributeProbe.load(join(folder, 'probe'));
   try {
     const probeAcc = probeAccuracy(probe);
     partDone('probe');
-    const pipeline = StableDiffusionPipeline.fromPretrained(folder, { scheduler: 'ddim' });
-    let generation: ToyQuality['generation'];
-    let vaeRoundTrip: RoundTripAccuracy;
-    try {
-      vaeRoundTrip = vaeRoundTripAccuracy(pipeline.vae, probe);
-      partDone('VAE round trips');
-      const steps = 25;
-      const guidanceScale = 5;
-      const g = await generationAccuracy(pipeline, probe, {
-        count: options.generationCount ?? 64,
-        steps,
-        guidanceScale,
-      });
-      const numbers: Partial<typeof g> = { ...g };
-      delete numbers.images;
-      delete numbers.prompts;
-      generation = { ...(numbers as AttributeAccuracy), steps, guidanceScale };
-      partDone('text-to-image');
-    } finally {
-      pipeline.dispose();
-    }
-    const rngr: ToyQuality['rngr'] = [];
-    for (const layer of QUALITY_LAYERS) {
-      const extractor = loadClipExtractor(join(folder, 'image_encoder'), layer);
-      try {
-        for (const dense of QUALITY_DENSITIES) {
-          for (const variant of QUALITY_MASK_RULES) {
-            const measured = await rngrQuality(
-              new DensePatchExtractor(extractor, dense),
-              options.rngrCount ?? 50,
-              variant,
-            );
-            rngr.push({ layer, dense, ...variant, ...measured });
-            partDone(`RNGR layer ${layer} dense ${dense} ${variant.rule}`);
-          }
-        }
-      } finally {
-        extractor.model.dispose();
-      }
-    }
+    const measured = await measurePipeline(folder, probe, options.generationCount ?? 64, partDone);
+    const rngr = await measureRngr(folder, options.rngrCount ?? 50, partDone);
     const best = rngr.filter(isDefaultMask).sort((a, b) => b.subjectIoU - a.subjectIoU)[0]!;
     return {
-      clipRetrieval: retrieval,
+      clipRetrieval: clipRetrievalResult,
       probe: probeAcc,
-      vaeRoundTrip,
-      generation,
+      ...measured,
       rngr,
       maskLayer: best.layer,
       maskDense: best.dense,
