@@ -2,7 +2,7 @@
 // grid to a 512×512 mask.
 import { performance } from 'node:perf_hooks';
 import type { GuideImage } from '../src/p3s/supervision/mask/guided_filter.js';
-import type { MaskOptions } from '../src/p3s/supervision/mask/grid_mask.js';
+import type { MaskOptions } from '../src/p3s/supervision/mask/mask_options.js';
 import { subjectMask, type PointSimilarity } from '../src/p3s/supervision/mask/subject_mask.js';
 
 export interface BenchResult {

@@ -80,57 +80,77 @@ export async function writeMaskOutputs(
   const summary: MaskSummaryEntry[] = [];
   const used = new Set<string>();
   for (const r of results) {
-    let stem = basename(r.name, extname(r.name));
-    for (let k = 2; used.has(stem); k++) stem = `${basename(r.name, extname(r.name))}-${k}`;
-    used.add(stem);
-    const files: Record<string, string> = {
-      subjectMask: `${stem}.subject-mask.png`,
-      overlay: `${stem}.overlay.png`,
-      filled: `${stem}.filled.png`,
-    };
-    await writePng(
-      join(outDir, files.subjectMask!),
-      maskToImage(r.subject.mask, r.subject.width, r.subject.height),
-    );
-    if (r.distractor) {
-      files.distractorMask = `${stem}.distractor-mask.png`;
-      await writePng(
-        join(outDir, files.distractorMask),
-        maskToImage(r.distractor.mask, r.distractor.width, r.distractor.height),
-      );
-    }
-    await writePng(join(outDir, files.overlay!), overlay(r));
-    await writePng(join(outDir, files.filled!), r.filled);
-    summary.push({
-      image: r.name,
-      width: r.image.width,
-      height: r.image.height,
-      positive: r.positive,
-      negative: r.negative,
-      propagated: r.propagated !== null,
-      propagationScores: r.propagated
-        ? { positive: r.propagated.positiveScore, negative: r.propagated.negativeScore }
-        : null,
-      subject: {
-        threshold: r.subject.threshold,
-        area: r.subject.maskArea,
-        components: r.subject.componentCount,
-        keptComponents: r.subject.keptLabels,
-        fallbacks: r.subject.fallbacks.map((f) => f.message),
-      },
-      distractor: r.distractor
-        ? {
-            threshold: r.distractor.threshold,
-            area: r.distractor.maskArea,
-            components: r.distractor.componentCount,
-            fallbacks: r.distractor.fallbacks.map((f) => f.message),
-          }
-        : null,
-      files,
-    });
+    const files = await writeImages(r, outDir, uniqueStem(r.name, used));
+    summary.push(summaryEntry(r, files));
   }
   const path = join(outDir, 'summary.json');
   writeFileSync(`${path}.tmp`, JSON.stringify({ ...extra, images: summary }, null, 2));
   renameSync(`${path}.tmp`, path);
   return summary;
+}
+
+/** The photo's file name without extension, numbered from -2 when two photos share it. */
+function uniqueStem(name: string, used: Set<string>): string {
+  const base = basename(name, extname(name));
+  let stem = base;
+  for (let k = 2; used.has(stem); k++) stem = `${base}-${k}`;
+  used.add(stem);
+  return stem;
+}
+
+/** Writes one photo's PNGs; returns their file names by role. */
+async function writeImages(
+  r: RngrImageResult,
+  outDir: string,
+  stem: string,
+): Promise<Record<string, string>> {
+  const files: Record<string, string> = {
+    subjectMask: `${stem}.subject-mask.png`,
+    overlay: `${stem}.overlay.png`,
+    filled: `${stem}.filled.png`,
+  };
+  await writePng(
+    join(outDir, files.subjectMask!),
+    maskToImage(r.subject.mask, r.subject.width, r.subject.height),
+  );
+  if (r.distractor) {
+    files.distractorMask = `${stem}.distractor-mask.png`;
+    await writePng(
+      join(outDir, files.distractorMask),
+      maskToImage(r.distractor.mask, r.distractor.width, r.distractor.height),
+    );
+  }
+  await writePng(join(outDir, files.overlay!), overlay(r));
+  await writePng(join(outDir, files.filled!), r.filled);
+  return files;
+}
+
+function summaryEntry(r: RngrImageResult, files: Record<string, string>): MaskSummaryEntry {
+  return {
+    image: r.name,
+    width: r.image.width,
+    height: r.image.height,
+    positive: r.positive,
+    negative: r.negative,
+    propagated: r.propagated !== null,
+    propagationScores: r.propagated
+      ? { positive: r.propagated.positiveScore, negative: r.propagated.negativeScore }
+      : null,
+    subject: {
+      threshold: r.subject.threshold,
+      area: r.subject.maskArea,
+      components: r.subject.componentCount,
+      keptComponents: r.subject.keptLabels,
+      fallbacks: r.subject.fallbacks.map((f) => f.message),
+    },
+    distractor: r.distractor
+      ? {
+          threshold: r.distractor.threshold,
+          area: r.distractor.maskArea,
+          components: r.distractor.componentCount,
+          fallbacks: r.distractor.fallbacks.map((f) => f.message),
+        }
+      : null,
+    files,
+  };
 }

@@ -4,7 +4,12 @@ import type { RgbImage } from '../../io/image.js';
 import { disposeAll } from '../../engine/scope.js';
 import { checkPointsInside, type Point } from './annotations.js';
 import { patchSimilarity, type PatchFeatures } from './patch_similarity.js';
-import { clickFeatures, propagatePoints, type PropagatedPoints } from './propagate.js';
+import {
+  clickFeatures,
+  propagatePoints,
+  type ClickFeatures,
+  type PropagatedPoints,
+} from './propagate.js';
 import {
   distractorMask,
   subjectMask,
@@ -125,25 +130,8 @@ export async function buildSubjectMasks(
   extractor: PatchFeatureExtractor,
   options: RngrOptions = {},
 ): Promise<RngrImageResult[]> {
-  if (inputs.length === 0) throw new Error('Expected at least one reference image');
-  for (const input of inputs) {
-    checkPointsInside(input.positive, input.image.width, input.image.height, input.name);
-    checkPointsInside(input.negative, input.image.width, input.image.height, input.name);
-  }
-  if (!inputs.some((i) => i.positive.length > 0)) {
-    throw new Error('Expected a positive point on at least one image (click the subject you want)');
-  }
-  const propagate = options.propagate ?? true;
-  const rule = options.rule ?? 'compare';
-  const refine = options.refine ?? 'guided';
-  if (rule !== 'compare' && rule !== 'product') {
-    throw new Error(`Expected rule to be compare or product but received ${String(rule)}`);
-  }
-  if (refine !== 'guided' && refine !== 'none') {
-    throw new Error(`Expected refine to be guided or none but received ${String(refine)}`);
-  }
+  const settings = resolveRngrOptions(inputs, options);
   const features = inputs.map((i) => extractor.extract(i.image));
-  const inpainter = options.inpainter ?? diffusionInpainter;
   try {
     const clicks = clickFeatures(
       inputs.map((inp, k) => ({
@@ -152,72 +140,137 @@ export async function buildSubjectMasks(
         negative: inp.negative,
       })),
     );
-    const results: RngrImageResult[] = [];
     try {
+      const results: RngrImageResult[] = [];
       for (let k = 0; k < inputs.length; k++) {
-        const input = inputs[k]!;
-        const f = features[k]!;
-        let positive = [...input.positive];
-        let negative = [...input.negative];
-        let propagated: PropagatedPoints | null = null;
-        if (positive.length === 0) {
-          if (!propagate)
-            throw new Error(`Image ${input.name} has no positive point and propagation is off`);
-          propagated = propagatePoints(f, clicks, { negativeMargin: options.negativeMargin });
-          positive = propagated.positive;
-          if (negative.length === 0) negative = propagated.negative;
-        }
-        const simPos = patchSimilarity(f, positive); // Eq. (1), M_P
-        const simNeg = negative.length > 0 ? patchSimilarity(f, negative) : null; // Eq. (1), M_N
-        const maskOptions: MaskOptions = {
-          imageHeight: input.image.height,
-          imageWidth: input.image.width,
-          sigma: options.sigma ?? 1,
-          dilateRadius: options.dilate ?? 0,
-          rule,
-          // One filter per photo, its radius one token's footprint (the patch maps' blur).
-          guide:
-            refine === 'guided'
-              ? new GuidedFilter(input.image, {
-                  radius: Math.max(1, Math.round(f.patchSize ?? f.imageWidth / f.gridW)),
-                  eps: GUIDE_EPS,
-                })
-              : undefined,
-        };
-        const sim: PointSimilarity = {
-          positive: simPos,
-          negative: simNeg ?? undefined,
-          height: f.gridH,
-          width: f.gridW,
-          positivePoints: toGrid(f, positive),
-          negativePoints: simNeg ? toGrid(f, negative) : undefined,
-        };
-        const subject = subjectMask(sim, maskOptions); // Eq. (2)
-        const distractor = simNeg ? distractorMask(sim, maskOptions) : null;
-        if (distractor) boundLookalikeMask(distractor, subject, negative);
-        // Eq. (3): fill the distractor, never the subject itself.
-        let filled = input.image;
-        if (distractor) {
-          const region = distractor.mask.map((v, i) => (v && !subject.mask[i] ? 1 : 0));
-          filled = await inpainter.inpaint(input.image, region);
-        }
-        results.push({
-          name: input.name,
-          image: input.image,
-          positive,
-          negative,
-          propagated,
-          similarity: { positive: simPos, negative: simNeg, gridH: f.gridH, gridW: f.gridW },
-          subject,
-          distractor,
-          filled,
-        });
+        results.push(await encodePhoto(inputs[k]!, features[k]!, clicks, settings));
       }
+      return results;
     } finally {
       disposeAll([clicks.positive, clicks.negative]);
     }
-    return results;
   } finally {
     disposeAll(features.map((f) => f.tokens));
   }
+}
+
+/** RngrOptions with their defaults filled in. */
+type RngrSettings = Required<Omit<RngrOptions, 'negativeMargin'>> &
+  Pick<RngrOptions, 'negativeMargin'>;
+
+/**
+ * The options with their defaults, after refusing clicks outside their photo, a set without any
+ * positive click, and unknown choices — before any photo is encoded.
+ */
+function resolveRngrOptions(inputs: RngrImageInput[], options: RngrOptions): RngrSettings {
+  if (inputs.length === 0) throw new Error('Expected at least one reference image');
+  for (const input of inputs) {
+    checkPointsInside(input.positive, input.image.width, input.image.height, input.name);
+    checkPointsInside(input.negative, input.image.width, input.image.height, input.name);
+  }
+  if (!inputs.some((i) => i.positive.length > 0)) {
+    throw new Error('Expected a positive point on at least one image (click the subject you want)');
+  }
+  const rule = options.rule ?? 'compare';
+  const refine = options.refine ?? 'guided';
+  if (rule !== 'compare' && rule !== 'product') {
+    throw new Error(`Expected rule to be compare or product but received ${String(rule)}`);
+  }
+  if (refine !== 'guided' && refine !== 'none') {
+    throw new Error(`Expected refine to be guided or none but received ${String(refine)}`);
+  }
+  return {
+    sigma: options.sigma ?? 1,
+    dilate: options.dilate ?? 0,
+    propagate: options.propagate ?? true,
+    negativeMargin: options.negativeMargin,
+    inpainter: options.inpainter ?? diffusionInpainter,
+    rule,
+    refine,
+  };
+}
+
+/** Eq. (1)–(3) for one photo. */
+async function encodePhoto(
+  input: RngrImageInput,
+  f: PatchFeatures,
+  clicks: ClickFeatures,
+  settings: RngrSettings,
+): Promise<RngrImageResult> {
+  const { positive, negative, propagated } = photoPoints(input, f, clicks, settings);
+  const simPos = patchSimilarity(f, positive); // Eq. (1), M_P
+  const simNeg = negative.length > 0 ? patchSimilarity(f, negative) : null; // Eq. (1), M_N
+  const maskOptions = photoMaskOptions(input.image, f, settings);
+  const sim: PointSimilarity = {
+    positive: simPos,
+    negative: simNeg ?? undefined,
+    height: f.gridH,
+    width: f.gridW,
+    positivePoints: toGrid(f, positive),
+    negativePoints: simNeg ? toGrid(f, negative) : undefined,
+  };
+  const subject = subjectMask(sim, maskOptions); // Eq. (2)
+  const distractor = simNeg ? distractorMask(sim, maskOptions) : null;
+  if (distractor) boundLookalikeMask(distractor, subject, negative);
+  return {
+    name: input.name,
+    image: input.image,
+    positive,
+    negative,
+    propagated,
+    similarity: { positive: simPos, negative: simNeg, gridH: f.gridH, gridW: f.gridW },
+    subject,
+    distractor,
+    filled: await fillDistractor(input.image, subject, distractor, settings.inpainter),
+  };
+}
+
+/** The photo's own clicks, or, when it has no positive click, clicks propagated from the others. */
+function photoPoints(
+  input: RngrImageInput,
+  f: PatchFeatures,
+  clicks: ClickFeatures,
+  settings: RngrSettings,
+): { positive: Point[]; negative: Point[]; propagated: PropagatedPoints | null } {
+  if (input.positive.length > 0) {
+    return { positive: [...input.positive], negative: [...input.negative], propagated: null };
+  }
+  if (!settings.propagate) {
+    throw new Error(`Image ${input.name} has no positive point and propagation is off`);
+  }
+  const propagated = propagatePoints(f, clicks, { negativeMargin: settings.negativeMargin });
+  const negative = input.negative.length > 0 ? [...input.negative] : propagated.negative;
+  return { positive: propagated.positive, negative, propagated };
+}
+
+/** Eq. (2)'s options for one photo. */
+function photoMaskOptions(image: RgbImage, f: PatchFeatures, settings: RngrSettings): MaskOptions {
+  return {
+    imageHeight: image.height,
+    imageWidth: image.width,
+    sigma: settings.sigma,
+    dilateRadius: settings.dilate,
+    rule: settings.rule,
+    // One filter per photo, so the subject's and the look-alike's masks share its statistics;
+    // its radius is one token's footprint (the patch maps' blur).
+    guide:
+      settings.refine === 'guided'
+        ? new GuidedFilter(image, {
+            radius: Math.max(1, Math.round(f.patchSize ?? f.imageWidth / f.gridW)),
+            eps: GUIDE_EPS,
+          })
+        : undefined,
+  };
+}
+
+/** Eq. (3): the photo with the distractor filled, never the subject itself (the photo without one). */
+async function fillDistractor(
+  image: RgbImage,
+  subject: MaskResult,
+  distractor: MaskResult | null,
+  inpainter: Inpainter,
+): Promise<RgbImage> {
+  if (!distractor) return image;
+  const region = distractor.mask.map((v, i) => (v && !subject.mask[i] ? 1 : 0));
+  return inpainter.inpaint(image, region);
 }

@@ -18,16 +18,13 @@ export { pixelMaskFromSimilarity, sampleGrid } from './pixel_mask.js';
 export { boxMean, guidedFilter, GuidedFilter } from './guided_filter.js';
 export type { GuideImage, GuidedFilterOptions } from './guided_filter.js';
 export type {
-  MaskFallback,
-  MaskFallbackCode,
+  MaskInputs,
   MaskOptions,
-  MaskResult,
   Normalization,
   SuppressionRule,
   UpsampleMode,
-} from './grid_mask.js';
+} from './mask_options.js';
+export type { MaskFallback, MaskFallbackCode, MaskResult } from './mask_result.js';
 export type { PointSimilarity } from './subject_mask.js';
 export { cellIndexOf, imageToGridPoint } from './grid.js';
 export type { FloatGrid, GridPoint } from './grid.js';
-export { benchMaskPostprocess } from '../../../../bench/mask_postprocess.js';
-export type { BenchResult } from '../../../../bench/mask_postprocess.js';

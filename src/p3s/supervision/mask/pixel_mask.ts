@@ -1,24 +1,111 @@
 // Eq. (2) at pixel level: the smoothed similarity maps are brought to the photo's size, refined
 // with the photo as guide (guided_filter.ts), thresholded by Otsu, and kept to the components
 // under the clicks — so a mask of a subject two or three patches wide follows its outline
-// rather than the patch lattice. On the toy look-alike pairs (64 px, 8-px patches) this, with
-// the 'compare' rule, raised the subject-mask IoU from 0.35 to 0.76 (docs/annotations.md).
-import { labelComponents, maskOfLabels } from './components.js';
-import { gaussianFilter } from './gaussian.js';
-import type { GridPoint, FloatGrid } from './grid.js';
-import { GuidedFilter } from './guided_filter.js';
-import { binaryDilation } from './morphology.js';
-import { thresholdOtsu } from './otsu.js';
-import { resizeBilinear } from './resize.js';
+// rather than the patch lattice.
 import {
-  componentsAtPoints,
-  countSet,
-  normalize,
-  validateMaskInputs,
-  type MaskFallback,
+  constantMapFallback,
+  dilateMask,
+  keepComponentsAtPoints,
+  otsuThreshold,
+  smooth,
+  suppressedMap,
+} from './eq2_steps.js';
+import type { GridPoint } from './grid.js';
+import { GuidedFilter } from './guided_filter.js';
+import {
+  resolveMaskOptions,
+  type MaskInputs,
   type MaskOptions,
-  type MaskResult,
-} from './grid_mask.js';
+  type ResolvedMaskOptions,
+} from './mask_options.js';
+import { maskResult, type MaskFallback, type MaskResult } from './mask_result.js';
+import { resizeBilinear } from './resize.js';
+
+/** Eq. (2) with explicit roles (see {@link MaskInputs}), thresholded on the photo's pixels. */
+export function pixelMaskFromSimilarity(inputs: MaskInputs, options: MaskOptions): MaskResult {
+  const o = resolveMaskOptions(inputs, options);
+  const { height: h, width: w } = inputs;
+  const { imageHeight: ih, imageWidth: iw } = o;
+  const filter = guidedFilterFor(o, w);
+  const fallbacks: MaskFallback[] = [];
+  // Ψ on the grid, then to pixels, then (with a photo) edge-aware refinement.
+  const { softMap, rival } = smoothedMaps(inputs, o, fallbacks);
+  const toPixelMap = (grid: Float64Array): Float64Array => {
+    const up = resizeBilinear(grid, h, w, ih, iw);
+    return filter ? filter.filter(up) : up;
+  };
+  const score = toPixelMap(softMap);
+  // Otsu over the whole photo, as Eq. (2): splitting only the pixels the positive click wins
+  // would cut the subject in photos whose clicks were propagated (docs/annotations.md).
+  const threshold = otsuThreshold(score, o.nbins, 'refined', fallbacks); // Eq. (2): Otsu
+  const foreground = pixelForeground(score, rival && toPixelMap(rival), threshold);
+  const points = toPixels(inputs.points, h, w, ih, iw);
+  const kept = keepComponentsAtPoints(foreground, ih, iw, o.connectivity, points, fallbacks);
+  const mask = dilateMask(kept.mask, o);
+  return maskResult(inputs, o, {
+    level: 'pixel',
+    mask,
+    softMap,
+    gridMask: sampleGrid(mask, ih, iw, h, w),
+    threshold,
+    kept,
+    fallbacks,
+  });
+}
+
+/**
+ * The guided filter of the options' photo (null without one), its radius one patch unless given.
+ * A filter already bound to the photo is used as it is.
+ */
+function guidedFilterFor(o: ResolvedMaskOptions, gridWidth: number): GuidedFilter | null {
+  const { guide, imageHeight: ih, imageWidth: iw } = o;
+  if (!guide) return null;
+  if (guide.width !== iw || guide.height !== ih) {
+    throw new Error(
+      `Expected a ${iw}×${ih} guide photo but received ${guide.width}×${guide.height}`,
+    );
+  }
+  if (guide instanceof GuidedFilter) return guide;
+  return new GuidedFilter(guide, {
+    radius: o.guideRadius ?? Math.max(1, Math.round(iw / gridWidth)),
+    eps: o.guideEps,
+  });
+}
+
+/**
+ * The grid maps Otsu will see at pixel level: Ψ(M_P·(1 − M_N)) under the product rule; under the
+ * compare rule Ψ(M_P), with Ψ(M_N) as the rival each pixel must not score below.
+ */
+function smoothedMaps(
+  inputs: MaskInputs,
+  o: ResolvedMaskOptions,
+  fallbacks: MaskFallback[],
+): { softMap: Float64Array; rival: Float64Array | null } {
+  if (o.rule === 'product') {
+    const product = suppressedMap(inputs, o.normalization); // Eq. (2): M_P·(1 − M_N)
+    if (product.constantTarget) fallbacks.push(constantMapFallback('target'));
+    return { softMap: smooth(product.map, inputs, o), rival: null }; // Eq. (2): Ψ
+  }
+  // Raw cosines, not min-max normalised: the two maps must stay on one scale to be compared.
+  const { target, suppressor } = inputs;
+  return {
+    softMap: smooth(Float64Array.from(target), inputs, o),
+    rival: suppressor ? smooth(Float64Array.from(suppressor), inputs, o) : null,
+  };
+}
+
+/** Pixels above the Otsu threshold that (under the compare rule) also win against the rival. */
+function pixelForeground(
+  score: Float64Array,
+  rival: Float64Array | null,
+  threshold: number,
+): Uint8Array {
+  const foreground = new Uint8Array(score.length);
+  for (let i = 0; i < foreground.length; i++) {
+    foreground[i] = score[i]! > threshold && (!rival || score[i]! >= rival[i]!) ? 1 : 0;
+  }
+  return foreground;
+}
 
 /** Grid points (cell units) to pixel points of the image the grid covers. */
 function toPixels(points: readonly GridPoint[], h: number, w: number, ih: number, iw: number) {
@@ -45,113 +132,4 @@ export function sampleGrid(
     }
   }
   return grid;
-}
-
-export function pixelMaskFromSimilarity(
-  target: FloatGrid,
-  suppressor: FloatGrid | null,
-  points: readonly GridPoint[],
-  h: number,
-  w: number,
-  options: MaskOptions,
-): MaskResult {
-  validateMaskInputs(target, suppressor, points, h, w, options);
-  const {
-    imageHeight: ih,
-    imageWidth: iw,
-    sigma = 1,
-    gaussianMode = 'reflect',
-    normalization = 'minmax',
-    nbins = 256,
-    connectivity = 4,
-    dilateRadius = 0,
-    rule = 'product',
-    guide,
-    guideEps = 1e-3,
-  } = options;
-  if (guide && (guide.width !== iw || guide.height !== ih)) {
-    throw new Error(
-      `Expected a ${iw}×${ih} guide photo but received ${guide.width}×${guide.height}`,
-    );
-  }
-  const fallbacks: MaskFallback[] = [];
-
-  // Ψ on the grid, then to pixels, then (with a photo) edge-aware refinement.
-  const filter =
-    guide instanceof GuidedFilter
-      ? guide
-      : guide
-        ? new GuidedFilter(guide, {
-            radius: options.guideRadius ?? Math.max(1, Math.round(iw / w)),
-            eps: guideEps,
-          })
-        : null;
-  const toPixelMap = (grid: Float64Array): Float64Array => {
-    const up = resizeBilinear(grid, h, w, ih, iw);
-    return filter ? filter.filter(up) : up;
-  };
-  let softMap: Float64Array;
-  let rival: Float64Array | null = null;
-  if (rule === 'product') {
-    const t = normalize(target, normalization);
-    if (t.constant) {
-      fallbacks.push({
-        code: 'constant-target-map',
-        message: 'The target similarity map is constant; it was normalised to zeros.',
-      });
-    }
-    if (suppressor) {
-      const s = normalize(suppressor, normalization);
-      for (let i = 0; i < t.out.length; i++) t.out[i] *= 1 - s.out[i]!; // Eq. (2): M_P·(1 − M_N)
-    }
-    softMap = gaussianFilter(t.out, h, w, sigma, { mode: gaussianMode }); // Eq. (2): Ψ
-  } else {
-    // The compare rule: both raw cosine maps smoothed by Ψ; the subject must win the comparison.
-    softMap = gaussianFilter(Float64Array.from(target), h, w, sigma, { mode: gaussianMode });
-    if (suppressor) {
-      const smoothed = gaussianFilter(Float64Array.from(suppressor), h, w, sigma, {
-        mode: gaussianMode,
-      });
-      rival = toPixelMap(smoothed);
-    }
-  }
-  const score = toPixelMap(softMap);
-  // Otsu over the whole photo, as Eq. (2). (Splitting only the pixels the positive click wins
-  // helped when the look-alike's similarity is an outlier cluster — toy pairs 0.76 → 0.82 IoU —
-  // but cut the subject in photos whose clicks were propagated — 0.85 → 0.62 on the colour-feature
-  // test set — so it is not done.)
-  const { threshold, degenerate } = thresholdOtsu(score, nbins); // Eq. (2): Otsu
-  if (degenerate) {
-    fallbacks.push({
-      code: 'degenerate-map',
-      message: `The refined map is constant (${threshold}); Otsu has nothing to split, so the mask is empty.`,
-    });
-  }
-  const foreground = new Uint8Array(ih * iw);
-  for (let i = 0; i < foreground.length; i++) {
-    foreground[i] = score[i]! > threshold && (!rival || score[i]! >= rival[i]!) ? 1 : 0;
-  }
-  const labeling = labelComponents(foreground, ih, iw, connectivity);
-  const keep = componentsAtPoints(labeling, toPixels(points, h, w, ih, iw), fallbacks);
-  const kept = maskOfLabels(labeling, keep);
-  let mask = kept.mask;
-  if (dilateRadius !== 0) mask = binaryDilation(mask, ih, iw, dilateRadius);
-
-  return {
-    mask,
-    height: ih,
-    width: iw,
-    maskArea: countSet(mask),
-    softMap,
-    gridMask: sampleGrid(mask, ih, iw, h, w),
-    gridHeight: h,
-    gridWidth: w,
-    threshold,
-    level: 'pixel',
-    labels: labeling.labels,
-    componentCount: labeling.count,
-    componentAreas: labeling.areas,
-    keptLabels: kept.keptLabels,
-    fallbacks,
-  };
 }

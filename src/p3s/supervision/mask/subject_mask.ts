@@ -3,7 +3,9 @@
 // (grid_mask.ts, Eq. 2 as written) or the pixel path (pixel_mask.ts: compare rule, guided
 // refinement) by the options.
 import type { FloatGrid, GridPoint } from './grid.js';
-import { maskFromSimilarity, type MaskOptions, type MaskResult } from './grid_mask.js';
+import { maskFromSimilarity } from './grid_mask.js';
+import type { MaskInputs, MaskOptions } from './mask_options.js';
+import type { MaskResult } from './mask_result.js';
 import { pixelMaskFromSimilarity } from './pixel_mask.js';
 
 /** The similarity maps of Eq. (1) for one image, with the user's points, all on the same grid. */
@@ -20,14 +22,15 @@ export interface PointSimilarity {
 
 /** The subject mask: Eq. (2) as written, kept to the components under the positive points. */
 export function subjectMask(sim: PointSimilarity, options: MaskOptions): MaskResult {
-  return pointMask(
-    sim.positive,
-    sim.negative ?? null,
-    sim.positivePoints,
-    sim.height,
-    sim.width,
-    options,
-  );
+  const { positive, negative, positivePoints, height, width } = sim;
+  const inputs: MaskInputs = {
+    target: positive,
+    suppressor: negative ?? null,
+    points: positivePoints,
+    height,
+    width,
+  };
+  return pointMask(inputs, options);
 }
 
 /**
@@ -35,30 +38,24 @@ export function subjectMask(sim: PointSimilarity, options: MaskOptions): MaskRes
  * Otsu(Ψ(M_N·(1 − M_P))), kept to the components under the negative points.
  */
 export function distractorMask(sim: PointSimilarity, options: MaskOptions): MaskResult {
-  if (!sim.negative || !sim.negativePoints || sim.negativePoints.length === 0) {
+  const { positive, negative, negativePoints, height, width } = sim;
+  if (!negative || !negativePoints || negativePoints.length === 0) {
     throw new Error(
       'Expected a negative similarity map and at least one negative point for the distractor mask but received none',
     );
   }
-  return pointMask(sim.negative, sim.positive, sim.negativePoints, sim.height, sim.width, options);
+  const inputs: MaskInputs = {
+    target: negative,
+    suppressor: positive,
+    points: negativePoints,
+    height,
+    width,
+  };
+  return pointMask(inputs, options);
 }
 
 /** The grid path (Eq. 2 as written) or, with a guide or the compare rule, the pixel path. */
-function pointMask(
-  target: FloatGrid,
-  suppressor: FloatGrid | null,
-  points: readonly GridPoint[],
-  h: number,
-  w: number,
-  options: MaskOptions,
-): MaskResult {
+function pointMask(inputs: MaskInputs, options: MaskOptions): MaskResult {
   const pixel = options.guide !== undefined || (options.rule ?? 'product') === 'compare';
-  return (pixel ? pixelMaskFromSimilarity : maskFromSimilarity)(
-    target,
-    suppressor,
-    points,
-    h,
-    w,
-    options,
-  );
+  return pixel ? pixelMaskFromSimilarity(inputs, options) : maskFromSimilarity(inputs, options);
 }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { benchMaskPostprocess } from '../../../../bench/mask_postprocess.js';
 import {
-  benchMaskPostprocess,
   distractorMask,
   maskFromSimilarity,
   resizeNearest,
@@ -282,7 +282,8 @@ test('a kept cell that vanishes under bilinear upsampling falls back to nearest'
   m[3 * N + 3] = 0.41;
   m.fill(0.7, N * N - 20);
   const opts = { ...options, sigma: 0, normalization: 'none' as const };
-  const r = maskFromSimilarity(m, null, [{ x: 3, y: 3 }], N, N, opts);
+  const inputs = { target: m, suppressor: null, points: [{ x: 3, y: 3 }], height: N, width: N };
+  const r = maskFromSimilarity(inputs, opts);
   assert.ok(r.threshold > 0.4 && r.threshold < 0.41, `threshold ${r.threshold}`);
   assert.deepEqual(
     r.fallbacks.map((f) => f.code),
