@@ -7,25 +7,32 @@
 // norm weights 1 + 0.1·N(0,1), norm biases 0.1·N(0,1) and other biases + 0.02·N(0,1), so that
 // a mixed-up gamma, beta or bias shows. The same seed writes byte-identical files.
 //
-// Numbers are written by JavaScript's JSON (1e-05 reads back as 0.00001, 1.0 as 1): the values
-// are the same, the text not always Python's.
-import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+// The folders are written with the library's save_pretrained helpers (src/models/).
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { arange, randn } from '../../src/engine/creation.js';
+import { randn } from '../../src/engine/creation.js';
 import type { DType } from '../../src/engine/dtype.js';
 import { Generator, manualSeed } from '../../src/engine/random.js';
-import { disposeAll, tidy } from '../../src/engine/scope.js';
-import { Tensor } from '../../src/engine/tensor.js';
-import { saveSafetensors } from '../../src/io/safetensors.js';
-import { Module } from '../../src/nn/module.js';
+import type { Tensor } from '../../src/engine/tensor.js';
+import type { Module } from '../../src/nn/module.js';
 import { GroupNorm, LayerNorm } from '../../src/nn/layers.js';
+import { clipTextConfig, clipVisionConfig } from '../../src/models/clip/clip_config.js';
 import { CLIPTextModel } from '../../src/models/clip/clip_text_model.js';
 import { CLIPVisionModelWithProjection } from '../../src/models/clip/clip_vision_model.js';
+import {
+  DIFFUSERS_VERSION,
+  clipPreprocessorConfig,
+  diffusersConfig,
+  positionIds,
+  saveWeights,
+  transformersConfig,
+  weightFilePath,
+  writeJson,
+  writeModelIndex,
+  writeTokenizer,
+} from '../../src/models/save_pretrained.js';
 import { UNet2DConditionModel } from '../../src/models/unet/unet_2d_condition.js';
 import { AutoencoderKL } from '../../src/models/vae/autoencoder_kl.js';
-
-export const DIFFUSERS_VERSION = '0.27.2';
-export const TRANSFORMERS_VERSION = '4.26.0';
 
 /** The tiny U-Net of the golden fixtures: SD 1.5's block structure, 16–32 channels, 4 heads. */
 export const TINY_UNET_CONFIG: Readonly<Record<string, unknown>> = Object.freeze({
@@ -186,67 +193,35 @@ export interface TinyPipelineOptions {
   perturb?: boolean;
 }
 
-/** Python's json.dumps(obj, indent=2, sort_keys=True) + "\n", as save_pretrained writes. */
-export function writeJson(path: string, value: unknown): void {
-  const sort = (v: unknown): unknown => {
-    if (Array.isArray(v)) return v.map(sort);
-    if (v !== null && typeof v === 'object') {
-      const o = v as Record<string, unknown>;
-      return Object.fromEntries(
-        Object.keys(o)
-          .sort()
-          .map((k) => [k, sort(o[k])]),
-      );
-    }
-    return v;
-  };
-  writeFileSync(path, `${JSON.stringify(sort(value), null, 2)}\n`);
-}
-
-function weightFile(folder: string, base: string, variant: string | undefined): string {
-  return join(folder, variant ? `${base}.${variant}.safetensors` : `${base}.safetensors`);
-}
-
 /**
- * The module's state dict, perturbed like the fixtures' weights (in sorted key order, from
- * Generator(seed)), plus `extra` tensors, converted to dtype and written as safetensors.
+ * The module's weights, perturbed like the fixtures' (from Generator(seed), in sorted key order)
+ * unless perturb is false, in options.dtype (default float32), plus `extra` tensors.
  */
-export function saveWeights(
+function saveTinyWeights(
   module: Module,
   path: string,
   options: TinyWeightsOptions,
   extra: [string, Tensor][] = [],
 ): void {
+  const map = (options.perturb ?? true) ? perturbation(module, options.seed) : undefined;
+  saveWeights(module, path, { dtype: options.dtype ?? 'float32', map }, extra);
+}
+
+/** Norm weights 1 + 0.1·N(0,1), norm biases 0.1·N(0,1), other biases + 0.02·N(0,1). */
+function perturbation(module: Module, seed: number): (key: string, value: Tensor) => Tensor {
   const norms = new Set<string>();
   for (const [prefix, m] of module.namedModules()) {
     if (m instanceof GroupNorm || m instanceof LayerNorm) norms.add(prefix);
   }
-  const dtype = options.dtype ?? 'float32';
-  const generator = new Generator(options.seed);
-  const state = module.stateDict();
-  const out = new Map<string, Tensor>();
-  try {
-    for (const key of [...state.keys()].sort()) {
-      const value = state.get(key)!;
-      const owner = key.slice(0, key.lastIndexOf('.'));
-      const name = key.slice(key.lastIndexOf('.') + 1);
-      const t = tidy(() => {
-        let v = value.detach();
-        if (options.perturb ?? true) {
-          const noise = (s: number) => randn(value.shape, { generator }).mul(s);
-          if (norms.has(owner) && name === 'weight') v = noise(0.1).add(1);
-          else if (norms.has(owner) && name === 'bias') v = noise(0.1);
-          else if (name === 'bias') v = v.add(noise(0.02));
-        }
-        return v.isFloatingPoint && v.dtype !== dtype ? v.to(dtype) : v.clone();
-      });
-      out.set(key, t);
-    }
-    for (const [key, t] of extra) out.set(key, t);
-    saveSafetensors(path, out, { format: 'pt' });
-  } finally {
-    disposeAll([...out.values()]);
-  }
+  const generator = new Generator(seed);
+  return (key, value) => {
+    const owner = key.slice(0, key.lastIndexOf('.'));
+    const name = key.slice(key.lastIndexOf('.') + 1);
+    const noise = (s: number) => randn(value.shape, { generator }).mul(s);
+    if (norms.has(owner) && name === 'weight') return noise(0.1).add(1);
+    if (norms.has(owner) && name === 'bias') return noise(0.1);
+    return name === 'bias' ? value.add(noise(0.02)) : value;
+  };
 }
 
 /** The config a tiny model is built from: the tiny defaults with the caller's keys over them. */
@@ -257,64 +232,52 @@ function merged(
   return { ...base, ...(over ?? {}) };
 }
 
+/**
+ * Builds a model under manualSeed(seed), saves its tiny weights as `weights`[.variant].safetensors
+ * in `folder` with the `extra` tensors, and frees it.
+ */
+function saveTinyModel(
+  folder: string,
+  weights: string,
+  options: TinyWeightsOptions,
+  build: () => Module,
+  extra: () => [string, Tensor][] = () => [],
+): void {
+  mkdirSync(folder, { recursive: true });
+  manualSeed(options.seed);
+  const model = build();
+  try {
+    saveTinyWeights(model, weightFilePath(folder, weights, options.variant), options, extra());
+  } finally {
+    model.dispose();
+  }
+}
+
 /** A diffusers `unet/` folder: config.json + diffusion_pytorch_model[.variant].safetensors. */
 export function writeTinyUNet(
   folder: string,
   options: TinyWeightsOptions,
 ): Record<string, unknown> {
-  const config = {
-    _class_name: 'UNet2DConditionModel',
-    _diffusers_version: DIFFUSERS_VERSION,
-    ...merged(TINY_UNET_CONFIG, options.config),
-  };
-  mkdirSync(folder, { recursive: true });
-  manualSeed(options.seed);
-  const model = new UNet2DConditionModel(config);
-  try {
-    saveWeights(model, weightFile(folder, 'diffusion_pytorch_model', options.variant), options);
-  } finally {
-    model.dispose();
-  }
+  const config = diffusersConfig('UNet2DConditionModel', merged(TINY_UNET_CONFIG, options.config));
+  saveTinyModel(folder, 'diffusion_pytorch_model', options, () => new UNet2DConditionModel(config));
   writeJson(join(folder, 'config.json'), config);
   return config;
 }
 
 /** A diffusers `vae/` folder (AutoencoderKL, diffusers 0.27's to_q/to_k/to_v/to_out.0 keys). */
 export function writeTinyVae(folder: string, options: TinyWeightsOptions): Record<string, unknown> {
-  const config = {
-    _class_name: 'AutoencoderKL',
-    _diffusers_version: DIFFUSERS_VERSION,
-    ...merged(TINY_VAE_CONFIG, options.config),
-  };
-  mkdirSync(folder, { recursive: true });
-  manualSeed(options.seed);
-  const model = new AutoencoderKL(config);
-  try {
-    saveWeights(model, weightFile(folder, 'diffusion_pytorch_model', options.variant), options);
-  } finally {
-    model.dispose();
-  }
+  const config = diffusersConfig('AutoencoderKL', merged(TINY_VAE_CONFIG, options.config));
+  saveTinyModel(folder, 'diffusion_pytorch_model', options, () => new AutoencoderKL(config));
   writeJson(join(folder, 'config.json'), config);
   return config;
 }
 
-/** transformers' int64 `embeddings.position_ids` buffer (1, n), which 4.26 still saved. */
-export function positionIds(key: string, n: number): [string, Tensor] {
-  const ids = arange(0, n, 1, { dtype: 'int64' });
-  const row = ids.view(1, n);
-  ids.dispose();
-  return [key, row];
-}
-
-function transformersConfig(
+/** A transformers config: the tiny defaults, the caller's keys, and the version stamps. */
+function tinyTransformersConfig(
   base: Readonly<Record<string, unknown>>,
   options: TinyWeightsOptions,
 ): Record<string, unknown> {
-  return {
-    ...merged(base, options.config),
-    torch_dtype: options.dtype ?? 'float32',
-    transformers_version: TRANSFORMERS_VERSION,
-  };
+  return transformersConfig(merged(base, options.config), options.dtype ?? 'float32');
 }
 
 /** A transformers `text_encoder/` folder: CLIPTextModel config.json + model.safetensors. */
@@ -322,38 +285,17 @@ export function writeTinyTextEncoder(
   folder: string,
   options: TinyWeightsOptions,
 ): Record<string, unknown> {
-  const config = transformersConfig(TINY_TEXT_CONFIG, options);
-  mkdirSync(folder, { recursive: true });
-  manualSeed(options.seed);
-  const model = new CLIPTextModel(config);
-  try {
-    const n = model.config.max_position_embeddings;
-    saveWeights(model, weightFile(folder, 'model', options.variant), options, [
-      positionIds('text_model.embeddings.position_ids', n),
-    ]);
-  } finally {
-    model.dispose();
-  }
+  const config = tinyTransformersConfig(TINY_TEXT_CONFIG, options);
+  const n = clipTextConfig(config).max_position_embeddings;
+  saveTinyModel(
+    folder,
+    'model',
+    options,
+    () => new CLIPTextModel(config),
+    () => [positionIds('text_model.embeddings.position_ids', n)],
+  );
   writeJson(join(folder, 'config.json'), config);
   return config;
-}
-
-/** CLIPImageProcessor's preprocessor_config.json for a square input size (CLIP-L: 224). */
-export function clipPreprocessorConfig(size: number): Record<string, unknown> {
-  return {
-    crop_size: { height: size, width: size },
-    do_center_crop: true,
-    do_convert_rgb: true,
-    do_normalize: true,
-    do_rescale: true,
-    do_resize: true,
-    image_mean: [0.48145466, 0.4578275, 0.40821073],
-    image_processor_type: 'CLIPImageProcessor',
-    image_std: [0.26862954, 0.26130258, 0.27577711],
-    resample: 3,
-    rescale_factor: 0.00392156862745098,
-    size: { shortest_edge: size },
-  };
 }
 
 /**
@@ -364,68 +306,18 @@ export function writeTinyClipVision(
   folder: string,
   options: TinyWeightsOptions,
 ): Record<string, unknown> {
-  const config = transformersConfig(TINY_VISION_CONFIG, options);
-  mkdirSync(folder, { recursive: true });
-  manualSeed(options.seed);
-  const model = new CLIPVisionModelWithProjection(config);
-  try {
-    const { image_size: size, patch_size: patch } = model.config;
-    const n = (size / patch) ** 2 + 1;
-    saveWeights(model, weightFile(folder, 'model', options.variant), options, [
-      positionIds('vision_model.embeddings.position_ids', n),
-    ]);
-    writeJson(join(folder, 'preprocessor_config.json'), clipPreprocessorConfig(size));
-  } finally {
-    model.dispose();
-  }
+  const config = tinyTransformersConfig(TINY_VISION_CONFIG, options);
+  const { image_size: size, patch_size: patch } = clipVisionConfig(config);
+  saveTinyModel(
+    folder,
+    'model',
+    options,
+    () => new CLIPVisionModelWithProjection(config),
+    () => [positionIds('vision_model.embeddings.position_ids', (size / patch) ** 2 + 1)],
+  );
+  writeJson(join(folder, 'preprocessor_config.json'), clipPreprocessorConfig(size));
   writeJson(join(folder, 'config.json'), config);
   return config;
-}
-
-const SPECIAL_TOKEN = (content: string) => ({
-  content,
-  lstrip: false,
-  normalized: true,
-  rstrip: false,
-  single_word: false,
-});
-
-/** tokenizer/: vocab.json and merges.txt copied, with SD 1.5's tokenizer configs if absent. */
-export function writeTokenizer(folder: string, source: string): number {
-  mkdirSync(folder, { recursive: true });
-  for (const file of ['vocab.json', 'merges.txt']) {
-    const from = join(source, file);
-    if (!existsSync(from)) {
-      throw new Error(`Expected a CLIP tokenizer folder with ${file} but ${from} does not exist`);
-    }
-    copyFileSync(from, join(folder, file));
-  }
-  const optional: Record<string, unknown> = {
-    'tokenizer_config.json': {
-      add_prefix_space: false,
-      bos_token: { __type: 'AddedToken', ...SPECIAL_TOKEN('<|startoftext|>') },
-      do_lower_case: true,
-      eos_token: { __type: 'AddedToken', ...SPECIAL_TOKEN('<|endoftext|>') },
-      errors: 'replace',
-      model_max_length: 77,
-      pad_token: '<|endoftext|>',
-      tokenizer_class: 'CLIPTokenizer',
-      unk_token: { __type: 'AddedToken', ...SPECIAL_TOKEN('<|endoftext|>') },
-    },
-    'special_tokens_map.json': {
-      bos_token: SPECIAL_TOKEN('<|startoftext|>'),
-      eos_token: SPECIAL_TOKEN('<|endoftext|>'),
-      pad_token: '<|endoftext|>',
-      unk_token: SPECIAL_TOKEN('<|endoftext|>'),
-    },
-  };
-  for (const [file, content] of Object.entries(optional)) {
-    const from = join(source, file);
-    if (existsSync(from)) copyFileSync(from, join(folder, file));
-    else writeJson(join(folder, file), content);
-  }
-  const vocab = JSON.parse(readFileSync(join(folder, 'vocab.json'), 'utf8')) as object;
-  return Object.keys(vocab).length;
 }
 
 /**
@@ -454,27 +346,4 @@ export function writeTinyPipeline(folder: string, options: TinyPipelineOptions):
     clipPreprocessorConfig(224),
   );
   writeModelIndex(folder);
-}
-
-/**
- * model_index.json of a diffusers StableDiffusionPipeline folder; the text encoder's class and an
- * optional image_encoder/ entry vary (the toy models ship CLIPTextModelWithProjection and a vision tower).
- */
-export function writeModelIndex(
-  folder: string,
-  options: { textEncoder?: string; imageEncoder?: string | null } = {},
-): void {
-  writeJson(join(folder, 'model_index.json'), {
-    _class_name: 'StableDiffusionPipeline',
-    _diffusers_version: DIFFUSERS_VERSION,
-    feature_extractor: ['transformers', 'CLIPImageProcessor'],
-    image_encoder: options.imageEncoder ? ['transformers', options.imageEncoder] : [null, null],
-    requires_safety_checker: false,
-    safety_checker: [null, null],
-    scheduler: ['diffusers', 'PNDMScheduler'],
-    text_encoder: ['transformers', options.textEncoder ?? 'CLIPTextModel'],
-    tokenizer: ['transformers', 'CLIPTokenizer'],
-    unet: ['diffusers', 'UNet2DConditionModel'],
-    vae: ['diffusers', 'AutoencoderKL'],
-  });
 }

@@ -15,6 +15,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { rand, randint, randn } from '../../src/engine/creation.js';
 import { noGrad } from '../../src/engine/autograd.js';
 import { Generator, manualSeed } from '../../src/engine/random.js';
+import type { Tensor } from '../../src/engine/tensor.js';
 import type { RgbImage } from '../../src/io/image.js';
 import type { CLIPImageProcessor } from '../../src/models/clip/image_processing.js';
 import type {
@@ -53,7 +54,7 @@ import type { CLIPTokenizer } from '../../src/tokenizers/clip_tokenizer.js';
 import { BACKGROUND_PHRASES, type Shape } from '../../src/toyworld/attributes.js';
 import { makeSubjectReferenceSet, type LookalikeScene } from '../../src/toyworld/pairs.js';
 import { sceneImage, tokenIds } from './data.js';
-import { optimizerStep, trainModel, type StageResult, type StageSettings } from './stage.js';
+import { trainStage, type StageResult, type StageSettings } from './stage.js';
 
 export interface AdapterStageOptions extends StageSettings {
   /** Weight of the error outside the target's subject (Eq. 14 weighted; 1: the plain loss). */
@@ -128,11 +129,55 @@ export function adapterPair(index: number, margin: number): AdapterPair {
   };
 }
 
+/** What one step of the stage computes with: the frozen models and the adapter around them. */
+interface AdapterStep {
+  frozen: AdapterFrozenParts;
+  p3s: P3SUNet;
+  scheduler: DDPMScheduler;
+  options: AdapterStageOptions;
+  generator: Generator;
+}
+
+/** Eq. (14) on a batch of pairs, weighted towards the targets' subjects. */
+function pairsLoss(pairs: readonly AdapterPair[], run: AdapterStep): Tensor {
+  const { frozen, p3s, scheduler, options, generator } = run;
+  const { vae, clip, processor, textEncoder, tokenizer } = frozen;
+  const b = pairs.length;
+  // Draw order: dropout, timesteps, noise.
+  const c = encodeReferenceImages(
+    pairs.map((p) => p.condition),
+    vae,
+    clip,
+    processor,
+  );
+  const condition: SubjectCondition = { latent: c.latents, clipStates: c.clipStates };
+  const x0 = encodeLatents(
+    pairs.map((p) => p.target),
+    vae,
+  );
+  const drop = rand([b], { generator }).toArray() as number[];
+  const captions = pairs.map((p, i) => (drop[i]! < options.captionDropout ? '' : p.caption));
+  const context = noGrad(() => textEncoder.forward(tokenIds(tokenizer, captions)).lastHiddenState);
+  const T = scheduler.config.num_train_timesteps;
+  const timesteps = randint(0, T, [b], { generator }).toArray() as number[];
+  const noise = randn(x0.shape, { generator });
+  const noisy = scheduler.addNoise(x0, noise, timesteps);
+  const out = p3s.forward(noisy, timesteps, context, condition, { captureAttention: false });
+  const [h, w] = [x0.shape[2]!, x0.shape[3]!];
+  const share = maskShares(
+    pairs.map((p) => p.targetMask),
+    h,
+    w,
+  );
+  const weights = share.mul(1 - options.backgroundLossWeight).add(options.backgroundLossWeight); // m + w·(1 − m)
+  return weightedLdmLoss(out.noisePred, noise, weights); // Eq. (14), weighted
+}
+
 export async function trainToyAdapter(
   options: AdapterStageOptions,
   frozen: AdapterFrozenParts,
 ): Promise<{ adapter: P3SAdapter; result: StageResult }> {
-  const { unet, vae, textEncoder, tokenizer, clip, processor } = frozen;
+  const { unet, vae, textEncoder, clip } = frozen;
   for (const m of [unet, vae, textEncoder, clip]) m.eval().freeze();
   manualSeed(options.seed);
   const adapter = new P3SAdapter(unet, clip.config.hidden_size);
@@ -142,62 +187,21 @@ export async function trainToyAdapter(
   const p3s = new P3SUNet(unet, adapter, { ...PRETRAINED_ADAPTER_SETTINGS, numTrainTimesteps: T });
   const optimizer = new Adam(adapter.parameters(), { lr: options.lr });
   const generator = new Generator(options.seed);
+  const run: AdapterStep = { frozen, p3s, scheduler, options, generator };
   const b = options.batchSize;
   try {
-    const { model, result } = await trainModel({
+    const { model, result } = await trainStage({
       name: 'adapter',
-      dir: options.dir,
-      steps: options.steps,
-      checkpointEvery: 100,
-      settings: { ...options, dir: undefined, progress: undefined },
+      settings: options,
+      warmup: 100,
       model: adapter,
       optimizer,
       generator,
-      lr: options.lr,
-      warmup: 100,
-      progress: options.progress,
-      step(step) {
-        const pairs = Array.from({ length: b }, (_, i) =>
-          adapterPair(step * b + i, options.subjectMargin),
-        );
-        return optimizerStep(optimizer, () => {
-          // Draw order: dropout, timesteps, noise.
-          const c = encodeReferenceImages(
-            pairs.map((p) => p.condition),
-            vae,
-            clip,
-            processor,
-          );
-          const condition: SubjectCondition = { latent: c.latents, clipStates: c.clipStates };
-          const x0 = encodeLatents(
-            pairs.map((p) => p.target),
-            vae,
-          );
-          const drop = rand([b], { generator }).toArray() as number[];
-          const captions = pairs.map((p, i) =>
-            drop[i]! < options.captionDropout ? '' : p.caption,
-          );
-          const context = noGrad(
-            () => textEncoder.forward(tokenIds(tokenizer, captions)).lastHiddenState,
-          );
-          const timesteps = randint(0, T, [b], { generator }).toArray() as number[];
-          const noise = randn(x0.shape, { generator });
-          const noisy = scheduler.addNoise(x0, noise, timesteps);
-          const out = p3s.forward(noisy, timesteps, context, condition, {
-            captureAttention: false,
-          });
-          const [h, w] = [x0.shape[2]!, x0.shape[3]!];
-          const share = maskShares(
-            pairs.map((p) => p.targetMask),
-            h,
-            w,
-          );
-          const weights = share
-            .mul(1 - options.backgroundLossWeight)
-            .add(options.backgroundLossWeight); // m + w·(1 − m)
-          return weightedLdmLoss(out.noisePred, noise, weights); // Eq. (14), weighted
-        });
-      },
+      loss: (step) =>
+        pairsLoss(
+          Array.from({ length: b }, (_, i) => adapterPair(step * b + i, options.subjectMargin)),
+          run,
+        ),
     });
     return { adapter: model, result };
   } finally {

@@ -19,7 +19,7 @@ import type { CLIPTokenizer } from '../../src/tokenizers/clip_tokenizer.js';
 import { TOY_IMAGE_SIZE, TOY_TEXT_CONFIG, TOY_VISION_CONFIG } from './configs.js';
 import { alteredCaption } from '../../src/toyworld/altered_captions.js';
 import { sceneImage, scenes, tokenIds } from './data.js';
-import { optimizerStep, trainModel, type StageResult, type StageSettings } from './stage.js';
+import { trainStage, type StageResult, type StageSettings } from './stage.js';
 
 /** CLIP's preprocessing at the toy size (resize and crop are the identity on 64-px scenes). */
 export const toyClipProcessor = (): CLIPImageProcessor =>
@@ -71,47 +71,35 @@ export async function trainToyClip(
   const processor = toyClipProcessor();
   const b = options.batchSize;
   const k = options.hardNegatives;
-  const { model, result } = await trainModel({
+  const { model, result } = await trainStage({
     name: 'clip',
-    dir: options.dir,
-    steps: options.steps,
-    checkpointEvery: 100,
-    settings: {
-      text: TOY_TEXT_CONFIG,
-      vision: TOY_VISION_CONFIG,
-      ...options,
-      dir: undefined,
-      progress: undefined,
-    },
+    settings: options,
+    identity: { text: TOY_TEXT_CONFIG, vision: TOY_VISION_CONFIG },
     // checkpoints from before --clip-hard-negatives existed are the k = 0 recipe
-    settingDefaults: { hardNegatives: 0 },
+    olderDefaults: { hardNegatives: 0 },
+    warmup: 100,
     model: clip,
     optimizer,
     generator,
-    lr: options.lr,
-    warmup: 100,
-    progress: options.progress,
-    step(step) {
+    loss(step) {
       const batch = scenes('train', CLIP_FIRST_SCENE + step * b, b);
-      return optimizerStep(optimizer, () => {
-        const pixels = processor.preprocess(batch.map(sceneImage));
-        // Variants cycle through colour, shape, pattern and background, new values every step.
-        const altered = batch.flatMap((s) =>
-          Array.from({ length: k }, (_, j) => alteredCaption(s, step * k + j)),
-        );
-        const ids = tokenIds(tokenizer, [...batch.map((s) => s.caption), ...altered]);
-        const image = normalizeRows(clip.vision.forward(pixels).imageEmbeds);
-        const text = normalizeRows(clip.text.forward(ids).textEmbeds);
-        // CLIP clamps the learned scale at 100.
-        const scale = clip.logitScale.exp().clamp(null, 100);
-        // (B, B + B·k): true captions first, then every image's altered ones.
-        const logits = image.matmul(text.transpose(0, 1)).mul(scale);
-        const labels = arange(0, b, 1, { dtype: 'int64' });
-        // Text→image stays over the B true captions: an altered caption has no image to pick.
-        return crossEntropy(logits, labels)
-          .add(crossEntropy(logits.slice(1, 0, b).transpose(0, 1), labels))
-          .mul(0.5);
-      });
+      const pixels = processor.preprocess(batch.map(sceneImage));
+      // Variants cycle through colour, shape, pattern and background, new values every step.
+      const altered = batch.flatMap((s) =>
+        Array.from({ length: k }, (_, j) => alteredCaption(s, step * k + j)),
+      );
+      const ids = tokenIds(tokenizer, [...batch.map((s) => s.caption), ...altered]);
+      const image = normalizeRows(clip.vision.forward(pixels).imageEmbeds);
+      const text = normalizeRows(clip.text.forward(ids).textEmbeds);
+      // CLIP clamps the learned scale at 100.
+      const scale = clip.logitScale.exp().clamp(null, 100);
+      // (B, B + B·k): true captions first, then every image's altered ones.
+      const logits = image.matmul(text.transpose(0, 1)).mul(scale);
+      const labels = arange(0, b, 1, { dtype: 'int64' });
+      // Text→image stays over the B true captions: an altered caption has no image to pick.
+      return crossEntropy(logits, labels)
+        .add(crossEntropy(logits.slice(1, 0, b).transpose(0, 1), labels))
+        .mul(0.5);
     },
   });
   return { clip: model, result };

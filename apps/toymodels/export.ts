@@ -9,7 +9,6 @@ import type { CLIPTextModelWithProjection } from '../../src/models/clip/clip_tex
 import type { CLIPVisionModelWithProjection } from '../../src/models/clip/clip_vision_model.js';
 import {
   DIFFUSERS_VERSION,
-  SD15_SCHEDULER_CONFIG,
   TRANSFORMERS_VERSION,
   clipPreprocessorConfig,
   positionIds,
@@ -17,7 +16,8 @@ import {
   writeJson,
   writeModelIndex,
   writeTokenizer,
-} from '../testing/tiny_models.js';
+} from '../../src/models/save_pretrained.js';
+import { SD15_SCHEDULER_CONFIG } from '../testing/tiny_models.js';
 import {
   TOY_IMAGE_SIZE,
   TOY_TEXT_CONFIG,

@@ -1,5 +1,5 @@
 // npm run train:toy [-- options]: reproduces the embedded default's models (see
-// src/toymodels/train_toy.ts and models/toy/README.md).
+// apps/toymodels/train_toy.ts and models/toy/README.md).
 import { UsageError, intFlag, numberFlag, parse } from '../cli/args.js';
 import { DEFAULT_TOY_STAGES, TOY_STAGES, trainToyModels, type ToyStage } from './train_toy.js';
 import { DECODER_STAGE_DEFAULTS } from './vae_stage.js';

@@ -18,7 +18,7 @@ import { AdamW } from '../../src/optim/adam.js';
 import { BACKGROUNDS, COLOUR_NAMES, PATTERNS, SHAPES } from '../../src/toyworld/attributes.js';
 import type { Scene } from '../../src/toyworld/scene.js';
 import { scenes, scenesToTensor } from './data.js';
-import { optimizerStep, trainModel, type StageResult, type StageSettings } from './stage.js';
+import { trainStage, type StageResult, type StageSettings } from './stage.js';
 
 export const PROBE_HEADS = {
   colour: COLOUR_NAMES,
@@ -167,33 +167,23 @@ export async function trainProbe(
   const optimizer = new AdamW(probe.parameters(), { lr: options.lr });
   const generator = new Generator(options.seed);
   const b = options.batchSize;
-  const { model, result } = await trainModel({
+  const { model, result } = await trainStage({
     name: 'probe',
-    dir: options.dir,
-    steps: options.steps,
-    checkpointEvery: 100,
-    settings: { ...options, dir: undefined, progress: undefined },
+    settings: options,
+    warmup: 50,
+    maxGradNorm: null,
     model: probe,
     optimizer,
     generator,
-    lr: options.lr,
-    warmup: 50,
-    progress: options.progress,
-    step(step) {
+    loss(step) {
       const batch = scenes('train', PROBE_FIRST_SCENE + step * b, b, { objectCount: 1 });
-      return optimizerStep(
-        optimizer,
-        () => {
-          // Light pixel noise: generated images are never as clean as rendered ones. (Random
-          // saturation, contrast, brightness and blur as well made it read the U-Net's striped
-          // circles worse, as black and dotted.)
-          const x = scenesToTensor(batch);
-          const heads = probe.heads(x.add(randn(x.shape, { generator }).mul(0.05)));
-          return PROBE_ATTRIBUTES.map((k) => crossEntropy(heads[k], labelTensor(batch, k))).reduce(
-            (a, l) => a.add(l),
-          );
-        },
-        null,
+      // Light pixel noise: generated images are never as clean as rendered ones. (Random
+      // saturation, contrast, brightness and blur as well made it read the U-Net's striped
+      // circles worse, as black and dotted.)
+      const x = scenesToTensor(batch);
+      const heads = probe.heads(x.add(randn(x.shape, { generator }).mul(0.05)));
+      return PROBE_ATTRIBUTES.map((k) => crossEntropy(heads[k], labelTensor(batch, k))).reduce(
+        (a, l) => a.add(l),
       );
     },
   });

@@ -1,9 +1,11 @@
 // `npm run train:toy`: trains the embedded default's models from scratch on the toy world, stage
 // by stage — VAE, its decoder, CLIP, attribute probe, U-Net, then the quality evaluation, and on
 // request a P3S adapter pretrained on many subjects — and writes them as a diffusers folder with
-// fp16 weights. Each stage checkpoints to `work/<stage>/` and resumes where a killed run stopped;
-// a finished stage only re-exports. The U-Net stage trains on the *exported* (fp16-rounded) VAE
-// and text encoder, so it learns exactly the latents and contexts the shipped models produce.
+// fp16 weights. The stages are a table: what each reads from the model folder (checked before
+// anything runs), what it writes there, what training.json records of it, and how it runs. Each
+// stage checkpoints to `work/<stage>/` and resumes where a killed run stopped; a finished stage
+// only re-exports. The U-Net stage trains on the *exported* (fp16-rounded) VAE and text encoder,
+// so it learns exactly the latents and contexts the shipped models produce.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Progress } from '../terminal/progress.js';
@@ -13,7 +15,7 @@ import { CLIPVisionModel } from '../../src/models/clip/clip_vision_model.js';
 import { clipProcessorFor } from '../../src/p3s/references.js';
 import { StableDiffusionPipeline } from '../../src/pipelines/stable_diffusion.js';
 import { AutoencoderKL } from '../../src/models/vae/autoencoder_kl.js';
-import { writeTokenizer } from '../testing/tiny_models.js';
+import { writeTokenizer } from '../../src/models/save_pretrained.js';
 import { CLIPTokenizer } from '../../src/tokenizers/clip_tokenizer.js';
 import { CLIP_STAGE_DEFAULTS, trainToyClip } from './clip_stage.js';
 import {
@@ -24,7 +26,7 @@ import {
   exportToyVae,
 } from './export.js';
 import { PROBE_STAGE_DEFAULTS, trainProbe } from './probe.js';
-import type { StageResult } from './stage.js';
+import type { StageResult, StageSettings } from './stage.js';
 import { evaluateToyModels, selectiveQuality, writeQuality, type ToyQuality } from './evaluate.js';
 import { runExperimentInChild, type ChildExperimentOptions } from './experiment_process.js';
 import { TOY_RECIPE } from './recipes.js';
@@ -65,22 +67,280 @@ export interface TrainToyOptions {
   scale?: number;
   /** Overrides of the stages' step counts. */
   steps?: Partial<Record<ToyStage, number>>;
-  /** Altered captions per image as extra CLIP negatives (default 0: the shipped recipe). */
+  /** Altered captions per image as extra CLIP negatives (default: the stage's, 0). */
   clipHardNegatives?: number;
   /** Extra weight of the decoder stage's error on object pixels (default: the stage's). */
   decoderObjectWeight?: number;
   progress?: boolean;
 }
 
+/** Settings training.json records besides steps and batch size (model_card.ts reads them). */
+type RecordedSetting = 'hardNegatives' | 'objectWeight';
+
 export interface StageReport extends StageResult {
   stage: ToyStage;
   steps: number;
   batchSize: number;
   threads: number;
-  /** CLIP stage: altered captions per image used as negatives (absent: none). */
+  /** CLIP stage: altered captions per image used as negatives (absent in older reports: 0). */
   hardNegatives?: number;
-  /** Decoder stage: extra weight on object pixels (absent: plain L1, the stage's first recipe). */
+  /** Decoder stage: extra weight on object pixels (absent in older reports: 0, plain L1). */
   objectWeight?: number;
+}
+
+/** What every stage runs with: the run's options, its folders and the shared tokenizer. */
+interface StageContext {
+  options: TrainToyOptions;
+  /** The model folder. */
+  out: string;
+  /** Checkpoints and loss logs, a folder per stage. */
+  work: string;
+  tokenizer: CLIPTokenizer;
+  tokenizerFolder: string;
+}
+
+/** What a training stage ran with and what it measured. */
+interface TrainedRun {
+  settings: { steps: number; batchSize: number } & Partial<Record<RecordedSetting, number>>;
+  result: StageResult;
+}
+
+/** One row of the stage table. */
+interface ToyStageEntry {
+  /** Folders of the model folder it reads (by their config.json), written by earlier stages. */
+  needs: readonly string[];
+  /** What it writes into the model folder (besides training.json and README.md). */
+  writes: readonly string[];
+  /** Its settings that training.json records besides steps and batch size. */
+  records: readonly RecordedSetting[];
+  /**
+   * Trains the stage, resuming from its checkpoints in work/<stage>, and writes its models into
+   * the model folder; null for a stage that trains nothing.
+   */
+  run(ctx: StageContext): Promise<TrainedRun | null>;
+}
+
+/**
+ * A stage's settings: its defaults at the run's step count (exact, or scaled), with the run's
+ * overrides, seed, progress and the stage's folder.
+ */
+function stageSettings<D extends { steps: number }>(
+  ctx: StageContext,
+  stage: ToyStage,
+  defaults: D,
+  overrides: Partial<D> = {},
+): D & Omit<StageSettings, 'steps' | 'batchSize' | 'lr'> {
+  const { options } = ctx;
+  const scaled = Math.max(2, Math.round(defaults.steps * (options.scale ?? 1)));
+  const given = Object.entries(overrides).filter(([, v]) => v !== undefined);
+  return {
+    ...defaults,
+    steps: options.steps?.[stage] ?? scaled,
+    ...(Object.fromEntries(given) as Partial<D>),
+    seed: options.seed,
+    progress: options.progress,
+    dir: join(ctx.work, stage),
+  };
+}
+
+async function vaeStage(ctx: StageContext): Promise<TrainedRun> {
+  const settings = stageSettings(ctx, 'vae', VAE_STAGE_DEFAULTS);
+  const { vae, result } = await trainToyVae(settings);
+  try {
+    exportToyVae(vae, ctx.out, latentScalingFactor(vae));
+  } finally {
+    vae.dispose();
+  }
+  return { settings, result };
+}
+
+async function decoderStage(ctx: StageContext): Promise<TrainedRun> {
+  // Starts from the VAE stage's weights exactly as exported (fp16), whatever ran before.
+  await vaeStage(ctx);
+  const settings = stageSettings(ctx, 'decoder', DECODER_STAGE_DEFAULTS, {
+    objectWeight: ctx.options.decoderObjectWeight,
+  });
+  const vae = AutoencoderKL.fromPretrained(join(ctx.out, 'vae'));
+  try {
+    const { result } = await trainToyVaeDecoder(settings, vae);
+    exportToyVae(vae, ctx.out, vae.config.scaling_factor);
+    return { settings, result };
+  } finally {
+    vae.dispose();
+  }
+}
+
+async function clipStage(ctx: StageContext): Promise<TrainedRun> {
+  const settings = stageSettings(ctx, 'clip', CLIP_STAGE_DEFAULTS, {
+    hardNegatives: ctx.options.clipHardNegatives,
+  });
+  const { clip, result } = await trainToyClip(settings, ctx.tokenizer);
+  try {
+    exportToyClip(clip.text, clip.vision, ctx.out, ctx.tokenizerFolder);
+  } finally {
+    clip.dispose();
+  }
+  return { settings, result };
+}
+
+async function probeStage(ctx: StageContext): Promise<TrainedRun> {
+  const settings = stageSettings(ctx, 'probe', PROBE_STAGE_DEFAULTS);
+  const { probe, result } = await trainProbe(settings);
+  try {
+    probe.save(join(ctx.out, 'probe'));
+  } finally {
+    probe.dispose();
+  }
+  return { settings, result };
+}
+
+async function unetStage(ctx: StageContext): Promise<TrainedRun> {
+  const settings = stageSettings(ctx, 'unet', UNET_STAGE_DEFAULTS);
+  const vae = AutoencoderKL.fromPretrained(join(ctx.out, 'vae'));
+  const textEncoder = CLIPTextModelWithProjection.fromPretrained(join(ctx.out, 'text_encoder'));
+  try {
+    const frozen = { vae, textEncoder, tokenizer: ctx.tokenizer };
+    const { unet, result } = await trainToyUNet(settings, frozen);
+    try {
+      exportToyUNet(unet, ctx.out);
+      exportToyPipelineIndex(ctx.out);
+    } finally {
+      unet.dispose();
+    }
+    return { settings, result };
+  } finally {
+    vae.dispose();
+    textEncoder.dispose();
+  }
+}
+
+async function adapterStage(ctx: StageContext): Promise<TrainedRun> {
+  const settings = stageSettings(ctx, 'adapter', ADAPTER_STAGE_DEFAULTS);
+  const { out } = ctx;
+  const pipeline = StableDiffusionPipeline.fromPretrained(out, { scheduler: 'ddpm' });
+  const clip = CLIPVisionModel.fromPretrained(join(out, 'image_encoder'));
+  try {
+    const frozen = {
+      unet: pipeline.unet,
+      vae: pipeline.vae,
+      textEncoder: pipeline.textEncoder,
+      tokenizer: ctx.tokenizer,
+      clip,
+      processor: clipProcessorFor(join(out, 'image_encoder'), clip),
+    };
+    const { adapter, result } = await trainToyAdapter(settings, frozen);
+    try {
+      exportPretrainedAdapter(adapter, out, frozen, settings);
+    } finally {
+      adapter.dispose();
+    }
+    return { settings, result };
+  } finally {
+    pipeline.dispose();
+    clip.dispose();
+  }
+}
+
+/** The selective-fidelity experiments of both adapters, in one-thread child processes. */
+async function selectiveRuns(ctx: StageContext, quality: ToyQuality): Promise<void> {
+  const { out, work } = ctx;
+  // Six subjects: the recipe was chosen on subjects 0 and 2, so fewer would flatter it.
+  const common = {
+    subjects: SELECTIVE_SUBJECTS,
+    maskLayer: quality.maskLayer,
+    maskDense: quality.maskDense,
+  };
+  // As many runs at once as this stage has threads (at this size one thread runs an op about as
+  // fast as two).
+  const pool = new TaskPool(getNumThreads());
+  const total = 2 * 2 * SELECTIVE_SUBJECTS; // two adapters, with and without the negative click
+  let done = 0;
+  const bar = ctx.options.progress === false ? null : new Progress('eval: P3S runs', total);
+  bar?.update(0);
+  const runs = {
+    ...common,
+    run: (o: ChildExperimentOptions) =>
+      pool.run((signal) => runExperimentInChild(o, { threads: 1, signal })),
+    onRunDone: () => bar?.update(++done),
+  };
+  try {
+    [quality.selective, quality.selectiveRecipe] = await Promise.all([
+      selectiveQuality(out, join(work, 'selective'), runs),
+      selectiveQuality(out, join(work, 'selective-recipe'), { ...runs, recipe: TOY_RECIPE }),
+    ]);
+  } catch (err) {
+    pool.abort();
+    throw err;
+  }
+}
+
+async function evalStage(ctx: StageContext): Promise<null> {
+  let measuring: Progress | undefined;
+  const quality = await evaluateToyModels(ctx.out, {
+    onPartDone: (done, total, part) => {
+      if (ctx.options.progress === false) return;
+      measuring ??= new Progress('eval: quality', total);
+      measuring.update(done, part);
+    },
+  });
+  await selectiveRuns(ctx, quality);
+  writeQuality(ctx.out, quality);
+  return null;
+}
+
+/** The stages, run in TOY_STAGES's order. */
+const TOY_STAGE_TABLE: Readonly<Record<ToyStage, ToyStageEntry>> = {
+  vae: { needs: [], writes: ['vae'], records: [], run: vaeStage },
+  // trains the vae stage first where it has not run (its checkpoints, not the model folder)
+  decoder: { needs: [], writes: ['vae'], records: ['objectWeight'], run: decoderStage },
+  clip: {
+    needs: [],
+    writes: ['text_encoder', 'image_encoder', 'tokenizer', 'feature_extractor'],
+    records: ['hardNegatives'],
+    run: clipStage,
+  },
+  probe: { needs: [], writes: ['probe'], records: [], run: probeStage },
+  unet: {
+    needs: ['vae', 'text_encoder'],
+    writes: ['unet', 'scheduler', 'model_index.json'],
+    records: [],
+    run: unetStage,
+  },
+  eval: {
+    needs: ['vae', 'text_encoder', 'image_encoder', 'unet', 'probe'],
+    writes: ['quality.json'],
+    records: [],
+    run: evalStage,
+  },
+  adapter: {
+    needs: ['vae', 'text_encoder', 'image_encoder', 'unet'],
+    writes: ['p3s_adapter'],
+    records: [],
+    run: adapterStage,
+  },
+};
+
+/** "a", "a and b", "a, b and c". */
+function listOf(items: readonly string[]): string {
+  return items.length < 2 ? items.join('') : `${items.slice(0, -1).join(', ')} and ${items.at(-1)}`;
+}
+
+/** Fails, before anything runs, where a stage needs a part that neither exists nor is made. */
+function checkNeeds(stages: readonly ToyStage[], out: string): void {
+  stages.forEach((stage, i) => {
+    const made = new Set(stages.slice(0, i).flatMap((s) => TOY_STAGE_TABLE[s].writes));
+    const missing = TOY_STAGE_TABLE[stage].needs.filter(
+      (part) => !made.has(part) && !existsSync(join(out, part, 'config.json')),
+    );
+    if (missing.length === 0) return;
+    const writers = new Set(
+      missing.map((part) => TOY_STAGES.find((s) => TOY_STAGE_TABLE[s].writes.includes(part))!),
+    );
+    throw new Error(
+      `The ${stage} stage needs ${listOf(missing.map((p) => join(out, p)))}: ` +
+        `run the ${listOf([...writers])} stage${writers.size > 1 ? 's' : ''} first`,
+    );
+  });
 }
 
 /** training.json: what each stage ran, kept across runs. */
@@ -91,9 +351,28 @@ export function readTrainingReport(out: string): Partial<Record<ToyStage, StageR
     : {};
 }
 
-export async function trainToyModels(options: TrainToyOptions): Promise<StageReport[]> {
+/** Adds a stage's report to training.json; returns it. */
+function recordStage(out: string, stage: ToyStage, run: TrainedRun): StageReport {
+  const { settings, result } = run;
+  const recorded = Object.fromEntries(
+    TOY_STAGE_TABLE[stage].records.map((k) => [k, settings[k]]),
+  ) as Partial<Record<RecordedSetting, number>>;
+  const report: StageReport = {
+    stage,
+    steps: settings.steps,
+    batchSize: settings.batchSize,
+    threads: getNumThreads(),
+    ...recorded,
+    ...result,
+  };
+  const all = { ...readTrainingReport(out), [stage]: report };
+  writeFileSync(join(out, 'training.json'), `${JSON.stringify(all, null, 2)}\n`);
+  return report;
+}
+
+/** The run's context: the model folder with CLIP's tokenizer (and its licence) in it. */
+function prepare(options: TrainToyOptions): StageContext {
   const out = resolve(options.out);
-  const work = resolve(options.work);
   mkdirSync(out, { recursive: true });
   const tokenizerFolder = join(out, 'tokenizer');
   const source = options.tokenizer ? resolve(options.tokenizer) : tokenizerFolder;
@@ -105,211 +384,22 @@ export async function trainToyModels(options: TrainToyOptions): Promise<StageRep
   if (source !== tokenizerFolder) writeTokenizer(tokenizerFolder, source);
   writeFileSync(join(tokenizerFolder, 'LICENSE'), CLIP_TOKENIZER_LICENSE);
   const tokenizer = CLIPTokenizer.fromPretrained(tokenizerFolder);
-  const scale = options.scale ?? 1;
-  const stepsOf = (stage: ToyStage, fallback: number) =>
-    options.steps?.[stage] ?? Math.max(2, Math.round(fallback * scale));
-  const common = { seed: options.seed, progress: options.progress };
-  const reports: StageReport[] = [];
-  const record = (
-    stage: ToyStage,
-    steps: number,
-    batchSize: number,
-    result: StageResult,
-    extra: Partial<StageReport> = {},
-  ) => {
-    const report = { stage, steps, batchSize, threads: getNumThreads(), ...extra, ...result };
-    reports.push(report);
-    const all = { ...readTrainingReport(out), [stage]: report };
-    writeFileSync(join(out, 'training.json'), `${JSON.stringify(all, null, 2)}\n`);
-  };
+  return { options, out, work: resolve(options.work), tokenizer, tokenizerFolder };
+}
 
-  for (const stage of TOY_STAGES.filter((s) => options.stages.includes(s))) {
-    const dir = join(work, stage);
-    const vaeSettings = {
-      ...VAE_STAGE_DEFAULTS,
-      steps: stepsOf('vae', VAE_STAGE_DEFAULTS.steps),
-    };
-    if (stage === 'vae') {
-      const { vae, result } = await trainToyVae({ ...vaeSettings, ...common, dir });
-      try {
-        exportToyVae(vae, out, latentScalingFactor(vae));
-      } finally {
-        vae.dispose();
-      }
-      record(stage, vaeSettings.steps, vaeSettings.batchSize, result);
-    } else if (stage === 'decoder') {
-      // Starts from the VAE stage's weights exactly as exported (fp16), whatever ran before.
-      const { vae: base } = await trainToyVae({
-        ...vaeSettings,
-        ...common,
-        dir: join(work, 'vae'),
-      });
-      try {
-        exportToyVae(base, out, latentScalingFactor(base));
-      } finally {
-        base.dispose();
-      }
-      const settings = {
-        ...DECODER_STAGE_DEFAULTS,
-        steps: stepsOf('decoder', DECODER_STAGE_DEFAULTS.steps),
-        objectWeight: options.decoderObjectWeight ?? DECODER_STAGE_DEFAULTS.objectWeight,
-      };
-      const vae = AutoencoderKL.fromPretrained(join(out, 'vae'));
-      try {
-        const { result } = await trainToyVaeDecoder({ ...settings, ...common, dir }, vae);
-        exportToyVae(vae, out, vae.config.scaling_factor);
-        const { objectWeight } = settings;
-        record(
-          stage,
-          settings.steps,
-          settings.batchSize,
-          result,
-          objectWeight ? { objectWeight } : {},
-        );
-      } finally {
-        vae.dispose();
-      }
-    } else if (stage === 'clip') {
-      const settings = {
-        ...CLIP_STAGE_DEFAULTS,
-        steps: stepsOf('clip', CLIP_STAGE_DEFAULTS.steps),
-        hardNegatives: options.clipHardNegatives ?? CLIP_STAGE_DEFAULTS.hardNegatives,
-      };
-      const { clip, result } = await trainToyClip({ ...settings, ...common, dir }, tokenizer);
-      try {
-        exportToyClip(clip.text, clip.vision, out, tokenizerFolder);
-      } finally {
-        clip.dispose();
-      }
-      const { hardNegatives } = settings;
-      record(
-        stage,
-        settings.steps,
-        settings.batchSize,
-        result,
-        hardNegatives ? { hardNegatives } : {},
-      );
-    } else if (stage === 'probe') {
-      const settings = {
-        ...PROBE_STAGE_DEFAULTS,
-        steps: stepsOf('probe', PROBE_STAGE_DEFAULTS.steps),
-      };
-      const { probe, result } = await trainProbe({ ...settings, ...common, dir });
-      try {
-        probe.save(join(out, 'probe'));
-      } finally {
-        probe.dispose();
-      }
-      record(stage, settings.steps, settings.batchSize, result);
-    } else if (stage === 'adapter') {
-      if (!existsSync(join(out, 'unet', 'config.json')) || !existsSync(join(out, 'image_encoder')))
-        throw new Error(`The adapter stage needs ${out}'s unet and image_encoder: run them first`);
-      const settings = {
-        ...ADAPTER_STAGE_DEFAULTS,
-        steps: stepsOf('adapter', ADAPTER_STAGE_DEFAULTS.steps),
-      };
-      const pipeline = StableDiffusionPipeline.fromPretrained(out, { scheduler: 'ddpm' });
-      const clip = CLIPVisionModel.fromPretrained(join(out, 'image_encoder'));
-      try {
-        const frozen = {
-          unet: pipeline.unet,
-          vae: pipeline.vae,
-          textEncoder: pipeline.textEncoder,
-          tokenizer,
-          clip,
-          processor: clipProcessorFor(join(out, 'image_encoder'), clip),
-        };
-        const stageOptions = { ...settings, ...common, dir };
-        const { adapter, result } = await trainToyAdapter(stageOptions, frozen);
-        try {
-          exportPretrainedAdapter(adapter, out, frozen, stageOptions);
-        } finally {
-          adapter.dispose();
-        }
-        record(stage, settings.steps, settings.batchSize, result);
-      } finally {
-        pipeline.dispose();
-        clip.dispose();
-      }
-    } else if (stage === 'eval') {
-      let measuring: Progress | undefined;
-      const quality = await evaluateToyModels(out, {
-        onPartDone: (done, total, part) => {
-          if (options.progress === false) return;
-          measuring ??= new Progress('eval: quality', total);
-          measuring.update(done, part);
-        },
-      });
-      // Six subjects: the recipe was chosen on subjects 0 and 2, so fewer would flatter it.
-      const selectiveOptions = {
-        subjects: SELECTIVE_SUBJECTS,
-        maskLayer: quality.maskLayer,
-        maskDense: quality.maskDense,
-      };
-      // The 24 runs go to one-thread child processes, as many at once as this stage has threads
-      // (at this size one thread runs an op about as fast as two).
-      const pool = new TaskPool(getNumThreads());
-      const total = 2 * 2 * SELECTIVE_SUBJECTS; // two adapters, with and without the negative click
-      let done = 0;
-      const bar = options.progress === false ? null : new Progress('eval: P3S runs', total);
-      bar?.update(0);
-      const runOptions = {
-        run: (o: ChildExperimentOptions) =>
-          pool.run((signal) => runExperimentInChild(o, { threads: 1, signal })),
-        onRunDone: () => bar?.update(++done),
-      };
-      try {
-        [quality.selective, quality.selectiveRecipe] = await Promise.all([
-          selectiveQuality(out, join(work, 'selective'), { ...selectiveOptions, ...runOptions }),
-          selectiveQuality(out, join(work, 'selective-recipe'), {
-            ...selectiveOptions,
-            ...runOptions,
-            recipe: TOY_RECIPE,
-          }),
-        ]);
-      } catch (err) {
-        pool.abort();
-        throw err;
-      }
-      writeQuality(out, quality);
-    } else {
-      for (const part of ['vae', 'text_encoder']) {
-        if (!existsSync(join(out, part, 'config.json'))) {
-          throw new Error(
-            `The unet stage needs ${join(out, part)}: run the vae and clip stages first`,
-          );
-        }
-      }
-      const settings = {
-        ...UNET_STAGE_DEFAULTS,
-        steps: stepsOf('unet', UNET_STAGE_DEFAULTS.steps),
-      };
-      const vae = AutoencoderKL.fromPretrained(join(out, 'vae'));
-      const textEncoder = CLIPTextModelWithProjection.fromPretrained(join(out, 'text_encoder'));
-      try {
-        const { unet, result } = await trainToyUNet(
-          { ...settings, ...common, dir },
-          { vae, textEncoder, tokenizer },
-        );
-        try {
-          exportToyUNet(unet, out);
-          exportToyPipelineIndex(out);
-        } finally {
-          unet.dispose();
-        }
-        record(stage, settings.steps, settings.batchSize, result);
-      } finally {
-        vae.dispose();
-        textEncoder.dispose();
-      }
-    }
+export async function trainToyModels(options: TrainToyOptions): Promise<StageReport[]> {
+  const ctx = prepare(options);
+  const stages = TOY_STAGES.filter((s) => options.stages.includes(s));
+  checkNeeds(stages, ctx.out);
+  const reports: StageReport[] = [];
+  for (const stage of stages) {
+    const run = await TOY_STAGE_TABLE[stage].run(ctx);
+    if (run) reports.push(recordStage(ctx.out, stage, run));
   }
-  writeModelCard(
-    out,
-    readTrainingReport(out),
-    existsSync(join(out, 'quality.json'))
-      ? (JSON.parse(readFileSync(join(out, 'quality.json'), 'utf8')) as ToyQuality)
-      : null,
-  );
+  const qualityPath = join(ctx.out, 'quality.json');
+  const quality = existsSync(qualityPath)
+    ? (JSON.parse(readFileSync(qualityPath, 'utf8')) as ToyQuality)
+    : null;
+  writeModelCard(ctx.out, readTrainingReport(ctx.out), quality);
   return reports;
 }

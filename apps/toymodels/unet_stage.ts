@@ -15,7 +15,7 @@ import { DDPMScheduler } from '../../src/schedulers/scheduling_ddpm.js';
 import type { CLIPTokenizer } from '../../src/tokenizers/clip_tokenizer.js';
 import { TOY_UNET_CONFIG } from './configs.js';
 import { scenesToTensor, skewedScenes, tokenIds } from './data.js';
-import { optimizerStep, trainModel, type StageResult, type StageSettings } from './stage.js';
+import { trainStage, type StageResult, type StageSettings } from './stage.js';
 
 export interface UNetStageOptions extends StageSettings {
   /** Share of captions replaced by "" (condition dropout). */
@@ -46,39 +46,27 @@ export async function trainToyUNet(
   const T = scheduler.config.num_train_timesteps;
   const scaling = vae.config.scaling_factor;
   const b = options.batchSize;
-  const { model, result } = await trainModel({
+  const { model, result } = await trainStage({
     name: 'unet',
-    dir: options.dir,
-    steps: options.steps,
-    checkpointEvery: 100,
-    settings: {
-      config: TOY_UNET_CONFIG,
-      scaling,
-      ...options,
-      dir: undefined,
-      progress: undefined,
-    },
+    settings: options,
+    identity: { config: TOY_UNET_CONFIG, scaling },
+    warmup: 200,
     model: unet,
     optimizer,
     generator,
-    lr: options.lr,
-    warmup: 200,
-    progress: options.progress,
-    step(step) {
+    loss(step) {
       const batch = skewedScenes('train', UNET_FIRST_SCENE + step * b, b);
-      return optimizerStep(optimizer, () => {
-        // Draw order: posterior sample, dropout, timesteps, noise.
-        const x0 = noGrad(() => vae.encode(scenesToTensor(batch)).sample(generator).mul(scaling));
-        const drop = rand([b], { generator }).toArray() as number[];
-        const captions = batch.map((s, i) => (drop[i]! < options.captionDropout ? '' : s.caption));
-        const context = noGrad(
-          () => textEncoder.forward(tokenIds(tokenizer, captions)).lastHiddenState,
-        );
-        const t = randint(0, T, [b], { generator });
-        const noise = randn(x0.shape, { generator });
-        const noisy = scheduler.addNoise(x0, noise, t);
-        return mseLoss(unet.forward(noisy, t, context), noise);
-      });
+      // Draw order: posterior sample, dropout, timesteps, noise.
+      const x0 = noGrad(() => vae.encode(scenesToTensor(batch)).sample(generator).mul(scaling));
+      const drop = rand([b], { generator }).toArray() as number[];
+      const captions = batch.map((s, i) => (drop[i]! < options.captionDropout ? '' : s.caption));
+      const context = noGrad(
+        () => textEncoder.forward(tokenIds(tokenizer, captions)).lastHiddenState,
+      );
+      const t = randint(0, T, [b], { generator });
+      const noise = randn(x0.shape, { generator });
+      const noisy = scheduler.addNoise(x0, noise, t);
+      return mseLoss(unet.forward(noisy, t, context), noise);
     },
   });
   return { unet: model, result };

@@ -11,7 +11,7 @@ import { AdamW } from '../../src/optim/adam.js';
 import type { Scene } from '../../src/toyworld/scene.js';
 import { TOY_VAE_CONFIG } from './configs.js';
 import { scenes, scenesToTensor } from './data.js';
-import { optimizerStep, trainModel, type StageResult, type StageSettings } from './stage.js';
+import { trainStage, type StageResult, type StageSettings } from './stage.js';
 
 export interface VaeStageOptions extends StageSettings {
   klWeight: number;
@@ -19,30 +19,26 @@ export interface VaeStageOptions extends StageSettings {
 
 export const VAE_STAGE_DEFAULTS = { steps: 800, batchSize: 16, lr: 1e-3, klWeight: 1e-4 };
 
-/** The trainModel call both VAE stages make; `loss` sees the step and the stage's generator. */
+/** What both VAE stages train with: the stage's settings and the VAE's config name the run. */
 async function runVaeStage(
   name: string,
-  options: StageSettings,
+  settings: StageSettings,
   vae: AutoencoderKL,
   optimizer: AdamW,
   loss: (step: number, generator: Generator) => Tensor,
-  settingDefaults?: Record<string, unknown>,
+  olderDefaults?: Record<string, unknown>,
 ): Promise<{ vae: AutoencoderKL; result: StageResult }> {
-  const generator = new Generator(options.seed);
-  const { model, result } = await trainModel({
+  const generator = new Generator(settings.seed);
+  const { model, result } = await trainStage({
     name,
-    dir: options.dir,
-    steps: options.steps,
-    checkpointEvery: 100,
-    settings: { config: TOY_VAE_CONFIG, ...options, dir: undefined, progress: undefined },
-    settingDefaults,
+    settings,
+    identity: { config: TOY_VAE_CONFIG },
+    olderDefaults,
+    warmup: 50,
     model: vae,
     optimizer,
     generator,
-    lr: options.lr,
-    warmup: 50,
-    progress: options.progress,
-    step: (step) => optimizerStep(optimizer, () => loss(step, generator)),
+    loss: (step) => loss(step, generator),
   });
   return { vae: model, result };
 }
@@ -127,7 +123,7 @@ export async function trainToyVaeDecoder(
     return weightedL1(decoded, x, objectPixelWeights(batch, objectWeight));
   };
   // Checkpoints from before the option existed resume as weight 0, the loss they were trained with.
-  return runVaeStage('vae-decoder', options, vae, optimizer, loss, { objectWeight: 0 });
+  return runVaeStage('decoder', options, vae, optimizer, loss, { objectWeight: 0 });
 }
 
 /** Σ w·|x̂ − x| / (C·Σ w) with per-pixel weights (B, 1, H, W): equal weights give the mean L1. */

@@ -467,6 +467,11 @@ export function pasteSideBySide(a: RgbImage, b: RgbImage, options: ComposeOption
   return out;
 }
 
+export interface ContactSheetOptions extends ComposeOptions {
+  /** Pixels of background around the grid. Default 0. */
+  margin?: number;
+}
+
 /**
  * A grid of images, `columns` per row, row by row; each cell is as large as the largest image
  * and holds its image centred.
@@ -474,7 +479,7 @@ export function pasteSideBySide(a: RgbImage, b: RgbImage, options: ComposeOption
 export function contactSheet(
   images: readonly RgbImage[],
   columns: number,
-  options: ComposeOptions = {},
+  options: ContactSheetOptions = {},
 ): RgbImage {
   if (images.length === 0) throw new RangeError('Expected at least one image for a contact sheet');
   if (!Number.isSafeInteger(columns) || columns < 1) {
@@ -482,26 +487,49 @@ export function contactSheet(
   }
   images.forEach((img, i) => checkImage(img, `image ${i}`));
   const gap = checkGap(options.gap ?? 0);
+  const margin = checkGap(options.margin ?? 0, 'margin');
   const cols = Math.min(columns, images.length);
   const rows = Math.ceil(images.length / cols);
   const cellW = Math.max(...images.map((i) => i.width));
   const cellH = Math.max(...images.map((i) => i.height));
   const out = solidImage(
-    cols * cellW + (cols - 1) * gap,
-    rows * cellH + (rows - 1) * gap,
+    cols * cellW + (cols - 1) * gap + 2 * margin,
+    rows * cellH + (rows - 1) * gap + 2 * margin,
     options.background,
   );
   images.forEach((img, i) => {
-    const x = (i % cols) * (cellW + gap) + ((cellW - img.width) >> 1);
-    const y = Math.floor(i / cols) * (cellH + gap) + ((cellH - img.height) >> 1);
+    const x = margin + (i % cols) * (cellW + gap) + ((cellW - img.width) >> 1);
+    const y = margin + Math.floor(i / cols) * (cellH + gap) + ((cellH - img.height) >> 1);
     pasteImage(out, img, x, y);
   });
   return out;
 }
 
-function checkGap(gap: number): number {
+function checkGap(gap: number, name = 'gap'): number {
   if (!Number.isSafeInteger(gap) || gap < 0) {
-    throw new RangeError(`Expected a non-negative integer for gap but received ${gap}`);
+    throw new RangeError(`Expected a non-negative integer for ${name} but received ${gap}`);
   }
   return gap;
+}
+
+/** Each pixel as a `factor`×`factor` block: nearest-neighbour upscaling, to see small images. */
+export function enlargeImage(img: RgbImage, factor: number): RgbImage {
+  checkImage(img);
+  if (!Number.isSafeInteger(factor) || factor < 1) {
+    throw new RangeError(`Expected a positive integer for factor but received ${factor}`);
+  }
+  const width = img.width * factor;
+  const height = img.height * factor;
+  const data = new Uint8Array(width * height * 3);
+  for (let y = 0; y < height; y++) {
+    const from = Math.floor(y / factor) * img.width;
+    for (let x = 0; x < width; x++) {
+      const s = (from + Math.floor(x / factor)) * 3;
+      const d = (y * width + x) * 3;
+      data[d] = img.data[s]!;
+      data[d + 1] = img.data[s + 1]!;
+      data[d + 2] = img.data[s + 2]!;
+    }
+  }
+  return { width, height, data };
 }

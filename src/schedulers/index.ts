@@ -3,6 +3,7 @@
 import { DDIMScheduler } from './scheduling_ddim.js';
 import { DDPMScheduler } from './scheduling_ddpm.js';
 import { PNDMScheduler } from './scheduling_pndm.js';
+import { fromConfig, type SchedulerClass } from './scheduling_base.js';
 import { readSchedulerConfig, SchedulerConfigError } from './scheduling_utils.js';
 
 export { DDIMScheduler } from './scheduling_ddim.js';
@@ -25,6 +26,14 @@ export {
   type BetaSchedule,
   type TimestepSpacing,
 } from './betas.js';
+export {
+  SchedulerBase,
+  type CommonSchedulerConfig,
+  type SampleClippingConfig,
+  type SampleStepOutput,
+  type SchedulerClass,
+  type StepNoiseOptions,
+} from './scheduling_base.js';
 export {
   SchedulerConfigError,
   addNoise,
@@ -71,7 +80,8 @@ export function schedulerFromConfig(
         (options.className === undefined ? ' (or pass options.className)' : ''),
     );
   }
-  return CLASSES[name as SchedulerClassName].fromConfig(json);
+  const cls: SchedulerClass<object, Scheduler> = CLASSES[name as SchedulerClassName];
+  return fromConfig(cls, json);
 }
 
 /** schedulerFromConfig on `folder/scheduler_config.json` or a pipeline's `folder/scheduler/`. */

@@ -16,52 +16,24 @@
 // The scalar coefficients are computed with Math.fround after each operation: diffusers computes
 // them on float32 0-d tensors, so this reproduces its rounding exactly.
 import { tidy } from '../engine/scope.js';
-import type { Generator } from '../engine/random.js';
 import type { Tensor } from '../engine/tensor.js';
+import type { BetaSchedule } from './betas.js';
 import {
-  alphasFromBetas,
-  makeBetas,
-  rescaleZeroTerminalSnr,
-  spacedTimesteps,
-  type BetaSchedule,
-  type TimestepSpacing,
-} from './betas.js';
-import {
-  addNoise,
-  checkTimestep,
-  drawNoise,
-  getVelocity,
-  readSchedulerConfig,
-  resolveConfig,
-  rules,
-  SchedulerConfigError,
-  splitConfig,
-  trainingTarget,
-  type KeyRule,
-  type PredictionType,
-  type Timesteps,
-  checkStepCount,
-  descendingTimesteps,
-} from './scheduling_utils.js';
+  COMMON_RULES,
+  SAMPLE_CLIPPING_RULES,
+  SchedulerBase,
+  type CommonSchedulerConfig,
+  type SampleClippingConfig,
+  type SampleStepOutput,
+  type StepNoiseOptions,
+} from './scheduling_base.js';
+import { checkTimestep, drawNoise, rules, type KeyRule } from './scheduling_utils.js';
 
 const f32 = Math.fround;
 
-export interface DDIMSchedulerConfig {
-  num_train_timesteps: number;
-  beta_start: number;
-  beta_end: number;
+export interface DDIMSchedulerConfig extends CommonSchedulerConfig, SampleClippingConfig {
   beta_schedule: Exclude<BetaSchedule, 'sigmoid'>;
-  trained_betas: readonly number[] | null;
-  clip_sample: boolean;
   set_alpha_to_one: boolean;
-  steps_offset: number;
-  prediction_type: PredictionType;
-  /** Dynamic thresholding (Imagen) is not implemented: only false. */
-  thresholding: boolean;
-  dynamic_thresholding_ratio: number;
-  clip_sample_range: number;
-  sample_max_value: number;
-  timestep_spacing: TimestepSpacing;
   rescale_betas_zero_snr: boolean;
 }
 
@@ -85,121 +57,27 @@ const DEFAULTS: Readonly<DDIMSchedulerConfig> = Object.freeze({
 });
 
 const RULES: { readonly [K in keyof DDIMSchedulerConfig]: KeyRule } = {
-  num_train_timesteps: rules.positiveInt,
-  beta_start: rules.number,
-  beta_end: rules.number,
-  beta_schedule: rules.oneOf('linear', 'scaled_linear', 'squaredcos_cap_v2'),
-  trained_betas: rules.betasOrNull,
-  clip_sample: rules.boolean,
+  ...COMMON_RULES,
+  ...SAMPLE_CLIPPING_RULES,
   set_alpha_to_one: rules.boolean,
-  steps_offset: rules.nonNegativeInt,
-  prediction_type: rules.oneOf('epsilon', 'v_prediction', 'sample'),
-  thresholding: rules.oneOf(false),
-  dynamic_thresholding_ratio: rules.number,
-  clip_sample_range: rules.positiveNumber,
-  sample_max_value: rules.positiveNumber,
-  timestep_spacing: rules.oneOf('leading', 'trailing', 'linspace'),
   rescale_betas_zero_snr: rules.boolean,
 };
 
-export interface DDIMStepOptions {
+/** The noise (from generator, or varianceNoise) is Eq. 12's random term, added when eta > 0. */
+export interface DDIMStepOptions extends StepNoiseOptions {
   /** η of Eq. 16: 0 is deterministic DDIM, 1 is DDPM-like ancestral sampling. */
   eta?: number;
   /** Re-derive ε from the clipped x_0 (GLIDE's behaviour). */
   useClippedModelOutput?: boolean;
-  /** Draws the noise of Eq. 12 when eta > 0 (on the generator's device, then moved). */
-  generator?: Generator;
-  /** The noise of Eq. 12 itself, instead of drawing it. */
-  varianceNoise?: Tensor;
 }
 
-export interface DDIMStepOutput {
-  /** x_{t−1}. */
-  prevSample: Tensor;
-  /** The predicted x_0. */
-  predOriginalSample: Tensor;
-}
+/** x_{t−1} and the predicted x_0. */
+export type DDIMStepOutput = SampleStepOutput;
 
-export class DDIMScheduler {
+export class DDIMScheduler extends SchedulerBase<DDIMSchedulerConfig> {
+  static readonly className = 'DDIMScheduler';
   static readonly defaults = DEFAULTS;
-  readonly config: Readonly<DDIMSchedulerConfig>;
-  /** Keys given to fromConfig that DDIM does not use (kept, as diffusers keeps them). */
-  readonly ignoredConfig: Readonly<Record<string, unknown>>;
-  readonly betas: Float32Array;
-  readonly alphas: Float32Array;
-  /** ᾱ_t for t = 0..T−1 (float32, as diffusers). */
-  readonly alphasCumprod: Float32Array;
-  /** ᾱ used past the last step: 1, or ᾱ_0 when set_alpha_to_one is false. */
-  readonly finalAlphaCumprod: number;
-  readonly initNoiseSigma = 1;
-  readonly order = 1;
-  numInferenceSteps: number | null = null;
-  /** The inference timesteps, descending; all T training timesteps until setTimesteps. */
-  timesteps: readonly number[];
-
-  constructor(
-    config: Partial<DDIMSchedulerConfig> = {},
-    ignoredConfig: Record<string, unknown> = {},
-  ) {
-    this.config = resolveConfig('DDIMScheduler', DEFAULTS, RULES, config);
-    this.ignoredConfig = Object.freeze({ ...ignoredConfig });
-    const c = this.config;
-    if (c.trained_betas !== null && c.trained_betas.length !== c.num_train_timesteps) {
-      throw new SchedulerConfigError(
-        `DDIMScheduler: trained_betas has ${c.trained_betas.length} values but num_train_timesteps is ${c.num_train_timesteps}`,
-      );
-    }
-    let betas = makeBetas(c);
-    if (c.rescale_betas_zero_snr) betas = rescaleZeroTerminalSnr(betas);
-    this.betas = betas;
-    ({ alphas: this.alphas, alphasCumprod: this.alphasCumprod } = alphasFromBetas(betas));
-    this.finalAlphaCumprod = c.set_alpha_to_one ? 1 : this.alphasCumprod[0]!;
-    this.timesteps = descendingTimesteps(c.num_train_timesteps);
-  }
-
-  /**
-   * From a scheduler_config.json object, with diffusers' from_config rules: another scheduler's
-   * keys are ignored (so SD 1.5's PNDM config loads into DDIM), missing keys take DDIM's
-   * defaults, and `overrides` win over the file.
-   */
-  static fromConfig(
-    json: Readonly<Record<string, unknown>>,
-    overrides: Partial<DDIMSchedulerConfig> = {},
-  ): DDIMScheduler {
-    const { known, ignored } = splitConfig(DEFAULTS, json);
-    return new DDIMScheduler({ ...known, ...overrides }, ignored);
-  }
-
-  /** From `folder/scheduler_config.json` or a pipeline's `folder/scheduler/scheduler_config.json`. */
-  static fromPretrained(
-    folder: string,
-    overrides: Partial<DDIMSchedulerConfig> = {},
-  ): DDIMScheduler {
-    return DDIMScheduler.fromConfig(readSchedulerConfig(folder), overrides);
-  }
-
-  /** Chooses n inference timesteps by timestep_spacing (see spacedTimesteps). */
-  setTimesteps(numInferenceSteps: number): void {
-    const T = this.config.num_train_timesteps;
-    checkStepCount(numInferenceSteps, T);
-    this.numInferenceSteps = numInferenceSteps;
-    this.timesteps = spacedTimesteps(
-      this.config.timestep_spacing,
-      T,
-      numInferenceSteps,
-      this.config.steps_offset,
-    ).reverse();
-  }
-
-  /** DDIM does not scale the model input; here for a uniform scheduler interface. */
-  scaleModelInput(sample: Tensor, _timestep?: number | Tensor): Tensor {
-    return sample;
-  }
-
-  /** ᾱ at a timestep, or the final ᾱ for a negative one (past the last step). */
-  private alphaProd(t: number): number {
-    return t >= 0 ? this.alphasCumprod[t]! : this.finalAlphaCumprod;
-  }
+  static readonly rules = RULES;
 
   /** σ_t(η)² / η² = (1 − ᾱ_{t−1}) / (1 − ᾱ_t) · (1 − ᾱ_t / ᾱ_{t−1})  (Eq. 16 squared, η = 1). */
   private variance(t: number, prevT: number): number {
@@ -220,17 +98,12 @@ export class DDIMScheduler {
     sample: Tensor,
     options: DDIMStepOptions = {},
   ): DDIMStepOutput {
-    const n = this.numInferenceSteps;
-    if (n === null) {
-      throw new Error('DDIMScheduler.step needs setTimesteps(n) first (numInferenceSteps is null)');
-    }
+    const n = this.stepCount();
     const { eta = 0, useClippedModelOutput = false, generator, varianceNoise } = options;
     if (!(Number.isFinite(eta) && eta >= 0)) {
       throw new RangeError(`Expected a non-negative number for eta but received ${eta}`);
     }
-    if (varianceNoise !== undefined && generator !== undefined) {
-      throw new Error('DDIMScheduler.step takes a generator or varianceNoise, not both');
-    }
+    this.checkNoiseOptions(options);
     const c = this.config;
     const t = checkTimestep(timestep, c.num_train_timesteps);
 
@@ -294,26 +167,5 @@ export class DDIMScheduler {
       if (predOriginalSample === modelOutput) predOriginalSample = modelOutput.clone();
       return { prevSample, predOriginalSample };
     });
-  }
-
-  /** Forward process x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε, one timestep per batch element or one for all. */
-  addNoise(originalSamples: Tensor, noise: Tensor, timesteps: Timesteps): Tensor {
-    return addNoise(this.alphasCumprod, originalSamples, noise, timesteps);
-  }
-
-  /** v = √ᾱ_t ε − √(1 − ᾱ_t) x_0. */
-  getVelocity(sample: Tensor, noise: Tensor, timesteps: Timesteps): Tensor {
-    return getVelocity(this.alphasCumprod, sample, noise, timesteps);
-  }
-
-  /** The training target for prediction_type: ε, v, or x_0. */
-  trainingTarget(originalSamples: Tensor, noise: Tensor, timesteps: Timesteps): Tensor {
-    return trainingTarget(
-      this.config.prediction_type,
-      this.alphasCumprod,
-      originalSamples,
-      noise,
-      timesteps,
-    );
   }
 }

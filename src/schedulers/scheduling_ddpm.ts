@@ -12,55 +12,25 @@
 //   pred_prev_sample      -> μ̃_t(x_t, x̂_0), the posterior mean (Eq. 7)
 //   variance              -> β̃_t = (1 − ᾱ_{t'}) / (1 − ᾱ_t) · β_t (Eq. 7) or β_t ("fixed_large")
 import { tidy } from '../engine/scope.js';
-import type { Generator } from '../engine/random.js';
 import type { Tensor } from '../engine/tensor.js';
 import {
-  alphasFromBetas,
-  makeBetas,
-  rescaleZeroTerminalSnr,
-  spacedTimesteps,
-  type BetaSchedule,
-  type TimestepSpacing,
-} from './betas.js';
-import {
-  addNoise,
-  checkTimestep,
-  drawNoise,
-  getVelocity,
-  readSchedulerConfig,
-  resolveConfig,
-  rules,
-  SchedulerConfigError,
-  splitConfig,
-  trainingTarget,
-  type KeyRule,
-  type PredictionType,
-  type Timesteps,
-  checkStepCount,
-  descendingTimesteps,
-} from './scheduling_utils.js';
+  COMMON_RULES,
+  SAMPLE_CLIPPING_RULES,
+  SchedulerBase,
+  type CommonSchedulerConfig,
+  type SampleClippingConfig,
+  type SampleStepOutput,
+  type StepNoiseOptions,
+} from './scheduling_base.js';
+import { checkTimestep, drawNoise, rules, type KeyRule } from './scheduling_utils.js';
 
 const f32 = Math.fround;
 
 export type DDPMVarianceType = 'fixed_small' | 'fixed_small_log' | 'fixed_large';
 
-export interface DDPMSchedulerConfig {
-  num_train_timesteps: number;
-  beta_start: number;
-  beta_end: number;
-  beta_schedule: BetaSchedule;
-  trained_betas: readonly number[] | null;
+export interface DDPMSchedulerConfig extends CommonSchedulerConfig, SampleClippingConfig {
   /** The learned variances ("learned", "learned_range") are not implemented. */
   variance_type: DDPMVarianceType;
-  clip_sample: boolean;
-  prediction_type: PredictionType;
-  /** Dynamic thresholding (Imagen) is not implemented: only false. */
-  thresholding: boolean;
-  dynamic_thresholding_ratio: number;
-  clip_sample_range: number;
-  sample_max_value: number;
-  timestep_spacing: TimestepSpacing;
-  steps_offset: number;
   rescale_betas_zero_snr: boolean;
 }
 
@@ -84,123 +54,23 @@ const DEFAULTS: Readonly<DDPMSchedulerConfig> = Object.freeze({
 });
 
 const RULES: { readonly [K in keyof DDPMSchedulerConfig]: KeyRule } = {
-  num_train_timesteps: rules.positiveInt,
-  beta_start: rules.number,
-  beta_end: rules.number,
+  ...COMMON_RULES,
+  ...SAMPLE_CLIPPING_RULES,
   beta_schedule: rules.oneOf('linear', 'scaled_linear', 'squaredcos_cap_v2', 'sigmoid'),
-  trained_betas: rules.betasOrNull,
   variance_type: rules.oneOf('fixed_small', 'fixed_small_log', 'fixed_large'),
-  clip_sample: rules.boolean,
-  prediction_type: rules.oneOf('epsilon', 'v_prediction', 'sample'),
-  thresholding: rules.oneOf(false),
-  dynamic_thresholding_ratio: rules.number,
-  clip_sample_range: rules.positiveNumber,
-  sample_max_value: rules.positiveNumber,
-  timestep_spacing: rules.oneOf('leading', 'trailing', 'linspace'),
-  steps_offset: rules.nonNegativeInt,
   rescale_betas_zero_snr: rules.boolean,
 };
 
-export interface DDPMStepOptions {
-  /** Draws the noise added at t > 0. */
-  generator?: Generator;
-  /** The noise itself, instead of drawing it. */
-  varianceNoise?: Tensor;
-}
+/** The noise (drawn from generator, or varianceNoise) is added at t > 0. */
+export type DDPMStepOptions = StepNoiseOptions;
 
-export interface DDPMStepOutput {
-  prevSample: Tensor;
-  predOriginalSample: Tensor;
-}
+/** x_{t'} and the predicted x̂_0. */
+export type DDPMStepOutput = SampleStepOutput;
 
-export class DDPMScheduler {
+export class DDPMScheduler extends SchedulerBase<DDPMSchedulerConfig> {
+  static readonly className = 'DDPMScheduler';
   static readonly defaults = DEFAULTS;
-  readonly config: Readonly<DDPMSchedulerConfig>;
-  readonly ignoredConfig: Readonly<Record<string, unknown>>;
-  readonly betas: Float32Array;
-  readonly alphas: Float32Array;
-  /** ᾱ_t for t = 0..T−1 (float32, as diffusers). */
-  readonly alphasCumprod: Float32Array;
-  readonly initNoiseSigma = 1;
-  readonly order = 1;
-  numInferenceSteps: number | null = null;
-  /** The sampling timesteps, descending; all T training timesteps until setTimesteps. */
-  timesteps: readonly number[];
-
-  constructor(
-    config: Partial<DDPMSchedulerConfig> = {},
-    ignoredConfig: Record<string, unknown> = {},
-  ) {
-    this.config = resolveConfig('DDPMScheduler', DEFAULTS, RULES, config);
-    this.ignoredConfig = Object.freeze({ ...ignoredConfig });
-    const c = this.config;
-    if (c.trained_betas !== null && c.trained_betas.length !== c.num_train_timesteps) {
-      throw new SchedulerConfigError(
-        `DDPMScheduler: trained_betas has ${c.trained_betas.length} values but num_train_timesteps is ${c.num_train_timesteps}`,
-      );
-    }
-    let betas = makeBetas(c);
-    if (c.rescale_betas_zero_snr) betas = rescaleZeroTerminalSnr(betas);
-    this.betas = betas;
-    ({ alphas: this.alphas, alphasCumprod: this.alphasCumprod } = alphasFromBetas(betas));
-    this.timesteps = descendingTimesteps(c.num_train_timesteps);
-  }
-
-  /** From a scheduler_config.json object (diffusers' from_config rules; see DDIMScheduler). */
-  static fromConfig(
-    json: Readonly<Record<string, unknown>>,
-    overrides: Partial<DDPMSchedulerConfig> = {},
-  ): DDPMScheduler {
-    const { known, ignored } = splitConfig(DEFAULTS, json);
-    return new DDPMScheduler({ ...known, ...overrides }, ignored);
-  }
-
-  /** From `folder/scheduler_config.json` or a pipeline's `folder/scheduler/scheduler_config.json`. */
-  static fromPretrained(
-    folder: string,
-    overrides: Partial<DDPMSchedulerConfig> = {},
-  ): DDPMScheduler {
-    return DDPMScheduler.fromConfig(readSchedulerConfig(folder), overrides);
-  }
-
-  /** x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε (Eq. 4), one timestep per batch element or one for all. */
-  addNoise(originalSamples: Tensor, noise: Tensor, timesteps: Timesteps): Tensor {
-    return addNoise(this.alphasCumprod, originalSamples, noise, timesteps);
-  }
-
-  /** v = √ᾱ_t ε − √(1 − ᾱ_t) x_0, the v_prediction target. */
-  getVelocity(sample: Tensor, noise: Tensor, timesteps: Timesteps): Tensor {
-    return getVelocity(this.alphasCumprod, sample, noise, timesteps);
-  }
-
-  /** The training target for prediction_type: ε ('epsilon'), v ('v_prediction') or x_0 ('sample'). */
-  trainingTarget(originalSamples: Tensor, noise: Tensor, timesteps: Timesteps): Tensor {
-    return trainingTarget(
-      this.config.prediction_type,
-      this.alphasCumprod,
-      originalSamples,
-      noise,
-      timesteps,
-    );
-  }
-
-  /** Chooses n sampling timesteps by timestep_spacing (see spacedTimesteps). */
-  setTimesteps(numInferenceSteps: number): void {
-    const T = this.config.num_train_timesteps;
-    checkStepCount(numInferenceSteps, T);
-    this.numInferenceSteps = numInferenceSteps;
-    this.timesteps = spacedTimesteps(
-      this.config.timestep_spacing,
-      T,
-      numInferenceSteps,
-      this.config.steps_offset,
-    ).reverse();
-  }
-
-  /** DDPM does not scale the model input; here for a uniform scheduler interface. */
-  scaleModelInput(sample: Tensor, _timestep?: number | Tensor): Tensor {
-    return sample;
-  }
+  static readonly rules = RULES;
 
   /** The previous sampling timestep t − T/n (t − 1 before setTimesteps). */
   previousTimestep(t: number): number {
@@ -210,9 +80,8 @@ export class DDPMScheduler {
 
   /** The variance of p(x_{t'} | x_t) for variance_type, as diffusers' _get_variance (a std for fixed_small_log). */
   private variance(t: number): number {
-    const prevT = this.previousTimestep(t);
     const alphaProdT = this.alphasCumprod[t]!;
-    const alphaProdTPrev = prevT >= 0 ? this.alphasCumprod[prevT]! : 1;
+    const alphaProdTPrev = this.alphaProd(this.previousTimestep(t));
     const currentBetaT = f32(1 - f32(alphaProdT / alphaProdTPrev));
     // β̃_t = (1 − ᾱ_{t'}) / (1 − ᾱ_t) · β_t  (Eq. 7), kept above 0 for the log
     const variance = Math.max(
@@ -237,16 +106,13 @@ export class DDPMScheduler {
     options: DDPMStepOptions = {},
   ): DDPMStepOutput {
     const { generator, varianceNoise } = options;
-    if (varianceNoise !== undefined && generator !== undefined) {
-      throw new Error('DDPMScheduler.step takes a generator or varianceNoise, not both');
-    }
+    this.checkNoiseOptions(options);
     const c = this.config;
     const t = checkTimestep(timestep, c.num_train_timesteps);
     return tidy(() => {
       // 1. ᾱ_t, ᾱ_{t'}, and the one-step α, β between them
-      const prevT = this.previousTimestep(t);
       const alphaProdT = this.alphasCumprod[t]!;
-      const alphaProdTPrev = prevT >= 0 ? this.alphasCumprod[prevT]! : 1;
+      const alphaProdTPrev = this.alphaProd(this.previousTimestep(t));
       const betaProdT = f32(1 - alphaProdT);
       const betaProdTPrev = f32(1 - alphaProdTPrev);
       const currentAlphaT = f32(alphaProdT / alphaProdTPrev);

@@ -17,40 +17,18 @@
 // one repeated: 901, 801, 801, 701, ... for SD 1.5 with 10 steps).
 import { keep, tidy } from '../engine/scope.js';
 import type { Tensor } from '../engine/tensor.js';
-import {
-  alphasFromBetas,
-  makeBetas,
-  spacedTimesteps,
-  type BetaSchedule,
-  type TimestepSpacing,
-} from './betas.js';
-import {
-  addNoise,
-  checkTimestep,
-  readSchedulerConfig,
-  resolveConfig,
-  rules,
-  SchedulerConfigError,
-  splitConfig,
-  type KeyRule,
-  type Timesteps,
-  checkStepCount,
-} from './scheduling_utils.js';
+import type { BetaSchedule } from './betas.js';
+import { COMMON_RULES, SchedulerBase, type CommonSchedulerConfig } from './scheduling_base.js';
+import { checkTimestep, rules, type KeyRule } from './scheduling_utils.js';
 
 const f32 = Math.fround;
 
-export interface PNDMSchedulerConfig {
-  num_train_timesteps: number;
-  beta_start: number;
-  beta_end: number;
+export interface PNDMSchedulerConfig extends CommonSchedulerConfig {
   beta_schedule: Exclude<BetaSchedule, 'sigmoid'>;
-  trained_betas: readonly number[] | null;
   /** Only true (PLMS only) is implemented. diffusers' default is false. */
   skip_prk_steps: boolean;
   set_alpha_to_one: boolean;
   prediction_type: 'epsilon' | 'v_prediction';
-  timestep_spacing: TimestepSpacing;
-  steps_offset: number;
 }
 
 /** diffusers 0.27.2's defaults (PNDMScheduler.__init__), except that skip_prk_steps must be true. */
@@ -68,91 +46,36 @@ const DEFAULTS: Readonly<PNDMSchedulerConfig> = Object.freeze({
 });
 
 const RULES: { readonly [K in keyof PNDMSchedulerConfig]: KeyRule } = {
-  num_train_timesteps: rules.positiveInt,
-  beta_start: rules.number,
-  beta_end: rules.number,
-  beta_schedule: rules.oneOf('linear', 'scaled_linear', 'squaredcos_cap_v2'),
-  trained_betas: rules.betasOrNull,
+  ...COMMON_RULES,
   skip_prk_steps: {
     test: (v) => v === true,
     allowed: 'true (PLMS only; the PRK warm-up steps are not implemented)',
   },
   set_alpha_to_one: rules.boolean,
   prediction_type: rules.oneOf('epsilon', 'v_prediction'),
-  timestep_spacing: rules.oneOf('leading', 'trailing', 'linspace'),
-  steps_offset: rules.nonNegativeInt,
 };
 
 export interface PNDMStepOutput {
   prevSample: Tensor;
 }
 
-export class PNDMScheduler {
+export class PNDMScheduler extends SchedulerBase<PNDMSchedulerConfig> {
+  static readonly className = 'PNDMScheduler';
   static readonly defaults = DEFAULTS;
-  readonly config: Readonly<PNDMSchedulerConfig>;
-  readonly ignoredConfig: Readonly<Record<string, unknown>>;
-  readonly betas: Float32Array;
-  readonly alphas: Float32Array;
-  readonly alphasCumprod: Float32Array;
-  readonly finalAlphaCumprod: number;
-  readonly initNoiseSigma = 1;
-  readonly order = 1;
+  static readonly rules = RULES;
   /** PNDM's order: the PLMS combination uses up to four past ε. */
   readonly pndmOrder = 4;
-  numInferenceSteps: number | null = null;
-  /** The PLMS timesteps, descending, the second one repeated (n + 1 for n steps). */
-  timesteps: readonly number[] = [];
+  /** The PLMS timesteps, descending, the second one repeated (n + 1 for n steps); [] at first. */
+  override timesteps: readonly number[] = [];
   /** Steps taken since setTimesteps. */
   counter = 0;
   // Running state. These are the scheduler's own copies (callers free their tensors in tidy()).
   private ets: Tensor[] = [];
   private curSample: Tensor | null = null;
 
-  constructor(
-    config: Partial<PNDMSchedulerConfig> = {},
-    ignoredConfig: Record<string, unknown> = {},
-  ) {
-    this.config = resolveConfig('PNDMScheduler', DEFAULTS, RULES, config);
-    this.ignoredConfig = Object.freeze({ ...ignoredConfig });
-    const c = this.config;
-    if (c.trained_betas !== null && c.trained_betas.length !== c.num_train_timesteps) {
-      throw new SchedulerConfigError(
-        `PNDMScheduler: trained_betas has ${c.trained_betas.length} values but num_train_timesteps is ${c.num_train_timesteps}`,
-      );
-    }
-    this.betas = makeBetas(c);
-    ({ alphas: this.alphas, alphasCumprod: this.alphasCumprod } = alphasFromBetas(this.betas));
-    this.finalAlphaCumprod = c.set_alpha_to_one ? 1 : this.alphasCumprod[0]!;
-  }
-
-  /** From a scheduler_config.json object (diffusers' from_config rules; see DDIMScheduler). */
-  static fromConfig(
-    json: Readonly<Record<string, unknown>>,
-    overrides: Partial<PNDMSchedulerConfig> = {},
-  ): PNDMScheduler {
-    const { known, ignored } = splitConfig(DEFAULTS, json);
-    return new PNDMScheduler({ ...known, ...overrides }, ignored);
-  }
-
-  /** From `folder/scheduler_config.json` or a pipeline's `folder/scheduler/scheduler_config.json`. */
-  static fromPretrained(
-    folder: string,
-    overrides: Partial<PNDMSchedulerConfig> = {},
-  ): PNDMScheduler {
-    return PNDMScheduler.fromConfig(readSchedulerConfig(folder), overrides);
-  }
-
   /** Chooses the timesteps for n steps and clears the multi-step history. */
-  setTimesteps(numInferenceSteps: number): void {
-    const T = this.config.num_train_timesteps;
-    checkStepCount(numInferenceSteps, T);
-    this.numInferenceSteps = numInferenceSteps;
-    const ts = spacedTimesteps(
-      this.config.timestep_spacing,
-      T,
-      numInferenceSteps,
-      this.config.steps_offset,
-    );
+  override setTimesteps(numInferenceSteps: number): void {
+    const ts = this.spacedTimesteps(numInferenceSteps);
     // ascending [.., t_{n−2}, t_{n−2}, t_{n−1}], then descending: the second timestep repeats
     this.timesteps = [...ts.slice(0, -1), ...ts.slice(-2, -1), ...ts.slice(-1)].reverse();
     this.reset();
@@ -167,20 +90,12 @@ export class PNDMScheduler {
     this.counter = 0;
   }
 
-  /** PNDM does not scale the model input; here for a uniform scheduler interface. */
-  scaleModelInput(sample: Tensor, _timestep?: number | Tensor): Tensor {
-    return sample;
-  }
-
   /**
    * One PLMS step. Call it with the timesteps in order (the repeated one included): the
    * scheduler keeps copies of past model outputs and of the first sample.
    */
   step(modelOutput: Tensor, timestep: number | Tensor, sample: Tensor): PNDMStepOutput {
-    const n = this.numInferenceSteps;
-    if (n === null) {
-      throw new Error('PNDMScheduler.step needs setTimesteps(n) first (numInferenceSteps is null)');
-    }
+    const n = this.stepCount();
     const T = this.config.num_train_timesteps;
     let t = checkTimestep(timestep, T);
     const delta = Math.floor(T / n);
@@ -238,7 +153,7 @@ export class PNDMScheduler {
    */
   private prevSampleFrom(sample: Tensor, t: number, prevT: number, modelOutput: Tensor): Tensor {
     const alphaProdT = this.alphasCumprod[t]!;
-    const alphaProdTPrev = prevT >= 0 ? this.alphasCumprod[prevT]! : this.finalAlphaCumprod;
+    const alphaProdTPrev = this.alphaProd(prevT);
     const betaProdT = f32(1 - alphaProdT);
     const betaProdTPrev = f32(1 - alphaProdTPrev);
 
@@ -253,10 +168,5 @@ export class PNDMScheduler {
         f32(Math.sqrt(f32(f32(alphaProdT * betaProdT) * alphaProdTPrev))),
     );
     return sample.mul(sampleCoeff).sub(e.mul(f32(alphaProdTPrev - alphaProdT)).div(denomCoeff));
-  }
-
-  /** Forward process x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε. */
-  addNoise(originalSamples: Tensor, noise: Tensor, timesteps: Timesteps): Tensor {
-    return addNoise(this.alphasCumprod, originalSamples, noise, timesteps);
   }
 }

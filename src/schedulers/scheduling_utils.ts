@@ -1,5 +1,6 @@
-// What the schedulers share: config parsing with diffusers' from_config rules, reading
-// scheduler_config.json, and the forward-process helpers (add_noise, get_velocity).
+// What the schedulers share besides their base class: config parsing with diffusers' from_config
+// rules, reading scheduler_config.json, timestep checks, and the forward-process helpers
+// (add_noise, get_velocity).
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { tidy } from '../engine/scope.js';
@@ -180,6 +181,16 @@ function noiseCoefficients(
   return [alphaBar.pow(0.5), ops.rsubScalar(alphaBar, 1).pow(0.5)];
 }
 
+/** `combine(√ᾱ_t, √(1 − ᾱ_t))` with the coefficients shaped for `like`; they are freed here. */
+function withCoefficients(
+  alphasCumprod: Float32Array,
+  timesteps: Timesteps,
+  like: Tensor,
+  combine: (sqrtAlphaProd: Tensor, sqrtOneMinusAlphaProd: Tensor) => Tensor,
+): Tensor {
+  return tidy(() => combine(...noiseCoefficients(alphasCumprod, timesteps, like)));
+}
+
 /** x_t = √ᾱ_t · x_0 + √(1 − ᾱ_t) · ε (DDPM, Ho et al. 2020, Eq. 4). */
 export function addNoise(
   alphasCumprod: Float32Array,
@@ -187,14 +198,9 @@ export function addNoise(
   noise: Tensor,
   timesteps: Timesteps,
 ): Tensor {
-  return tidy(() => {
-    const [sqrtAlphaProd, sqrtOneMinusAlphaProd] = noiseCoefficients(
-      alphasCumprod,
-      timesteps,
-      originalSamples,
-    );
-    return sqrtAlphaProd.mul(originalSamples).add(sqrtOneMinusAlphaProd.mul(noise));
-  });
+  return withCoefficients(alphasCumprod, timesteps, originalSamples, (a, s) =>
+    a.mul(originalSamples).add(s.mul(noise)),
+  );
 }
 
 /**
@@ -207,14 +213,9 @@ export function getVelocity(
   noise: Tensor,
   timesteps: Timesteps,
 ): Tensor {
-  return tidy(() => {
-    const [sqrtAlphaProd, sqrtOneMinusAlphaProd] = noiseCoefficients(
-      alphasCumprod,
-      timesteps,
-      sample,
-    );
-    return sqrtAlphaProd.mul(noise).sub(sqrtOneMinusAlphaProd.mul(sample));
-  });
+  return withCoefficients(alphasCumprod, timesteps, sample, (a, s) =>
+    a.mul(noise).sub(s.mul(sample)),
+  );
 }
 
 export type PredictionType = 'epsilon' | 'v_prediction' | 'sample';

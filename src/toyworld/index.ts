@@ -6,7 +6,7 @@ export * from './backgrounds.js';
 export * from './captions.js';
 export * from './dataset.js';
 export * from './pairs.js';
-export * from './png.js';
 export * from './random.js';
 export * from './scene.js';
 export * from './shapes.js';
+export * from './views.js';

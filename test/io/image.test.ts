@@ -8,6 +8,7 @@ import { tensor, tidy, memory } from '../../src/index.js';
 import {
   contactSheet,
   cropImage,
+  enlargeImage,
   imageToTensor,
   pasteSideBySide,
   readImage,
@@ -256,4 +257,22 @@ test('cropImage, pasteSideBySide and contactSheet geometry', () => {
   assert.deepEqual(pixel(sheet, 9, 13), [255, 255, 255]); // empty cell
   assert.throws(() => contactSheet([], 2), /at least one image/);
   assert.throws(() => contactSheet([a], 0), /columns/);
+});
+
+test('enlargeImage repeats each pixel; a contact sheet margin frames the grid', () => {
+  const img = pattern(3, 2);
+  const big = enlargeImage(img, 2);
+  assert.deepEqual([big.width, big.height], [6, 4]);
+  for (let y = 0; y < 4; y++) {
+    for (let x = 0; x < 6; x++) assert.deepEqual(pixel(big, x, y), pixel(img, x >> 1, y >> 1));
+  }
+  assert.throws(() => enlargeImage(img, 0), /factor/);
+
+  const sheet = contactSheet([img, img], 2, { gap: 1, margin: 2, background: [9, 9, 9] });
+  assert.deepEqual([sheet.width, sheet.height], [2 + 3 + 1 + 3 + 2, 2 + 2 + 2]);
+  assert.deepEqual(pixel(sheet, 1, 1), [9, 9, 9]);
+  assert.deepEqual(pixel(sheet, 2, 2), pixel(img, 0, 0));
+  assert.deepEqual(pixel(sheet, 5, 2), [9, 9, 9]); // the gap
+  assert.deepEqual(pixel(sheet, 6, 3), pixel(img, 0, 1));
+  assert.throws(() => contactSheet([img], 1, { margin: -1 }), /margin/);
 });

@@ -9,6 +9,7 @@ import {
   DDIMScheduler,
   DDPMScheduler,
   PNDMScheduler,
+  SchedulerBase,
   SchedulerConfigError,
   schedulerFromConfig,
   schedulerFromPretrained,
@@ -196,5 +197,35 @@ test('fromPretrained reads scheduler_config.json from a scheduler folder or a pi
   assert.throws(
     () => DDIMScheduler.fromPretrained(mkdtempSync(join(tmpdir(), 'p3s-empty-'))),
     /No scheduler_config\.json in .* or in .*scheduler/,
+  );
+});
+
+test('the schedulers share one base: errors name the class, statics build the class', () => {
+  const ddpm = DDPMScheduler.fromConfig(SD15_PNDM, { variance_type: 'fixed_large' });
+  const pndm = PNDMScheduler.fromConfig(SD15_PNDM);
+  assert.ok(ddpm instanceof DDPMScheduler && ddpm instanceof SchedulerBase);
+  assert.ok(pndm instanceof PNDMScheduler && pndm instanceof SchedulerBase);
+  assert.equal(ddpm.config.variance_type, 'fixed_large');
+  // DDPM has no set_alpha_to_one: past the last step ᾱ is 1, as diffusers' DDPM uses
+  assert.equal(ddpm.finalAlphaCumprod, 1);
+  // PNDM has no timesteps until setTimesteps; DDPM and DDIM start with all T
+  assert.deepEqual(pndm.timesteps, []);
+  assert.equal(ddpm.timesteps.length, 1000);
+  assert.throws(
+    () => pndm.step(null as never, 901, null as never),
+    /^Error: PNDMScheduler\.step needs setTimesteps/,
+  );
+  assert.throws(
+    () =>
+      ddpm.step(null as never, 901, null as never, {
+        generator: {} as never,
+        varianceNoise: {} as never,
+      }),
+    /DDPMScheduler\.step takes a generator or varianceNoise, not both/,
+  );
+  throwsNaming(
+    () => new DDPMScheduler({ set_alpha_to_one: true } as never),
+    'set_alpha_to_one',
+    /known keys/,
   );
 });

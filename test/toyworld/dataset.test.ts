@@ -7,7 +7,8 @@ import { after, describe, it } from 'node:test';
 import sharp from 'sharp';
 
 import { SPLIT_SEEDS, iterateSplit, sceneLabel, splitSeed } from '../../src/toyworld/dataset.js';
-import { writeContactSheet, writePng } from '../../src/toyworld/png.js';
+import { writePng } from '../../src/io/image.js';
+import { sceneImage, writeContactSheet } from '../../src/toyworld/views.js';
 import { generateScene } from '../../src/toyworld/scene.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'p3s-toyworld-'));
@@ -46,7 +47,7 @@ describe('png output', () => {
   it('writes the exact pixels', async () => {
     const scene = generateScene(21);
     const path = join(dir, 'scene.png');
-    await writePng(path, scene.rgb, scene.size, scene.size);
+    await writePng(path, sceneImage(scene));
     const { data, info } = await sharp(path).raw().toBuffer({ resolveWithObject: true });
     assert.equal(info.width, 64);
     assert.equal(info.channels, 3);
@@ -59,6 +60,13 @@ describe('png output', () => {
     const sheet = await writeContactSheet(path, scenes, { columns: 3, scale: 2, gap: 2 });
     assert.equal(sheet.width, 3 * 128 + 4 * 2);
     assert.equal(sheet.height, 2 * 128 + 3 * 2);
+    // a grey frame, then the first scene doubled from (2, 2)
+    const pixel = (x: number, y: number) => {
+      const i = (y * sheet.width + x) * 3;
+      return [...sheet.data.subarray(i, i + 3)];
+    };
+    assert.deepEqual(pixel(1, 1), [128, 128, 128]);
+    assert.deepEqual(pixel(3, 3), [...scenes[0]!.rgb.subarray(0, 3)]);
     const meta = await sharp(path).metadata();
     assert.equal(meta.width, sheet.width);
     assert.equal(meta.height, sheet.height);
@@ -66,7 +74,7 @@ describe('png output', () => {
 
   it('refuses a buffer of the wrong length', async () => {
     await assert.rejects(
-      writePng(join(dir, 'x.png'), new Uint8Array(10), 4, 4),
+      writePng(join(dir, 'x.png'), { width: 4, height: 4, data: new Uint8Array(10) }),
       /Expected 48 bytes/,
     );
   });

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { setNumThreads } from '../../../src/engine/index.js';
 import { CLIPTokenizer } from '../../../src/tokenizers/clip_tokenizer.js';
 import { trainToyClip } from '../../../apps/toymodels/clip_stage.js';
-import { readLossLog } from '../../../apps/toymodels/stage.js';
+import { stageLossLog } from '../../../apps/toymodels/stage.js';
 import { fixturePath } from '../../helpers/paths.js';
 
 setNumThreads(1);
@@ -26,7 +26,7 @@ async function firstLoss(hardNegatives: number): Promise<number> {
     tokenizer,
   );
   clip.dispose();
-  return readLossLog(dir)[0]!.loss;
+  return stageLossLog(dir)[0]!.loss;
 }
 
 test('hard negatives add columns to the image→text loss and nothing else', async (t) => {

@@ -9,10 +9,15 @@ import { join } from 'node:path';
 import { setNumThreads } from '../../../src/engine/index.js';
 import { equal } from '../../../src/engine/ops.generated.js';
 import { SafetensorsFile } from '../../../src/io/safetensors.js';
+import { CheckpointError } from '../../../src/training/checkpoint.js';
 import { StableDiffusionPipeline } from '../../../src/pipelines/stable_diffusion.js';
 import { CLIPVisionModelWithProjection } from '../../../src/models/clip/clip_vision_model.js';
 import { AttributeProbe } from '../../../apps/toymodels/probe.js';
-import { readTrainingReport, trainToyModels } from '../../../apps/toymodels/train_toy.js';
+import {
+  readTrainingReport,
+  trainToyModels,
+  type ToyStage,
+} from '../../../apps/toymodels/train_toy.js';
 import { PRETRAINED_ADAPTER_FILE } from '../../../apps/toymodels/adapter_stage.js';
 import { sceneImage } from '../../../apps/toymodels/data.js';
 import { trainP3S } from '../../../src/p3s/train.js';
@@ -112,6 +117,7 @@ test('train:toy writes a diffusers folder that the SD pipeline loads and samples
     readFileSync(join(out, 'README.md'), 'utf8'),
     /\n\| adapter \| P3S adapter on subject pairs/,
   );
+  assert.equal(readTrainingReport(out).clip?.hardNegatives, 0, 'training.json records k');
   assert.ok(
     logs.some((m) => m.startsWith('Adapter starts from')),
     logs.join('\n'),
@@ -178,7 +184,27 @@ test('the decoder stage trains the decoder only: encoder, latents and scaling st
   assert.equal(again[0]!.ran, 0);
   assert.ok(first.equals(readFileSync(file)));
   // Another weight is another recipe: the stage's checkpoints are refused, not mixed.
-  await assert.rejects(trainToyModels(decoderRun), /written with other settings/);
+  await assert.rejects(
+    trainToyModels(decoderRun),
+    (err: unknown) =>
+      err instanceof CheckpointError &&
+      /differs in objectWeight \(checkpoint 4, now 0\)/.test(err.message) &&
+      err.message.includes(`delete ${join(work, 'decoder')} to start the decoder stage afresh`),
+  );
+});
+
+test('a stage missing what earlier stages make names it and them before anything runs', async () => {
+  const out = join(root, 'n');
+  const work = join(root, 'work-n');
+  const run = (stages: ToyStage[]) =>
+    trainToyModels({ out, work, seed: 0, stages, tokenizer: fixturePath('clip-tokenizer') });
+  await assert.rejects(run(['probe', 'unet', 'adapter']), {
+    message: `The unet stage needs ${join(out, 'vae')} and ${join(out, 'text_encoder')}: run the vae and clip stages first`,
+  });
+  await assert.rejects(run(['clip', 'eval']), {
+    message: `The eval stage needs ${join(out, 'vae')}, ${join(out, 'unet')} and ${join(out, 'probe')}: run the vae, unet and probe stages first`,
+  });
+  assert.ok(!existsSync(work), 'no stage ran');
 });
 
 test('the same seed writes byte-identical weights', async () => {
