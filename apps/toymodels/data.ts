@@ -7,6 +7,7 @@ import type { CLIPTokenizer } from '../../src/tokenizers/clip_tokenizer.js';
 import { iterateSplit, type Split } from '../../src/toyworld/dataset.js';
 import { hash32 } from '../../src/toyworld/random.js';
 import type { Scene, SceneOptions } from '../../src/toyworld/scene.js';
+import { sceneImage } from '../../src/toyworld/views.js';
 
 /** Scenes start … start + count − 1 of a split. */
 export function scenes(
@@ -37,11 +38,7 @@ export function skewedScenes(split: Split, start: number, count: number): Scene[
 }
 
 /** A scene's pixels as an image. */
-export const sceneImage = (scene: Scene): RgbImage => ({
-  width: scene.size,
-  height: scene.size,
-  data: scene.rgb,
-});
+export { sceneImage };
 
 /** Same-size RGB images as a (B, 3, H, W) float32 batch in [-1, 1], the VAE's input range. */
 export function imagesToTensor(batch: readonly RgbImage[]): Tensor {

@@ -8,8 +8,8 @@ import type { Module } from '../../src/nn/module.js';
 import type { CLIPTextModelWithProjection } from '../../src/models/clip/clip_text_model.js';
 import type { CLIPVisionModelWithProjection } from '../../src/models/clip/clip_vision_model.js';
 import {
-  DIFFUSERS_VERSION,
-  TRANSFORMERS_VERSION,
+  diffusersConfig,
+  transformersConfig,
   clipPreprocessorConfig,
   positionIds,
   saveWeights,
@@ -30,14 +30,6 @@ const FP16 = { seed: 0, dtype: 'float16' as const, perturb: false };
 
 function writeWeights(module: Module, path: string, extra: Parameters<typeof saveWeights>[3] = []) {
   saveWeights(module, path, FP16, extra);
-}
-
-function diffusersConfig(className: string, config: Record<string, unknown>) {
-  return { _class_name: className, _diffusers_version: DIFFUSERS_VERSION, ...config };
-}
-
-function transformersConfig(config: Readonly<Record<string, unknown>>) {
-  return { ...config, torch_dtype: 'float16', transformers_version: TRANSFORMERS_VERSION };
 }
 
 /** vae/: the AutoencoderKL with its measured latent scaling factor. */
@@ -78,7 +70,7 @@ export function exportToyClip(
   writeWeights(text, join(textFolder, 'model.safetensors'), [
     positionIds('text_model.embeddings.position_ids', text.config.max_position_embeddings),
   ]);
-  writeJson(join(textFolder, 'config.json'), transformersConfig(TOY_TEXT_CONFIG));
+  writeJson(join(textFolder, 'config.json'), transformersConfig(TOY_TEXT_CONFIG, 'float16'));
 
   const visionFolder = join(root, 'image_encoder');
   mkdirSync(visionFolder, { recursive: true });
@@ -86,7 +78,7 @@ export function exportToyClip(
   writeWeights(vision, join(visionFolder, 'model.safetensors'), [
     positionIds('vision_model.embeddings.position_ids', (size / patch) ** 2 + 1),
   ]);
-  writeJson(join(visionFolder, 'config.json'), transformersConfig(TOY_VISION_CONFIG));
+  writeJson(join(visionFolder, 'config.json'), transformersConfig(TOY_VISION_CONFIG, 'float16'));
   writeJson(join(visionFolder, 'preprocessor_config.json'), clipPreprocessorConfig(TOY_IMAGE_SIZE));
 
   writeTokenizer(join(root, 'tokenizer'), tokenizerSource);
