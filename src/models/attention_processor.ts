@@ -29,10 +29,19 @@ export interface AttentionOptions {
   eps?: number;
 }
 
+/**
+ * Per-call state a forward pass hands to every attention processor, as diffusers passes
+ * cross_attention_kwargs: an open record each processor reads by its own key, so the models
+ * need not know what a processor wants (P3S: the trainable copy's features of this call).
+ */
+export type AttentionContext = Readonly<Record<string, unknown>>;
+
 /** What a processor receives besides the layer and its input. */
 export interface AttentionCall {
   /** The context for cross-attention; null for self-attention. */
   encoderHiddenStates: Tensor | null;
+  /** This forward pass's per-call state for processors, or null. */
+  context: AttentionContext | null;
 }
 
 export interface AttentionProcessor {
@@ -85,8 +94,12 @@ export class Attention extends Module {
     );
   }
 
-  forward(hiddenStates: Tensor, encoderHiddenStates: Tensor | null = null): Tensor {
-    return this.processor.process(this, hiddenStates, { encoderHiddenStates });
+  forward(
+    hiddenStates: Tensor,
+    encoderHiddenStates: Tensor | null = null,
+    context: AttentionContext | null = null,
+  ): Tensor {
+    return this.processor.process(this, hiddenStates, { encoderHiddenStates, context });
   }
 
   // ---- steps processors are built from ----
@@ -163,7 +176,7 @@ export class Attention extends Module {
 }
 
 /** Q from x, K and V from the given inputs (B, L, C): softmax(QKᵀ/√d)V as (B, Lq, heads·d). */
-function attendInputs(attn: Attention, x: Tensor, keyInput: Tensor, valueInput: Tensor): Tensor {
+export function attendInputs(attn: Attention, x: Tensor, keyInput: Tensor, valueInput: Tensor): Tensor {
   const q = attn.splitHeads(attn.toQ.forward(x)); // (B, heads, Lq, d)
   const k = attn.splitHeads(attn.toK.forward(keyInput)); // (B, heads, Lk, d)
   const v = attn.splitHeads(attn.toV.forward(valueInput)); // (B, heads, Lk, d)

@@ -1,13 +1,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Tensor, manualSeed, noGrad, ops, randn, tidy } from '../../src/index.js';
+import { Generator, Tensor, manualSeed, noGrad, ops, randn, tidy } from '../../src/index.js';
 import {
   Attention,
   AttnCaptureProcessor,
   AttnProcessor,
   ExtraKVProcessor,
+  type AttentionProcessor,
   type ExtraKV,
 } from '../../src/models/attention_processor.js';
+import { UNet2DConditionModel } from '../../src/models/unet/unet_2d_condition.js';
+import { TINY_UNET_CONFIG } from '../../apps/testing/tiny_models.js';
 import { assertClose } from '../helpers/tensors.js';
 
 const TOL = { atol: 1e-5, rtol: 1e-5 };
@@ -235,4 +238,33 @@ test('gradients reach the extra features; upcasting keeps bfloat16 close to floa
       assertClose(half.float(), asData(full), { atol: 2e-2, rtol: 2e-2, label: 'bf16' });
     }),
   );
+});
+
+test("a forward call's attention context reaches every processor through the call, and only that call", () => {
+  manualSeed(2);
+  const unet = new UNet2DConditionModel({
+    ...TINY_UNET_CONFIG,
+    _class_name: 'UNet2DConditionModel',
+  }).eval();
+  const seen = new Map<string, unknown[]>();
+  const recording = (path: string): AttentionProcessor => ({
+    process(attn, hidden, call) {
+      seen.set(path, [...(seen.get(path) ?? []), call.context?.marker ?? null]);
+      return new AttnProcessor().process(attn, hidden, call);
+    },
+  });
+  const processors = new Map(
+    [...unet.attnProcessors().keys()].map((k) => [k, recording(k)] as const),
+  );
+  unet.setAttnProcessor(processors);
+  tidy(() => {
+    const g = new Generator(1);
+    const x = randn([1, 4, 8, 8], { generator: g });
+    const c = randn([1, 77, TINY_UNET_CONFIG.cross_attention_dim as number], { generator: g });
+    noGrad(() => unet.forward(x, 10, c, { attentionContext: { marker: 'first' } }));
+    noGrad(() => unet.forward(x, 10, c));
+  });
+  assert.equal(seen.size, processors.size);
+  for (const [path, markers] of seen) assert.deepEqual(markers, ['first', null], path);
+  unet.dispose();
 });

@@ -7,8 +7,9 @@
 //   - Cross-attention maps (Eq. 11–13): put `new AttnCaptureProcessor(path, store)` on the
 //     chosen layers of `unet.attnProcessors()` and pass the map to `unet.setAttnProcessor()`;
 //     `store` then holds (B, heads, HW, 77) per layer path after each forward.
-//   - Condition injection (Eq. 7–8): `new ExtraKVProcessor((z) => ({ extraKey: f,
-//     valueInput: z.add(f.mul(λ)), extraValue: f }))` on the self-attention layers ("…attn1").
+//   - Condition injection (Eq. 7–8): a processor on the self-attention layers ("…attn1") that
+//     reads this call's features from `forward(x, t, c, { attentionContext })` (P3S's own is
+//     src/p3s/adapter/injection.ts; `ExtraKVProcessor` is the generic form).
 //   - The trainable copy's features: `forward(x, t, c, { onTransformerBlock: (path, s) => … })`
 //     sees every transformer block's input, normed input (what attn1 receives) and output.
 export {

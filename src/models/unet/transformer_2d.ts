@@ -7,7 +7,7 @@ import { tidy } from '../../engine/scope.js';
 import { Module, ModuleList } from '../../nn/module.js';
 import { Conv2d, GroupNorm, LayerNorm, Linear } from '../../nn/layers.js';
 import * as F from '../../nn/functional.js';
-import { Attention } from '../attention_processor.js';
+import { Attention, type AttentionContext } from '../attention_processor.js';
 
 /** What onTransformerBlock sees of one BasicTransformerBlock call, all (B, HW, C). */
 export interface TransformerBlockStates {
@@ -22,9 +22,12 @@ export interface TransformerBlockStates {
 /** Called after each transformer block with its module path and states. */
 export type TransformerBlockHook = (path: string, states: TransformerBlockStates) => void;
 
-/** Read-only observers passed down a forward pass. */
+/** What a forward pass carries down to its transformer blocks. */
 export interface ForwardHooks {
+  /** A read-only observer of each block's states. */
   onTransformerBlock?: TransformerBlockHook;
+  /** Per-call state for the attention processors (see AttentionContext). */
+  attentionContext?: AttentionContext;
 }
 
 class Dropout extends Module {
@@ -117,10 +120,13 @@ export class BasicTransformerBlock extends Module {
     // Each residual branch in its own scope: its internals (up to B·heads·HW² attention
     // scores, and the 8·C-wide GEGLU) are freed as soon as it is done.
     const normed = this.norm1.forward(x);
-    const a = tidy(() => this.attn1.forward(normed).add(x));
+    const context = hooks.attentionContext ?? null;
+    const a = tidy(() => this.attn1.forward(normed, null, context).add(x));
     const { attn2, norm2 } = this;
     const b =
-      attn2 && norm2 ? tidy(() => attn2.forward(norm2.forward(a), encoderHiddenStates).add(a)) : a;
+      attn2 && norm2
+        ? tidy(() => attn2.forward(norm2.forward(a), encoderHiddenStates, context).add(a))
+        : a;
     const h = tidy(() => this.ff.forward(this.norm3.forward(b)).add(b));
     hooks.onTransformerBlock?.(this.path, { input: x, normed, output: h });
     return h;

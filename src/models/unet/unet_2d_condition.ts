@@ -15,7 +15,12 @@ import type { DType } from '../../engine/dtype.js';
 import { Module, ModuleList } from '../../nn/module.js';
 import { Conv2d, GroupNorm } from '../../nn/layers.js';
 import * as F from '../../nn/functional.js';
-import { Attention, AttnProcessor, type AttentionProcessor } from '../attention_processor.js';
+import {
+  Attention,
+  AttnProcessor,
+  type AttentionContext,
+  type AttentionProcessor,
+} from '../attention_processor.js';
 import { TimestepEmbedding, timestepEmbedding } from '../embeddings.js';
 import { ModelLoadError, configValue, loadPretrained, readConfig } from '../loading.js';
 import { nameTransformerBlocks, type TransformerBlockHook } from './transformer_2d.js';
@@ -246,6 +251,11 @@ export interface UNetForwardOptions {
    * mid_block, up_blocks.N and conv_norm_out (before SiLU and conv_out).
    */
   onBlock?: (name: string, output: Tensor) => void;
+  /**
+   * Handed to every attention processor of this call (diffusers' cross_attention_kwargs): how
+   * per-call inputs such as P3S's injected features reach the processors that use them.
+   */
+  attentionContext?: AttentionContext;
 }
 
 export interface FromPretrainedOptions {
@@ -392,7 +402,10 @@ export class UNet2DConditionModel extends Module {
     options: UNetForwardOptions = {},
   ): Tensor {
     const { onBlock } = options;
-    const hooks = { onTransformerBlock: options.onTransformerBlock };
+    const hooks = {
+      onTransformerBlock: options.onTransformerBlock,
+      attentionContext: options.attentionContext,
+    };
     this.checkInputs(sample, encoderHiddenStates);
     const [b, , height, width] = sample.shape as [number, number, number, number];
     // Sides that 2^numUpsamplers does not divide: each upsampler must hit its skip's size.

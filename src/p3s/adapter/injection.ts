@@ -13,16 +13,19 @@
 // attention output, before the layer's output projection, as ControlNet adds its copy's features
 // to the skip connections. Why: in Eq. (8) a copy token reaches a position only as far as the
 // frozen query attends to it, and a small U-Net's self-attention barely matches positions at
-// high noise. Measured on the toy models (subject 6, 4 filled references, 300 steps, lr 1e-3):
-// the adapter's evaluation loss fell 8 % with 'decoupled' (0.0597 → 0.0552) and 41 % with
-// 'aligned' (→ 0.0350). With f = 0 it too reproduces the base model exactly.
+// high noise (docs/p3s.md has the measurements). With f = 0 it too reproduces the base model
+// exactly.
+//
+// The features of a call arrive with the call: P3SUNet passes them in the U-Net's forward
+// options (attentionContext), keyed by transformer-block path, and each processor reads its own.
 import { Tensor } from '../../engine/tensor.js';
 import * as ops from '../../engine/ops.generated.js';
 import * as F from '../../nn/functional.js';
-import type {
-  Attention,
-  AttentionCall,
-  AttentionProcessor,
+import {
+  attendInputs,
+  type Attention,
+  type AttentionCall,
+  type AttentionProcessor,
 } from '../../models/attention_processor.js';
 
 export const INJECTION_MODES = ['decoupled', 'joint', 'aligned'] as const;
@@ -32,30 +35,32 @@ export function isInjectionMode(x: unknown): x is InjectionMode {
   return typeof x === 'string' && (INJECTION_MODES as readonly string[]).includes(x);
 }
 
-/** Where an injection processor finds this call's f_i (null: inject nothing). */
-export interface FeatureSource {
-  feature(path: string): Tensor | null;
+/** The attention-context key under which a call carries the copy's features by block path. */
+export const P3S_FEATURES = 'p3sFeatures';
+
+/** This call's f_i for a block, or null (inject nothing). */
+function featureOf(call: AttentionCall, blockPath: string): Tensor | null {
+  const features = call.context?.[P3S_FEATURES] as ReadonlyMap<string, Tensor> | undefined;
+  return features?.get(blockPath) ?? null;
 }
 
 export class P3SInjectionProcessor implements AttentionProcessor {
   constructor(
     /** The transformer block's path (the features' key). */
     readonly blockPath: string,
-    readonly source: FeatureSource,
     readonly lambda: number,
     readonly mode: InjectionMode,
   ) {}
 
   process(attn: Attention, hiddenStates: Tensor, call: AttentionCall): Tensor {
     const { x, residual, spatial } = attn.prepare(hiddenStates); // x = z_i, (B, HW, C)
-    const f = call.encoderHiddenStates === null ? this.source.feature(this.blockPath) : null;
-    const q = attn.splitHeads(attn.toQ.forward(x)); // Eq. (7): Q = W^Q z_i      (B, heads, HW, d)
+    const f = call.encoderHiddenStates === null ? featureOf(call, this.blockPath) : null;
     if (f === null) {
+      // nothing to inject: the plain attention every processor computes
       const context = call.encoderHiddenStates ?? x;
-      const k = attn.splitHeads(attn.toK.forward(context));
-      const v = attn.splitHeads(attn.toV.forward(context));
-      return attn.finish(attn.mergeHeads(F.scaledDotProductAttention(q, k, v)), residual, spatial);
+      return attn.finish(attendInputs(attn, x, context, context), residual, spatial);
     }
+    const q = attn.splitHeads(attn.toQ.forward(x)); // Eq. (7): Q = W^Q z_i      (B, heads, HW, d)
     if (f.shape.join() !== x.shape.join()) {
       throw new Error(
         `P3S feature for ${this.blockPath} has shape [${f.shape.join(', ')}] but the layer's input is [${x.shape.join(', ')}]`,

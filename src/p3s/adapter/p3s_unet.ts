@@ -9,7 +9,7 @@ import { AttnCaptureProcessor, type AttentionProcessor } from '../../models/atte
 import type { UNet2DConditionModel } from '../../models/unet/unet_2d_condition.js';
 import { SubjectEncoder } from './subject_encoder.js';
 import { TrainableCopy } from './trainable_copy.js';
-import { P3SInjectionProcessor, type FeatureSource, type InjectionMode } from './injection.js';
+import { P3S_FEATURES, P3SInjectionProcessor, type InjectionMode } from './injection.js';
 import { injectionWeight, PAPER_CURVE, type WeightCurve } from './weight_schedule.js';
 
 export interface P3SSettings {
@@ -78,8 +78,7 @@ function byExecutionOrder(a: string, b: string): number {
   return 0;
 }
 
-export class P3SUNet implements FeatureSource {
-  private current: Map<string, Tensor> | null = null;
+export class P3SUNet {
   private readonly frozenCapture = new AttnCaptureProcessor('last');
   private readonly lastCrossPath: string;
   private readonly saved: Map<string, AttentionProcessor>;
@@ -97,7 +96,7 @@ export class P3SUNet implements FeatureSource {
         throw new Error(
           `The adapter's layer ${path} has no self-attention in this U-Net: adapter and base model differ`,
         );
-      processors.set(key, new P3SInjectionProcessor(path, this, settings.lambda, settings.mode));
+      processors.set(key, new P3SInjectionProcessor(path, settings.lambda, settings.mode));
     }
     const crossKeys = [...processors.keys()]
       .filter((k) => k.endsWith('.attn2.processor'))
@@ -111,10 +110,6 @@ export class P3SUNet implements FeatureSource {
   detach(): void {
     this.unet.setAttnProcessor(this.saved);
     this.frozenCapture.clear(); // a map captured by a plain unet.forward while attached
-  }
-
-  feature(path: string): Tensor | null {
-    return this.current?.get(path) ?? null;
   }
 
   /** ε_t per sample (B,): Eq. (10) at each sample's timestep. */
@@ -147,7 +142,6 @@ export class P3SUNet implements FeatureSource {
       throw new Error(`Expected ${b} injection scales but received ${scale.length}`);
     const t = tensor(timesteps, [b], { dtype: 'int64', device: xt.device });
     if (condition === null) {
-      this.current = null;
       const noisePred = this.unet.forward(xt, t, context);
       this.frozenCapture.clear();
       return { noisePred, copyAttention: null, frozenAttention: null };
@@ -178,9 +172,11 @@ export class P3SUNet implements FeatureSource {
       const weighted = f.mul(eps);
       scaled.set(path, partial ? scatterRows(weighted, active, b) : weighted);
     }
-    this.current = scaled;
     try {
-      const noisePred = this.unet.forward(xt, t, context);
+      // the features reach the injection processors with this call (injection.ts)
+      const noisePred = this.unet.forward(xt, t, context, {
+        attentionContext: { [P3S_FEATURES]: scaled },
+      });
       const frozenAttention = this.frozenCapture.captured.get('last') ?? null;
       this.frozenCapture.captured.delete('last');
       if (!options.captureAttention) disposeAll([frozenAttention, copyOut.lastCrossAttention]);
@@ -190,7 +186,6 @@ export class P3SUNet implements FeatureSource {
         frozenAttention: options.captureAttention ? frozenAttention : null,
       };
     } finally {
-      this.current = null;
       disposeAll([...copyOut.features.values(), ...scaled.values()]);
     }
   }

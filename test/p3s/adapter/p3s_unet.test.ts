@@ -16,7 +16,7 @@ import {
 } from '../../../src/index.js';
 import { UNet2DConditionModel } from '../../../src/models/unet/unet_2d_condition.js';
 import { P3SAdapter, P3SUNet, DEFAULT_SETTINGS } from '../../../src/p3s/adapter/p3s_unet.js';
-import { P3SInjectionProcessor } from '../../../src/p3s/adapter/injection.js';
+import { P3S_FEATURES, P3SInjectionProcessor } from '../../../src/p3s/adapter/injection.js';
 import { Attention, type AttentionCall } from '../../../src/models/attention_processor.js';
 import * as ops from '../../../src/engine/ops.generated.js';
 import { SubjectEncoder } from '../../../src/p3s/adapter/subject_encoder.js';
@@ -172,10 +172,12 @@ test("'aligned' injection adds the copy's feature at its own position before the
     const g = new Generator(5);
     const x = randn([2, 6, 8], { generator: g });
     const f = randn([2, 6, 8], { generator: g });
-    const source = { feature: () => f };
-    const call: AttentionCall = { encoderHiddenStates: null };
+    const call: AttentionCall = {
+      encoderHiddenStates: null,
+      context: { [P3S_FEATURES]: new Map([['b', f]]) },
+    };
     const run = (mode: 'decoupled' | 'aligned') =>
-      noGrad(() => new P3SInjectionProcessor('b', source, 0.2, mode).process(attn, x, call));
+      noGrad(() => new P3SInjectionProcessor('b', 0.2, mode).process(attn, x, call));
     const diff = run('aligned').sub(run('decoupled'));
     // to_out is affine, so the difference is W_out f (its bias cancels)
     const expected = noGrad(() => ops.matmul(f, attn.toOut.at(0).weight.transpose(0, 1)));
