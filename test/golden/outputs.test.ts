@@ -31,6 +31,11 @@ import { tidy } from '../../src/engine/scope.js';
 import { libtorchVersion, setNumThreads } from '../../src/engine/index.js';
 import { trainP3S } from '../../src/p3s/train.js';
 import { generateP3S } from '../../src/p3s/generate.js';
+import { UNet2DConditionModel } from '../../src/models/unet/unet_2d_condition.js';
+import { P3SAdapter } from '../../src/p3s/adapter/p3s_unet.js';
+import { TINY_UNET_CONFIG } from '../../apps/testing/tiny_models.js';
+import { manualSeed } from '../../src/engine/random.js';
+import type { Module } from '../../src/nn/module.js';
 import { runMaskJob } from '../../src/p3s/supervision/mask_job.js';
 import { writeToySubject } from '../helpers/toy_subject.js';
 import { fixturePath, repoRoot } from '../helpers/paths.js';
@@ -304,4 +309,26 @@ test('generation: guidance, η, latent bias and subject guidance; and the defaul
     parametersA: parameters(a),
     parametersB: parameters(b),
   });
+});
+
+test('seeded initialisation: the U-Net and a P3S adapter draw the same weights', () => {
+  manualSeed(0);
+  const unet = new UNet2DConditionModel({ ...TINY_UNET_CONFIG });
+  const adapter = new P3SAdapter(unet, 32);
+  const digest = (m: Module): Digest => {
+    const hash = createHash('sha256');
+    const sums = [0, 0];
+    for (const [key, t] of m.stateDict()) {
+      tidy(() => {
+        const a = t.contiguous().toTypedArray();
+        hash.update(`${key}:`).update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
+        sums[0]! += t.to('float64').sum().item();
+        sums[1]! += t.to('float64').abs().sum().item();
+      });
+    }
+    return { sha: hash.digest('hex'), summary: sums };
+  };
+  check('init', { 'tensor:unet': digest(unet), 'tensor:adapter': digest(adapter) });
+  adapter.dispose();
+  unet.dispose();
 });

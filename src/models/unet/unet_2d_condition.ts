@@ -177,6 +177,13 @@ export function resolveUNetConfig(
   if (cfg.mid_block_type !== null && cfg.mid_block_type !== 'UNetMidBlock2DCrossAttn') {
     fail('mid_block_type', cfg.mid_block_type, '"UNetMidBlock2DCrossAttn", null');
   }
+  checkBlocks(cfg);
+  checkScalars(cfg);
+  return cfg;
+}
+
+/** The block lists and their per-block settings. */
+function checkBlocks(cfg: UNet2DConditionConfig): void {
   const downTypes: readonly unknown[] = ['CrossAttnDownBlock2D', 'DownBlock2D'];
   const upTypes: readonly unknown[] = ['CrossAttnUpBlock2D', 'UpBlock2D'];
   if (!Array.isArray(cfg.down_block_types) || cfg.down_block_types.length === 0) {
@@ -209,6 +216,10 @@ export function resolveUNetConfig(
   perBlock('attention_head_dim', cfg.attention_head_dim, n);
   perBlock('cross_attention_dim', cfg.cross_attention_dim, n);
   perBlock('transformer_layers_per_block', cfg.transformer_layers_per_block, n);
+}
+
+/** Channels, kernels, norms and flags. */
+function checkScalars(cfg: UNet2DConditionConfig): void {
   for (const key of ['in_channels', 'out_channels', 'norm_num_groups'] as const) {
     if (!isPositiveInt(cfg[key])) fail(key, cfg[key], 'a positive integer');
   }
@@ -234,7 +245,6 @@ export function resolveUNetConfig(
   ] as const) {
     if (typeof cfg[key] !== 'boolean') fail(key, cfg[key], 'true, false');
   }
-  return cfg;
 }
 
 /** Observers of one forward pass. Tensors they receive belong to the pass: keep() to retain. */
@@ -265,6 +275,92 @@ export interface FromPretrainedOptions {
   dtype?: DType;
 }
 
+/** Per-level settings of the blocks, and those every block shares. */
+interface LevelSettings {
+  heads: number[];
+  crossDims: number[];
+  layers: number[];
+  tLayers: number[];
+  shared: {
+    tembChannels: number;
+    resnetEps: number;
+    resnetGroups: number;
+    resnetTimeScaleShift: 'default' | 'scale_shift';
+    useLinearProjection: boolean;
+    upcastAttention: boolean;
+  };
+}
+
+function levelSettings(c: UNet2DConditionConfig): LevelSettings {
+  const n = c.down_block_types.length;
+  return {
+    heads: perBlock('attention_head_dim', c.attention_head_dim, n),
+    crossDims: perBlock('cross_attention_dim', c.cross_attention_dim, n),
+    layers: perBlock('layers_per_block', c.layers_per_block, n),
+    tLayers: perBlock('transformer_layers_per_block', c.transformer_layers_per_block, n),
+    shared: {
+      tembChannels: c.time_embedding_dim ?? c.block_out_channels[0]! * 4,
+      resnetEps: c.norm_eps,
+      resnetGroups: c.norm_num_groups,
+      resnetTimeScaleShift: c.resnet_time_scale_shift,
+      useLinearProjection: c.use_linear_projection,
+      upcastAttention: c.upcast_attention,
+    },
+  };
+}
+
+function downBlocks(c: UNet2DConditionConfig, l: LevelSettings): DownBlock[] {
+  const channels = c.block_out_channels;
+  const n = channels.length;
+  return c.down_block_types.map((type, i) => {
+    const o = {
+      ...l.shared,
+      numLayers: l.layers[i]!,
+      inChannels: i === 0 ? channels[0]! : channels[i - 1]!,
+      outChannels: channels[i]!,
+      addDownsample: i < n - 1,
+      downsamplePadding: c.downsample_padding,
+      numAttentionHeads: l.heads[i]!,
+      crossAttentionDim: l.crossDims[i]!,
+      transformerLayersPerBlock: l.tLayers[i]!,
+    };
+    return type === 'CrossAttnDownBlock2D' ? new CrossAttnDownBlock2D(o) : new DownBlock2D(o);
+  });
+}
+
+function midBlock(c: UNet2DConditionConfig, l: LevelSettings): UNetMidBlock2DCrossAttn {
+  const n = c.block_out_channels.length;
+  return new UNetMidBlock2DCrossAttn({
+    ...l.shared,
+    inChannels: c.block_out_channels[n - 1]!,
+    numAttentionHeads: l.heads[n - 1]!,
+    crossAttentionDim: l.crossDims[n - 1]!,
+    transformerLayersPerBlock: l.tLayers[n - 1]!,
+    outputScaleFactor: c.mid_block_scale_factor,
+  });
+}
+
+/** Up block i mirrors down block n-1-i: it has one resnet more, each fed [state, skip]. */
+function upBlocks(c: UNet2DConditionConfig, l: LevelSettings): UpBlock[] {
+  const rev = [...c.block_out_channels].reverse();
+  const n = rev.length;
+  return c.up_block_types.map((type, i) => {
+    const j = n - 1 - i;
+    const o = {
+      ...l.shared,
+      numLayers: l.layers[j]! + 1,
+      inChannels: rev[Math.min(i + 1, n - 1)]!,
+      outChannels: rev[i]!,
+      prevOutputChannels: i === 0 ? rev[0]! : rev[i - 1]!,
+      addUpsample: i < n - 1,
+      numAttentionHeads: l.heads[j]!,
+      crossAttentionDim: l.crossDims[j]!,
+      transformerLayersPerBlock: l.tLayers[j]!,
+    };
+    return type === 'CrossAttnUpBlock2D' ? new CrossAttnUpBlock2D(o) : new UpBlock2D(o);
+  });
+}
+
 export class UNet2DConditionModel extends Module {
   readonly config: UNet2DConditionConfig;
   readonly convIn: Conv2d;
@@ -281,22 +377,8 @@ export class UNet2DConditionModel extends Module {
     super();
     const c = resolveUNetConfig(config);
     this.config = c;
-    const n = c.down_block_types.length;
+    const levels = levelSettings(c);
     const channels = c.block_out_channels;
-    const heads = perBlock('attention_head_dim', c.attention_head_dim, n);
-    const crossDims = perBlock('cross_attention_dim', c.cross_attention_dim, n);
-    const layers = perBlock('layers_per_block', c.layers_per_block, n);
-    const tLayers = perBlock('transformer_layers_per_block', c.transformer_layers_per_block, n);
-    const timeEmbedDim = c.time_embedding_dim ?? channels[0]! * 4;
-    const shared = {
-      tembChannels: timeEmbedDim,
-      resnetEps: c.norm_eps,
-      resnetGroups: c.norm_num_groups,
-      resnetTimeScaleShift: c.resnet_time_scale_shift,
-      useLinearProjection: c.use_linear_projection,
-      upcastAttention: c.upcast_attention,
-    };
-
     this.convIn = this.registerModule(
       'conv_in',
       new Conv2d(c.in_channels, channels[0]!, c.conv_in_kernel, {
@@ -306,72 +388,16 @@ export class UNet2DConditionModel extends Module {
     // time_proj (diffusers' Timesteps) has no parameters: timestepEmbedding() in forward.
     this.timeEmbedding = this.registerModule(
       'time_embedding',
-      new TimestepEmbedding(channels[0]!, timeEmbedDim),
+      new TimestepEmbedding(channels[0]!, levels.shared.tembChannels),
     );
     // Registered in diffusers' order (down, up, mid), so attnProcessors() lists paths as it does.
-    this.downBlocks = this.registerModule('down_blocks', new ModuleList<DownBlock>());
+    this.downBlocks = this.registerModule('down_blocks', new ModuleList(downBlocks(c, levels)));
     this.upBlocks = this.registerModule('up_blocks', new ModuleList<UpBlock>());
-
-    let out = channels[0]!;
-    c.down_block_types.forEach((type, i) => {
-      const o = {
-        ...shared,
-        numLayers: layers[i]!,
-        inChannels: out,
-        outChannels: channels[i]!,
-        addDownsample: i < n - 1,
-        downsamplePadding: c.downsample_padding,
-        numAttentionHeads: heads[i]!,
-        crossAttentionDim: crossDims[i]!,
-        transformerLayersPerBlock: tLayers[i]!,
-      };
-      out = channels[i]!;
-      this.downBlocks.push(
-        type === 'CrossAttnDownBlock2D' ? new CrossAttnDownBlock2D(o) : new DownBlock2D(o),
-      );
-    });
-
+    // Built in diffusers' order (down, mid, up), so a seeded initialisation draws the same.
     this.midBlock =
-      c.mid_block_type === null
-        ? null
-        : this.registerModule(
-            'mid_block',
-            new UNetMidBlock2DCrossAttn({
-              ...shared,
-              inChannels: channels[n - 1]!,
-              numAttentionHeads: heads[n - 1]!,
-              crossAttentionDim: crossDims[n - 1]!,
-              transformerLayersPerBlock: tLayers[n - 1]!,
-              outputScaleFactor: c.mid_block_scale_factor,
-            }),
-          );
-
-    // Up block i mirrors down block n-1-i: it has one resnet more, each fed [state, skip].
-    const rev = [...channels].reverse();
-    let numUpsamplers = 0;
-    out = rev[0]!;
-    c.up_block_types.forEach((type, i) => {
-      const j = n - 1 - i;
-      const addUpsample = i < n - 1;
-      if (addUpsample) numUpsamplers++;
-      const o = {
-        ...shared,
-        numLayers: layers[j]! + 1,
-        inChannels: rev[Math.min(i + 1, n - 1)]!,
-        outChannels: rev[i]!,
-        prevOutputChannels: out,
-        addUpsample,
-        numAttentionHeads: heads[j]!,
-        crossAttentionDim: crossDims[j]!,
-        transformerLayersPerBlock: tLayers[j]!,
-      };
-      out = rev[i]!;
-      this.upBlocks.push(
-        type === 'CrossAttnUpBlock2D' ? new CrossAttnUpBlock2D(o) : new UpBlock2D(o),
-      );
-    });
-    this.numUpsamplers = numUpsamplers;
-
+      c.mid_block_type === null ? null : this.registerModule('mid_block', midBlock(c, levels));
+    for (const block of upBlocks(c, levels)) this.upBlocks.push(block);
+    this.numUpsamplers = c.up_block_types.length - 1; // every up block but the last
     this.convNormOut = this.registerModule(
       'conv_norm_out',
       new GroupNorm(c.norm_num_groups, channels[0]!, c.norm_eps),
