@@ -17,7 +17,10 @@ import { Linear, Conv2d } from '../../nn/layers.js';
 import { ResnetBlock2D, Downsample2D, Upsample2D } from '../../models/resnet.js';
 import { timestepEmbedding, TimestepEmbedding } from '../../models/embeddings.js';
 import { AttnCaptureProcessor } from '../../models/attention_processor.js';
-import { UNet2DConditionModel } from '../../models/unet/unet_2d_condition.js';
+import {
+  UNet2DConditionModel,
+  type UNet2DConditionConfig,
+} from '../../models/unet/unet_2d_condition.js';
 import {
   Transformer2DModel,
   BasicTransformerBlock,
@@ -54,6 +57,64 @@ export interface CopyOutput {
   lastCrossAttention: Tensor | null;
 }
 
+/** The copy's down levels: each down block's first resnet, transformers and downsampler. */
+function downLevels(donor: UNet2DConditionModel): CopyLevel[] {
+  return [...donor.downBlocks].map((block) => {
+    const b = block as unknown as {
+      resnets: ModuleList<ResnetBlock2D>;
+      attentions?: ModuleList<Transformer2DModel>;
+      downsamplers: ModuleList<Downsample2D> | null;
+    };
+    return new CopyLevel({
+      resnet: b.resnets.at(0),
+      attentions: b.attentions ? [...b.attentions] : [],
+      downsamplers: b.downsamplers,
+    });
+  });
+}
+
+/** The copy's up levels: a new resnet (no skip inputs), the block's transformers and upsampler. */
+function upLevels(donor: UNet2DConditionModel, cfg: UNet2DConditionConfig): CopyLevel[] {
+  const channels = cfg.block_out_channels;
+  const reversed = [...channels].reverse();
+  return [...donor.upBlocks].map((block, i) => {
+    const b = block as unknown as {
+      attentions?: ModuleList<Transformer2DModel>;
+      upsamplers: ModuleList<Upsample2D> | null;
+    };
+    const resnet = new ResnetBlock2D({
+      inChannels: i === 0 ? channels[channels.length - 1]! : reversed[i - 1]!,
+      outChannels: reversed[i]!,
+      tembChannels: channels[0]! * 4,
+      groups: cfg.norm_num_groups,
+      eps: cfg.norm_eps,
+    });
+    return new CopyLevel({
+      resnet,
+      attentions: b.attentions ? [...b.attentions] : [],
+      upsamplers: b.upsamplers,
+    });
+  });
+}
+
+/** Z of Eq. (6): a zero-initialised projection, so an untrained copy injects nothing. */
+function zeroLinear(dim: number): Linear {
+  const z = new Linear(dim, dim);
+  zeroInit(z);
+  return z;
+}
+
+/** Initialises the copy from the frozen weights where names and shapes match. */
+function copyMatchingWeights(frozen: Module, copy: Module): void {
+  const own = copy.stateDict();
+  const source = [...frozen.stateDict()].filter(
+    ([k, v]) => own.has(k) && own.get(k)!.shape.join() === v.shape.join(),
+  );
+  noGrad(() => {
+    for (const [k, v] of source) ops.copy_(own.get(k)!, v);
+  });
+}
+
 export class TrainableCopy extends Module {
   readonly convIn: Conv2d;
   readonly timeEmbedding: TimestepEmbedding;
@@ -78,23 +139,7 @@ export class TrainableCopy extends Module {
     };
     this.convIn = this.registerModule('conv_in', donor.convIn);
     this.timeEmbedding = this.registerModule('time_embedding', donor.timeEmbedding);
-    const tembChannels = cfg.block_out_channels[0]! * 4;
-    const levels: CopyLevel[] = [];
-    for (const block of donor.downBlocks) {
-      const b = block as unknown as {
-        resnets: ModuleList<ResnetBlock2D>;
-        attentions?: ModuleList<Transformer2DModel>;
-        downsamplers: ModuleList<Downsample2D> | null;
-      };
-      levels.push(
-        new CopyLevel({
-          resnet: b.resnets.at(0),
-          attentions: b.attentions ? [...b.attentions] : [],
-          downsamplers: b.downsamplers,
-        }),
-      );
-    }
-    this.downBlocks = this.registerModule('down_blocks', new ModuleList(levels));
+    this.downBlocks = this.registerModule('down_blocks', new ModuleList(downLevels(donor)));
     const mid = donor.midBlock;
     this.midBlock = mid
       ? this.registerModule(
@@ -102,31 +147,7 @@ export class TrainableCopy extends Module {
           new CopyLevel({ resnet: mid.resnets.at(0), attentions: [...mid.attentions] }),
         )
       : null;
-    const reversed = [...cfg.block_out_channels].reverse();
-    const ups: CopyLevel[] = [];
-    for (let i = 0; i < donor.upBlocks.length; i++) {
-      const b = donor.upBlocks.at(i) as unknown as {
-        attentions?: ModuleList<Transformer2DModel>;
-        upsamplers: ModuleList<Upsample2D> | null;
-      };
-      const inChannels =
-        i === 0 ? cfg.block_out_channels[cfg.block_out_channels.length - 1]! : reversed[i - 1]!;
-      const resnet = new ResnetBlock2D({
-        inChannels,
-        outChannels: reversed[i]!,
-        tembChannels,
-        groups: cfg.norm_num_groups,
-        eps: cfg.norm_eps,
-      });
-      ups.push(
-        new CopyLevel({
-          resnet,
-          attentions: b.attentions ? [...b.attentions] : [],
-          upsamplers: b.upsamplers,
-        }),
-      );
-    }
-    this.upBlocks = this.registerModule('up_blocks', new ModuleList(ups));
+    this.upBlocks = this.registerModule('up_blocks', new ModuleList(upLevels(donor, cfg)));
     nameTransformerBlocks(this);
     const blocks = [...this.namedModules()].filter(
       ([, m]) => m instanceof BasicTransformerBlock,
@@ -134,29 +155,13 @@ export class TrainableCopy extends Module {
     this.blockPaths = blocks.map(([p]) => p);
     this.zeroProjections = this.registerModule(
       'zero_projections',
-      new ModuleList(
-        blocks.map(([, blk]) => {
-          const dim = blk.attn1.toQ.inFeatures;
-          const z = new Linear(dim, dim);
-          zeroInit(z);
-          return z;
-        }),
-      ),
+      new ModuleList(blocks.map(([, blk]) => zeroLinear(blk.attn1.toQ.inFeatures))),
     );
     // The last transformer's cross-attention gives M_c (Eq. 13).
     const lastBlock = blocks[blocks.length - 1]?.[1];
     this.capture = new AttnCaptureProcessor('last');
     if (lastBlock?.attn2) lastBlock.attn2.processor = this.capture;
-    // Initialise from the frozen weights where names and shapes match.
-    const own = this.stateDict();
-    const source = new Map(
-      [...frozen.stateDict()].filter(
-        ([k, v]) => own.has(k) && own.get(k)!.shape.join() === v.shape.join(),
-      ),
-    );
-    noGrad(() => {
-      for (const [k, v] of source) ops.copy_(own.get(k)!, v);
-    });
+    copyMatchingWeights(frozen, this);
     // Free the donor's modules the copy did not take.
     const taken = new Set(this.parameters());
     for (const p of donor.parameters()) if (!taken.has(p)) p.dispose();
