@@ -224,16 +224,40 @@ export function renderScene(
   const size = options.size ?? DEFAULT_SIZE;
   validateSize(size);
   const ss = (options.antialias ?? true) ? 2 : 1;
-  const shadows = options.shadows ?? true;
-  const n = size * size;
-  const samples = ss * ss;
+  const buf = paintBackground(spec, size, options.antialiasBackground ? 2 : 1);
+  const rasters = spec.objects.map((o) => rasterize(o, size, ss, true));
+  if ((options.shadows ?? true) && rasters.length > 0)
+    castShadows(buf, spec, rasters, size, ss * ss);
+  const { instances, fullAreas } = compositeObjects(buf, rasters, size, ss * ss);
+  const rgb = new Uint8Array(size * size * 3);
+  for (let i = 0; i < rgb.length; i++) rgb[i] = Math.round(buf[i]!);
+  const objects = spec.objects.map((o, k) =>
+    describeInstance(o, k, instances, size, fullAreas[k]!),
+  );
+  // Captions read left to right, like a person describing the picture.
+  const reading = [...objects].sort((a, b) => a.centre.x - b.centre.x || a.index - b.index);
+  return {
+    seed,
+    size,
+    background: spec.background,
+    rgb,
+    instances,
+    objects,
+    caption: captionFor(reading, spec.background),
+    spec,
+  };
+}
 
-  // Background: the painter's cost per sample dominates rendering, so one sample per pixel unless
-  // asked for more; objects, whose edges carry the masks, are always supersampled.
+/**
+ * The background as float RGB. The painter's cost per sample dominates rendering, so one
+ * sample per pixel unless asked for more (`bss` per side); objects, whose edges carry the
+ * masks, are always supersampled.
+ */
+function paintBackground(spec: SceneSpec, size: number, bss: number): Float32Array {
   const paint = makeBackground(spec.background, spec.backgroundSeed);
-  const bss = options.antialiasBackground ? 2 : 1;
-  const buf = new Float32Array(n * 3);
+  const buf = new Float32Array(size * size * 3);
   const c = new Float32Array(3);
+  const k = 1 / (bss * bss);
   for (let py = 0; py < size; py++) {
     for (let px = 0; px < size; px++) {
       let r = 0;
@@ -248,41 +272,53 @@ export function renderScene(
         }
       }
       const i = (py * size + px) * 3;
-      const k = 1 / (bss * bss);
       buf[i] = r * k;
       buf[i + 1] = g * k;
       buf[i + 2] = b * k;
     }
   }
+  return buf;
+}
 
-  const rasters = spec.objects.map((o) => rasterize(o, size, ss, true));
-
-  // Shadows darken the ground only: each object's coverage shifted down-right, strongest wins.
-  if (shadows && rasters.length > 0) {
-    const shade = new Float32Array(n);
-    rasters.forEach((ra, k) => {
-      const off = Math.max(1, Math.round(spec.objects[k]!.radius * size * 0.14));
-      for (let py = 0; py < ra.h; py++) {
-        const y = ra.y0 + py + off;
-        if (y >= size) break;
-        for (let px = 0; px < ra.w; px++) {
-          const x = ra.x0 + px + off;
-          if (x >= size) break;
-          const a = ra.count[py * ra.w + px]! / samples;
-          if (a > shade[y * size + x]!) shade[y * size + x] = a;
-        }
+/** Shadows darken the ground only: each object's coverage shifted down-right, strongest wins. */
+function castShadows(
+  buf: Float32Array,
+  spec: SceneSpec,
+  rasters: Raster[],
+  size: number,
+  samples: number,
+): void {
+  const n = size * size;
+  const shade = new Float32Array(n);
+  rasters.forEach((ra, k) => {
+    const off = Math.max(1, Math.round(spec.objects[k]!.radius * size * 0.14));
+    for (let py = 0; py < ra.h; py++) {
+      const y = ra.y0 + py + off;
+      if (y >= size) break;
+      for (let px = 0; px < ra.w; px++) {
+        const x = ra.x0 + px + off;
+        if (x >= size) break;
+        const a = ra.count[py * ra.w + px]! / samples;
+        if (a > shade[y * size + x]!) shade[y * size + x] = a;
       }
-    });
-    for (let i = 0; i < n; i++) {
-      const k = 1 - SHADOW_STRENGTH * shade[i]!;
-      buf[i * 3] *= k;
-      buf[i * 3 + 1] *= k;
-      buf[i * 3 + 2] *= k;
     }
+  });
+  for (let i = 0; i < n; i++) {
+    const k = 1 - SHADOW_STRENGTH * shade[i]!;
+    buf[i * 3] *= k;
+    buf[i * 3 + 1] *= k;
+    buf[i * 3 + 2] *= k;
   }
+}
 
-  // Objects in order, each over what is below; the instance map follows the half-coverage rule.
-  const instances = new Uint8Array(n);
+/** Objects in order, each over what is below; the instance map follows the half-coverage rule. */
+function compositeObjects(
+  buf: Float32Array,
+  rasters: Raster[],
+  size: number,
+  samples: number,
+): { instances: Uint8Array; fullAreas: number[] } {
+  const instances = new Uint8Array(size * size);
   const fullAreas = rasters.map(() => 0);
   rasters.forEach((ra, k) => {
     for (let py = 0; py < ra.h; py++) {
@@ -302,25 +338,7 @@ export function renderScene(
       }
     }
   });
-
-  const rgb = new Uint8Array(n * 3);
-  for (let i = 0; i < n * 3; i++) rgb[i] = Math.round(buf[i]!);
-
-  const objects = spec.objects.map((o, k) =>
-    describeInstance(o, k, instances, size, fullAreas[k]!),
-  );
-  // Captions read left to right, like a person describing the picture.
-  const reading = [...objects].sort((a, b) => a.centre.x - b.centre.x || a.index - b.index);
-  return {
-    seed,
-    size,
-    background: spec.background,
-    rgb,
-    instances,
-    objects,
-    caption: captionFor(reading, spec.background),
-    spec,
-  };
+  return { instances, fullAreas };
 }
 
 function describeInstance(
