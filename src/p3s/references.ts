@@ -247,6 +247,76 @@ export function cutToSubject(
   return { image: cut(image), mask: cut(mask) };
 }
 
+export interface EncodeOptions {
+  resolution: number;
+  flip: boolean;
+  subjectMargin?: number | null;
+  /**
+   * Encode the subject condition from the crop with everything outside the subject mask grey
+   * (the targets keep the whole crop). Needs references from a p3s mask folder.
+   */
+  subjectOnlyCondition?: boolean;
+  /** Also give each crop's subject mask at the latents' size (for a weighted loss). */
+  withSubjectMasks?: boolean;
+  /** Told when a reference keeps its whole photo (its subject mask is empty). */
+  onWarning?: (message: string) => void;
+}
+
+/** The square crops of the references: targets, subject-only conditions, subject masks. */
+interface ReferenceCrops {
+  targets: RgbImage[];
+  conditions: RgbImage[];
+  masks: RgbImage[];
+}
+
+/** Reads one reference, cuts it to its subject when asked, and adds its crops. */
+async function addCrops(
+  ref: ReferencePhoto,
+  needsMask: boolean,
+  options: EncodeOptions,
+  crops: ReferenceCrops,
+): Promise<void> {
+  let img = await readImage(ref.path);
+  let mask = needsMask ? await readSubjectMask(img, ref) : null;
+  if (options.subjectMargin != null && mask !== null) {
+    const cut = cutToSubject(img, mask, options.subjectMargin);
+    if (cut === null) {
+      // The mask job found nothing here; the filled photo still shows the subject somewhere.
+      options.onWarning?.(
+        `${basename(ref.subjectMaskPath!)} is empty: ${basename(ref.path)} is used whole`,
+      );
+    } else {
+      ({ image: img, mask } = cut);
+    }
+  }
+  const crop = squareCrop(img, options.resolution);
+  crops.targets.push(crop);
+  const maskCrop = mask === null ? null : squareCrop(mask, options.resolution);
+  if (options.withSubjectMasks) crops.masks.push(maskCrop!);
+  if (options.subjectOnlyCondition) {
+    const kept = keepSubject(crop, maskCrop!);
+    if (kept.data.every((v) => v === CONDITION_FILL))
+      options.onWarning?.(`the subject-only condition of ${basename(ref.path)} is all grey`);
+    crops.conditions.push(kept);
+  }
+}
+
+/** Latents, CLIP states and mask shares of one set of crops. */
+function encodeCrops(
+  crops: ReferenceCrops,
+  models: { vae: AutoencoderKL; clip: CLIPVisionModel; processor: CLIPImageProcessor },
+  options: EncodeOptions,
+): ReferenceSet {
+  const { vae, clip, processor } = models;
+  const targets = encodeReferenceImages(crops.targets, vae, clip, processor);
+  const condition = options.subjectOnlyCondition
+    ? encodeReferenceImages(crops.conditions, vae, clip, processor)
+    : targets;
+  const [h, w] = [targets.latents.shape[2]!, targets.latents.shape[3]!];
+  const subjectMasks = options.withSubjectMasks ? maskShares(crops.masks, h, w) : null;
+  return { ...targets, condition, subjectMasks };
+}
+
 /**
  * Reads, crops and encodes reference photos (and their mirror images when `flip`). With
  * `subjectMargin`, each photo is first cut to the square around its subject mask (subjectSquare),
@@ -255,83 +325,33 @@ export function cutToSubject(
 export async function encodeReferences(
   references: readonly (string | ReferencePhoto)[],
   models: { vae: AutoencoderKL; clip: CLIPVisionModel; processor: CLIPImageProcessor },
-  options: {
-    resolution: number;
-    flip: boolean;
-    subjectMargin?: number | null;
-    /**
-     * Encode the subject condition from the crop with everything outside the subject mask grey
-     * (the targets keep the whole crop). Needs references from a p3s mask folder.
-     */
-    subjectOnlyCondition?: boolean;
-    /** Also give each crop's subject mask at the latents' size (for a weighted loss). */
-    withSubjectMasks?: boolean;
-    /** Told when a reference keeps its whole photo (its subject mask is empty). */
-    onWarning?: (message: string) => void;
-  },
+  options: EncodeOptions,
 ): Promise<EncodedReferences> {
   if (references.length === 0) throw new ReferencePhotoError('No reference photos to encode');
   const refs = references.map((r) =>
     typeof r === 'string' ? { path: r, subjectMaskPath: null } : r,
   );
-  const paths = refs.map((r) => r.path);
-  const subjectOnly = options.subjectOnlyCondition ?? false;
-  const withMasks = options.withSubjectMasks ?? false;
   const needsMask = requireSubjectMasks(refs, {
     crop: options.subjectMargin != null,
-    subjectOnlyCondition: subjectOnly,
-    weightedLoss: withMasks,
+    subjectOnlyCondition: options.subjectOnlyCondition ?? false,
+    weightedLoss: options.withSubjectMasks ?? false,
   });
-  const crops: RgbImage[] = [];
-  const conditionCrops: RgbImage[] = [];
-  const maskCrops: RgbImage[] = [];
-  for (const ref of refs) {
-    let img = await readImage(ref.path);
-    let mask = needsMask ? await readSubjectMask(img, ref) : null;
-    if (options.subjectMargin != null && mask !== null) {
-      const cut = cutToSubject(img, mask, options.subjectMargin);
-      if (cut === null) {
-        // The mask job found nothing here; the filled photo still shows the subject somewhere.
-        options.onWarning?.(
-          `${basename(ref.subjectMaskPath!)} is empty: ${basename(ref.path)} is used whole`,
-        );
-      } else {
-        ({ image: img, mask } = cut);
-      }
-    }
-    const crop = squareCrop(img, options.resolution);
-    crops.push(crop);
-    const maskCrop = mask === null ? null : squareCrop(mask, options.resolution);
-    if (withMasks) maskCrops.push(maskCrop!);
-    if (subjectOnly) {
-      const kept = keepSubject(crop, maskCrop!);
-      if (kept.data.every((v) => v === CONDITION_FILL))
-        options.onWarning?.(`the subject-only condition of ${basename(ref.path)} is all grey`);
-      conditionCrops.push(kept);
-    }
-  }
-  const encodeSet = (
-    images: RgbImage[],
-    conditionImages: RgbImage[],
-    masks: RgbImage[],
-  ): ReferenceSet => {
-    const { vae, clip, processor } = models;
-    const targets = encodeReferenceImages(images, vae, clip, processor);
-    const condition = subjectOnly
-      ? encodeReferenceImages(conditionImages, vae, clip, processor)
-      : targets;
-    const [h, w] = [targets.latents.shape[2]!, targets.latents.shape[3]!];
-    return { ...targets, condition, subjectMasks: withMasks ? maskShares(masks, h, w) : null };
-  };
-  const plain = encodeSet(crops, conditionCrops, maskCrops);
+  const crops: ReferenceCrops = { targets: [], conditions: [], masks: [] };
+  for (const ref of refs) await addCrops(ref, needsMask, options, crops);
+  const plain = encodeCrops(crops, models, options);
+  const mirror = (images: RgbImage[]) => images.map(flipHorizontal);
   const flipped = options.flip
-    ? encodeSet(
-        crops.map(flipHorizontal),
-        conditionCrops.map(flipHorizontal),
-        maskCrops.map(flipHorizontal),
+    ? encodeCrops(
+        {
+          targets: mirror(crops.targets),
+          conditions: mirror(crops.conditions),
+          masks: mirror(crops.masks),
+        },
+        models,
+        options,
       )
     : null;
-  return { ...plain, flipped, names: paths.map((p) => basename(p)) };
+  return { ...plain, flipped, names: refs.map((r) => basename(r.path)) };
 }
 
 /** (N, 1, h, w): the share of set pixels (first channel > 127) of each mask in each of h × w cells. */
