@@ -84,9 +84,9 @@ export function latentScalingFactor(vae: AutoencoderKL, count = 256): number {
 
 export interface DecoderStageOptions extends StageSettings {
   /**
-   * Extra weight of the error on object pixels (0: plain L1 over the image, the shipped decoder).
-   * 4 lifts the probe on round trips of real scenes (colour + pattern 77 → 93 %) but not on
-   * generated images, whose latents the decoder was never shown (docs/toy.md).
+   * Extra weight of the error on object pixels (0: plain L1 over the image). It sharpens round
+   * trips of real scenes, not generated images, whose latents the decoder never sees
+   * (docs/toy.md has the measurements).
    */
   objectWeight: number;
 }
@@ -118,7 +118,7 @@ export async function trainToyVaeDecoder(
     const x = scenesToTensor(batch);
     const z = noGrad(() => vae.encode(x).sample(generator));
     const decoded = vae.decode(z);
-    // Weight 0 is the plain L1 the shipped decoder was trained with, computed as it was then.
+    // Weight 0 is the plain L1, computed without weights (the weighted form rounds differently).
     if (objectWeight === 0) return decoded.sub(x).abs().mean();
     return weightedL1(decoded, x, objectPixelWeights(batch, objectWeight));
   };
