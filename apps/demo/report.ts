@@ -43,7 +43,7 @@ export interface ReportInput {
   /** The shipped models' measured quality (quality.json), if present. */
   modelQuality: Record<string, unknown> | null;
   seconds: number;
-  /** The adapter settings the runs used ("injection" → "aligned" …), listed under the numbers. */
+  /** The adapter settings the runs used ("injectionMode" → "aligned" …), listed under the numbers. */
   settings?: Record<string, string | number | boolean | null>;
 }
 

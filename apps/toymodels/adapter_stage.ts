@@ -77,8 +77,8 @@ export const ADAPTER_STAGE_DEFAULTS = {
 /** The P3S settings the adapter is pretrained (and then fine-tuned and sampled) with. */
 const PRETRAINED_ADAPTER_SETTINGS: Omit<P3SSettings, 'numTrainTimesteps'> = {
   lambda: 0.2,
-  curve: { kind: 'fixed', weight: 1 },
-  mode: 'decoupled',
+  weightCurve: { kind: 'fixed', weight: 1 },
+  injectionMode: 'decoupled',
 };
 
 /** Subject sets far from the small seeds p3s demo and the tests pick subjects with. */
@@ -247,8 +247,8 @@ export function exportPretrainedAdapter(
         classWord: example.shape,
         promptTemplate: 'a {}',
         lambda: PRETRAINED_ADAPTER_SETTINGS.lambda,
-        weightCurve: formatWeightCurve(PRETRAINED_ADAPTER_SETTINGS.curve),
-        injectionMode: PRETRAINED_ADAPTER_SETTINGS.mode,
+        weightCurve: formatWeightCurve(PRETRAINED_ADAPTER_SETTINGS.weightCurve),
+        injectionMode: PRETRAINED_ADAPTER_SETTINGS.injectionMode,
         numTrainTimesteps: Number(SD15_SCHEDULER_CONFIG.num_train_timesteps),
         trainingSteps: options.steps,
         resolution: example.target.width,

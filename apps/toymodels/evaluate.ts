@@ -70,22 +70,25 @@ export interface SelectiveNumbers {
 /** Runs one experiment somewhere: in a child process, through a TaskPool, … */
 export type ExperimentRunner = (options: ChildExperimentOptions) => Promise<ExperimentResult>;
 
+/** Options of selectiveQuality. */
+export interface SelectiveQualityOptions {
+  subjects?: number;
+  steps?: number;
+  maskLayer?: number;
+  maskDense?: number;
+  /** Adapter settings (default: the paper's adapter at lr 1e-4, `steps` steps). */
+  recipe?: AdapterRecipe;
+  /** Where the runs go (default: one after another in this process). */
+  run?: ExperimentRunner;
+  /** Called after each finished run with (done, total). */
+  onRunDone?: (done: number, total: number) => void;
+}
+
 /** The selective-fidelity experiment over several subjects (minutes per subject on 2 cores). */
 export async function selectiveQuality(
   folder: string,
   workDir: string,
-  options: {
-    subjects?: number;
-    steps?: number;
-    maskLayer?: number;
-    maskDense?: number;
-    /** Adapter settings (default: the paper's adapter at lr 1e-4, `steps` steps). */
-    recipe?: AdapterRecipe;
-    /** Where the runs go (default: one after another in this process). */
-    run?: ExperimentRunner;
-    /** Called after each finished run with (done, total). */
-    onRunDone?: (done: number, total: number) => void;
-  } = {},
+  options: SelectiveQualityOptions = {},
 ): Promise<SelectiveQuality> {
   const subjects = options.subjects ?? 3;
   const recipe = options.recipe;
@@ -105,26 +108,45 @@ export async function selectiveQuality(
       });
     }
   }
+  const results = await runSelective(folder, runs, options);
+  const sums = meanShares(results, runs, subjects);
+  const images = results.at(-1)?.generated.length ?? 0;
+  return { subjects, steps, imagesPerSubject: images, ...sums, ...(recipe ? { recipe } : {}) };
+}
+
+/** Every run, through the given runner or one after another here with one probe. */
+async function runSelective(
+  folder: string,
+  runs: ChildExperimentOptions[],
+  options: SelectiveQualityOptions,
+): Promise<ExperimentResult[]> {
   let done = 0;
   const counted = async (run: ExperimentRunner, o: ChildExperimentOptions) => {
     const result = await run(o);
     options.onRunDone?.(++done, runs.length);
     return result;
   };
-  let results: ExperimentResult[];
   if (options.run) {
     const run = options.run;
-    results = await Promise.all(runs.map((o) => counted(run, o))); // the runner paces them
-  } else {
-    const probe = AttributeProbe.load(join(folder, 'probe'));
-    try {
-      results = [];
-      for (const o of runs)
-        results.push(await counted((x) => runSubjectExperiment({ ...x, probe }), o));
-    } finally {
-      probe.dispose();
-    }
+    return Promise.all(runs.map((o) => counted(run, o))); // the runner paces them
   }
+  const probe = AttributeProbe.load(join(folder, 'probe'));
+  try {
+    const results: ExperimentResult[] = [];
+    for (const o of runs)
+      results.push(await counted((x) => runSubjectExperiment({ ...x, probe }), o));
+    return results;
+  } finally {
+    probe.dispose();
+  }
+}
+
+/** The shares averaged over subjects, with the negative click and without. */
+function meanShares(
+  results: ExperimentResult[],
+  runs: ChildExperimentOptions[],
+  subjects: number,
+): Pick<SelectiveQuality, 'withNegative' | 'positiveOnly'> {
   const zero = (): SelectiveNumbers => ({
     fidelity: 0,
     fidelityPerSubject: [],
@@ -143,8 +165,7 @@ export async function selectiveQuality(
     sum.lookalikeColourRate += r.lookalikeColourRate / subjects;
     sum.maskIoU += r.masks.reduce((a, m) => a + m.subjectIoU, 0) / r.masks.length / subjects;
   });
-  const images = results.at(-1)?.generated.length ?? 0;
-  return { subjects, steps, imagesPerSubject: images, ...sums, ...(recipe ? { recipe } : {}) };
+  return sums;
 }
 
 export interface RngrVariant {

@@ -9,10 +9,12 @@ import { writePng, type RgbImage } from '../../src/io/image.js';
 import {
   generateP3S,
   type GenerateP3SConfig,
+  type GenerateP3SResult,
+  type GeneratedImage,
   type GenerateProgress,
 } from '../../src/p3s/generate.js';
 import { runMaskJob } from '../../src/p3s/supervision/mask_job.js';
-import { trainP3S, type TrainP3SConfig } from '../../src/p3s/train.js';
+import { trainP3S, type TrainP3SConfig, type TrainP3SResult } from '../../src/p3s/train.js';
 import type { StepReport } from '../../src/training/observer.js';
 import {
   BACKGROUND_PHRASES,
@@ -30,8 +32,8 @@ export interface ExperimentOptions {
   outDir: string;
   /** Picks the subject, its look-alikes and the reference layouts. */
   subjectSeed: number;
-  /** Reference photos (default 4), each with a look-alike. */
-  references?: number;
+  /** How many reference photos (default 4), each with a look-alike. */
+  referenceCount?: number;
   /** Click the look-alike as negative (default true); false is the positive-only baseline. */
   negativePoint?: boolean;
   /** P3S fine-tuning steps, learning rate and seed. */
@@ -93,7 +95,7 @@ export interface ExperimentResult {
 }
 
 const DEFAULTS = {
-  references: 4,
+  referenceCount: 4,
   steps: 200,
   learningRate: 1e-4,
   imagesPerPrompt: 4,
@@ -112,122 +114,32 @@ function newContexts(set: SubjectReferenceSet, n: number): BackgroundName[] {
 const sameLook = (a: { colour: string; pattern: string }, b: { colour: string; pattern: string }) =>
   a.colour === b.colour && a.pattern === b.pattern;
 
+/** The options with their defaults filled in. */
+function withDefaults(options: ExperimentOptions) {
+  return { ...DEFAULTS, ...options, outDir: resolve(options.outDir) };
+}
+type Resolved = ReturnType<typeof withDefaults>;
+
 export async function runSubjectExperiment(options: ExperimentOptions): Promise<ExperimentResult> {
-  const o = { ...DEFAULTS, ...options };
-  const outDir = resolve(o.outDir);
+  const o = withDefaults(options);
   const negative = o.negativePoint ?? true;
   const set = makeSubjectReferenceSet(o.subjectSeed, {
-    count: o.references,
-    withDistractor: o.references,
+    count: o.referenceCount,
+    withDistractor: o.referenceCount,
   });
   const subject = set.subject;
   const lookalikes = set.images.map((im) => {
     const d = im.scene.objects[im.distractor!]!;
     return { shape: d.shape, colour: d.colour, pattern: d.pattern };
   });
-
-  // 1. Reference photos and the clicks a user would make.
-  const refDir = join(outDir, 'references');
-  mkdirSync(refDir, { recursive: true });
-  const referencePaths: string[] = [];
-  for (const [k, im] of set.images.entries()) {
-    const path = join(refDir, `ref-${k}.png`);
-    await writePng(path, sceneImage(im.scene));
-    referencePaths.push(path);
-  }
-  const annotationPath = join(outDir, 'subject.json');
-  writeFileSync(
-    annotationPath,
-    `${JSON.stringify(
-      {
-        version: 1,
-        identifier: 'sks',
-        classWord: subject.shape,
-        images: set.images.map((im, k) => ({
-          path: `references/ref-${k}.png`,
-          positive: [[im.positive.x, im.positive.y]],
-          ...(negative && im.negative ? { negative: [[im.negative.x, im.negative.y]] } : {}),
-        })),
-      },
-      null,
-      2,
-    )}\n`,
-  );
-
-  // 2. RNGR masks and filled references (Eq. 1–3).
-  const clipFolder = join(o.modelFolder, 'image_encoder');
-  const maskDir = join(outDir, 'mask');
-  const mask = await runMaskJob({
-    annotationPath,
-    clipFolder,
-    outDir: maskDir,
-    layer: o.maskLayer,
-    dense: o.maskDense,
-    propagate: false,
-  });
-  const masks = mask.results.map((r, k) => ({
-    overlay: join(maskDir, `ref-${k}.overlay.png`),
-    filled: join(maskDir, `ref-${k}.filled.png`),
-    subjectIoU: maskIoU(r.subject.mask, set.images[k]!.scene.objects[set.images[k]!.subject]!.mask),
-  }));
-
-  // 3. P3S fine-tuning on the filled references.
+  const { referencePaths, annotationPath } = await writeReferences(o, set, negative);
+  const { maskDir, masks } = await maskReferences(o, set, annotationPath);
   const started = Date.now();
-  const observers = o.onTrainProgress ? [{ onStep: o.onTrainProgress }] : [];
-  const train = await trainP3S(
-    {
-      ...o.train,
-      baseModel: o.modelFolder,
-      clipModel: clipFolder,
-      outDir: join(outDir, 'train'),
-      references: [maskDir],
-      identifier: 'sks',
-      classWord: subject.shape,
-      maxSteps: o.steps,
-      learningRate: o.learningRate,
-      seed: o.seed ?? 0,
-      checkpointEvery: 0,
-      evaluate: false,
-    },
-    { observers },
-  );
+  const train = await fineTune(o, set, maskDir);
   const trainSeconds = (Date.now() - started) / 1000;
-
-  // 4. The subject in new contexts.
   const backgrounds = o.backgrounds ?? newContexts(set, 4);
-  const prompts = backgrounds.map((b) => `a {} ${BACKGROUND_PHRASES[b]}`);
-  const gen = await generateP3S({
-    ...o.generate,
-    baseModel: o.modelFolder,
-    adapter: train.adapterPath,
-    outDir: join(outDir, 'generated'),
-    prompts,
-    numImages: o.imagesPerPrompt,
-    seed: o.seed ?? 0,
-    steps: o.sampleSteps,
-    guidanceScale: o.guidanceScale,
-    onProgress: o.onGenerateProgress,
-  });
-
-  // 5. The probe's verdict.
-  const images: RgbImage[] = gen.images.map((g) => g.image);
-  const seen = probeImages(o.probe, images);
-  const generated = gen.images.map((g, i) => {
-    const background = backgrounds[Math.floor(i / o.imagesPerPrompt)]!;
-    return {
-      path: g.path,
-      prompt: g.prompt,
-      background,
-      seen: seen[i]!,
-      isSubject: sameLook(seen[i]!, subject),
-      isLookalike: lookalikes.some((l) => sameLook(seen[i]!, l)),
-    };
-  });
-  const otherColours = new Set<string>(
-    lookalikes.map((l) => l.colour).filter((c) => c !== subject.colour),
-  );
-  const share = (f: (g: GeneratedVerdict) => boolean) =>
-    generated.filter(f).length / Math.max(1, generated.length);
+  const gen = await generateInContexts(o, train.adapterPath, backgrounds);
+  const generated = judge(o, gen.images, backgrounds, subject, lookalikes);
   return {
     subject,
     lookalikes,
@@ -240,6 +152,154 @@ export async function runSubjectExperiment(options: ExperimentOptions): Promise<
     adapterPath: train.adapterPath,
     generated,
     contactSheet: gen.contactSheetPath,
+    ...scores(generated, subject, lookalikes),
+  };
+}
+
+/** 1. Reference photos and the clicks a user would make (subject.json). */
+async function writeReferences(
+  o: Resolved,
+  set: SubjectReferenceSet,
+  negative: boolean,
+): Promise<{ referencePaths: string[]; annotationPath: string }> {
+  const refDir = join(o.outDir, 'references');
+  mkdirSync(refDir, { recursive: true });
+  const referencePaths: string[] = [];
+  for (const [k, im] of set.images.entries()) {
+    const path = join(refDir, `ref-${k}.png`);
+    await writePng(path, sceneImage(im.scene));
+    referencePaths.push(path);
+  }
+  const annotationPath = join(o.outDir, 'subject.json');
+  writeFileSync(
+    annotationPath,
+    `${JSON.stringify(
+      {
+        version: 1,
+        identifier: 'sks',
+        classWord: set.subject.shape,
+        images: set.images.map((im, k) => ({
+          path: `references/ref-${k}.png`,
+          positive: [[im.positive.x, im.positive.y]],
+          ...(negative && im.negative ? { negative: [[im.negative.x, im.negative.y]] } : {}),
+        })),
+      },
+      null,
+      2,
+    )}\n`,
+  );
+  return { referencePaths, annotationPath };
+}
+
+/** 2. RNGR masks and filled references (Eq. 1–3), each subject mask scored against the truth. */
+async function maskReferences(
+  o: Resolved,
+  set: SubjectReferenceSet,
+  annotationPath: string,
+): Promise<{ maskDir: string; masks: ExperimentResult['masks'] }> {
+  const maskDir = join(o.outDir, 'mask');
+  const mask = await runMaskJob({
+    annotationPath,
+    clipFolder: join(o.modelFolder, 'image_encoder'),
+    outDir: maskDir,
+    layer: o.maskLayer,
+    dense: o.maskDense,
+    propagate: false,
+  });
+  const masks = mask.results.map((r, k) => ({
+    overlay: join(maskDir, `ref-${k}.overlay.png`),
+    filled: join(maskDir, `ref-${k}.filled.png`),
+    subjectIoU: maskIoU(r.subject.mask, set.images[k]!.scene.objects[set.images[k]!.subject]!.mask),
+  }));
+  return { maskDir, masks };
+}
+
+/** 3. P3S fine-tuning on the filled references. */
+function fineTune(o: Resolved, set: SubjectReferenceSet, maskDir: string): Promise<TrainP3SResult> {
+  const observers = o.onTrainProgress ? [{ onStep: o.onTrainProgress }] : [];
+  return trainP3S(
+    {
+      ...o.train,
+      baseModel: o.modelFolder,
+      clipModel: join(o.modelFolder, 'image_encoder'),
+      outDir: join(o.outDir, 'train'),
+      references: [maskDir],
+      identifier: 'sks',
+      classWord: set.subject.shape,
+      maxSteps: o.steps,
+      learningRate: o.learningRate,
+      seed: o.seed ?? 0,
+      checkpointEvery: 0,
+      evaluate: false,
+    },
+    { observers },
+  );
+}
+
+/** 4. The subject in new contexts. */
+function generateInContexts(
+  o: Resolved,
+  adapter: string,
+  backgrounds: BackgroundName[],
+): Promise<GenerateP3SResult> {
+  return generateP3S(
+    {
+      ...o.generate,
+      baseModel: o.modelFolder,
+      adapter,
+      outDir: join(o.outDir, 'generated'),
+      prompts: backgrounds.map((b) => `a {} ${BACKGROUND_PHRASES[b]}`),
+      numImages: o.imagesPerPrompt,
+      seed: o.seed ?? 0,
+      steps: o.sampleSteps,
+      guidanceScale: o.guidanceScale,
+    },
+    { onProgress: o.onGenerateProgress },
+  );
+}
+
+/** 5. The probe's verdict on each generated image. */
+function judge(
+  o: Resolved,
+  images: GeneratedImage[],
+  backgrounds: BackgroundName[],
+  subject: ObjectAttributes,
+  lookalikes: ObjectAttributes[],
+): GeneratedVerdict[] {
+  const seen = probeImages(
+    o.probe,
+    images.map((g): RgbImage => g.image),
+  );
+  return images.map((g, i) => ({
+    path: g.path,
+    prompt: g.prompt,
+    background: backgrounds[Math.floor(i / o.imagesPerPrompt)]!,
+    seen: seen[i]!,
+    isSubject: sameLook(seen[i]!, subject),
+    isLookalike: lookalikes.some((l) => sameLook(seen[i]!, l)),
+  }));
+}
+
+/** The shares of generated images with the subject's or a look-alike's attributes. */
+function scores(
+  generated: GeneratedVerdict[],
+  subject: ObjectAttributes,
+  lookalikes: ObjectAttributes[],
+): Pick<
+  ExperimentResult,
+  | 'fidelity'
+  | 'lookalikeRate'
+  | 'colourFidelity'
+  | 'lookalikeColourRate'
+  | 'shapeAccuracy'
+  | 'backgroundAccuracy'
+> {
+  const otherColours = new Set<string>(
+    lookalikes.map((l) => l.colour).filter((c) => c !== subject.colour),
+  );
+  const share = (f: (g: GeneratedVerdict) => boolean) =>
+    generated.filter(f).length / Math.max(1, generated.length);
+  return {
     fidelity: share((g) => g.isSubject),
     lookalikeRate: share((g) => g.isLookalike),
     colourFidelity: share((g) => g.seen.colour === subject.colour),

@@ -8,6 +8,7 @@ import {
   type SelectiveQuality,
   type ToyQuality,
 } from './evaluate.js';
+import type { AdapterRecipe } from './recipes.js';
 import type { StageReport, ToyStage } from './train_toy.js';
 import { TOY_TEXT_CONFIG, TOY_UNET_CONFIG, TOY_VAE_CONFIG, TOY_VISION_CONFIG } from './configs.js';
 
@@ -58,6 +59,12 @@ function perSubjectLine(s: SelectiveQuality): string {
 `;
 }
 
+/** What the card says a recipe injects with; quality.json written before the field was named injectionMode calls it injection. */
+function recipeInjection(recipe: AdapterRecipe): string {
+  const older = recipe as Partial<AdapterRecipe> & { injection?: string };
+  return older.injectionMode ?? older.injection ?? '';
+}
+
 function selectiveSection(q: ToyQuality): string {
   const s = q.selective;
   if (!s) return '';
@@ -66,7 +73,7 @@ function selectiveSection(q: ToyQuality): string {
   const recipe =
     r && a
       ? `
-  With \`p3s demo\`'s recipe (${a.injection} injection, references ${a.subjectCrop === null ? 'whole' : `cut to ${a.subjectCrop}× the subject's box`},
+  With \`p3s demo\`'s recipe (${recipeInjection(a)} injection, references ${a.subjectCrop === null ? 'whole' : `cut to ${a.subjectCrop}× the subject's box`},
   ${r.steps} steps at lr ${a.learningRate}, ε_t ${a.weightCurve}${a.subjectGuidance ? ', subject guidance' : ''}${a.subjectOnlyCondition ? ', subject-only condition' : ''}${(a.backgroundLossWeight ?? 1) !== 1 ? `, background loss weight ${a.backgroundLossWeight}` : ''}; docs/toy.md), same subjects:
 
 ${selectiveRows(r)}`
@@ -84,28 +91,18 @@ export function writeModelCard(
   training: Partial<Record<ToyStage, StageReport>>,
   quality: ToyQuality | null,
 ): void {
-  const stage = (name: ToyStage, what: string) => {
-    const r = training[name];
-    return r
-      ? `| ${name} | ${what} | ${r.steps} × ${r.batchSize} | ${r.finalLoss.toFixed(4)} | ${(r.totalSeconds / 60).toFixed(1)} min (${r.threads} thread${r.threads > 1 ? 's' : ''}) |`
-      : `| ${name} | ${what} | not trained | | |`;
-  };
-  const k = training.clip?.hardNegatives ?? 0;
-  const clipNegatives = k > 0 ? `, ${k} one-attribute-changed captions per image as negatives` : '';
-  const w = training.decoder?.objectWeight ?? 0;
-  const decoderWeighting = w > 0 ? ` weighted ${1 + w}× on object pixels` : '';
-  const q = quality;
-  const layerName = (layer: number) =>
-    layer === -1 ? 'last hidden state' : layer === 0 ? 'embeddings' : `after layer ${layer}`;
-  const rngrRows = q
-    ? q.rngr
-        .map(
-          (r) =>
-            `| ${layerName(r.layer)} | ${r.dense === 1 ? '8×8' : `${8 * r.dense}×${8 * r.dense} (dense ${r.dense})`} | ${isDefaultMask(r) ? 'p3s default (compare, guided)' : `${r.rule}, ${r.refine === 'none' ? 'patch level' : 'guided'}`} | ${r.subjectIoU.toFixed(3)} | ${pct(r.distractorLeak)} | ${r.distractorIoU === undefined ? '' : r.distractorIoU.toFixed(3)} |`,
-        )
-        .join('\n')
-    : '';
-  const text = `# The p3s toy models
+  const text = [
+    introSection(folder),
+    trainingSection(training),
+    qualitySection(quality),
+    limitsSection(quality),
+  ].join('');
+  writeFileSync(join(folder, 'README.md'), text);
+}
+
+/** What the models are: the world they know, their size, their classes. */
+function introSection(folder: string): string {
+  return `# The p3s toy models
 
 Tiny models trained from scratch by p3s on its own procedural toy world (\`src/toyworld/\`): 64-px
 scenes of one to three objects (8 shapes, 8 colours, 4 patterns) on 10 named backgrounds, with
@@ -126,7 +123,25 @@ Reproduce: \`npm run train:toy\` (deterministic for a seed and thread count on o
 | unet/ | UNet2DConditionModel, channels ${JSON.stringify(TOY_UNET_CONFIG.block_out_channels)}, context 77 × ${String(TOY_UNET_CONFIG.cross_attention_dim)} | |
 | probe/ | AttributeProbe (evaluation only): 5 conv + GroupNorm blocks, mean and max pooled, heads colour / shape / pattern / background | |
 
-## Training (CPU)
+`;
+}
+
+/** Each stage as training.json recorded it. */
+function trainingSection(training: Partial<Record<ToyStage, StageReport>>): string {
+  const stage = (name: ToyStage, what: string) => {
+    const r = training[name];
+    return r
+      ? `| ${name} | ${what} | ${r.steps} × ${r.batchSize} | ${r.finalLoss.toFixed(4)} | ${(r.totalSeconds / 60).toFixed(1)} min (${r.threads} thread${r.threads > 1 ? 's' : ''}) |`
+      : `| ${name} | ${what} | not trained | | |`;
+  };
+  const k = training.clip?.hardNegatives ?? 0;
+  const clipNegatives = k > 0 ? `, ${k} one-attribute-changed captions per image as negatives` : '';
+  const w = training.decoder?.objectWeight ?? 0;
+  const decoderWeighting = w > 0 ? ` weighted ${1 + w}× on object pixels` : '';
+  const adapter = training.adapter
+    ? `\n${stage('adapter', 'P3S adapter on subject pairs (condition: one photo, subject only; target: another), Eq. (14) weighted towards the subject; p3s_adapter/, an experiment (docs/toy.md)')}`
+    : '';
+  return `## Training (CPU)
 
 Data: the toy world's training split, generated on the fly; every stage sees its own scenes.
 The evaluation uses the held-out split (other seeds), never seen in training.
@@ -137,19 +152,32 @@ ${stage('vae', 'L1 reconstruction + 1e-4 · KL')}
 ${stage('decoder', `the VAE decoder alone, L1 reconstruction${decoderWeighting}; encoder and latent space frozen`)}
 ${stage('clip', `symmetric InfoNCE, learned temperature${clipNegatives}`)}
 ${stage('probe', 'cross-entropy per head, single-object scenes')}
-${stage('unet', 'ε-prediction MSE, SD 1.5 schedule, 10 % captions dropped, frozen VAE + text encoder')}${
-    training.adapter
-      ? `\n${stage('adapter', 'P3S adapter on subject pairs (condition: one photo, subject only; target: another), Eq. (14) weighted towards the subject; p3s_adapter/, an experiment (docs/toy.md)')}`
-      : ''
-  }
+${stage('unet', 'ε-prediction MSE, SD 1.5 schedule, 10 % captions dropped, frozen VAE + text encoder')}${adapter}
 
 AdamW, linear warm-up then cosine decay to 10 %, gradient clipping at 1.
 
-## Quality on held-out scenes
+`;
+}
 
-${
-  q
-    ? `- **CLIP image→caption retrieval** (${q.clipRetrieval.count} scenes, 1 true caption among ${q.clipRetrieval.candidates}):
+const layerName = (layer: number) =>
+  layer === -1 ? 'last hidden state' : layer === 0 ? 'embeddings' : `after layer ${layer}`;
+
+/** quality.json's numbers, or a note that the models are not evaluated yet. */
+function qualitySection(q: ToyQuality | null): string {
+  return `## Quality on held-out scenes
+
+${q ? qualityLines(q) : 'Not evaluated yet (run `npm run train:toy -- --stages eval`).'}
+`;
+}
+
+function qualityLines(q: ToyQuality): string {
+  const rngrRows = q.rngr
+    .map(
+      (r) =>
+        `| ${layerName(r.layer)} | ${r.dense === 1 ? '8×8' : `${8 * r.dense}×${8 * r.dense} (dense ${r.dense})`} | ${isDefaultMask(r) ? 'p3s default (compare, guided)' : `${r.rule}, ${r.refine === 'none' ? 'patch level' : 'guided'}`} | ${r.subjectIoU.toFixed(3)} | ${pct(r.distractorLeak)} | ${r.distractorIoU === undefined ? '' : r.distractorIoU.toFixed(3)} |`,
+    )
+    .join('\n');
+  return `- **CLIP image→caption retrieval** (${q.clipRetrieval.count} scenes, 1 true caption among ${q.clipRetrieval.candidates}):
   ${pct(q.clipRetrieval.accuracy)} against captions of other scenes; ${pct(q.clipRetrieval.hardAccuracy)} against
   captions that change one attribute (colour, shape, pattern or background). Chance: ${pct(1 / q.clipRetrieval.candidates)}.
 - **Probe** (the judge; ${q.probe.count} single-object scenes): colour ${pct(q.probe.colour)}, shape ${pct(q.probe.shape)},
@@ -167,10 +195,12 @@ ${
 | patch tokens | grid | mask | subject-mask IoU | look-alike pixels inside the subject mask | look-alike-mask IoU |
 | --- | --- | --- | --- | --- | --- |
 ${rngrRows}
-${selectiveSection(q)}`
-    : 'Not evaluated yet (run `npm run train:toy -- --stages eval`).'
+${selectiveSection(q)}`;
 }
-## Limits
+
+/** What the models cannot do, with the few numbers that bound it. */
+function limitsSection(q: ToyQuality | null): string {
+  return `## Limits
 
 These models are small and briefly trained (about two and a half CPU-hours in all). The probe
 reads rendered scenes almost without error${q ? ` (shape ${pct(q.probe.shape)}, pattern ${pct(q.probe.pattern)})` : ''}, so the generation numbers
@@ -191,5 +221,4 @@ deleted first, as its learning-rate schedule depends on it), a longer VAE stage 
 GPU. The masks are no longer the weak part: with the compare rule and guided refinement the
 subject-mask IoU is ${q ? bestDefaultIoU(q).toFixed(2) : 'n/a'} on look-alike pairs.
 `;
-  writeFileSync(join(folder, 'README.md'), text);
 }

@@ -1,5 +1,5 @@
 // Adapter settings for selective runs on the toy models: the recipe that makes the tiny base
-// model draw the subject (p3s demo's default, measured in docs/toy.md), and the paper's.
+// model draw the subject (p3s demo's default; what it gives is in docs/toy.md), and the paper's.
 import type { InjectionMode } from '../../src/p3s/adapter/injection.js';
 import { formatWeightCurve, PAPER_CURVE } from '../../src/p3s/adapter/weight_schedule.js';
 import type { ExperimentOptions } from './experiment.js';
@@ -7,7 +7,7 @@ import type { ExperimentOptions } from './experiment.js';
 export interface AdapterRecipe {
   steps: number;
   learningRate: number;
-  injection: InjectionMode;
+  injectionMode: InjectionMode;
   /** References cut to this many times the subject mask's box, or null: whole photos. */
   subjectCrop: number | null;
   /** ε_t at generation, in its text form. */
@@ -23,13 +23,12 @@ export interface AdapterRecipe {
 /**
  * Draws the subject on the toy models: the copy carries its reference in at its own positions
  * (aligned), fine-tuned on subject crops long enough to move the base model, and guidance
- * amplifies it. Subjects 0 and 2: colour and pattern in 34 % of images with the negative click,
- * 0 % without (docs/toy.md).
+ * amplifies it (docs/toy.md).
  */
 export const TOY_RECIPE: AdapterRecipe = {
   steps: 600,
   learningRate: 1e-3,
-  injection: 'aligned',
+  injectionMode: 'aligned',
   subjectCrop: 1.5,
   weightCurve: 'fixed:0.5',
   subjectGuidance: true,
@@ -37,11 +36,14 @@ export const TOY_RECIPE: AdapterRecipe = {
   backgroundLossWeight: 1,
 };
 
-/** The paper's adapter (Sec. IV-A's form; lr raised to 1e-4 for 100 steps on the toy models). */
+/**
+ * The paper's adapter (Sec. IV-A's form), with a learning rate and step count that let it move
+ * the toy models in a short run.
+ */
 export const PAPER_RECIPE: AdapterRecipe = {
   steps: 100,
   learningRate: 1e-4,
-  injection: 'decoupled',
+  injectionMode: 'decoupled',
   subjectCrop: null,
   weightCurve: formatWeightCurve(PAPER_CURVE),
   subjectGuidance: false,
@@ -57,7 +59,7 @@ export function recipeExperimentSettings(
     steps: recipe.steps,
     learningRate: recipe.learningRate,
     train: {
-      injectionMode: recipe.injection,
+      injectionMode: recipe.injectionMode,
       subjectCrop: recipe.subjectCrop,
       subjectOnlyCondition: recipe.subjectOnlyCondition,
       backgroundLossWeight: recipe.backgroundLossWeight,

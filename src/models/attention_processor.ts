@@ -4,7 +4,9 @@
 // checkpoint's key names) and does no arithmetic itself: `forward` hands everything to its
 // processor. Changing what an attention layer computes — capturing its probabilities, or
 // appending a trainable copy's features to its keys and values (P3S Eq. 7–8) — means swapping
-// the processor, addressed by module path (see UNet2DConditionModel.attnProcessors()).
+// the processor, addressed by module path (see UNet2DConditionModel.attnProcessors()). What a
+// processor needs per call (those features) arrives with the call, in AttentionCall.context,
+// so a processor holds no state that one forward pass could leave behind for the next.
 import { Tensor } from '../engine/tensor.js';
 import { keep } from '../engine/scope.js';
 import { Module, ModuleList } from '../nn/module.js';
@@ -33,6 +35,7 @@ export interface AttentionOptions {
  * Per-call state a forward pass hands to every attention processor, as diffusers passes
  * cross_attention_kwargs: an open record each processor reads by its own key, so the models
  * need not know what a processor wants (P3S: the trainable copy's features of this call).
+ * State that travels with the call cannot outlive it or leak into the next one.
  */
 export type AttentionContext = Readonly<Record<string, unknown>>;
 
@@ -42,6 +45,25 @@ export interface AttentionCall {
   encoderHiddenStates: Tensor | null;
   /** This forward pass's per-call state for processors, or null. */
   context: AttentionContext | null;
+}
+
+/**
+ * A typed key of AttentionContext: the one place that names an entry and its type, so the
+ * code that fills a context and the processor that reads it agree without casts of their own.
+ *   const FEATURES = new AttentionContextKey<ReadonlyMap<string, Tensor>>('features');
+ *   unet.forward(x, t, c, { attentionContext: FEATURES.entry(features) });
+ *   FEATURES.read(call)?.get(path) // in a processor
+ */
+export class AttentionContextKey<T> {
+  constructor(readonly name: string) {}
+  /** A context holding value under this key; spread several to combine them. */
+  entry(value: T): AttentionContext {
+    return { [this.name]: value };
+  }
+  /** The call's value under this key, or undefined when the call carries none. */
+  read(call: AttentionCall): T | undefined {
+    return call.context?.[this.name] as T | undefined;
+  }
 }
 
 export interface AttentionProcessor {
@@ -236,11 +258,13 @@ export interface ExtraKV {
 }
 
 /**
- * Called on each call of the layer with its normed input x (B, HW, C); null (or {}) leaves the
- * layer's computation unchanged. Tensors created inside the callback belong to the layer call
- * (a UNet frees them when the call ends): make lasting features beforehand, or keep() them.
+ * Called on each call of the layer with its normed input x (B, HW, C) and the call itself, whose
+ * context carries the forward pass's per-call inputs (read them with an AttentionContextKey);
+ * null (or {}) leaves the layer's computation unchanged. Tensors created inside the callback
+ * belong to the layer call (a UNet frees them when the call ends): make lasting features
+ * beforehand, or keep() them.
  */
-export type ExtraKVSource = (x: Tensor) => ExtraKV | null;
+export type ExtraKVSource = (x: Tensor, call: AttentionCall) => ExtraKV | null;
 
 /**
  * Attention whose keys and values get extra features along the token axis:
@@ -255,7 +279,7 @@ export class ExtraKVProcessor implements AttentionProcessor {
   process(attn: Attention, hiddenStates: Tensor, call: AttentionCall): Tensor {
     const { x, residual, spatial } = attn.prepare(hiddenStates);
     const context = call.encoderHiddenStates ?? x;
-    const extra = this.source(x);
+    const extra = this.source(x, call);
     let keyInput = extra?.keyInput ?? context;
     let valueInput = extra?.valueInput ?? context;
     if (extra?.extraKey) keyInput = ops.cat([keyInput, extra.extraKey], 1); // (B, L + M, C)

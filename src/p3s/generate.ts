@@ -7,40 +7,48 @@
 // unconditional prediction too, so guidance amplifies the text's effect, (ε_c − ε_∅), on top of
 // a prediction that already carries the subject, rather than amplifying the subject itself. This
 // matches training, where a dropped text prompt keeps its subject condition (see train.ts).
+//
+// A generation goes through steps, each a function: the plan (settings validated once by
+// generate_settings.ts, the adapter's metadata, prompts and seeds, before any model loads), the
+// models (base model with the adapter attached), the checks that need them (reference index,
+// size), then each prompt's batches and the contact sheet.
 import { existsSync, mkdirSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { randn } from '../engine/creation.js';
 import { noGrad } from '../engine/autograd.js';
 import { Generator } from '../engine/random.js';
 import { disposeAll, tidy } from '../engine/scope.js';
-import { Tensor } from '../engine/tensor.js';
+import type { Tensor } from '../engine/tensor.js';
 import * as ops from '../engine/ops.generated.js';
 import * as F from '../nn/functional.js';
-import { contactSheet, tensorToImage, writePng, type RgbImage } from '../io/image.js';
+import { contactSheet, writePng, type RgbImage } from '../io/image.js';
 import {
   StableDiffusionPipeline,
   denoise,
   usesGuidance,
+  type NoisePredictor,
   type SamplingScheduler,
 } from '../pipelines/stable_diffusion.js';
 import { ModelLoadError } from '../models/loading.js';
+import { resolveSettings } from '../settings/table.js';
 import {
   loadAdapter,
   p3sVersion,
   readAdapterMetadata,
   type AdapterMetadata,
+  type LoadedAdapter,
 } from './adapter/adapter_io.js';
 import { P3SUNet, type P3SSettings, type SubjectCondition } from './adapter/p3s_unet.js';
+import { formatWeightCurve } from './adapter/weight_schedule.js';
 import {
-  formatWeightCurve,
-  parseWeightCurve,
-  type WeightCurve,
-} from './adapter/weight_schedule.js';
-import type { InjectionMode } from './adapter/injection.js';
+  GENERATE_SETTINGS,
+  type GenerateP3SConfig,
+  type GenerateSettings,
+  type ReferenceChoice,
+} from './generate_settings.js';
 import { fillPrompt, mentionsIdentifier, readPromptFile } from './prompts.js';
 
-/** Which reference's condition an image gets: a fixed index, or image k of a prompt → k mod N. */
-export type ReferenceChoice = number | 'cycle';
+export type { GenerateP3SConfig, GenerateSettings, ReferenceChoice } from './generate_settings.js';
 
 export interface SampleRequest {
   prompt: string;
@@ -48,7 +56,7 @@ export interface SampleRequest {
   /** One image per seed; each draws its x_T from Generator(seed), so batching does not matter. */
   seeds: readonly number[];
   /** Index into the condition's references, one per image. */
-  references: readonly number[];
+  referenceIndices: readonly number[];
   steps: number;
   guidanceScale: number;
   eta: number;
@@ -74,24 +82,27 @@ export interface SamplingModels {
   condition: SubjectCondition;
 }
 
+// ---------------------------------------------------------------------------------------------
+// Sampling one batch
+
 /** The subject condition for a batch: the chosen references, resized to the latent size. */
 function conditionBatch(
   condition: SubjectCondition,
-  references: readonly number[],
+  referenceIndices: readonly number[],
   latentSize: [number, number],
 ): SubjectCondition {
   const n = condition.latent.shape[0]!;
-  for (const r of references) {
+  for (const r of referenceIndices) {
     if (!Number.isInteger(r) || r < 0 || r >= n)
       throw new RangeError(`Reference index ${r} is out of range: the adapter holds ${n}`);
   }
   return tidy(() => {
     let latent = ops.cat(
-      references.map((r) => condition.latent.slice(0, r, r + 1)),
+      referenceIndices.map((r) => condition.latent.slice(0, r, r + 1)),
       0,
     ); // (B, C, h, w)
     const clipStates = ops.cat(
-      references.map((r) => condition.clipStates.slice(0, r, r + 1)),
+      referenceIndices.map((r) => condition.clipStates.slice(0, r, r + 1)),
       0,
     ); // (B, L, E)
     const [h, w] = latentSize;
@@ -99,6 +110,86 @@ function conditionBatch(
       latent = F.interpolate(latent, { size: [h, w], mode: 'bilinear' });
     return { latent, clipStates };
   });
+}
+
+function checkRequest(request: SampleRequest): void {
+  const b = request.seeds.length;
+  if (b === 0) throw new RangeError('Expected at least one seed');
+  if (request.referenceIndices.length !== b)
+    throw new RangeError(
+      `Expected ${b} reference indices but received ${request.referenceIndices.length}`,
+    );
+}
+
+/** The text context: c, or [c_∅; c] with guidance. What it creates is added to `owned`. */
+function textContext(
+  pipeline: StableDiffusionPipeline,
+  request: SampleRequest,
+  guided: boolean,
+  owned: Tensor[],
+): Tensor {
+  const { promptEmbeds, negativePromptEmbeds } = pipeline.encodePrompt(
+    request.prompt,
+    guided ? request.negativePrompt : null,
+    { numImagesPerPrompt: request.seeds.length },
+  );
+  owned.push(promptEmbeds);
+  if (!negativePromptEmbeds) return promptEmbeds;
+  owned.push(negativePromptEmbeds);
+  const context = ops.cat([negativePromptEmbeds, promptEmbeds], 0); // [c_∅; c]
+  owned.push(context);
+  return context;
+}
+
+/** The batch's subject condition, for both halves of the guidance batch when guided. */
+function guidanceCondition(single: SubjectCondition, guided: boolean): SubjectCondition {
+  if (!guided) return single;
+  return noGrad(() => ({
+    latent: ops.cat([single.latent, single.latent], 0),
+    clipStates: ops.cat([single.clipStates, single.clipStates], 0),
+  }));
+}
+
+/** x_T: each image's noise from Generator(seed), plus the latent bias towards its reference. */
+function startingNoise(
+  pipeline: StableDiffusionPipeline,
+  scheduler: SamplingScheduler,
+  request: SampleRequest,
+  referenceLatent: Tensor,
+): Tensor {
+  const [h, w] = request.latentSize;
+  const channels = pipeline.unet.config.in_channels;
+  const bias = request.latentBias ?? 0;
+  return tidy(() => {
+    const start = ops
+      .cat(
+        request.seeds.map((s) => randn([1, channels, h, w], { generator: new Generator(s) })),
+        0,
+      )
+      .mul(scheduler.initNoiseSigma); // x_T (B, C, h, w)
+    // The reference's latent added to the noise: a bias towards the subject (Sec. III).
+    return bias === 0 ? start : start.add(referenceLatent.mul(bias));
+  });
+}
+
+/** The injected U-Net as a noise predictor over [ε_∅; ε_c] (or ε_c alone without guidance). */
+function injectedPredictor(
+  p3s: P3SUNet,
+  context: Tensor,
+  condition: SubjectCondition,
+  request: SampleRequest,
+  guided: boolean,
+): NoisePredictor {
+  const b = request.seeds.length;
+  // with subject guidance, ε_∅ is the frozen base model's (ε_t = 0 there)
+  const injectionScale =
+    guided && request.subjectGuidance
+      ? [...new Array<number>(b).fill(0), ...new Array<number>(b).fill(1)]
+      : undefined;
+  return (latentInput, t) =>
+    p3s.forward(latentInput, new Array<number>(latentInput.shape[0]!).fill(t), context, condition, {
+      injectionScale,
+    }).noisePred;
 }
 
 /**
@@ -112,52 +203,16 @@ export async function sampleP3S(
   onStep?: (i: number, total: number) => void | Promise<void>,
 ): Promise<RgbImage[]> {
   const { pipeline, p3s } = models;
-  const b = request.seeds.length;
-  if (b === 0) throw new RangeError('Expected at least one seed');
-  if (request.references.length !== b)
-    throw new RangeError(
-      `Expected ${b} reference indices but received ${request.references.length}`,
-    );
+  checkRequest(request);
   const guided = usesGuidance(request.guidanceScale);
-  const { promptEmbeds, negativePromptEmbeds } = pipeline.encodePrompt(
-    request.prompt,
-    guided ? request.negativePrompt : null,
-    { numImagesPerPrompt: b },
-  );
-  const owned: Tensor[] = [promptEmbeds];
-  if (negativePromptEmbeds) owned.push(negativePromptEmbeds);
+  const owned: Tensor[] = [];
   try {
-    const context = negativePromptEmbeds
-      ? ops.cat([negativePromptEmbeds, promptEmbeds], 0) // [c_∅; c]
-      : promptEmbeds;
-    if (context !== promptEmbeds) owned.push(context);
-    const single = conditionBatch(models.condition, request.references, request.latentSize);
+    const context = textContext(pipeline, request, guided, owned);
+    const single = conditionBatch(models.condition, request.referenceIndices, request.latentSize);
     owned.push(single.latent, single.clipStates);
-    const condition: SubjectCondition = guided
-      ? noGrad(() => ({
-          latent: ops.cat([single.latent, single.latent], 0),
-          clipStates: ops.cat([single.clipStates, single.clipStates], 0),
-        }))
-      : single;
+    const condition = guidanceCondition(single, guided);
     if (guided) owned.push(condition.latent, condition.clipStates);
-    // [ε_∅; ε_c]: with subject guidance, ε_∅ is the frozen base model's (ε_t = 0 there)
-    const injectionScale =
-      guided && request.subjectGuidance
-        ? [...new Array<number>(b).fill(0), ...new Array<number>(b).fill(1)]
-        : undefined;
-    const [h, w] = request.latentSize;
-    const channels = pipeline.unet.config.in_channels;
-    const bias = request.latentBias ?? 0;
-    const noise = tidy(() => {
-      const start = ops
-        .cat(
-          request.seeds.map((s) => randn([1, channels, h, w], { generator: new Generator(s) })),
-          0,
-        )
-        .mul(scheduler.initNoiseSigma); // x_T (B, C, h, w)
-      // The reference's latent added to the noise: a bias towards the subject (Sec. III).
-      return bias === 0 ? start : start.add(single.latent.mul(bias));
-    });
+    const noise = startingNoise(pipeline, scheduler, request, single.latent);
     owned.push(noise);
     const final = await denoise({
       scheduler,
@@ -166,83 +221,18 @@ export async function sampleP3S(
       guidanceScale: request.guidanceScale,
       eta: request.eta,
       generator: request.eta > 0 ? new Generator(request.seeds[0]!) : undefined,
-      predict: (latentInput, t) =>
-        p3s.forward(
-          latentInput,
-          new Array<number>(latentInput.shape[0]!).fill(t),
-          context,
-          condition,
-          {
-            injectionScale,
-          },
-        ).noisePred,
-      onStep: onStep ? (i, total) => onStep(i, total) : undefined,
+      predict: injectedPredictor(p3s, context, condition, request, guided),
+      onStep,
     });
     owned.push(final);
-    const pixels = pipeline.decodeLatents(final); // (B, 3, H, W) in [0, 1]
-    owned.push(pixels);
-    const images: RgbImage[] = [];
-    for (let i = 0; i < b; i++) {
-      const one = pixels.select(0, i);
-      images.push(tensorToImage(one));
-      one.dispose();
-    }
-    return images;
+    return pipeline.decodeToImages(final);
   } finally {
     disposeAll(owned);
   }
 }
 
-export interface GenerateP3SConfig {
-  /** The base model folder (diffusers layout) the adapter was trained on. */
-  baseModel: string;
-  /** The adapter file written by trainP3S. */
-  adapter: string;
-  outDir: string;
-  /** Prompts; `{}` and `[V]` become "identifier classWord". */
-  prompts?: string[];
-  /** A file with one prompt per line (added after `prompts`). */
-  promptFile?: string;
-  /** Default '' (SD 1.5's unconditional prompt). */
-  negativePrompt?: string;
-  /** Images per prompt (default 4); ignored when `seeds` is given. */
-  numImages?: number;
-  /** Image k of every prompt uses seed + k (default 0). */
-  seed?: number;
-  /** Explicit seeds, one image per seed for every prompt. */
-  seeds?: number[];
-  /** DDIM steps (default 50). */
-  steps?: number;
-  /** Classifier-free guidance scale (default 7.5; ≤ 1 turns guidance off). */
-  guidanceScale?: number;
-  /** DDIM η (default 0). */
-  eta?: number;
-  /** Reference latent added to each image's starting noise, times this (Sec. III; default 0). */
-  latentBias?: number;
-  /**
-   * Give the subject condition to the conditional half of the guidance batch only, so that
-   * guidance amplifies the subject too (default false: both halves, see docs/p3s.md).
-   */
-  subjectGuidance?: boolean;
-  /** λ of Eq. (7); default: the adapter's. */
-  lambda?: number;
-  /** ε_t of Eq. (10): a WeightCurve or its text form ("paper:0.5,0.2,2", "fixed:1" ...); default: the adapter's. */
-  weightCurve?: WeightCurve | string;
-  /** Default: the adapter's. */
-  injectionMode?: InjectionMode;
-  /** Which reference conditions each image (default 'cycle'). */
-  reference?: ReferenceChoice;
-  /** Output size in pixels (default: the adapter's training resolution). */
-  height?: number;
-  width?: number;
-  /** Images per forward batch (default: all images of a prompt). */
-  batchSize?: number;
-  /** Write contact-sheet.png (default true). */
-  contactSheet?: boolean;
-  onProgress?: (p: GenerateProgress) => void;
-  /** Non-fatal problems (a prompt without the identifier ...). Also returned in the result. */
-  onWarning?: (message: string) => void;
-}
+// ---------------------------------------------------------------------------------------------
+// Generating prompts × seeds into files
 
 export interface GenerateProgress {
   /** Images finished so far and in all. */
@@ -252,6 +242,13 @@ export interface GenerateProgress {
   /** Denoising step within the current batch. */
   step: number;
   steps: number;
+}
+
+/** What generateP3S reports while it runs (as trainP3S takes observers). */
+export interface GenerateRunOptions {
+  onProgress?: (p: GenerateProgress) => void;
+  /** Non-fatal problems (a prompt without the identifier ...). Also returned in the result. */
+  onWarning?: (message: string) => void;
 }
 
 export interface GeneratedImage {
@@ -271,12 +268,6 @@ export interface GenerateP3SResult {
   metadata: AdapterMetadata;
 }
 
-function positiveInt(v: number, what: string): number {
-  if (!Number.isSafeInteger(v) || v < 1)
-    throw new RangeError(`Expected a positive integer for ${what} but received ${v}`);
-  return v;
-}
-
 function slug(text: string): string {
   const s = text
     .toLowerCase()
@@ -294,7 +285,7 @@ export function resolvePrompts(
   classWord: string,
 ): { prompts: string[]; warnings: string[] } {
   const raw = [...(config.prompts ?? [])];
-  if (config.promptFile !== undefined) raw.push(...readPromptFile(config.promptFile));
+  if (config.promptFile != null) raw.push(...readPromptFile(config.promptFile));
   if (raw.length === 0) throw new Error('Expected at least one prompt (prompts or promptFile)');
   const warnings: string[] = [];
   const prompts = raw.map((p) => {
@@ -310,161 +301,240 @@ export function resolvePrompts(
   return { prompts, warnings };
 }
 
-/** Loads base model and adapter, generates every prompt × seed, writes PNGs and a contact sheet. */
-export async function generateP3S(config: GenerateP3SConfig): Promise<GenerateP3SResult> {
-  if (!existsSync(config.baseModel))
-    throw new ModelLoadError(`Base model folder not found: ${config.baseModel}`);
-  const metadata = readAdapterMetadata(config.adapter); // a wrong file fails before loading models
-  const steps = positiveInt(config.steps ?? 50, 'steps');
-  const guidanceScale = config.guidanceScale ?? 7.5;
-  if (!Number.isFinite(guidanceScale))
-    throw new RangeError(`Expected a finite guidance scale but received ${guidanceScale}`);
-  const eta = config.eta ?? 0;
-  const latentBias = config.latentBias ?? 0;
-  const subjectGuidance = config.subjectGuidance ?? false;
-  if (!Number.isFinite(latentBias) || latentBias < 0)
-    throw new RangeError(`Expected a non-negative latent bias but received ${latentBias}`);
-  const seeds =
-    config.seeds ??
-    Array.from(
-      { length: positiveInt(config.numImages ?? 4, 'numImages') },
-      (_, k) => (config.seed ?? 0) + k,
-    );
-  if (seeds.length === 0) throw new RangeError('Expected at least one seed');
-  for (const s of seeds) {
-    if (!Number.isSafeInteger(s) || s < 0)
-      throw new RangeError(`Expected non-negative integer seeds but received ${s}`);
-  }
-  const { prompts, warnings } = resolvePrompts(config, metadata.identifier, metadata.classWord);
-  for (const w of warnings) config.onWarning?.(w);
-  const batchSize = positiveInt(config.batchSize ?? seeds.length, 'batchSize');
-  const negativePrompt = config.negativePrompt ?? '';
+/** What a generation will do, settled before any model is loaded. */
+interface Plan {
+  settings: GenerateSettings;
+  metadata: AdapterMetadata;
+  prompts: string[];
+  /** Image k of every prompt uses seeds[k]. */
+  seeds: number[];
+  batchSize: number;
+  warnings: string[];
+}
 
-  const pipeline = StableDiffusionPipeline.fromPretrained(config.baseModel, { scheduler: 'ddim' });
+function planGeneration(config: GenerateP3SConfig, options: GenerateRunOptions): Plan {
+  const settings = resolveSettings(GENERATE_SETTINGS, config);
+  if (!existsSync(settings.baseModel))
+    throw new ModelLoadError(`Base model folder not found: ${settings.baseModel}`);
+  const metadata = readAdapterMetadata(settings.adapter); // a wrong file fails before loading models
+  const seeds =
+    settings.seeds ?? Array.from({ length: settings.numImages }, (_, k) => settings.seed + k);
+  const { prompts, warnings } = resolvePrompts(settings, metadata.identifier, metadata.classWord);
+  for (const w of warnings) options.onWarning?.(w);
+  return {
+    settings,
+    metadata,
+    prompts,
+    seeds,
+    batchSize: settings.batchSize ?? seeds.length,
+    warnings,
+  };
+}
+
+/** The models sampling needs, and how to let go of them. */
+interface Loaded extends SamplingModels {
+  release(): void;
+}
+
+/** The frozen base model with the adapter attached; λ, ε_t and the mode the adapter's unless set. */
+function loadModels(settings: GenerateSettings): Loaded {
+  const pipeline = StableDiffusionPipeline.fromPretrained(settings.baseModel, {
+    scheduler: 'ddim',
+  });
   pipeline.unet.freeze();
   pipeline.textEncoder.freeze();
   pipeline.vae.freeze();
-  let loaded: ReturnType<typeof loadAdapter> | null = null;
+  let loaded: LoadedAdapter | null = null;
   let p3s: P3SUNet | null = null;
-  try {
-    loaded = loadAdapter(config.adapter, pipeline.unet, config.baseModel);
-    const settings: P3SSettings = {
-      ...loaded.settings,
-      lambda: config.lambda ?? loaded.settings.lambda,
-      curve:
-        config.weightCurve === undefined
-          ? loaded.settings.curve
-          : typeof config.weightCurve === 'string'
-            ? parseWeightCurve(config.weightCurve)
-            : config.weightCurve,
-      mode: config.injectionMode ?? loaded.settings.mode,
-      numTrainTimesteps: pipeline.scheduler.config.num_train_timesteps,
-    };
-    p3s = new P3SUNet(pipeline.unet, loaded.adapter, settings);
-    const n = loaded.condition.latent.shape[0]!;
-    const choice = config.reference ?? 'cycle';
-    if (choice !== 'cycle' && !(Number.isInteger(choice) && choice >= 0 && choice < n))
-      throw new RangeError(
-        `Expected a reference index in [0, ${n}) or 'cycle' but received ${choice}`,
-      );
-    const f = pipeline.vaeScaleFactor;
-    const side = metadata.resolution;
-    const height = config.height ?? side;
-    const width = config.width ?? side;
-    if (height % f || width % f || height < f || width < f)
-      throw new RangeError(
-        `Expected height and width to be positive multiples of ${f} but received ${height}×${width}`,
-      );
-    mkdirSync(config.outDir, { recursive: true });
-    const models = { pipeline, p3s, condition: loaded.condition };
-    const images: GeneratedImage[] = [];
-    const total = prompts.length * seeds.length;
-    const shared = {
-      negative_prompt: negativePrompt,
-      steps: String(steps),
-      guidance_scale: String(guidanceScale),
-      scheduler: 'DDIM',
-      eta: String(eta),
-      latent_bias: String(latentBias),
-      subject_guidance: String(subjectGuidance),
-      lambda: String(settings.lambda),
-      weight_curve: formatWeightCurve(settings.curve),
-      injection_mode: settings.mode,
-      width: String(width),
-      height: String(height),
-      base_model: basename(resolve(config.baseModel)),
-      base_fingerprint: metadata.baseFingerprint,
-      adapter: basename(config.adapter),
-      adapter_training_steps: String(metadata.trainingSteps),
-      identifier: metadata.identifier,
-      class_word: metadata.classWord,
-      Software: `p3s ${p3sVersion()}`,
-    };
-    for (let p = 0; p < prompts.length; p++) {
-      const prompt = prompts[p]!;
-      for (let start = 0; start < seeds.length; start += batchSize) {
-        const batchSeeds = seeds.slice(start, start + batchSize);
-        const refs = batchSeeds.map((_, j) => (choice === 'cycle' ? (start + j) % n : choice));
-        const batch = await sampleP3S(
-          models,
-          pipeline.scheduler,
-          {
-            prompt,
-            negativePrompt,
-            seeds: batchSeeds,
-            references: refs,
-            steps,
-            guidanceScale,
-            eta,
-            latentSize: [height / f, width / f],
-            latentBias,
-            subjectGuidance,
-          },
-          (i, stepsTotal) =>
-            config.onProgress?.({
-              done: images.length,
-              total,
-              prompt,
-              step: i + 1,
-              steps: stepsTotal,
-            }),
-        );
-        for (let j = 0; j < batch.length; j++) {
-          const seed = batchSeeds[j]!;
-          const reference = refs[j]!;
-          const parameters: Record<string, string> = {
-            prompt,
-            seed: String(seed),
-            reference: `${reference} (${metadata.references[reference] ?? '?'})`,
-            ...shared,
-          };
-          const path = join(
-            config.outDir,
-            `${String(p).padStart(3, '0')}-${slug(prompt)}-seed${seed}.png`,
-          );
-          await writePng(path, batch[j]!, { text: parameters });
-          images.push({ path, prompt, seed, reference, image: batch[j]!, parameters });
-        }
-        config.onProgress?.({ done: images.length, total, prompt, step: steps, steps });
-      }
-    }
-    let contactSheetPath: string | null = null;
-    if (config.contactSheet ?? true) {
-      contactSheetPath = join(config.outDir, 'contact-sheet.png');
-      const sheet = contactSheet(
-        images.map((i) => i.image),
-        seeds.length,
-        { gap: 2 },
-      );
-      await writePng(contactSheetPath, sheet, {
-        text: { prompts: prompts.join('\n'), seeds: seeds.join(','), ...shared },
-      });
-    }
-    return { images, contactSheetPath, warnings, metadata };
-  } finally {
+  const release = (): void => {
     p3s?.detach();
     loaded?.adapter.dispose();
     if (loaded) disposeAll([loaded.condition.latent, loaded.condition.clipStates]);
     pipeline.dispose();
+  };
+  try {
+    loaded = loadAdapter(settings.adapter, pipeline.unet, settings.baseModel);
+    const injection: P3SSettings = {
+      ...loaded.settings,
+      lambda: settings.lambda ?? loaded.settings.lambda,
+      weightCurve: settings.weightCurve ?? loaded.settings.weightCurve,
+      injectionMode: settings.injectionMode ?? loaded.settings.injectionMode,
+      numTrainTimesteps: pipeline.scheduler.config.num_train_timesteps,
+    };
+    p3s = new P3SUNet(pipeline.unet, loaded.adapter, injection);
+    return { pipeline, p3s, condition: loaded.condition, release };
+  } catch (err) {
+    release();
+    throw err;
+  }
+}
+
+/** The output size in pixels, checked against the VAE's factor. */
+function outputSize(
+  settings: GenerateSettings,
+  metadata: AdapterMetadata,
+  pipeline: StableDiffusionPipeline,
+): { height: number; width: number } {
+  const f = pipeline.vaeScaleFactor;
+  const height = settings.height ?? settings.size ?? metadata.resolution;
+  const width = settings.width ?? settings.size ?? metadata.resolution;
+  if (height % f || width % f || height < f || width < f)
+    throw new RangeError(
+      `Expected height and width to be positive multiples of ${f} but received ${height}×${width}`,
+    );
+  return { height, width };
+}
+
+/** A fixed reference must be one the adapter holds. */
+function checkReference(choice: ReferenceChoice, count: number): void {
+  if (choice !== 'cycle' && choice >= count)
+    throw new RangeError(
+      `Expected a reference index in [0, ${count}) or 'cycle' but received ${choice}`,
+    );
+}
+
+/** The text chunks every PNG of this generation carries (besides prompt, seed and reference). */
+function sharedParameters(
+  plan: Plan,
+  injection: P3SSettings,
+  size: { height: number; width: number },
+): Record<string, string> {
+  const { settings: s, metadata } = plan;
+  return {
+    negative_prompt: s.negativePrompt,
+    steps: String(s.steps),
+    guidance_scale: String(s.guidanceScale),
+    scheduler: 'DDIM',
+    eta: String(s.eta),
+    latent_bias: String(s.latentBias),
+    subject_guidance: String(s.subjectGuidance),
+    lambda: String(injection.lambda),
+    weight_curve: formatWeightCurve(injection.weightCurve),
+    injection_mode: injection.injectionMode,
+    width: String(size.width),
+    height: String(size.height),
+    base_model: basename(resolve(s.baseModel)),
+    base_fingerprint: metadata.baseFingerprint,
+    adapter: basename(s.adapter),
+    adapter_training_steps: String(metadata.trainingSteps),
+    identifier: metadata.identifier,
+    class_word: metadata.classWord,
+    Software: `p3s ${p3sVersion()}`,
+  };
+}
+
+/** One generation under way: what it writes with, and the images written so far. */
+interface Generation {
+  plan: Plan;
+  models: SamplingModels;
+  latentSize: [number, number];
+  shared: Record<string, string>;
+  images: GeneratedImage[];
+  onProgress?: (p: GenerateProgress) => void;
+}
+
+/** Every image of prompt p, batch by batch, written as PNGs with their parameters. */
+async function generatePrompt(run: Generation, p: number): Promise<void> {
+  const { plan, models, images } = run;
+  const { settings: s, seeds, batchSize } = plan;
+  const prompt = plan.prompts[p]!;
+  const total = plan.prompts.length * seeds.length;
+  const n = models.condition.latent.shape[0]!;
+  for (let start = 0; start < seeds.length; start += batchSize) {
+    const batchSeeds = seeds.slice(start, start + batchSize);
+    const refs = batchSeeds.map((_, j) =>
+      s.reference === 'cycle' ? (start + j) % n : s.reference,
+    );
+    const batch = await sampleP3S(
+      models,
+      models.pipeline.scheduler,
+      {
+        prompt,
+        negativePrompt: s.negativePrompt,
+        seeds: batchSeeds,
+        referenceIndices: refs,
+        steps: s.steps,
+        guidanceScale: s.guidanceScale,
+        eta: s.eta,
+        latentSize: run.latentSize,
+        latentBias: s.latentBias,
+        subjectGuidance: s.subjectGuidance,
+      },
+      (i, stepsTotal) =>
+        run.onProgress?.({ done: images.length, total, prompt, step: i + 1, steps: stepsTotal }),
+    );
+    for (let j = 0; j < batch.length; j++)
+      await writeImage(run, p, prompt, batchSeeds[j]!, refs[j]!, batch[j]!);
+    run.onProgress?.({ done: images.length, total, prompt, step: s.steps, steps: s.steps });
+  }
+}
+
+async function writeImage(
+  run: Generation,
+  p: number,
+  prompt: string,
+  seed: number,
+  reference: number,
+  image: RgbImage,
+): Promise<void> {
+  const parameters: Record<string, string> = {
+    prompt,
+    seed: String(seed),
+    reference: `${reference} (${run.plan.metadata.references[reference] ?? '?'})`,
+    ...run.shared,
+  };
+  const path = join(
+    run.plan.settings.outDir,
+    `${String(p).padStart(3, '0')}-${slug(prompt)}-seed${seed}.png`,
+  );
+  await writePng(path, image, { text: parameters });
+  run.images.push({ path, prompt, seed, reference, image, parameters });
+}
+
+/** contact-sheet.png: every image, a row per prompt. */
+async function writeContactSheet(run: Generation): Promise<string> {
+  const { plan } = run;
+  const path = join(plan.settings.outDir, 'contact-sheet.png');
+  const sheet = contactSheet(
+    run.images.map((i) => i.image),
+    plan.seeds.length,
+    { gap: 2 },
+  );
+  await writePng(path, sheet, {
+    text: { prompts: plan.prompts.join('\n'), seeds: plan.seeds.join(','), ...run.shared },
+  });
+  return path;
+}
+
+/** Loads base model and adapter, generates every prompt × seed, writes PNGs and a contact sheet. */
+export async function generateP3S(
+  config: GenerateP3SConfig,
+  options: GenerateRunOptions = {},
+): Promise<GenerateP3SResult> {
+  const plan = planGeneration(config, options);
+  const models = loadModels(plan.settings);
+  try {
+    checkReference(plan.settings.reference, models.condition.latent.shape[0]!);
+    const size = outputSize(plan.settings, plan.metadata, models.pipeline);
+    const f = models.pipeline.vaeScaleFactor;
+    mkdirSync(plan.settings.outDir, { recursive: true });
+    const run: Generation = {
+      plan,
+      models,
+      latentSize: [size.height / f, size.width / f],
+      shared: sharedParameters(plan, models.p3s.settings, size),
+      images: [],
+      onProgress: options.onProgress,
+    };
+    for (let p = 0; p < plan.prompts.length; p++) await generatePrompt(run, p);
+    const contactSheetPath = plan.settings.contactSheet ? await writeContactSheet(run) : null;
+    return {
+      images: run.images,
+      contactSheetPath,
+      warnings: plan.warnings,
+      metadata: plan.metadata,
+    };
+  } finally {
+    models.release();
   }
 }

@@ -1,7 +1,14 @@
 // P3S-Diffusion's public API: point supervision (Sec. III-A: clicks → masks and filled photos),
 // fine-tuning an adapter (Sec. III-B), generation, the adapter file, and the pieces a caller
 // may compose itself (the injected U-Net, the training method).
-export { runMaskJob, type MaskJob, type MaskJobResult } from './supervision/mask_job.js';
+export {
+  runMaskJob,
+  type MaskJob,
+  type MaskJobOptions,
+  type MaskJobResult,
+  type MaskSettings,
+} from './supervision/mask_job.js';
+export { MASK_SETTINGS } from './supervision/mask_settings.js';
 export {
   readAnnotation,
   parseAnnotation,
@@ -23,9 +30,15 @@ export {
   sampleP3S,
   type GenerateP3SConfig,
   type GenerateP3SResult,
+  type GenerateRunOptions,
+  type GenerateSettings,
   type GeneratedImage,
   type GenerateProgress,
+  type ReferenceChoice,
+  type SampleRequest,
+  type SamplingModels,
 } from './generate.js';
+export { GENERATE_SETTINGS } from './generate_settings.js';
 export {
   loadAdapter,
   readAdapter,

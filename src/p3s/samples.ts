@@ -50,7 +50,7 @@ export class SampleWriter implements TrainingObserver {
           prompt,
           negativePrompt: '',
           seeds,
-          references: seeds.map((_, k) => k % n),
+          referenceIndices: seeds.map((_, k) => k % n),
           steps: s.steps,
           guidanceScale: s.guidanceScale,
           eta: 0,

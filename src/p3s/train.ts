@@ -269,8 +269,8 @@ function createMethod(
     frozen.clipHiddenSize,
     {
       lambda: settings.lambda,
-      curve: settings.weightCurve,
-      mode: settings.injectionMode,
+      weightCurve: settings.weightCurve,
+      injectionMode: settings.injectionMode,
       numTrainTimesteps,
     },
     references,

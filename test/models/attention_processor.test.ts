@@ -5,6 +5,7 @@ import {
   Attention,
   AttnCaptureProcessor,
   AttnProcessor,
+  AttentionContextKey,
   ExtraKVProcessor,
   type AttentionProcessor,
   type ExtraKV,
@@ -209,6 +210,34 @@ test('ExtraKVProcessor: K = W_K[z, f], V = W_V[z + λf, f] (P3S Eq. 7–8)', () 
       assert.throws(() => attn.forward(img), /equal token counts.*\[2, 12, 8\].*\[2, 6, 8\]/);
     }),
   );
+});
+
+test('an ExtraKVProcessor source reads its features from the call, by a typed key', () => {
+  manualSeed(6);
+  const attn = perturb(new Attention({ queryDim: 8, heads: 2, dimHead: 4 }));
+  const FEATURES = new AttentionContextKey<Tensor>('features');
+  const OTHER = new AttentionContextKey<number>('other');
+  noGrad(() =>
+    tidy(() => {
+      const x = randn([2, 6, 8]);
+      const f = randn([2, 3, 8]);
+      attn.processor = new AttnProcessor();
+      const plain = attn.forward(x).toArray();
+      attn.processor = new ExtraKVProcessor(() => ({ extraKey: f, extraValue: f }));
+      const extended = attn.forward(x).toArray();
+      attn.processor = new ExtraKVProcessor((_z, call) => {
+        const g = FEATURES.read(call);
+        return g ? { extraKey: g, extraValue: g } : null;
+      });
+      const both = { ...OTHER.entry(1), ...FEATURES.entry(f) };
+      assert.deepEqual(attn.forward(x, null, both).toArray(), extended);
+      assert.deepEqual(attn.forward(x, null, OTHER.entry(1)).toArray(), plain);
+      assert.deepEqual(attn.forward(x).toArray(), plain);
+      assert.equal(OTHER.read({ encoderHiddenStates: null, context: both }), 1);
+      assert.equal(OTHER.read({ encoderHiddenStates: null, context: null }), undefined);
+    }),
+  );
+  attn.dispose();
 });
 
 test('gradients reach the extra features; upcasting keeps bfloat16 close to float32', () => {

@@ -17,6 +17,10 @@ import { readAdapter } from '../../src/p3s/adapter/adapter_io.js';
 import { randn } from '../../src/engine/creation.js';
 import { Generator } from '../../src/engine/random.js';
 import { fillPrompt, mentionsIdentifier } from '../../src/p3s/prompts.js';
+import { GENERATE_SETTINGS, referenceChoice, seedList } from '../../src/p3s/generate_settings.js';
+import { KindError, SettingError } from '../../src/settings/kinds.js';
+import { resolveSettings, valuesFromFlags } from '../../src/settings/table.js';
+import { generateCommand } from '../../apps/cli/generate.js';
 import { fixturePath } from '../helpers/paths.js';
 
 setNumThreads(1); // see train.test.ts
@@ -175,7 +179,7 @@ test('--latent-bias adds s × the reference latent to the starting noise (Sec. I
   }
   await assert.rejects(
     generateP3S(config('negative-bias', { seeds, latentBias: -1 })),
-    /non-negative latent bias/,
+    /Expected a non-negative number for latentBias but received -1/,
   );
 });
 
@@ -214,8 +218,8 @@ test('prompt files fill {} and [V]; a prompt without the identifier warns but st
       promptFile: file,
       seeds: [1],
       steps: 2,
-      onWarning: (w) => warnings.push(w),
     }),
+    { onWarning: (w) => warnings.push(w) },
   );
   assert.deepEqual(
     result.images.map((i) => i.prompt),
@@ -255,6 +259,92 @@ test('an adapter for another base model, a missing or foreign file and no prompt
   );
   await assert.rejects(generateP3S(config('x', { prompts: [] })), /Expected at least one prompt/);
   await assert.rejects(generateP3S(config('x', { reference: 5 })), /reference index in \[0, 2\)/);
+});
+
+test('the settings table refuses bad values before any model loads, naming the setting', async () => {
+  const refused = (over: Partial<GenerateP3SConfig>, message: RegExp) =>
+    assert.rejects(generateP3S(config('refused', { baseModel: 'no-such-base', ...over })), message);
+  await refused({ steps: 0 }, /Expected a positive integer for steps but received 0/);
+  await refused(
+    { seeds: [] },
+    /Expected a comma-separated list of seeds .* for seeds but received \[\]/,
+  );
+  await refused({ seeds: [1, -2] }, /for seeds but received \[1,-2\]/);
+  await refused({ reference: -1 }, /Expected a reference index .* for reference but received -1/);
+  await refused(
+    { guidanceScale: Infinity },
+    /Expected a number for guidanceScale but received Infinity/,
+  );
+  await refused({ eta: -0.5 }, /Expected a non-negative number for eta but received -0.5/);
+  await refused(
+    { injectionMode: 'sideways' as never },
+    /Expected one of decoupled, joint, aligned/,
+  );
+  await refused({ weightCurve: 'wobbly' }, /Expected a weight curve: .* for weightCurve/);
+  await refused({ batchSize: 0 }, /Expected a positive integer for batchSize but received 0/);
+  // a valid config gets as far as the base model
+  await refused({}, /Base model folder not found: no-such-base/);
+});
+
+test('the seed list kind: a comma-separated list on the command line, an array through the API', () => {
+  assert.deepEqual(seedList.parse('3, 4,5'), [3, 4, 5]);
+  assert.deepEqual(seedList.parse('7,'), [7]);
+  assert.deepEqual(seedList.parse(String(2 ** 32 - 1)), [2 ** 32 - 1]);
+  for (const bad of ['', ',', '1,x', '-1', '1.5', String(2 ** 32), '0x10'])
+    assert.throws(() => seedList.parse(bad), KindError, bad);
+  assert.deepEqual(seedList.check([0, 1]), [0, 1]);
+  for (const bad of [[], [1.5], ['1'], 3, null])
+    assert.throws(() => seedList.check(bad), KindError);
+  const flags = (seeds: string) => valuesFromFlags(GENERATE_SETTINGS, { seeds });
+  assert.deepEqual(flags('1,2').seeds, [1, 2]);
+  assert.throws(
+    () => flags('1,-2'),
+    (err: Error) =>
+      err instanceof SettingError &&
+      err.message ===
+        'Expected a comma-separated list of seeds (each an integer in [0, 4294967295]) for --seeds but received "1,-2"',
+  );
+});
+
+test('the reference kind: an index or cycle; the index is checked against the adapter later', () => {
+  assert.equal(referenceChoice.parse('cycle'), 'cycle');
+  assert.equal(referenceChoice.parse('2'), 2);
+  for (const bad of ['', 'all', '-1', '1.5', 'Cycle'])
+    assert.throws(() => referenceChoice.parse(bad), KindError, bad);
+  assert.equal(referenceChoice.check(0), 0);
+  assert.equal(referenceChoice.check('cycle'), 'cycle');
+  for (const bad of [-1, 0.5, NaN, '1', null])
+    assert.throws(() => referenceChoice.check(bad), KindError);
+  const given = { baseModel: 'b', adapter: 'a', outDir: 'o' };
+  assert.equal(resolveSettings(GENERATE_SETTINGS, given).reference, 'cycle');
+  assert.throws(
+    () => valuesFromFlags(GENERATE_SETTINGS, { reference: 'first' }),
+    /Expected a reference index \(a non-negative integer\) or cycle for --reference but received "first"/,
+  );
+});
+
+test('p3s generate --help lists every flag of the settings table', async () => {
+  const lines: string[] = [];
+  const log = console.log;
+  console.log = (...parts: unknown[]) => void lines.push(parts.join(' '));
+  try {
+    await generateCommand.run(['--help']);
+  } finally {
+    console.log = log;
+  }
+  const help = lines.join('\n');
+  assert.match(help, /^Usage: p3s generate --base <folder> --adapter <file> --out <folder>/);
+  for (const s of GENERATE_SETTINGS) {
+    if (!s.flag) continue;
+    const head =
+      s.kind.flagType === 'boolean' ? `--${s.flag}` : `--${s.flag} ${s.placeholder ?? '<x>'}`;
+    assert.ok(
+      help.includes(`\n  ${head} `) || help.includes(`\n  ${head}\n`),
+      `--help lacks ${head}`,
+    );
+  }
+  assert.match(help, /--steps <n> +DDIM steps, as in Sec\. IV-A \(default 50\)/);
+  assert.match(help, /P3S settings \(default: the adapter's\):\n {2}--lambda <x>/);
 });
 
 test('prompt templates and the identifier check', () => {

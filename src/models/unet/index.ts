@@ -8,8 +8,14 @@
 //     chosen layers of `unet.attnProcessors()` and pass the map to `unet.setAttnProcessor()`;
 //     `store` then holds (B, heads, HW, 77) per layer path after each forward.
 //   - Condition injection (Eq. 7–8): a processor on the self-attention layers ("…attn1") that
-//     reads this call's features from `forward(x, t, c, { attentionContext })` (P3S's own is
-//     src/p3s/adapter/injection.ts; `ExtraKVProcessor` is the generic form).
+//     reads this call's features from the call, as diffusers' processors read
+//     cross_attention_kwargs. Name the entry once, pass it with the call, read it by key:
+//       const FEATURES = new AttentionContextKey<ReadonlyMap<string, Tensor>>('features');
+//       unet.forward(x, t, c, { attentionContext: FEATURES.entry(featuresByBlockPath) });
+//       // in the processor: FEATURES.read(call)?.get(blockPath)
+//     P3S's own is src/p3s/adapter/injection.ts; `ExtraKVProcessor` is the generic form (its
+//     source receives the call). Nothing is stored on the model, so a call without the option
+//     injects nothing.
 //   - The trainable copy's features: `forward(x, t, c, { onTransformerBlock: (path, s) => … })`
 //     sees every transformer block's input, normed input (what attn1 receives) and output.
 export {
@@ -36,13 +42,16 @@ export {
   GEGLU,
   type TransformerBlockStates,
   type TransformerBlockHook,
-  type ForwardHooks,
+  type ForwardCall,
 } from './transformer_2d.js';
 export {
   Attention,
+  AttentionContextKey,
   AttnProcessor,
   AttnCaptureProcessor,
   ExtraKVProcessor,
+  type AttentionCall,
+  type AttentionContext,
   type AttentionProcessor,
   type ExtraKV,
   type ExtraKVSource,

@@ -22,11 +22,15 @@ export interface TransformerBlockStates {
 /** Called after each transformer block with its module path and states. */
 export type TransformerBlockHook = (path: string, states: TransformerBlockStates) => void;
 
-/** What a forward pass carries down to its transformer blocks. */
-export interface ForwardHooks {
+/**
+ * What one forward call carries down through the blocks to every transformer block, beside the
+ * hidden states: its observers and its attention processors' per-call state. One bundle, so a
+ * block in between passes it on without knowing what it holds.
+ */
+export interface ForwardCall {
   /** A read-only observer of each block's states. */
   onTransformerBlock?: TransformerBlockHook;
-  /** Per-call state for the attention processors (see AttentionContext). */
+  /** Handed to both attention layers of every block (see AttentionContext). */
   attentionContext?: AttentionContext;
 }
 
@@ -116,11 +120,11 @@ export class BasicTransformerBlock extends Module {
   }
 
   /** x (B, HW, C), context (B, L, C_ctx) -> (B, HW, C). */
-  forward(x: Tensor, encoderHiddenStates: Tensor | null, hooks: ForwardHooks = {}): Tensor {
+  forward(x: Tensor, encoderHiddenStates: Tensor | null, call: ForwardCall = {}): Tensor {
     // Each residual branch in its own scope: its internals (up to B·heads·HW² attention
     // scores, and the 8·C-wide GEGLU) are freed as soon as it is done.
     const normed = this.norm1.forward(x);
-    const context = hooks.attentionContext ?? null;
+    const context = call.attentionContext ?? null;
     const a = tidy(() => this.attn1.forward(normed, null, context).add(x));
     const { attn2, norm2 } = this;
     const b =
@@ -128,7 +132,7 @@ export class BasicTransformerBlock extends Module {
         ? tidy(() => attn2.forward(norm2.forward(a), encoderHiddenStates, context).add(a))
         : a;
     const h = tidy(() => this.ff.forward(this.norm3.forward(b)).add(b));
-    hooks.onTransformerBlock?.(this.path, { input: x, normed, output: h });
+    call.onTransformerBlock?.(this.path, { input: x, normed, output: h });
     return h;
   }
 }
@@ -184,7 +188,7 @@ export class Transformer2DModel extends Module {
   }
 
   /** x (B, C, H, W), context (B, L, C_ctx) -> (B, C, H, W). */
-  forward(x: Tensor, encoderHiddenStates: Tensor | null, hooks: ForwardHooks = {}): Tensor {
+  forward(x: Tensor, encoderHiddenStates: Tensor | null, call: ForwardCall = {}): Tensor {
     const [b, c, height, width] = x.shape as [number, number, number, number];
     let h = this.norm.forward(x);
     if (this.useLinearProjection) {
@@ -194,7 +198,7 @@ export class Transformer2DModel extends Module {
       h = this.projIn.forward(h); // (B, inner, H, W)
       h = h.permute(0, 2, 3, 1).reshape(b, height * width, this.innerDim); // (B, HW, inner)
     }
-    for (const block of this.transformerBlocks) h = block.forward(h, encoderHiddenStates, hooks);
+    for (const block of this.transformerBlocks) h = block.forward(h, encoderHiddenStates, call);
     if (this.useLinearProjection) {
       h = this.projOut.forward(h); // (B, HW, C)
       h = h.reshape(b, height, width, c).permute(0, 3, 1, 2).contiguous(); // (B, C, H, W)

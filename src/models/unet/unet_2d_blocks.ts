@@ -8,7 +8,7 @@ import * as ops from '../../engine/ops.generated.js';
 import { tidy } from '../../engine/scope.js';
 import { Module, ModuleList } from '../../nn/module.js';
 import { Downsample2D, ResnetBlock2D, Upsample2D } from '../resnet.js';
-import { Transformer2DModel, nameTransformerBlocks, type ForwardHooks } from './transformer_2d.js';
+import { Transformer2DModel, nameTransformerBlocks, type ForwardCall } from './transformer_2d.js';
 
 /** Settings every block shares (diffusers' resnet_* and attention arguments). */
 export interface BlockOptions {
@@ -44,7 +44,7 @@ export interface DownBlock extends Module {
     x: Tensor,
     temb: Tensor | null,
     encoderHiddenStates: Tensor | null,
-    hooks?: ForwardHooks,
+    call?: ForwardCall,
   ): DownBlockOutput;
 }
 
@@ -57,7 +57,7 @@ export interface UpBlock extends Module {
     temb: Tensor | null,
     encoderHiddenStates: Tensor | null,
     upsampleSize?: [number, number] | null,
-    hooks?: ForwardHooks,
+    call?: ForwardCall,
   ): Tensor;
 }
 
@@ -156,13 +156,13 @@ export class CrossAttnDownBlock2D extends Module implements DownBlock {
     x: Tensor,
     temb: Tensor | null,
     encoderHiddenStates: Tensor | null,
-    hooks: ForwardHooks = {},
+    call: ForwardCall = {},
   ): DownBlockOutput {
     const residuals: Tensor[] = [];
     let h = x;
     for (let i = 0; i < this.resnets.length; i++) {
       h = tidy(() => this.resnets.at(i).forward(h, temb));
-      h = this.attentions.at(i).forward(h, encoderHiddenStates, hooks);
+      h = this.attentions.at(i).forward(h, encoderHiddenStates, call);
       residuals.push(h);
     }
     return downsample(this.downsamplers, h, residuals);
@@ -220,11 +220,11 @@ export class UNetMidBlock2DCrossAttn extends Module {
     x: Tensor,
     temb: Tensor | null,
     encoderHiddenStates: Tensor | null,
-    hooks: ForwardHooks = {},
+    call: ForwardCall = {},
   ): Tensor {
     let h = tidy(() => this.resnets.at(0).forward(x, temb));
     for (let i = 0; i < this.attentions.length; i++) {
-      h = this.attentions.at(i).forward(h, encoderHiddenStates, hooks);
+      h = this.attentions.at(i).forward(h, encoderHiddenStates, call);
       h = tidy(() => this.resnets.at(i + 1).forward(h, temb));
     }
     return h;
@@ -296,14 +296,14 @@ export class CrossAttnUpBlock2D extends Module implements UpBlock {
     temb: Tensor | null,
     encoderHiddenStates: Tensor | null,
     upsampleSize: [number, number] | null = null,
-    hooks: ForwardHooks = {},
+    call: ForwardCall = {},
   ): Tensor {
     const skips = takeSkips(residuals, this.resnets.length);
     let h = x;
     for (let i = 0; i < this.resnets.length; i++) {
       // resnet over [state, skip]: (B, C + C_skip, H, W) -> (B, C_out, H, W)
       h = tidy(() => this.resnets.at(i).forward(ops.cat([h, skips[i]!], 1), temb));
-      h = this.attentions.at(i).forward(h, encoderHiddenStates, hooks);
+      h = this.attentions.at(i).forward(h, encoderHiddenStates, call);
     }
     return upsample(this.upsamplers, h, upsampleSize);
   }

@@ -7,8 +7,10 @@
 //
 // What P3S needs from the frozen U-Net goes through attention processors and read-only hooks,
 // never through changes to this file: attnProcessors() / setAttnProcessor() swap what any
-// attention layer computes (ExtraKVProcessor for Eq. 7–8, AttnCaptureProcessor for Eq. 11–13),
-// and forward's onTransformerBlock reads each transformer block's hidden states.
+// attention layer computes (P3S's injection processor or ExtraKVProcessor for Eq. 7–8,
+// AttnCaptureProcessor for Eq. 11–13), forward's attentionContext hands those processors this
+// call's inputs (the injected features), and forward's onTransformerBlock reads each transformer
+// block's hidden states.
 import { Tensor } from '../../engine/tensor.js';
 import { tensor } from '../../engine/creation.js';
 import type { DType } from '../../engine/dtype.js';
@@ -23,7 +25,11 @@ import {
 } from '../attention_processor.js';
 import { TimestepEmbedding, timestepEmbedding } from '../embeddings.js';
 import { ModelLoadError, configValue, loadPretrained, readConfig } from '../loading.js';
-import { nameTransformerBlocks, type TransformerBlockHook } from './transformer_2d.js';
+import {
+  nameTransformerBlocks,
+  type ForwardCall,
+  type TransformerBlockHook,
+} from './transformer_2d.js';
 import {
   CrossAttnDownBlock2D,
   CrossAttnUpBlock2D,
@@ -247,7 +253,10 @@ function checkScalars(cfg: UNet2DConditionConfig): void {
   }
 }
 
-/** Observers of one forward pass. Tensors they receive belong to the pass: keep() to retain. */
+/**
+ * Observers of one forward pass, and its attention processors' per-call inputs. Tensors the
+ * observers receive belong to the pass: keep() to retain.
+ */
 export interface UNetForwardOptions {
   /**
    * Called after every BasicTransformerBlock with its module path
@@ -262,8 +271,10 @@ export interface UNetForwardOptions {
    */
   onBlock?: (name: string, output: Tensor) => void;
   /**
-   * Handed to every attention processor of this call (diffusers' cross_attention_kwargs): how
-   * per-call inputs such as P3S's injected features reach the processors that use them.
+   * Handed untouched to every attention processor of this call, as AttentionCall.context
+   * (diffusers' cross_attention_kwargs): how per-call inputs such as P3S's injected features
+   * reach the processors that use them, and only for this call. Read entries with an
+   * AttentionContextKey.
    */
   attentionContext?: AttentionContext;
 }
@@ -428,7 +439,7 @@ export class UNet2DConditionModel extends Module {
     options: UNetForwardOptions = {},
   ): Tensor {
     const { onBlock } = options;
-    const hooks = {
+    const call: ForwardCall = {
       onTransformerBlock: options.onTransformerBlock,
       attentionContext: options.attentionContext,
     };
@@ -459,7 +470,7 @@ export class UNet2DConditionModel extends Module {
     onBlock?.('conv_in', x);
     const residuals: Tensor[] = [x];
     for (let i = 0; i < this.downBlocks.length; i++) {
-      const out = this.downBlocks.at(i).forward(x, emb, encoderHiddenStates, hooks);
+      const out = this.downBlocks.at(i).forward(x, emb, encoderHiddenStates, call);
       x = out.hidden;
       residuals.push(...out.residuals);
       onBlock?.(`down_blocks.${i}`, x);
@@ -467,7 +478,7 @@ export class UNet2DConditionModel extends Module {
 
     // 3. mid
     if (this.midBlock) {
-      x = this.midBlock.forward(x, emb, encoderHiddenStates, hooks);
+      x = this.midBlock.forward(x, emb, encoderHiddenStates, call);
       onBlock?.('mid_block', x);
     }
 
@@ -481,7 +492,7 @@ export class UNet2DConditionModel extends Module {
         !isFinal && forwardUpsampleSize && next
           ? ([next.shape[2]!, next.shape[3]!] as [number, number])
           : null;
-      x = block.forward(x, skips, emb, encoderHiddenStates, size, hooks);
+      x = block.forward(x, skips, emb, encoderHiddenStates, size, call);
       onBlock?.(`up_blocks.${i}`, x);
     }
 

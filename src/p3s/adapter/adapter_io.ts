@@ -363,8 +363,8 @@ export function loadAdapter(
       metadata,
       settings: {
         lambda: metadata.lambda,
-        curve: parseWeightCurve(metadata.weightCurve),
-        mode: metadata.injectionMode,
+        weightCurve: parseWeightCurve(metadata.weightCurve),
+        injectionMode: metadata.injectionMode,
         numTrainTimesteps: metadata.numTrainTimesteps,
       },
     };

@@ -17,11 +17,14 @@
 // exactly.
 //
 // The features of a call arrive with the call: P3SUNet passes them in the U-Net's forward
-// options (attentionContext), keyed by transformer-block path, and each processor reads its own.
+// options (attentionContext, under P3S_FEATURES), keyed by transformer-block path, and each
+// processor reads its own. Why: the features differ per call (timestep, batch, guidance half),
+// and state held between calls could reach a call it was not made for.
 import { Tensor } from '../../engine/tensor.js';
 import * as ops from '../../engine/ops.generated.js';
 import * as F from '../../nn/functional.js';
 import {
+  AttentionContextKey,
   attendInputs,
   type Attention,
   type AttentionCall,
@@ -35,13 +38,12 @@ export function isInjectionMode(x: unknown): x is InjectionMode {
   return typeof x === 'string' && (INJECTION_MODES as readonly string[]).includes(x);
 }
 
-/** The attention-context key under which a call carries the copy's features by block path. */
-export const P3S_FEATURES = 'p3sFeatures';
+/** Where a call's attention context carries the copy's features f_i, by transformer-block path. */
+export const P3S_FEATURES = new AttentionContextKey<ReadonlyMap<string, Tensor>>('p3sFeatures');
 
 /** This call's f_i for a block, or null (inject nothing). */
 function featureOf(call: AttentionCall, blockPath: string): Tensor | null {
-  const features = call.context?.[P3S_FEATURES] as ReadonlyMap<string, Tensor> | undefined;
-  return features?.get(blockPath) ?? null;
+  return P3S_FEATURES.read(call)?.get(blockPath) ?? null;
 }
 
 export class P3SInjectionProcessor implements AttentionProcessor {

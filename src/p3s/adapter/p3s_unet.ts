@@ -16,16 +16,16 @@ export interface P3SSettings {
   /** λ of Eq. (7). */
   lambda: number;
   /** ε_t of Eq. (9)–(10). */
-  curve: WeightCurve;
-  mode: InjectionMode;
+  weightCurve: WeightCurve;
+  injectionMode: InjectionMode;
   /** T of Eq. (10): the base model's training timesteps. */
   numTrainTimesteps: number;
 }
 
 export const DEFAULT_SETTINGS: P3SSettings = {
   lambda: 0.2,
-  curve: PAPER_CURVE,
-  mode: 'decoupled',
+  weightCurve: PAPER_CURVE,
+  injectionMode: 'decoupled',
   numTrainTimesteps: 1000,
 };
 
@@ -78,6 +78,11 @@ function byExecutionOrder(a: string, b: string): number {
   return 0;
 }
 
+/**
+ * The frozen U-Net with an adapter attached: its self-attention processors are swapped once, at
+ * construction, and each forward call hands them that call's features, so the U-Net holds
+ * nothing between calls (a plain unet.forward while attached injects nothing).
+ */
 export class P3SUNet {
   private readonly frozenCapture = new AttnCaptureProcessor('last');
   private readonly lastCrossPath: string;
@@ -96,7 +101,7 @@ export class P3SUNet {
         throw new Error(
           `The adapter's layer ${path} has no self-attention in this U-Net: adapter and base model differ`,
         );
-      processors.set(key, new P3SInjectionProcessor(path, settings.lambda, settings.mode));
+      processors.set(key, new P3SInjectionProcessor(path, settings.lambda, settings.injectionMode));
     }
     const crossKeys = [...processors.keys()]
       .filter((k) => k.endsWith('.attn2.processor'))
@@ -115,7 +120,7 @@ export class P3SUNet {
   /** ε_t per sample (B,): Eq. (10) at each sample's timestep. */
   weights(timesteps: number[]): number[] {
     return timesteps.map((t) =>
-      injectionWeight(this.settings.curve, t, this.settings.numTrainTimesteps),
+      injectionWeight(this.settings.weightCurve, t, this.settings.numTrainTimesteps),
     );
   }
 
@@ -173,9 +178,9 @@ export class P3SUNet {
       scaled.set(path, partial ? scatterRows(weighted, active, b) : weighted);
     }
     try {
-      // the features reach the injection processors with this call (injection.ts)
+      // the features reach the injection processors with this call only (injection.ts)
       const noisePred = this.unet.forward(xt, t, context, {
-        attentionContext: { [P3S_FEATURES]: scaled },
+        attentionContext: P3S_FEATURES.entry(scaled),
       });
       const frozenAttention = this.frozenCapture.captured.get('last') ?? null;
       this.frozenCapture.captured.delete('last');

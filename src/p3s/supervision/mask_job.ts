@@ -1,7 +1,9 @@
 // `p3s mask` as a library function: annotation file + CLIP weights -> masks and filled photos.
+// Its settings are declared once in mask_settings.ts and resolved here, at the boundary.
 import { existsSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { readImage } from '../../io/image.js';
+import { resolveSettings } from '../../settings/table.js';
 import { CLIPVisionModel } from '../../models/clip/clip_vision_model.js';
 import { CLIPImageProcessor } from '../../models/clip/image_processing.js';
 import { readAnnotation, checkPointsInside, type SubjectAnnotation } from './annotations.js';
@@ -12,28 +14,17 @@ import {
   type RngrImageInput,
   type RngrImageResult,
   type PatchFeatureExtractor,
-  type MaskRefinement,
 } from './rngr.js';
-import type { SuppressionRule } from './mask/index.js';
 import { writeMaskOutputs, type MaskSummaryEntry } from './mask_outputs.js';
+import { MASK_SETTINGS, type MaskJob, type MaskSettings } from './mask_settings.js';
 
-export interface MaskJob {
-  annotationPath: string;
-  /** A CLIP vision (or full CLIP) model folder in the transformers layout. */
-  clipFolder: string;
-  outDir: string;
-  layer?: number;
-  /** Finer patch grid: CLIP on dense × dense sub-patch shifts (default 1; dense_features.ts). */
-  dense?: number;
-  sigma?: number;
-  dilate?: number;
-  propagate?: boolean;
-  /** Eq. (2)'s negative step: 'compare' (default) or 'product' (as the paper writes it). */
-  rule?: SuppressionRule;
-  /** 'guided' (default): masks follow the photo's edges; 'none': the patch maps alone. */
-  refine?: MaskRefinement;
+export type { MaskJob, MaskSettings } from './mask_settings.js';
+
+/** What runMaskJob reports while it runs, and what a test may put in CLIP's place. */
+export interface MaskJobOptions {
+  /** After each photo's patch features: photos done, photos in all, the photo's path. */
   onProgress?: (done: number, total: number, name: string) => void;
-  /** Replace CLIP (tests, other encoders). */
+  /** Replaces CLIP (tests, other encoders); the job then loads no model. */
   extractor?: PatchFeatureExtractor;
 }
 
@@ -52,8 +43,26 @@ export function loadClipExtractor(folder: string, layer = -1): ClipPatchExtracto
   return new ClipPatchExtractor(model, { layer, processor });
 }
 
-export async function runMaskJob(job: MaskJob): Promise<MaskJobResult> {
-  const annotation = readAnnotation(job.annotationPath);
+/** Annotation file + CLIP weights -> masks, overlays, filled photos and summary.json. */
+export async function runMaskJob(
+  job: MaskJob,
+  options: MaskJobOptions = {},
+): Promise<MaskJobResult> {
+  const settings = resolveSettings(MASK_SETTINGS, job);
+  const annotation = readAnnotation(settings.annotationPath);
+  const inputs = await maskInputs(annotation);
+  const own = options.extractor ? null : loadClipExtractor(settings.clipFolder, settings.layer);
+  const base = options.extractor ?? own!;
+  const extractor = settings.dense > 1 ? new DensePatchExtractor(base, settings.dense) : base;
+  try {
+    return await maskWith(settings, annotation, inputs, counting(extractor, inputs, options));
+  } finally {
+    own?.model.dispose();
+  }
+}
+
+/** The annotated photos, read, with their clicks checked against their sizes. */
+async function maskInputs(annotation: SubjectAnnotation): Promise<RngrImageInput[]> {
   const inputs: RngrImageInput[] = [];
   for (const im of annotation.images) {
     const image = await readImage(im.path);
@@ -62,48 +71,49 @@ export async function runMaskJob(job: MaskJob): Promise<MaskJobResult> {
     checkPointsInside(im.negative, image.width, image.height, name);
     inputs.push({ name: im.path, image, positive: im.positive, negative: im.negative });
   }
-  const ownExtractor = job.extractor ? null : loadClipExtractor(job.clipFolder, job.layer ?? -1);
-  const base = job.extractor ?? ownExtractor!;
-  const extractor = (job.dense ?? 1) > 1 ? new DensePatchExtractor(base, job.dense!) : base;
-  try {
-    return await maskWith(job, annotation, inputs, extractor);
-  } finally {
-    ownExtractor?.model.dispose();
-  }
+  return inputs;
+}
+
+/** The extractor, telling onProgress after each photo. */
+function counting(
+  extractor: PatchFeatureExtractor,
+  inputs: RngrImageInput[],
+  options: MaskJobOptions,
+): PatchFeatureExtractor {
+  let done = 0;
+  return {
+    extract(image) {
+      const f = extractor.extract(image);
+      options.onProgress?.(++done, inputs.length, inputs[done - 1]?.name ?? '');
+      return f;
+    },
+  };
 }
 
 async function maskWith(
-  job: MaskJob,
+  s: MaskSettings,
   annotation: SubjectAnnotation,
   inputs: RngrImageInput[],
   extractor: PatchFeatureExtractor,
 ): Promise<MaskJobResult> {
-  let done = 0;
-  const counting: PatchFeatureExtractor = {
-    extract(image) {
-      const f = extractor.extract(image);
-      job.onProgress?.(++done, inputs.length, inputs[done - 1]?.name ?? '');
-      return f;
-    },
-  };
-  const results = await buildSubjectMasks(inputs, counting, {
-    sigma: job.sigma,
-    dilate: job.dilate,
-    propagate: job.propagate,
-    rule: job.rule,
-    refine: job.refine,
+  const results = await buildSubjectMasks(inputs, extractor, {
+    sigma: s.sigma,
+    dilate: s.dilate,
+    propagate: s.propagate,
+    rule: s.rule,
+    refine: s.refine,
   });
-  const summary = await writeMaskOutputs(results, job.outDir, {
-    annotation: job.annotationPath,
+  const summary = await writeMaskOutputs(results, s.outDir, {
+    annotation: s.annotationPath,
     identifier: annotation.identifier,
     classWord: annotation.classWord,
-    clip: job.clipFolder,
-    layer: job.layer ?? -1,
-    dense: job.dense ?? 1,
-    sigma: job.sigma ?? 1,
-    dilate: job.dilate ?? 0,
-    rule: job.rule ?? 'compare',
-    refine: job.refine ?? 'guided',
+    clip: s.clipFolder,
+    layer: s.layer,
+    dense: s.dense,
+    sigma: s.sigma,
+    dilate: s.dilate,
+    rule: s.rule,
+    refine: s.refine,
   });
-  return { results, summary, summaryPath: join(job.outDir, 'summary.json') };
+  return { results, summary, summaryPath: join(s.outDir, 'summary.json') };
 }

@@ -4,6 +4,11 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { repoRoot } from '../../helpers/paths.js';
+import { demoCommand } from '../../../apps/cli/demo.js';
+import { DEMO_SETTINGS, resolveDemoSettings } from '../../../apps/demo/demo.js';
+import { PAPER_RECIPE, TOY_RECIPE } from '../../../apps/toymodels/recipes.js';
+import { TRAIN_SETTINGS } from '../../../src/p3s/train_settings.js';
+import { GENERATE_SETTINGS } from '../../../src/p3s/generate_settings.js';
 
 const main = join(repoRoot(), 'dist', 'apps', 'cli', 'main.js');
 const p3s = (...args: string[]) =>
@@ -33,11 +38,69 @@ test('p3s demo refuses an unknown injection mode, weight curve or a negative lat
   assert.match(mode.stderr, /Expected one of decoupled, joint, aligned for --injection/);
   const curve = p3s('demo', '--out', out, '--weight-curve', 'wobbly');
   assert.equal(curve.status, 2);
-  assert.match(curve.stderr, /Unknown weight curve "wobbly"/);
+  assert.match(
+    curve.stderr,
+    /Expected a weight curve: .* for --weight-curve but received "wobbly"/,
+  );
   const crop = p3s('demo', '--out', out, '--crop-subject', '0.5');
   assert.equal(crop.status, 2);
   assert.match(crop.stderr, /at least 1 for --crop-subject/);
   const bias = p3s('demo', '--out', out, '--latent-bias=-1');
   assert.equal(bias.status, 2);
   assert.match(bias.stderr, /non-negative number for --latent-bias/);
+});
+
+test('p3s demo --help lists every flag of its table', async () => {
+  const lines: string[] = [];
+  const log = console.log;
+  console.log = (...parts: unknown[]) => void lines.push(parts.join(' '));
+  try {
+    await demoCommand.run(['--help']);
+  } finally {
+    console.log = log;
+  }
+  const help = lines.join('\n');
+  for (const s of DEMO_SETTINGS) {
+    const head =
+      s.kind.flagType === 'boolean' ? `--${s.flag}` : `--${s.flag} ${s.placeholder ?? '<x>'}`;
+    assert.ok(
+      help.includes(`\n  ${head} `) || help.includes(`\n  ${head}\n`),
+      `--help lacks ${head}`,
+    );
+  }
+  assert.match(help, /--steps <n> +fine-tuning steps per run \(default 600\)/);
+});
+
+test("the demo's flags that train or generate also have are those commands' settings", () => {
+  const reused = [
+    'background-loss-weight',
+    'crop-subject',
+    'images',
+    'injection',
+    'latent-bias',
+    'lr',
+    'steps',
+    'subject-guidance',
+    'subject-only-condition',
+    'weight-curve',
+  ];
+  for (const flag of reused) {
+    const s = DEMO_SETTINGS.find((d) => d.flag === flag);
+    const other = [...TRAIN_SETTINGS, ...GENERATE_SETTINGS].find((t) => t.flag === flag);
+    assert.ok(s && other, flag);
+    assert.equal(s.key, other.key, flag);
+    assert.equal(s.kind, other.kind, `${flag} is declared once`);
+  }
+});
+
+test("the demo's adapter settings: the toy recipe, the paper's with --paper-settings, each flag overriding", () => {
+  assert.deepEqual(resolveDemoSettings({}).recipe, TOY_RECIPE);
+  assert.deepEqual(resolveDemoSettings({ paperSettings: true }).recipe, PAPER_RECIPE);
+  const mixed = resolveDemoSettings({ paperSettings: true, maxSteps: 7, subjectGuidance: true });
+  assert.deepEqual(mixed.recipe, { ...PAPER_RECIPE, steps: 7, subjectGuidance: true });
+  const { settings } = resolveDemoSettings({ weightCurve: 'fixed:2', numImages: 2 });
+  assert.deepEqual(settings.weightCurve, { kind: 'fixed', weight: 2 });
+  assert.equal(settings.numImages, 2);
+  assert.equal(settings.baseline, true);
+  assert.throws(() => resolveDemoSettings({ learningRate: 0 }), /positive number for learningRate/);
 });

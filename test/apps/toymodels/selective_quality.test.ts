@@ -51,7 +51,7 @@ test('every subject runs with and without the click, and the shares are averaged
       (o) =>
         o.modelFolder === '/models' &&
         o.learningRate === TOY_RECIPE.learningRate &&
-        o.train?.injectionMode === TOY_RECIPE.injection,
+        o.train?.injectionMode === TOY_RECIPE.injectionMode,
     ),
   );
   assert.deepEqual(progress.at(-1), [6, 6]);

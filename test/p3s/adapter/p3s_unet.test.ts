@@ -64,7 +64,7 @@ for (const mode of ['decoupled', 'aligned'] as const) {
     tidy(() => {
       const { xt, ctx, cond } = inputs(1);
       const plain = noGrad(() => unet.forward(xt, tensor([999, 10], [2], { dtype: 'int64' }), ctx));
-      const p3s = new P3SUNet(unet, adapter, { ...DEFAULT_SETTINGS, mode });
+      const p3s = new P3SUNet(unet, adapter, { ...DEFAULT_SETTINGS, injectionMode: mode });
       try {
         const injected = noGrad(() => p3s.forward(xt, [999, 10], ctx, cond).noisePred);
         assert.deepEqual(injected.toArray(), plain.toArray());
@@ -99,7 +99,7 @@ test('an injection scale of 0 leaves that sample to the frozen U-Net (subject gu
     const plain = noGrad(() => unet.forward(xt, tensor(t, [2], { dtype: 'int64' }), ctx));
     const p3s = new P3SUNet(unet, adapter, {
       ...DEFAULT_SETTINGS,
-      curve: parseWeightCurve('fixed:1'),
+      weightCurve: parseWeightCurve('fixed:1'),
     });
     try {
       const both = noGrad(() => p3s.forward(xt, t, ctx, cond).noisePred);
@@ -139,8 +139,8 @@ for (const mode of ['decoupled', 'aligned', 'joint'] as const) {
       const t = [700, 700, 700];
       const p3s = new P3SUNet(unet, adapter, {
         ...DEFAULT_SETTINGS,
-        mode,
-        curve: parseWeightCurve('fixed:1'),
+        injectionMode: mode,
+        weightCurve: parseWeightCurve('fixed:1'),
       });
       try {
         const injectionScale = [0, 1, 0];
@@ -165,6 +165,39 @@ for (const mode of ['decoupled', 'aligned', 'joint'] as const) {
   });
 }
 
+test('the injected features reach only the call that carries them', () => {
+  const adapter = trainedLikeAdapter(9);
+  tidy(() => {
+    const { xt, ctx, cond } = inputs(3);
+    const t = [400, 400];
+    const frozen = (): number[] =>
+      noGrad(() => unet.forward(xt, tensor(t, [2], { dtype: 'int64' }), ctx).toArray());
+    const p3s = new P3SUNet(unet, adapter, {
+      ...DEFAULT_SETTINGS,
+      weightCurve: parseWeightCurve('fixed:1'),
+    });
+    try {
+      const before = frozen();
+      const withoutCondition = noGrad(() => p3s.forward(xt, t, ctx, null).noisePred.toArray());
+      const injected = noGrad(() => p3s.forward(xt, t, ctx, cond).noisePred.toArray());
+      assert.ok(maxGap(injected, before) > 1e-3, 'the perturbed adapter must change the output');
+      // the same processors stay attached, yet the calls after carry no features
+      assert.deepEqual(frozen(), before);
+      assert.deepEqual(
+        noGrad(() => p3s.forward(xt, t, ctx, null).noisePred.toArray()),
+        withoutCondition,
+      );
+    } finally {
+      p3s.detach();
+    }
+  });
+  adapter.dispose();
+});
+
+function maxGap(a: readonly number[], b: readonly number[]): number {
+  return a.reduce((m, x, i) => Math.max(m, Math.abs(x - b[i]!)), 0);
+}
+
 test("'aligned' injection adds the copy's feature at its own position before the output projection", () => {
   manualSeed(3);
   const attn = new Attention({ queryDim: 8, heads: 2, dimHead: 4 });
@@ -174,7 +207,7 @@ test("'aligned' injection adds the copy's feature at its own position before the
     const f = randn([2, 6, 8], { generator: g });
     const call: AttentionCall = {
       encoderHiddenStates: null,
-      context: { [P3S_FEATURES]: new Map([['b', f]]) },
+      context: P3S_FEATURES.entry(new Map([['b', f]])),
     };
     const run = (mode: 'decoupled' | 'aligned') =>
       noGrad(() => new P3SInjectionProcessor('b', 0.2, mode).process(attn, x, call));
@@ -193,7 +226,7 @@ test("Eq. (8)'s joint softmax dilutes attention at initialisation (why decoupled
   tidy(() => {
     const { xt, ctx, cond } = inputs(1);
     const plain = noGrad(() => unet.forward(xt, tensor([999, 10], [2], { dtype: 'int64' }), ctx));
-    const p3s = new P3SUNet(unet, adapter, { ...DEFAULT_SETTINGS, mode: 'joint' });
+    const p3s = new P3SUNet(unet, adapter, { ...DEFAULT_SETTINGS, injectionMode: 'joint' });
     try {
       const joint = noGrad(() => p3s.forward(xt, [999, 10], ctx, cond).noisePred);
       const diff = joint.sub(plain).abs().max().item();

@@ -9,6 +9,8 @@ import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { readImage, writePng, pasteSideBySide, resizeImage } from '../../../src/io/image.js';
 import { runMaskJob } from '../../../src/p3s/supervision/mask_job.js';
+import { MASK_SETTINGS } from '../../../src/p3s/supervision/mask_settings.js';
+import { maskCommand } from '../../../apps/cli/mask.js';
 import { memory } from '../../../src/engine/scope.js';
 import { dreambenchPath, fixturePath, repoRoot } from '../../helpers/paths.js';
 
@@ -39,12 +41,10 @@ test('p3s mask runs end to end on two look-alikes and writes every output', asyn
   const before = memory().liveTensors;
   const out = join(dir, 'out');
   const progress: number[] = [];
-  const { results, summaryPath } = await runMaskJob({
-    annotationPath: join(dir, 'subject.json'),
-    clipFolder: clip,
-    outDir: out,
-    onProgress: (d) => progress.push(d),
-  });
+  const { results, summaryPath } = await runMaskJob(
+    { annotationPath: join(dir, 'subject.json'), clipFolder: clip, outDir: out },
+    { onProgress: (d) => progress.push(d) },
+  );
   assert.deepEqual(progress, [1, 2]);
   assert.equal(results.length, 2);
   assert.ok(results[1]!.propagated, 'second photo got propagated clicks');
@@ -123,6 +123,48 @@ test('p3s mask refuses bad input clearly', async () => {
     }),
     /nowhere does not exist/,
   );
+  // the settings are checked before the annotation is read
+  const settings = (over: object) =>
+    runMaskJob({
+      annotationPath: join(dir, 'no-such-annotation.json'),
+      clipFolder: clip,
+      outDir: join(dir, 'o8'),
+      ...over,
+    });
+  await assert.rejects(
+    settings({ sigma: 0 }),
+    /Expected a positive number for sigma but received 0/,
+  );
+  await assert.rejects(settings({ dense: 1.5 }), /Expected a positive integer for dense/);
+  await assert.rejects(settings({ layer: 0.5 }), /Expected an integer for layer but received 0\.5/);
+  await assert.rejects(
+    settings({ refine: 'sharp' }),
+    /Expected one of guided, none for refine but received "sharp"/,
+  );
+  await assert.rejects(settings({ clipFolder: undefined }), /Expected a path for clipFolder/);
+});
+
+test('p3s mask --help lists every flag of the settings table', async () => {
+  const lines: string[] = [];
+  const log = console.log;
+  console.log = (...parts: unknown[]) => void lines.push(parts.join(' '));
+  try {
+    await maskCommand.run(['--help']);
+  } finally {
+    console.log = log;
+  }
+  const help = lines.join('\n');
+  assert.match(help, /^Usage: p3s mask <annotation\.json> --clip <folder> --out <folder>/);
+  for (const s of MASK_SETTINGS) {
+    if (!s.flag) continue;
+    const head =
+      s.kind.flagType === 'boolean' ? `--${s.flag}` : `--${s.flag} ${s.placeholder ?? '<x>'}`;
+    assert.ok(
+      help.includes(`\n  ${head} `) || help.includes(`\n  ${head}\n`),
+      `--help lacks ${head}`,
+    );
+  }
+  assert.match(help, /--sigma <s> +Gaussian σ of Ψ \(Eq\. 2\) in patches \(default 1\)/);
 });
 
 test('the CLI reports usage and runtime errors with exit codes 2 and 1', () => {
@@ -131,10 +173,10 @@ test('the CLI reports usage and runtime errors with exit codes 2 and 1', () => {
     spawnSync(process.execPath, [cli, 'mask', ...args], { encoding: 'utf8' });
   let r = run(join(dir, 'subject.json'), '--clip', clip, '--out', join(dir, 'o5'), '--sigma=-1');
   assert.equal(r.status, 2);
-  assert.match(r.stderr, /Expected a positive number for --sigma but received -1/);
+  assert.match(r.stderr, /Expected a positive number for --sigma but received "-1"/);
   r = run(join(dir, 'subject.json'), '--clip', clip, '--out', join(dir, 'o7'), '--rule', 'max');
   assert.equal(r.status, 2);
-  assert.match(r.stderr, /Expected one of compare, product for --rule but received max/);
+  assert.match(r.stderr, /Expected one of compare, product for --rule but received "max"/);
   r = run(join(dir, 'no-such-annotation.json'), '--clip', clip, '--out', join(dir, 'o6'));
   assert.equal(r.status, 1);
   assert.match(r.stderr, /Cannot read annotation .*no-such-annotation\.json/);

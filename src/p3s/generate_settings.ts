@@ -1,0 +1,266 @@
+// Every setting of P3S generation (`p3s generate`, generateP3S), declared once: the CLI's flags,
+// --help and the one validation derive from this table (settings/table.ts). Checks that need
+// the loaded models (a reference index against the adapter's count, sizes against the VAE's
+// factor) stay in generate.ts.
+import {
+  anyNumber,
+  bool,
+  fail,
+  nonNegativeNumber,
+  nullable,
+  offFlag,
+  path,
+  positiveInt,
+  seed,
+  text,
+  texts,
+  type Kind,
+} from '../settings/kinds.js';
+import { setting, type GivenOf, type ValuesOf } from '../settings/table.js';
+import { GENERATE_INJECTION_SETTINGS } from './adapter/settings.js';
+
+/** Seeds given as a list: through the API an array, on the command line "1,2,3". */
+export const seedList: Kind<number[]> = {
+  expected: `a comma-separated list of seeds (each ${seed.expected})`,
+  flagType: 'string',
+  parse(v) {
+    if (typeof v !== 'string') return fail(v);
+    const parts = v
+      .split(',')
+      .map((s) => s.trim())
+      .filter((s) => s !== '');
+    const numbers = parts.map((s) => (/^\d+$/.test(s) ? Number(s) : NaN));
+    return numbers.length > 0 && numbers.every(isSeed) ? numbers : fail(v);
+  },
+  check: (v) => (Array.isArray(v) && v.length > 0 && v.every(isSeed) ? [...v] : fail(v)),
+  record: (v) => v.join(','),
+};
+
+function isSeed(v: unknown): v is number {
+  try {
+    seed.check(v);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Which reference's condition an image gets: a fixed index, or image k of a prompt → k mod N. */
+export type ReferenceChoice = number | 'cycle';
+
+/** An index into the adapter's references (checked against their count once it is loaded), or cycle. */
+export const referenceChoice: Kind<ReferenceChoice> = {
+  expected: 'a reference index (a non-negative integer) or cycle',
+  flagType: 'string',
+  parse(v) {
+    if (v === 'cycle') return v;
+    const index = typeof v === 'string' && /^\d+$/.test(v.trim()) ? Number(v) : NaN;
+    return Number.isSafeInteger(index) ? index : fail(v); // a refusal quotes the text given
+  },
+  check: (v) =>
+    v === 'cycle' || (Number.isSafeInteger(v) && (v as number) >= 0)
+      ? (v as ReferenceChoice)
+      : fail(v),
+};
+
+const INPUTS = 'Inputs and output';
+const PROMPTS = 'Prompts';
+const SAMPLING = 'Sampling';
+
+export const GENERATE_SETTINGS = [
+  setting({
+    key: 'baseModel',
+    kind: path,
+    default: '',
+    required: true,
+    flag: 'base',
+    placeholder: '<folder>',
+    group: INPUTS,
+    help: 'the base model (diffusers layout) the adapter was trained on',
+  }),
+  setting({
+    key: 'adapter',
+    kind: path,
+    default: '',
+    required: true,
+    flag: 'adapter',
+    placeholder: '<file>',
+    group: INPUTS,
+    help: 'adapter.safetensors written by `p3s train`',
+  }),
+  setting({
+    key: 'outDir',
+    kind: path,
+    default: '',
+    required: true,
+    flag: 'out',
+    placeholder: '<folder>',
+    group: INPUTS,
+    help: 'where the PNGs go',
+  }),
+  setting({
+    key: 'contactSheet',
+    kind: offFlag,
+    default: true,
+    flag: 'no-contact-sheet',
+    group: INPUTS,
+    help: 'skip contact-sheet.png (every image, a row per prompt)',
+    defaultHelp: '',
+  }),
+  setting({
+    key: 'prompts',
+    kind: nullable(texts),
+    default: null,
+    flag: 'prompt',
+    placeholder: '<text>',
+    group: PROMPTS,
+    help: 'a prompt (repeatable); {} or [V] stand for "<identifier> <class>", e.g. --prompt "a {} on the beach" -> "a sks dog on the beach". A prompt without the identifier gets a warning: the text then does not name the subject',
+    defaultHelp: '',
+  }),
+  setting({
+    key: 'promptFile',
+    kind: nullable(path),
+    default: null,
+    flag: 'prompts',
+    placeholder: '<file>',
+    group: PROMPTS,
+    help: 'one prompt per line (blank lines and # comments skipped), after those of --prompt',
+  }),
+  setting({
+    key: 'negativePrompt',
+    kind: text,
+    default: '',
+    flag: 'negative',
+    placeholder: '<text>',
+    group: PROMPTS,
+    help: 'negative prompt',
+    defaultHelp: 'default: none, the empty prompt',
+  }),
+  setting({
+    key: 'numImages',
+    kind: positiveInt,
+    default: 4,
+    flag: 'images',
+    placeholder: '<n>',
+    group: SAMPLING,
+    help: 'images per prompt',
+  }),
+  setting({
+    key: 'seed',
+    kind: seed,
+    default: 0,
+    flag: 'seed',
+    placeholder: '<n>',
+    group: SAMPLING,
+    help: 'image k of every prompt uses seed n + k',
+  }),
+  setting({
+    key: 'seeds',
+    kind: nullable(seedList),
+    default: null,
+    flag: 'seeds',
+    placeholder: '<list>',
+    group: SAMPLING,
+    help: 'explicit seeds, comma-separated (one image each for every prompt; overrides --images and --seed)',
+  }),
+  setting({
+    key: 'steps',
+    kind: positiveInt,
+    default: 50,
+    flag: 'steps',
+    placeholder: '<n>',
+    group: SAMPLING,
+    help: 'DDIM steps, as in Sec. IV-A',
+  }),
+  setting({
+    key: 'guidanceScale',
+    kind: anyNumber,
+    default: 7.5,
+    flag: 'guidance',
+    placeholder: '<w>',
+    group: SAMPLING,
+    help: 'classifier-free guidance scale; ≤ 1 turns it off',
+  }),
+  setting({
+    key: 'eta',
+    kind: nonNegativeNumber,
+    default: 0,
+    flag: 'eta',
+    placeholder: '<η>',
+    group: SAMPLING,
+    help: 'DDIM η',
+    defaultHelp: 'default 0: deterministic',
+  }),
+  setting({
+    key: 'latentBias',
+    kind: nonNegativeNumber,
+    default: 0,
+    flag: 'latent-bias',
+    placeholder: '<s>',
+    group: SAMPLING,
+    help: 'add s × the reference\'s latent to the starting noise: Sec. III\'s "latent bias towards the subject"',
+    defaultHelp: 'default 0: none',
+  }),
+  setting({
+    key: 'subjectGuidance',
+    kind: bool,
+    default: false,
+    flag: 'subject-guidance',
+    group: SAMPLING,
+    help: 'subject condition in the conditional half of the guidance batch only, so guidance amplifies the subject as well as the text',
+    defaultHelp: 'default: both halves; see docs/p3s.md',
+  }),
+  setting({
+    key: 'reference',
+    kind: referenceChoice,
+    default: 'cycle',
+    flag: 'reference',
+    placeholder: '<i|cycle>',
+    group: SAMPLING,
+    help: 'which reference conditions the images: index i, or cycle (image k uses reference k mod N)',
+  }),
+  setting({
+    key: 'size',
+    kind: nullable(positiveInt),
+    default: null,
+    flag: 'size',
+    placeholder: '<px>',
+    group: SAMPLING,
+    help: 'image width and height',
+    defaultHelp: "default: the adapter's training resolution",
+  }),
+  setting({
+    key: 'height',
+    kind: nullable(positiveInt),
+    default: null,
+    group: SAMPLING,
+    help: 'image height in pixels (default: size)',
+  }),
+  setting({
+    key: 'width',
+    kind: nullable(positiveInt),
+    default: null,
+    group: SAMPLING,
+    help: 'image width in pixels (default: size)',
+  }),
+  setting({
+    key: 'batchSize',
+    kind: nullable(positiveInt),
+    default: null,
+    flag: 'batch-size',
+    placeholder: '<n>',
+    group: SAMPLING,
+    help: 'images per forward pass',
+    defaultHelp: 'default: all images of a prompt',
+  }),
+  ...GENERATE_INJECTION_SETTINGS,
+] as const;
+
+/** The resolved settings of a generation. */
+export type GenerateSettings = ValuesOf<typeof GENERATE_SETTINGS>;
+/** What generateP3S's caller gives: any subset of the table, the inputs required. */
+export type GenerateP3SConfig = GivenOf<typeof GENERATE_SETTINGS> & {
+  baseModel: string;
+  adapter: string;
+  outDir: string;
+};
