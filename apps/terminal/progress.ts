@@ -2,31 +2,67 @@
 // lines otherwise (logs, CI); and the same bar as an observer of a training run.
 import type { StepReport, TrainingObserver } from '../../src/training/observer.js';
 
+/** Where a Progress writes and how it tells time; tests pass their own. */
+export interface ProgressOutput {
+  write(text: string): void;
+  isTTY: boolean;
+  now(): number;
+}
+
+const STDERR: ProgressOutput = {
+  write: (text) => process.stderr.write(text),
+  get isTTY() {
+    return process.stderr.isTTY === true;
+  },
+  now: () => Date.now(),
+};
+
+/** A log (not a terminal) gets a line at most this often, and always the first and last. */
+export const LOG_INTERVAL_MS = 5000;
+
 /** A one-line progress display on a terminal; plain lines otherwise (logs, CI). */
 export class Progress {
-  private readonly tty = process.stderr.isTTY === true;
-  private readonly started = Date.now();
+  private readonly started: number;
+  private lastLogged = -Infinity;
   constructor(
     private readonly label: string,
     private readonly total: number,
-  ) {}
+    private readonly out: ProgressOutput = STDERR,
+  ) {
+    this.started = out.now();
+  }
   update(done: number, detail = ''): void {
-    const elapsed = (Date.now() - this.started) / 1000;
+    const now = this.out.now();
+    const finished = done >= this.total;
+    const line = this.line(done, (now - this.started) / 1000, detail);
+    if (this.out.isTTY) {
+      this.out.write(`\r\x1b[2K${line}${finished ? '\n' : ''}`);
+    } else if (finished || now - this.lastLogged >= LOG_INTERVAL_MS) {
+      this.lastLogged = now;
+      this.out.write(`${line}\n`);
+    }
+  }
+  private line(done: number, elapsed: number, detail: string): string {
     const eta = done > 0 ? (elapsed / done) * (this.total - done) : NaN;
     const width = 24;
-    const filled = Math.round((done / Math.max(1, this.total)) * width);
+    const filled = Math.round((Math.min(done, this.total) / Math.max(1, this.total)) * width);
     const bar = `${'█'.repeat(filled)}${'░'.repeat(width - filled)}`;
-    const time = `${formatSeconds(elapsed)}${Number.isFinite(eta) && done < this.total ? ` < ${formatSeconds(eta)}` : ''}`;
-    const line = `${this.label} ${bar} ${done}/${this.total} ${time}${detail ? ` ${detail}` : ''}`;
-    if (this.tty) process.stderr.write(`\r\x1b[2K${line}${done >= this.total ? '\n' : ''}`);
-    else process.stderr.write(`${line}\n`);
+    const left = Number.isFinite(eta) && done < this.total ? ` < ${formatSeconds(eta)}` : '';
+    return `${this.label} ${bar} ${done}/${this.total} ${formatSeconds(elapsed)}${left}${detail ? ` ${detail}` : ''}`;
   }
 }
 
+/** 4.2s, 1m05s, 2h03m: rounded once, so a minute never shows 60 seconds. */
 export function formatSeconds(s: number): string {
-  if (s < 60) return `${s.toFixed(1)}s`;
-  const m = Math.floor(s / 60);
-  return `${m}m${String(Math.round(s - 60 * m)).padStart(2, '0')}s`;
+  if (s < 59.95) return `${s.toFixed(1)}s`;
+  const total = Math.round(s);
+  if (total < 3600) return `${Math.floor(total / 60)}m${pad2(total % 60)}s`;
+  const minutes = Math.round(s / 60);
+  return `${Math.floor(minutes / 60)}h${pad2(minutes % 60)}m`;
+}
+
+function pad2(n: number): string {
+  return String(n).padStart(2, '0');
 }
 
 /**
