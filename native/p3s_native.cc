@@ -12,7 +12,9 @@
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/core/grad_mode.h>
 #include <ATen/detail/CUDAHooksInterface.h>
+#include <c10/core/CPUAllocator.h>
 #include <c10/core/InferenceMode.h>
+#include <c10/core/impl/alloc_cpu.h>
 #include <torch/csrc/autograd/function.h>
 #include <torch/version.h>
 
@@ -20,7 +22,9 @@
 
 #include <atomic>
 #include <cstdio>
+#include <map>
 #include <mutex>
+#include <unordered_map>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -727,12 +731,116 @@ Napi::Value Version(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), ss.str());
 }
 
+
+// ---------------------------------------------------------------------------------------------
+// CPU buffers. Large buffers come from mmap (M_MMAP_THRESHOLD below), so freeing one returns it
+// to the OS and the heap cannot grow by fragments; but a fresh mapping costs a page fault per
+// 4 KiB on first touch, and a training step asks for the same large sizes every time. So freed
+// large buffers wait here, by size, for the next request that fits, up to a byte limit.
+class CachingCpuAllocator final : public c10::Allocator {
+ public:
+  static constexpr size_t kMinCached = size_t{1} << 20;
+
+  explicit CachingCpuAllocator(size_t limit) : limit_(limit) {}
+
+  c10::DataPtr allocate(size_t n) const override {
+    void* p = n >= kMinCached ? const_cast<CachingCpuAllocator*>(this)->Take(n) : nullptr;
+    if (p == nullptr) {
+      p = c10::alloc_cpu(n);
+      if (n >= kMinCached) const_cast<CachingCpuAllocator*>(this)->Track(p, n);
+    }
+    return {p, p, &Release, c10::Device(c10::DeviceType::CPU)};
+  }
+  c10::DeleterFnPtr raw_deleter() const override { return &Release; }
+
+  struct Stats {
+    size_t cachedBytes, limit;
+    uint64_t hits, misses;
+  };
+  Stats stats() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return {cached_bytes_, limit_, hits_, misses_};
+  }
+  static CachingCpuAllocator* instance;
+
+ private:
+  // A cached block serves a request up to 1/8 smaller than itself.
+  void* Take(size_t n) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = free_.lower_bound(n);
+    if (it == free_.end() || it->first - n > n / 8) {
+      misses_++;
+      return nullptr;
+    }
+    void* p = it->second;
+    cached_bytes_ -= it->first;
+    free_.erase(it);
+    hits_++;
+    return p;
+  }
+  void Track(void* p, size_t n) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    sizes_[p] = n;
+  }
+  void Give(void* p) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      auto it = sizes_.find(p);
+      if (it == sizes_.end()) {
+        // small: never cached
+      } else if (cached_bytes_ + it->second <= limit_) {
+        cached_bytes_ += it->second;
+        free_.emplace(it->second, p);
+        return;
+      } else {
+        sizes_.erase(it);
+      }
+    }
+    c10::free_cpu(p);
+  }
+  static void Release(void* p) { instance->Give(p); }
+
+  const size_t limit_;
+  std::mutex mutex_;
+  std::unordered_map<void*, size_t> sizes_;  // every large block we made, cached or in use
+  std::multimap<size_t, void*> free_;
+  size_t cached_bytes_ = 0;
+  uint64_t hits_ = 0, misses_ = 0;
+};
+CachingCpuAllocator* CachingCpuAllocator::instance = nullptr;
+
+// P3S_CPU_CACHE_MB: the most freed bytes kept for reuse (default 2048; 0 turns the cache off).
+void InstallCpuAllocator() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    const char* env = std::getenv("P3S_CPU_CACHE_MB");
+    const long long mb = env != nullptr ? std::atoll(env) : 2048;
+    if (mb <= 0) return;
+    CachingCpuAllocator::instance = new CachingCpuAllocator(static_cast<size_t>(mb) << 20);
+    c10::SetCPUAllocator(CachingCpuAllocator::instance, /*priority=*/1);
+  });
+}
+
+Napi::Value CpuCache(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object out = Napi::Object::New(env);
+  auto* a = CachingCpuAllocator::instance;
+  const auto s = a != nullptr ? a->stats() : CachingCpuAllocator::Stats{0, 0, 0, 0};
+  out.Set("cachedBytes", static_cast<double>(s.cachedBytes));
+  out.Set("limitBytes", static_cast<double>(s.limit));
+  out.Set("hits", static_cast<double>(s.hits));
+  out.Set("misses", static_cast<double>(s.misses));
+  return out;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   // glibc's dynamic mmap threshold can leave freed multi-MB tensor buffers unreused (the heap
-  // grows by every op's output on some runs). A fixed threshold returns them to the OS at once.
+  // grows by every op's output on some runs). A fixed threshold maps every large buffer on its
+  // own, so it leaves no fragments; the cache above spares the page faults of mapping it anew.
   // P3S_MALLOC_DEFAULTS=1 keeps glibc's own behaviour.
   const char* keep = std::getenv("P3S_MALLOC_DEFAULTS");
   if (keep == nullptr || std::string(keep) != "1") mallopt(M_MMAP_THRESHOLD, 1 << 20);
+  InstallCpuAllocator();
   exports.Set("TensorHandle", TensorHandle::Init(env));
   exports.Set("GeneratorHandle", GeneratorHandle::Init(env));
   exports.Set("findOp", Napi::Function::New(env, FindOp));
@@ -748,6 +856,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("dispose", Napi::Function::New(env, Dispose));
   exports.Set("isAlive", Napi::Function::New(env, IsAlive));
   exports.Set("liveTensors", Napi::Function::New(env, LiveTensors));
+  exports.Set("cpuCache", Napi::Function::New(env, CpuCache));
   exports.Set("requiresGrad", Napi::Function::New(env, RequiresGrad));
   exports.Set("setRequiresGrad", Napi::Function::New(env, SetRequiresGrad));
   exports.Set("isLeaf", Napi::Function::New(env, IsLeaf));

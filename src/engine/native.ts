@@ -31,6 +31,17 @@ export interface SchemaInfo {
   text: string;
 }
 
+/** The native core's cache of freed large CPU buffers (P3S_CPU_CACHE_MB; docs/engine.md). */
+export interface CpuCacheStats {
+  /** Freed bytes waiting for reuse. */
+  cachedBytes: number;
+  /** The most it keeps (0: the cache is off). */
+  limitBytes: number;
+  /** Large requests served from the cache, and those that needed fresh memory. */
+  hits: number;
+  misses: number;
+}
+
 export interface NativeBinding {
   findOp(name: string, overload: string): number;
   callOp(op: number, args: unknown[]): unknown;
@@ -45,6 +56,7 @@ export interface NativeBinding {
   dispose(t: TensorHandle): void;
   isAlive(t: TensorHandle): boolean;
   liveTensors(): number;
+  cpuCache(): CpuCacheStats;
   requiresGrad(t: TensorHandle): boolean;
   setRequiresGrad(t: TensorHandle, value: boolean): void;
   isLeaf(t: TensorHandle): boolean;

@@ -5,7 +5,7 @@
 // Tensors created outside any scope live until dispose() or garbage collection (the native
 // handle's finalizer is the backstop). tidy() is synchronous by design: an async callback would
 // let other work register tensors in the wrong scope.
-import { native } from './native.js';
+import { native, type CpuCacheStats } from './native.js';
 
 export interface Disposable {
   dispose(): void;
@@ -84,7 +84,14 @@ export function disposeAll(value: unknown): void {
   else for (const v of Object.values(value)) disposeAll(v);
 }
 
-/** Live native tensor handles: a test that this stays flat proves nothing leaks. */
-export function memory(): { liveTensors: number; scopeDepth: number } {
-  return { liveTensors: native.liveTensors(), scopeDepth: scopes.length };
+/**
+ * Live native tensor handles (a test that this stays flat proves nothing leaks) and the native
+ * core's cache of freed large CPU buffers.
+ */
+export function memory(): { liveTensors: number; scopeDepth: number; cpuCache: CpuCacheStats } {
+  return {
+    liveTensors: native.liveTensors(),
+    scopeDepth: scopes.length,
+    cpuCache: native.cpuCache(),
+  };
 }

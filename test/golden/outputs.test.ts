@@ -3,7 +3,7 @@
 // with the values recorded in test/fixtures/golden/outputs.json. A refactor that changes no
 // number passes; one that changes the order of a draw, a default or a setting's meaning fails.
 //
-// On the machine that recorded the file (same CPU model and libtorch) every output must match
+// On the machine that recorded the file (same CPU model, libtorch and BLAS) every output must match
 // bit for bit (SHA-256 of tensor bytes and decoded pixels). Elsewhere libtorch may pick other
 // kernels, so the test compares summaries (sums, means) within tolerances set from the
 // differences between 1- and 2-thread runs here (the JSON file's tolerance holds them, 10×
@@ -24,7 +24,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { SafetensorsFile } from '../../src/io/safetensors.js';
 import { readImage } from '../../src/io/image.js';
 import { tidy } from '../../src/engine/scope.js';
@@ -63,7 +63,18 @@ interface GoldenFile {
   outputs: Record<string, Outputs>;
 }
 
-const machine = (): string => `${cpus()[0]?.model ?? 'unknown'} / libtorch ${libtorchVersion()}`;
+/**
+ * The BLAS libtorch runs its matrix products on, by its folder (Debian: blas/ is the reference
+ * implementation, openblas-serial/ or openblas-pthread/ OpenBLAS): they round differently.
+ */
+function blasLibrary(): string {
+  const maps = existsSync('/proc/self/maps') ? readFileSync('/proc/self/maps', 'utf8') : '';
+  const path = /\/\S*\/(lib(?:open)?blas[^/\s]*\.so[^/\s]*)/.exec(maps)?.[0];
+  return path ? basename(dirname(path)) : 'unknown';
+}
+
+const machine = (): string =>
+  `${cpus()[0]?.model ?? 'unknown'} / libtorch ${libtorchVersion()} / BLAS ${blasLibrary()}`;
 
 /** One digest per group of tensors (the key's first component: copy, subject_encoder, ...). */
 function tensorDigests(path: string): Record<string, Digest> {
