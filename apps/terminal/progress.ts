@@ -22,15 +22,14 @@ export const LOG_INTERVAL_MS = 5000;
 
 /** A one-line progress display on a terminal; plain lines otherwise (logs, CI). */
 export class Progress {
-  private readonly started: number;
   private lastLogged = -Infinity;
+  /** started: when the work began (default now), in out.now()'s milliseconds. */
   constructor(
     private readonly label: string,
     private readonly total: number,
     private readonly out: ProgressOutput = STDERR,
-  ) {
-    this.started = out.now();
-  }
+    private readonly started = out.now(),
+  ) {}
   update(done: number, detail = ''): void {
     const now = this.out.now();
     const finished = done >= this.total;
@@ -75,10 +74,15 @@ export function trainingProgress(
 ): TrainingObserver {
   let bar: Progress | null = null;
   let recent: number[] = [];
+  let started = Date.now();
   const window = options.window ?? 1;
   return {
+    onStart() {
+      // the first step's time counts, so the first line's time left is already an estimate
+      started = Date.now();
+    },
     onStep(r) {
-      bar ??= new Progress(label, r.totalSteps - r.startStep);
+      bar ??= new Progress(label, r.totalSteps - r.startStep, undefined, started);
       recent = [...recent.slice(-(window - 1)), r.loss];
       const mean = recent.reduce((a, b) => a + b, 0) / recent.length;
       const detail = options.detail ? options.detail(r) : `loss ${mean.toFixed(4)}`;

@@ -51,3 +51,11 @@ test('a terminal redraws one line on every update and ends it when done', () => 
   assert.ok(out.lines.every((l) => l.startsWith('\r\x1b[2K')));
   assert.ok(!out.lines[1]!.endsWith('\n') && out.lines[2]!.endsWith('image 3\n'));
 });
+
+test('time counts from when the work began, so the first line already estimates the rest', () => {
+  const out = fakeOutput(false);
+  out.clock = 1000;
+  const bar = new Progress('unet', 10, out, 0);
+  bar.update(1);
+  assert.match(out.lines[0]!, /1\/10 1\.0s < 9\.0s/);
+});
