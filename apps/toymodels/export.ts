@@ -65,12 +65,7 @@ export function exportToyClip(
   root: string,
   tokenizerSource: string,
 ): void {
-  const textFolder = join(root, 'text_encoder');
-  mkdirSync(textFolder, { recursive: true });
-  writeWeights(text, join(textFolder, 'model.safetensors'), [
-    positionIds('text_model.embeddings.position_ids', text.config.max_position_embeddings),
-  ]);
-  writeJson(join(textFolder, 'config.json'), transformersConfig(TOY_TEXT_CONFIG, 'float16'));
+  exportToyTextEncoder(text, root);
 
   const visionFolder = join(root, 'image_encoder');
   mkdirSync(visionFolder, { recursive: true });
@@ -87,6 +82,16 @@ export function exportToyClip(
     join(root, 'feature_extractor', 'preprocessor_config.json'),
     clipPreprocessorConfig(TOY_IMAGE_SIZE),
   );
+}
+
+/** text_encoder/: the text tower, fp16, transformers layout. */
+export function exportToyTextEncoder(text: CLIPTextModelWithProjection, root: string): void {
+  const textFolder = join(root, 'text_encoder');
+  mkdirSync(textFolder, { recursive: true });
+  writeWeights(text, join(textFolder, 'model.safetensors'), [
+    positionIds('text_model.embeddings.position_ids', text.config.max_position_embeddings),
+  ]);
+  writeJson(join(textFolder, 'config.json'), transformersConfig(TOY_TEXT_CONFIG, 'float16'));
 }
 
 /** scheduler/ (SD 1.5's PNDM config) and model_index.json. */

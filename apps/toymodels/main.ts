@@ -26,6 +26,8 @@ Options:
   --decoder-object-weight <w>  extra weight of the decoder stage's error on object pixels
                       (default ${DECODER_STAGE_DEFAULTS.objectWeight}, the shipped decoder's plain L1; 4 sharpens round
                       trips of real scenes but not generated images: docs/toy.md)
+  --unet-train-text-encoder  the text encoder learns with the U-Net (starting from the CLIP
+                      stage's); the model folder's text_encoder/ becomes the trained one
 Threads: P3S_NUM_THREADS (default: all cores).`;
 
 async function main(): Promise<void> {
@@ -44,6 +46,7 @@ async function main(): Promise<void> {
     'adapter-steps': { type: 'string' },
     'clip-hard-negatives': { type: 'string' },
     'decoder-object-weight': { type: 'string' },
+    'unet-train-text-encoder': { type: 'boolean' },
   });
   if (values.help) {
     console.log(HELP);
@@ -77,6 +80,7 @@ async function main(): Promise<void> {
       (v) => Number.isFinite(v) && v >= 0,
       'a number ≥ 0',
     ),
+    unetTrainTextEncoder: values['unet-train-text-encoder'] === true,
   });
   for (const r of reports) {
     console.log(

@@ -22,6 +22,7 @@ import {
   CLIP_TOKENIZER_LICENSE,
   exportToyClip,
   exportToyPipelineIndex,
+  exportToyTextEncoder,
   exportToyUNet,
   exportToyVae,
 } from './export.js';
@@ -71,11 +72,13 @@ export interface TrainToyOptions {
   clipHardNegatives?: number;
   /** Extra weight of the decoder stage's error on object pixels (default: the stage's). */
   decoderObjectWeight?: number;
+  /** The U-Net stage trains the text encoder along (default: the stage's, frozen). */
+  unetTrainTextEncoder?: boolean;
   progress?: boolean;
 }
 
 /** Settings training.json records besides steps and batch size (model_card.ts reads them). */
-type RecordedSetting = 'hardNegatives' | 'objectWeight';
+type RecordedSetting = 'hardNegatives' | 'objectWeight' | 'trainTextEncoder';
 
 export interface StageReport extends StageResult {
   stage: ToyStage;
@@ -86,6 +89,8 @@ export interface StageReport extends StageResult {
   hardNegatives?: number;
   /** Decoder stage: extra weight on object pixels (absent in older reports: 0, plain L1). */
   objectWeight?: number;
+  /** U-Net stage: 1 when the text encoder learned with it (absent in older reports: frozen). */
+  trainTextEncoder?: number;
 }
 
 /** What every stage runs with: the run's options, its folders and the shared tokenizer. */
@@ -195,19 +200,28 @@ async function probeStage(ctx: StageContext): Promise<TrainedRun> {
 }
 
 async function unetStage(ctx: StageContext): Promise<TrainedRun> {
-  const settings = stageSettings(ctx, 'unet', UNET_STAGE_DEFAULTS);
+  const settings = stageSettings(ctx, 'unet', UNET_STAGE_DEFAULTS, {
+    trainTextEncoder: ctx.options.unetTrainTextEncoder,
+  });
   const vae = AutoencoderKL.fromPretrained(join(ctx.out, 'vae'));
   const textEncoder = CLIPTextModelWithProjection.fromPretrained(join(ctx.out, 'text_encoder'));
   try {
-    const frozen = { vae, textEncoder, tokenizer: ctx.tokenizer };
-    const { unet, result } = await trainToyUNet(settings, frozen);
+    const { unet, result } = await trainToyUNet(settings, {
+      vae,
+      textEncoder,
+      tokenizer: ctx.tokenizer,
+    });
     try {
       exportToyUNet(unet, ctx.out);
+      if (settings.trainTextEncoder) exportToyTextEncoder(textEncoder, ctx.out);
       exportToyPipelineIndex(ctx.out);
     } finally {
       unet.dispose();
     }
-    return { settings, result };
+    return {
+      settings: { ...settings, trainTextEncoder: Number(settings.trainTextEncoder) },
+      result,
+    };
   } finally {
     vae.dispose();
     textEncoder.dispose();
@@ -302,8 +316,9 @@ const TOY_STAGE_TABLE: Readonly<Record<ToyStage, ToyStageEntry>> = {
   probe: { needs: [], writes: ['probe'], records: [], run: probeStage },
   unet: {
     needs: ['vae', 'text_encoder'],
+    // text_encoder: only when it learns with the U-Net
     writes: ['unet', 'scheduler', 'model_index.json'],
-    records: [],
+    records: ['trainTextEncoder'],
     run: unetStage,
   },
   eval: {

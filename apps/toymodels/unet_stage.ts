@@ -6,6 +6,7 @@ import { rand, randint, randn } from '../../src/engine/creation.js';
 import { noGrad } from '../../src/engine/autograd.js';
 import { Generator, manualSeed } from '../../src/engine/random.js';
 import { mseLoss } from '../../src/nn/functional.js';
+import { Module } from '../../src/nn/module.js';
 import type { CLIPTextModelWithProjection } from '../../src/models/clip/clip_text_model.js';
 import { UNet2DConditionModel } from '../../src/models/unet/unet_2d_condition.js';
 import type { AutoencoderKL } from '../../src/models/vae/autoencoder_kl.js';
@@ -20,38 +21,70 @@ import { trainStage, type StageResult, type StageSettings } from './stage.js';
 export interface UNetStageOptions extends StageSettings {
   /** Share of captions replaced by "" (condition dropout). */
   captionDropout: number;
+  /**
+   * The text encoder learns with the U-Net (the denoising loss's gradients flow into it, as
+   * from-scratch text-to-image models train theirs), starting from the CLIP stage's tower.
+   */
+  trainTextEncoder: boolean;
 }
 
-export const UNET_STAGE_DEFAULTS = { steps: 2000, batchSize: 32, lr: 1e-3, captionDropout: 0.1 };
+export const UNET_STAGE_DEFAULTS = {
+  steps: 2000,
+  batchSize: 32,
+  lr: 1e-3,
+  captionDropout: 0.1,
+  trainTextEncoder: false,
+};
+
+/** The U-Net and, when it learns with it, the text encoder: one checkpoint for both. */
+export class ToyTextToImage extends Module {
+  constructor(
+    readonly unet: UNet2DConditionModel,
+    readonly textEncoder: CLIPTextModelWithProjection,
+  ) {
+    super();
+    this.registerModule('unet', unet);
+    this.registerModule('text_encoder', textEncoder);
+  }
+}
 const UNET_FIRST_SCENE = 30_000_000;
 
-export interface FrozenParts {
+export interface UNetStageInputs {
   vae: AutoencoderKL;
+  /** Frozen, or trained along (options.trainTextEncoder): then the run's copy is updated. */
   textEncoder: CLIPTextModelWithProjection;
   tokenizer: CLIPTokenizer;
 }
 
 export async function trainToyUNet(
   options: UNetStageOptions,
-  frozen: FrozenParts,
+  inputs: UNetStageInputs,
 ): Promise<{ unet: UNet2DConditionModel; result: StageResult }> {
-  const { vae, textEncoder, tokenizer } = frozen;
+  const { vae, textEncoder, tokenizer } = inputs;
   vae.eval().freeze();
-  textEncoder.eval().freeze();
+  if (options.trainTextEncoder) textEncoder.train();
+  else textEncoder.eval().freeze();
   manualSeed(options.seed);
   const unet = new UNet2DConditionModel(TOY_UNET_CONFIG);
-  const optimizer = new AdamW(unet.parameters(), { lr: options.lr, weightDecay: 0.01 });
+  // The text encoder's parameters follow the U-Net's, so a frozen run's optimizer is unchanged.
+  const trained = new ToyTextToImage(unet, textEncoder);
+  const params = options.trainTextEncoder ? trained.parameters() : unet.parameters();
+  const optimizer = new AdamW(params, { lr: options.lr, weightDecay: 0.01 });
   const generator = new Generator(options.seed);
   const scheduler = DDPMScheduler.fromConfig(SD15_SCHEDULER_CONFIG);
   const T = scheduler.config.num_train_timesteps;
   const scaling = vae.config.scaling_factor;
   const b = options.batchSize;
-  const { model, result } = await trainStage({
+  const { result } = await trainStage({
     name: 'unet',
     settings: options,
-    identity: { config: TOY_UNET_CONFIG, scaling },
+    identity: {
+      config: TOY_UNET_CONFIG,
+      scaling,
+      ...(options.trainTextEncoder ? { trainTextEncoder: true } : {}),
+    },
     warmup: 200,
-    model: unet,
+    model: options.trainTextEncoder ? trained : unet,
     optimizer,
     generator,
     loss(step) {
@@ -60,14 +93,13 @@ export async function trainToyUNet(
       const x0 = noGrad(() => vae.encode(scenesToTensor(batch)).sample(generator).mul(scaling));
       const drop = rand([b], { generator }).toArray() as number[];
       const captions = batch.map((s, i) => (drop[i]! < options.captionDropout ? '' : s.caption));
-      const context = noGrad(
-        () => textEncoder.forward(tokenIds(tokenizer, captions)).lastHiddenState,
-      );
+      const encode = () => textEncoder.forward(tokenIds(tokenizer, captions)).lastHiddenState;
+      const context = options.trainTextEncoder ? encode() : noGrad(encode);
       const t = randint(0, T, [b], { generator });
       const noise = randn(x0.shape, { generator });
       const noisy = scheduler.addNoise(x0, noise, t);
       return mseLoss(unet.forward(noisy, t, context), noise);
     },
   });
-  return { unet: model, result };
+  return { unet: unet.eval(), result };
 }

@@ -3,7 +3,7 @@
 // finished run only re-exports, and the same seed writes byte-identical weights.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setNumThreads } from '../../../src/engine/index.js';
@@ -226,4 +226,32 @@ test('the same seed writes byte-identical weights', async () => {
   const [a, b] = [await run('x'), await run('y')];
   assert.ok(a[0]!.equals(b[0]!));
   assert.ok(a[1]!.equals(b[1]!));
+});
+
+test('--unet-train-text-encoder trains the text encoder with the U-Net and exports it; frozen, it stays', async () => {
+  const shipped = join(root, 'a'); // the first test's folder
+  assert.ok(existsSync(join(shipped, 'text_encoder')), 'run with the first test');
+  const textBytes = (folder: string) =>
+    readFileSync(join(folder, 'text_encoder', 'model.safetensors'));
+  const run = async (name: string, trainTextEncoder: boolean) => {
+    const out = join(root, name);
+    cpSync(shipped, out, { recursive: true });
+    await trainToyModels({
+      out,
+      work: join(root, `work-${name}`),
+      seed: 0,
+      stages: ['unet'],
+      tokenizer: fixturePath('clip-tokenizer'),
+      steps: STEPS,
+      unetTrainTextEncoder: trainTextEncoder,
+      progress: false,
+    });
+    return out;
+  };
+  const frozen = await run('frozen-text', false);
+  assert.ok(textBytes(frozen).equals(textBytes(shipped)), 'a frozen text encoder is not rewritten');
+  const joint = await run('joint-text', true);
+  assert.ok(!textBytes(joint).equals(textBytes(shipped)), 'the trained text encoder is exported');
+  assert.equal(readTrainingReport(joint).unet?.trainTextEncoder, 1);
+  assert.equal(readTrainingReport(frozen).unet?.trainTextEncoder, 0);
 });
