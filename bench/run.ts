@@ -116,6 +116,10 @@ async function main(): Promise<void> {
     const { SD15_UNET } = await import('./unet.js');
     for (const line of await benchP3SSd15({ ...SD15_UNET })) console.log(JSON.stringify(line));
   }
+  if (want('toy-train')) {
+    const { benchToyTraining } = await import('./toy_train.js');
+    for (const line of benchToyTraining()) console.log(JSON.stringify(line));
+  }
   if (want('mask')) {
     const { benchMask } = await import('./mask.js');
     for (const line of await benchMask(join(root, 'data', 'dreambench')))
