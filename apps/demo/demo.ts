@@ -95,7 +95,11 @@ function readModelQuality(folder: string): Record<string, unknown> | null {
     : null;
 }
 
-/** The experiments to run: with the negative click, then (unless skipped) without. */
+/**
+ * The experiments to run: with the negative click, then (unless skipped) without. The first also
+ * generates the base model's own images, the report's reference row (the same for both runs:
+ * same subject, prompts and seeds).
+ */
 function demoExperiments(
   settings: DemoSettings,
   recipe: AdapterRecipe,
@@ -113,6 +117,7 @@ function demoExperiments(
     subjectSeed: settings.subjectSeed,
     imagesPerPrompt: settings.numImages,
     negativePoint,
+    baseModelImages: negativePoint,
     maskLayer: measured('maskLayer'),
     maskDense: measured('maskDense'),
     ...experiment,
@@ -146,8 +151,22 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
       ...recipe,
       ...(latentBias > 0 ? { latentBias } : {}),
     },
+    settingsHelp: settingsHelp(),
   });
   return { runs, reportPath, seconds };
+}
+
+/** What each setting the report lists does: the help of --help, by the recipe's keys. */
+function settingsHelp(): Record<string, string> {
+  const help: Record<string, string> = Object.fromEntries(
+    DEMO_SETTINGS.map((s) => [s.key, s.help]),
+  );
+  return {
+    ...help,
+    recipe:
+      "where the defaults came from: toy (a recipe that draws the subject on the toy models) or paper (the paper's adapter)",
+    steps: help.maxSteps ?? '',
+  };
 }
 
 const label = (o: ChildExperimentOptions): string =>
@@ -199,12 +218,13 @@ async function runInParallel(
   console.error(
     `p3s demo: ${experiments.map(label).join(' and ')}, side by side (${threads} thread${threads > 1 ? 's' : ''} each)`,
   );
-  // Each experiment generates imagesPerPrompt images in 4 new contexts (experiment.ts).
+  // Each experiment generates imagesPerPrompt images in 4 new contexts (experiment.ts), and as
+  // many again with the base model alone when asked to.
   const work = experiments.map((o) => ({
     train: 0,
     generate: 0,
     steps: o.steps ?? 0,
-    images: 4 * (o.imagesPerPrompt ?? 0),
+    images: 4 * (o.imagesPerPrompt ?? 0) * (o.baseModelImages ? 2 : 1),
   }));
   const bar = new Progress(
     '  fine-tune + generate',

@@ -1,16 +1,15 @@
-// The demo's HTML report: one self-contained page (images linked by relative path) with the
-// clicks and masks, the fine-tuning loss, the generated grid with the probe's verdict on each
-// image, and the numbers — this run's and the shipped models' measured quality.
+// The demo's HTML report: one self-contained page (images linked by relative path, no external
+// resources) that convinces at a glance: the clicks drawn on the reference photos beside the
+// masks, the generated images per prompted context with both runs side by side and the base
+// model's own image beneath, the probe's verdict on each, and every number in a table row that
+// says what it measures — this run's and the shipped models' measured quality.
 import { writeFileSync } from 'node:fs';
-import { dirname, relative } from 'node:path';
-import type { ObjectAttributes } from '../../src/toyworld/attributes.js';
+import { dirname } from 'node:path';
 import { describeObject } from '../../src/toyworld/captions.js';
-import type { ExperimentResult } from '../toymodels/experiment.js';
-
-const escape = (s: string) =>
-  s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
-const pct = (x: number) => `${(100 * x).toFixed(0)} %`;
-const name = (a: ObjectAttributes) => escape(describeObject(a));
+import type { ExperimentResult, GenerationScores } from '../toymodels/experiment.js';
+import { contextGroups, linker, referencesTable } from './report_images.js';
+import { modelQualitySection } from './report_quality.js';
+import { CHANCE, escape, numberTable, type NumberGroup, type NumberRow } from './report_tables.js';
 
 /** A loss curve as inline SVG (raw losses faint, a 20-step moving average on top). */
 export function lossCurveSvg(losses: readonly number[], width = 480, height = 160): string {
@@ -45,80 +44,197 @@ export interface ReportInput {
   seconds: number;
   /** The adapter settings the runs used ("injectionMode" → "aligned" …), listed under the numbers. */
   settings?: Record<string, string | number | boolean | null>;
+  /** A one-line explanation per setting, by the same keys. */
+  settingsHelp?: Record<string, string>;
 }
 
-function experimentSection(r: ExperimentResult, from: string, title: string): string {
-  const link = (p: string) => escape(relative(from, p));
-  const refs = r.masks
-    .map(
-      (
-        m,
-        k,
-      ) => `<figure><img src="${link(r.referencePaths[k]!)}" width="128"><img src="${link(m.overlay)}" width="128"><img src="${link(m.filled)}" width="128">
-<figcaption>reference ${k + 1}: look-alike ${name(r.lookalikes[k]!)} · subject-mask IoU ${m.subjectIoU.toFixed(2)}</figcaption></figure>`,
-    )
-    .join('\n');
-  const grid = r.generated
-    .map(
-      (
-        g,
-      ) => `<figure class="${g.isSubject ? 'ok' : 'bad'}"><img src="${link(g.path)}" width="128" title="${escape(g.prompt)}" alt="${escape(g.prompt)}">
-<figcaption>${escape(g.background)}<br>${g.isSubject ? '✓' : '✗'} probe: ${escape(`${g.seen.colour} ${g.seen.pattern} ${g.seen.shape}, ${g.seen.background}`)}</figcaption></figure>`,
-    )
-    .join('\n');
-  return `<section>
-<h2>${escape(title)}</h2>
-<p>Clicks: positive on the subject${r.negativePoint ? ', negative on the look-alike' : ' only'}. Reference · mask overlay (green subject, red look-alike) · filled.</p>
-<div class="row">${refs}</div>
-<h3>Fine-tuning (${r.losses.length} steps, ${r.trainSeconds.toFixed(0)} s)</h3>
-${lossCurveSvg(r.losses)}
-<h3>Generated: "a sks ${escape(r.subject.shape)}" in new contexts</h3>
-<div class="row">${grid}</div>
-</section>`;
-}
-
-function settingsLine(settings: ReportInput['settings']): string {
-  if (!settings) return '';
-  const parts = Object.entries(settings).map(
-    ([k, v]) => `${escape(k)} <code>${escape(String(v))}</code>`,
-  );
-  return `<p>Settings: ${parts.join(', ')}.</p>`;
-}
-
-export function renderReport(path: string, input: ReportInput): void {
-  const from = dirname(path);
+/** This run's numbers: a column per run, then the base model's when it ran. */
+function runTable(input: ReportInput): string {
   const { main, baseline } = input;
-  const row = (label: string, r: ExperimentResult) =>
-    `<tr><td>${label}</td><td>${pct(r.fidelity)}</td><td>${pct(r.lookalikeRate)}</td><td>${pct(r.colourFidelity)}</td><td>${pct(r.lookalikeColourRate)}</td><td>${pct(r.shapeAccuracy)}</td><td>${pct(r.backgroundAccuracy)}</td><td>${(r.masks.reduce((a, m) => a + m.subjectIoU, 0) / r.masks.length).toFixed(2)}</td></tr>`;
-  const quality = input.modelQuality
-    ? `<h2>The shipped toy models (held-out scenes)</h2><pre>${escape(JSON.stringify(input.modelQuality, null, 2))}</pre>`
-    : '';
-  const html = `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>p3s demo</title>
-<style>
-body { font: 14px/1.4 system-ui, sans-serif; margin: 2em; max-width: 1100px; }
+  const base = main.baseModel;
+  const columns = [
+    'with negative click',
+    ...(baseline ? ['positive click only'] : []),
+    ...(base ? ['base model, no adapter'] : []),
+  ];
+  const runs: (GenerationScores | undefined)[] = [
+    main,
+    ...(baseline ? [baseline] : []),
+    ...(base ? [base] : []),
+  ];
+  const share = (
+    label: string,
+    key: keyof GenerationScores,
+    explain: string,
+    chance?: number,
+  ): NumberRow => ({
+    label,
+    values: runs.map((r) => r?.[key]),
+    format: 'share',
+    chance,
+    explain,
+  });
+  const images = main.generated.length;
+  return numberTable(columns, [
+    {
+      heading: `The probe's reading of the ${images} generated images per run`,
+      rows: [
+        share(
+          "subject's look",
+          'fidelity',
+          "colour and pattern both the subject's: the goal (higher is better)",
+          CHANCE.colourAndPattern,
+        ),
+        share(
+          "a look-alike's look",
+          'lookalikeRate',
+          'colour and pattern of a look-alike the clicks excluded (lower is better)',
+        ),
+        share(
+          "subject's colour",
+          'colourFidelity',
+          "the subject's colour, pattern aside (what a blurry 64-px image keeps best)",
+          CHANCE.colour,
+        ),
+        share(
+          "a look-alike's other colour",
+          'lookalikeColourRate',
+          'a colour only a look-alike has (lower is better)',
+        ),
+        share(
+          'shape as prompted',
+          'shapeAccuracy',
+          'the prompted shape; the probe undercounts shapes on generated images, so a lower bound',
+          CHANCE.shape,
+        ),
+        share(
+          'background as prompted',
+          'backgroundAccuracy',
+          "the prompted context rather than a reference photo's",
+          CHANCE.background,
+        ),
+      ],
+    },
+    fineTuningSection(input, columns.length, base !== undefined),
+  ]);
+}
+
+/** Masks, fine-tuning and time: one value per trained run (the base model trains nothing). */
+function fineTuningSection(input: ReportInput, columnCount: number, hasBase: boolean): NumberGroup {
+  const trained = [input.main, ...(input.baseline ? [input.baseline] : [])];
+  const perRun = (values: number[]) => [...values, ...(hasBase ? [undefined] : [])];
+  const meanIoU = (r: ExperimentResult) =>
+    r.masks.reduce((a, m) => a + m.subjectIoU, 0) / Math.max(1, r.masks.length);
+  return {
+    heading: 'Masks and fine-tuning',
+    rows: [
+      {
+        label: 'subject-mask IoU',
+        values: perRun(trained.map(meanIoU)),
+        format: 'iou',
+        explain:
+          "mean overlap of the reference subject masks with the subject's true pixels (1 is exact)",
+      },
+      {
+        label: 'fine-tuning steps',
+        values: perRun(trained.map((r) => r.losses.length)),
+        format: 'count',
+        explain: 'P3S optimiser steps on the filled references',
+      },
+      {
+        label: 'fine-tuning time',
+        values: perRun(trained.map((r) => r.trainSeconds)),
+        format: 'seconds',
+        explain: 'wall time of the fine-tuning alone',
+      },
+      {
+        label: 'whole demo',
+        values: [input.seconds, ...Array<undefined>(columnCount - 1).fill(undefined)],
+        format: 'seconds',
+        explain: 'wall time of the whole demo, one value: both runs and the base model included',
+      },
+    ],
+  };
+}
+
+/** The settings the runs used, one row each with what it does when the caller said. */
+function settingsTable(input: ReportInput): string {
+  if (!input.settings) return '';
+  const rows = Object.entries(input.settings).map(
+    ([k, v]) =>
+      `<tr><td>${escape(k)}</td><td><code>${escape(String(v))}</code></td><td class="explain">${escape(input.settingsHelp?.[k] ?? '')}</td></tr>`,
+  );
+  return `<h3>Settings of both runs</h3>
+<table class="settings"><tr><th>setting</th><th>value</th><th>what it does</th></tr>
+${rows.join('\n')}
+</table>`;
+}
+
+/** Both runs' loss curves side by side. */
+function lossCurves(runs: ExperimentResult[]): string {
+  const figures = runs.map(
+    (r) =>
+      `<figure>${lossCurveSvg(r.losses)}<figcaption>${r.negativePoint ? 'with negative click' : 'positive click only'}</figcaption></figure>`,
+  );
+  return `<h2>Fine-tuning loss</h2>
+<p>Raw loss per step (pale) and its 20-step moving average (dark).</p>
+<div class="row">${figures.join('\n')}</div>`;
+}
+
+const STYLE = `
+body { font: 14px/1.4 system-ui, sans-serif; margin: 2em; max-width: 1200px; }
 .row { display: flex; flex-wrap: wrap; gap: 10px; }
 figure { margin: 0; font-size: 12px; }
-img { image-rendering: pixelated; border: 1px solid #ccc; }
-.ok img { border: 2px solid #2a2; } .bad img { border: 2px solid #c33; }
-table { border-collapse: collapse; } td, th { border: 1px solid #ccc; padding: 4px 8px; text-align: right; }
-td:first-child { text-align: left; }
-</style></head><body>
+img { image-rendering: pixelated; border: 1px solid #ccc; display: block; }
+img.ref { width: 128px; height: 128px; }
+.clicked { position: relative; display: inline-block; }
+.clicked svg { position: absolute; inset: 0; width: 100%; height: 100%; pointer-events: none; }
+.gen img { width: 128px; height: 128px; }
+.gen.ok img { border: 3px solid #2a2; } .gen.bad img { border: 3px solid #c33; }
+.pair { display: flex; gap: 6px; }
+.read { color: #555; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
+td, th { border: 1px solid #ccc; padding: 4px 8px; vertical-align: top; }
+th { background: #f4f4f4; text-align: left; }
+tr.group th { background: #e6eef6; }
+td.num { text-align: right; white-space: nowrap; }
+td.explain { color: #333; max-width: 520px; }
+table.context caption { text-align: left; font-weight: bold; font-size: 15px; padding: 4px 0; }
+table.context tr.base td { background: #fafafa; }
+`;
+
+/** The marks the page uses, explained once at the top. */
+const LEGEND = `<p class="legend">
+<svg width="16" height="16" viewBox="0 0 16 16" aria-hidden="true"><circle cx="8" cy="8" r="6" fill="#1a9e1a"/><path d="M5,8 H11 M8,5 V11" stroke="#fff" stroke-width="2"/></svg> positive click (the subject) ·
+<svg width="16" height="16" viewBox="0 0 16 16" aria-hidden="true"><circle cx="8" cy="8" r="6" fill="none" stroke="#d62020" stroke-width="2"/><path d="M5,8 H11" stroke="#d62020" stroke-width="2"/></svg> negative click (the look-alike) ·
+green frame: the probe reads the subject's colour and pattern (✓) · red frame: it does not (✗).</p>`;
+
+export function renderReport(path: string, input: ReportInput): void {
+  const link = linker(dirname(path));
+  const { main, baseline } = input;
+  const runs = [main, ...(baseline ? [baseline] : [])];
+  const html = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>p3s demo</title>
+<style>${STYLE}</style></head><body>
 <h1>p3s demo: one subject, chosen with two clicks</h1>
-<p>The subject is the <b>${name(main.subject)}</b>; every reference photo also shows a look-alike of the same
-shape. The models are the embedded toy models (models/toy, trained by <code>npm run train:toy</code>);
-a separately trained probe judges every generated image. Whole run: ${input.seconds.toFixed(0)} s.</p>
-<table><tr><th>run</th><th>subject's look (colour + pattern)</th><th>a look-alike's look</th><th>subject's colour</th><th>a look-alike's other colour</th><th>shape as prompted</th><th>background as prompted</th><th>mask IoU</th></tr>
-${row('positive + negative point', main)}
-${baseline ? row('positive point only', baseline) : ''}
-</table>
-<p>How far to trust the probe: it reads rendered scenes almost without error. On generated images its
-colour + pattern count came close to a count by eye (5 against 6 to 8 of 16 on one subject), its
-shape reading did not (1 star against 8 drawn): read the shape column as a lower bound (docs/toy.md).</p>
-${settingsLine(input.settings)}
-${experimentSection(main, from, 'With the negative point')}
-${baseline ? experimentSection(baseline, from, 'Baseline: positive point only') : ''}
-${quality}
+<p>The subject is the <b>${escape(describeObject(main.subject))}</b>. Every reference photo also shows a
+look-alike of the same shape; a positive click marks the subject, a negative click the look-alike.
+P3S fine-tunes the embedded toy models (models/toy, trained by <code>npm run train:toy</code>) on the
+masked references, then draws "a sks ${escape(main.subject.shape)}" in contexts the references do not
+show. A separately trained probe judges every generated image: does it carry the subject's colour and
+pattern, or a look-alike's?${baseline ? ' The same runs again with the positive click only show what the negative click buys.' : ''}${main.baseModel ? " The base model's own images, same prompt and seed without the adapter, show what fine-tuning changed." : ''}</p>
+${LEGEND}
+<h2>The numbers</h2>
+${runTable(input)}
+<p>The probe reads rendered scenes almost without error; on generated images its colour and pattern
+reading came close to a count by eye and its shape reading undercounted (docs/toy.md).</p>
+<h2>Clicks and masks</h2>
+${referencesTable(runs, link)}
+<h2>Generated, by prompted context</h2>
+${contextGroups({ selective: main, positiveOnly: baseline }, link)}
+${lossCurves(runs)}
+${settingsTable(input)}
+${modelQualitySection(input.modelQuality)}
 </body></html>
 `;
   writeFileSync(path, html);

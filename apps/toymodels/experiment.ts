@@ -2,9 +2,15 @@
 // reference set whose photos each show the subject next to a look-alike, clicks from the
 // ground truth (positive on the subject; negative on the look-alike, or none for the baseline),
 // RNGR masks (Eq. 1–3), P3S fine-tuning, generation in new contexts, and the probe's verdict on
-// every generated image. `p3s demo` and the selective-fidelity test are built on it.
+// every generated image; optionally the base model's own images for the same prompts and seeds
+// (no adapter), as a fair reference. `p3s demo` and the selective-fidelity test are built on it.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { randn } from '../../src/engine/creation.js';
+import * as ops from '../../src/engine/ops.generated.js';
+import { Generator } from '../../src/engine/random.js';
+import { disposeAll } from '../../src/engine/scope.js';
+import type { Tensor } from '../../src/engine/tensor.js';
 import { writePng, type RgbImage } from '../../src/io/image.js';
 import {
   generateP3S,
@@ -15,6 +21,7 @@ import {
 } from '../../src/p3s/generate.js';
 import { runMaskJob } from '../../src/p3s/supervision/mask_job.js';
 import { trainP3S, type TrainP3SConfig, type TrainP3SResult } from '../../src/p3s/train.js';
+import { StableDiffusionPipeline } from '../../src/pipelines/stable_diffusion.js';
 import type { StepReport } from '../../src/training/observer.js';
 import {
   BACKGROUND_PHRASES,
@@ -22,6 +29,7 @@ import {
   type ObjectAttributes,
 } from '../../src/toyworld/attributes.js';
 import { makeSubjectReferenceSet, type SubjectReferenceSet } from '../../src/toyworld/pairs.js';
+import type { Point } from '../../src/toyworld/scene.js';
 import { sceneImage } from './data.js';
 import type { AttributeProbe, ProbeLabels } from './probe.js';
 import { maskIoU, probeImages } from './quality.js';
@@ -50,6 +58,11 @@ export interface ExperimentOptions {
   /** RNGR on a dense× finer patch grid (default 1; see p3s/dense_features.ts). */
   maskDense?: number;
   probe: AttributeProbe;
+  /**
+   * Also generate with the base model alone (default false): the same prompts, seeds and
+   * sampler without the adapter, so the report can show what the adapter changed.
+   */
+  baseModelImages?: boolean;
   /** Further P3S training settings (λ, condition source, batch size ...). */
   train?: Partial<TrainP3SConfig>;
   /** Further generation settings (weight curve, λ, injection mode ...). */
@@ -61,6 +74,8 @@ export interface ExperimentOptions {
 export interface GeneratedVerdict {
   path: string;
   prompt: string;
+  /** The seed of the image's starting noise; images of two runs with one seed start alike. */
+  seed: number;
   background: BackgroundName;
   seen: ProbeLabels;
   /** Colour and pattern are the subject's. */
@@ -69,11 +84,36 @@ export interface GeneratedVerdict {
   isLookalike: boolean;
 }
 
+/** The clicks on one reference photo, in its pixels (x right, y down from the top left). */
+export interface ReferenceClicks {
+  width: number;
+  height: number;
+  positive: Point[];
+  negative: Point[];
+}
+
+/** The probe's shares over a set of generated images (see ExperimentResult). */
+export interface GenerationScores {
+  fidelity: number;
+  lookalikeRate: number;
+  colourFidelity: number;
+  lookalikeColourRate: number;
+  shapeAccuracy: number;
+  backgroundAccuracy: number;
+}
+
+/** The base model's own images for the experiment's prompts and seeds, judged alike. */
+export interface BaseModelImages extends GenerationScores {
+  generated: GeneratedVerdict[];
+}
+
 export interface ExperimentResult {
   subject: ObjectAttributes;
   lookalikes: ObjectAttributes[];
   negativePoint: boolean;
   referencePaths: string[];
+  /** The clicks on each reference photo, as written to the annotation file. */
+  clicks: ReferenceClicks[];
   annotationPath: string;
   /** Per reference: the mask overlay and the subject mask's IoU with the true instance mask. */
   masks: { overlay: string; filled: string; subjectIoU: number }[];
@@ -92,6 +132,8 @@ export interface ExperimentResult {
   /** Shape and background read as prompted. */
   shapeAccuracy: number;
   backgroundAccuracy: number;
+  /** With baseModelImages: the same prompts and seeds without the adapter. */
+  baseModel?: BaseModelImages;
 }
 
 const DEFAULTS = {
@@ -132,19 +174,34 @@ export async function runSubjectExperiment(options: ExperimentOptions): Promise<
     const d = im.scene.objects[im.distractor!]!;
     return { shape: d.shape, colour: d.colour, pattern: d.pattern };
   });
-  const { referencePaths, annotationPath } = await writeReferences(o, set, negative);
+  const { referencePaths, annotationPath, clicks } = await writeReferences(o, set, negative);
   const { maskDir, masks } = await maskReferences(o, set, annotationPath);
   const started = Date.now();
   const train = await fineTune(o, set, maskDir);
   const trainSeconds = (Date.now() - started) / 1000;
   const backgrounds = o.backgrounds ?? newContexts(set, 4);
-  const gen = await generateInContexts(o, train.adapterPath, backgrounds);
+  // progress counts the base model's images too, so a bar over both ends full once
+  const baseCount = o.baseModelImages ? backgrounds.length * o.imagesPerPrompt : 0;
+  const gen = await generateInContexts(o, train.adapterPath, backgrounds, baseCount);
   const generated = judge(o, gen.images, backgrounds, subject, lookalikes);
+  const adapted = gen.images.length;
+  const baseModel = o.baseModelImages
+    ? await baseModelRun(o, gen.images, backgrounds, subject, lookalikes, (done, total) =>
+        o.onGenerateProgress?.({
+          done: adapted + done,
+          total: adapted + total,
+          prompt: 'base model',
+          step: 1,
+          steps: 1,
+        }),
+      )
+    : undefined;
   return {
     subject,
     lookalikes,
     negativePoint: negative,
     referencePaths,
+    clicks,
     annotationPath,
     masks,
     losses: train.losses,
@@ -153,6 +210,7 @@ export async function runSubjectExperiment(options: ExperimentOptions): Promise<
     generated,
     contactSheet: gen.contactSheetPath,
     ...scores(generated, subject, lookalikes),
+    ...(baseModel ? { baseModel } : {}),
   };
 }
 
@@ -161,7 +219,7 @@ async function writeReferences(
   o: Resolved,
   set: SubjectReferenceSet,
   negative: boolean,
-): Promise<{ referencePaths: string[]; annotationPath: string }> {
+): Promise<{ referencePaths: string[]; annotationPath: string; clicks: ReferenceClicks[] }> {
   const refDir = join(o.outDir, 'references');
   mkdirSync(refDir, { recursive: true });
   const referencePaths: string[] = [];
@@ -188,7 +246,13 @@ async function writeReferences(
       2,
     )}\n`,
   );
-  return { referencePaths, annotationPath };
+  const clicks = set.images.map((im) => ({
+    width: im.scene.size,
+    height: im.scene.size,
+    positive: [im.positive],
+    negative: negative && im.negative ? [im.negative] : [],
+  }));
+  return { referencePaths, annotationPath, clicks };
 }
 
 /** 2. RNGR masks and filled references (Eq. 1–3), each subject mask scored against the truth. */
@@ -241,7 +305,9 @@ function generateInContexts(
   o: Resolved,
   adapter: string,
   backgrounds: BackgroundName[],
+  moreImages: number,
 ): Promise<GenerateP3SResult> {
+  const report = o.onGenerateProgress;
   return generateP3S(
     {
       ...o.generate,
@@ -254,14 +320,108 @@ function generateInContexts(
       steps: o.sampleSteps,
       guidanceScale: o.guidanceScale,
     },
-    { onProgress: o.onGenerateProgress },
+    { onProgress: report && ((p) => report({ ...p, total: p.total + moreImages })) },
   );
+}
+
+/** What the base model's run keeps of each image, as generateP3S reports it. */
+type Sample = Pick<GeneratedImage, 'path' | 'prompt' | 'seed' | 'image'>;
+
+/** Each seed's x_T drawn as generateP3S draws it: one Generator(seed) per image. */
+function seedNoise(seeds: readonly number[], channels: number, h: number, w: number): Tensor {
+  const parts = seeds.map((s) => randn([1, channels, h, w], { generator: new Generator(s) }));
+  try {
+    return ops.cat(parts, 0);
+  } finally {
+    disposeAll(parts);
+  }
+}
+
+/** The adapter's images grouped by prompt, in order (generateP3S writes a prompt's seeds together). */
+function byPrompt(images: readonly GeneratedImage[]): GeneratedImage[][] {
+  const groups: GeneratedImage[][] = [];
+  for (const g of images) {
+    const last = groups.at(-1);
+    if (last && last[0]!.prompt === g.prompt) last.push(g);
+    else groups.push([g]);
+  }
+  return groups;
+}
+
+/**
+ * 4b. The base model alone: each prompt again with its seeds, size, sampler settings and negative
+ * prompt read from the adapter's images (their PNG parameters), so that the two differ only by
+ * the adapter. A latent bias, if any, is not applied: it needs the adapter's references.
+ */
+async function generateWithoutAdapter(
+  o: Resolved,
+  adapted: readonly GeneratedImage[],
+  onDone: (done: number, total: number) => void,
+): Promise<Sample[]> {
+  const outDir = join(o.outDir, 'base-model');
+  mkdirSync(outDir, { recursive: true });
+  const pipeline = StableDiffusionPipeline.fromPretrained(o.modelFolder, { scheduler: 'ddim' });
+  const out: Sample[] = [];
+  try {
+    const f = pipeline.vaeScaleFactor;
+    const channels = pipeline.unet.config.in_channels;
+    for (const [p, group] of byPrompt(adapted).entries()) {
+      const first = group[0]!;
+      const param = (key: string) => first.parameters[key];
+      const { width, height } = first.image;
+      const noise = seedNoise(
+        group.map((g) => g.seed),
+        channels,
+        height / f,
+        width / f,
+      );
+      try {
+        const { images, latents } = await pipeline.generate({
+          prompt: first.prompt,
+          negativePrompt: param('negative_prompt') ?? '',
+          numImages: group.length,
+          latents: noise,
+          steps: Number(param('steps') ?? o.sampleSteps),
+          guidanceScale: Number(param('guidance_scale') ?? o.guidanceScale),
+          eta: Number(param('eta') ?? 0),
+          seed: first.seed,
+        });
+        latents.dispose();
+        for (const [j, image] of images.entries()) {
+          const g = group[j]!;
+          const path = join(outDir, `${String(p).padStart(3, '0')}-seed${g.seed}.png`);
+          await writePng(path, image, { text: { prompt: g.prompt, seed: String(g.seed) } });
+          out.push({ path, prompt: g.prompt, seed: g.seed, image });
+        }
+      } finally {
+        noise.dispose();
+      }
+      onDone(out.length, adapted.length);
+    }
+  } finally {
+    pipeline.dispose();
+  }
+  return out;
+}
+
+/** The base model's images judged as the adapter's are. */
+async function baseModelRun(
+  o: Resolved,
+  adapted: readonly GeneratedImage[],
+  backgrounds: BackgroundName[],
+  subject: ObjectAttributes,
+  lookalikes: ObjectAttributes[],
+  onDone: (done: number, total: number) => void,
+): Promise<BaseModelImages> {
+  const images = await generateWithoutAdapter(o, adapted, onDone);
+  const generated = judge(o, images, backgrounds, subject, lookalikes);
+  return { generated, ...scores(generated, subject, lookalikes) };
 }
 
 /** 5. The probe's verdict on each generated image. */
 function judge(
   o: Resolved,
-  images: GeneratedImage[],
+  images: readonly Sample[],
   backgrounds: BackgroundName[],
   subject: ObjectAttributes,
   lookalikes: ObjectAttributes[],
@@ -273,6 +433,7 @@ function judge(
   return images.map((g, i) => ({
     path: g.path,
     prompt: g.prompt,
+    seed: g.seed,
     background: backgrounds[Math.floor(i / o.imagesPerPrompt)]!,
     seen: seen[i]!,
     isSubject: sameLook(seen[i]!, subject),
@@ -285,15 +446,7 @@ function scores(
   generated: GeneratedVerdict[],
   subject: ObjectAttributes,
   lookalikes: ObjectAttributes[],
-): Pick<
-  ExperimentResult,
-  | 'fidelity'
-  | 'lookalikeRate'
-  | 'colourFidelity'
-  | 'lookalikeColourRate'
-  | 'shapeAccuracy'
-  | 'backgroundAccuracy'
-> {
+): GenerationScores {
   const otherColours = new Set<string>(
     lookalikes.map((l) => l.colour).filter((c) => c !== subject.colour),
   );
