@@ -744,13 +744,20 @@ class CachingCpuAllocator final : public c10::Allocator {
   explicit CachingCpuAllocator(size_t limit) : limit_(limit) {}
 
   c10::DataPtr allocate(size_t n) const override {
-    void* p = n >= kMinCached ? const_cast<CachingCpuAllocator*>(this)->Take(n) : nullptr;
+    const c10::Device cpu(c10::DeviceType::CPU);
+    if (n < kMinCached) {
+      void* small = c10::alloc_cpu(n);  // freed directly: no lock on the hot path
+      return {small, small, &c10::free_cpu, cpu};
+    }
+    auto* self = const_cast<CachingCpuAllocator*>(this);
+    void* p = self->Take(n);
     if (p == nullptr) {
       p = c10::alloc_cpu(n);
-      if (n >= kMinCached) const_cast<CachingCpuAllocator*>(this)->Track(p, n);
+      self->Track(p, n);
     }
-    return {p, p, &Release, c10::Device(c10::DeviceType::CPU)};
+    return {p, p, &Release, cpu};
   }
+  // Release frees blocks it does not track, so it serves raw_allocate of any size.
   c10::DeleterFnPtr raw_deleter() const override { return &Release; }
 
   struct Stats {
@@ -787,7 +794,7 @@ class CachingCpuAllocator final : public c10::Allocator {
       std::lock_guard<std::mutex> lock(mutex_);
       auto it = sizes_.find(p);
       if (it == sizes_.end()) {
-        // small: never cached
+        // not ours to cache (a small block from raw_allocate)
       } else if (cached_bytes_ + it->second <= limit_) {
         cached_bytes_ += it->second;
         free_.emplace(it->second, p);

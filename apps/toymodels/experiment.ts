@@ -92,12 +92,16 @@ export interface ReferenceClicks {
   negative: Point[];
 }
 
-/** The probe's shares over a set of generated images (see ExperimentResult). */
+/** The probe's shares over a set of generated images. */
 export interface GenerationScores {
+  /** Share of generated images whose colour and pattern are the subject's. */
   fidelity: number;
+  /** Share whose colour and pattern are a look-alike's. */
   lookalikeRate: number;
+  /** Colour alone (the attribute a blurry 64-px sample keeps best): the subject's, or a look-alike's other colour. */
   colourFidelity: number;
   lookalikeColourRate: number;
+  /** Shape and background read as prompted. */
   shapeAccuracy: number;
   backgroundAccuracy: number;
 }
@@ -107,7 +111,7 @@ export interface BaseModelImages extends GenerationScores {
   generated: GeneratedVerdict[];
 }
 
-export interface ExperimentResult {
+export interface ExperimentResult extends GenerationScores {
   subject: ObjectAttributes;
   lookalikes: ObjectAttributes[];
   negativePoint: boolean;
@@ -122,16 +126,6 @@ export interface ExperimentResult {
   adapterPath: string;
   generated: GeneratedVerdict[];
   contactSheet: string | null;
-  /** Share of generated images whose colour and pattern are the subject's. */
-  fidelity: number;
-  /** Share whose colour and pattern are a look-alike's. */
-  lookalikeRate: number;
-  /** Colour alone (the attribute a blurry 64-px sample keeps best): the subject's, or a look-alike's other colour. */
-  colourFidelity: number;
-  lookalikeColourRate: number;
-  /** Shape and background read as prompted. */
-  shapeAccuracy: number;
-  backgroundAccuracy: number;
   /** With baseModelImages: the same prompts and seeds without the adapter. */
   baseModel?: BaseModelImages;
 }

@@ -22,6 +22,7 @@ import { KindError, SettingError } from '../../src/settings/kinds.js';
 import { resolveSettings, valuesFromFlags } from '../../src/settings/table.js';
 import { generateCommand } from '../../apps/cli/generate.js';
 import { fixturePath } from '../helpers/paths.js';
+import { printedBy } from '../helpers/console.js';
 
 setNumThreads(1); // see train.test.ts
 
@@ -324,15 +325,7 @@ test('the reference kind: an index or cycle; the index is checked against the ad
 });
 
 test('p3s generate --help lists every flag of the settings table', async () => {
-  const lines: string[] = [];
-  const log = console.log;
-  console.log = (...parts: unknown[]) => void lines.push(parts.join(' '));
-  try {
-    await generateCommand.run(['--help']);
-  } finally {
-    console.log = log;
-  }
-  const help = lines.join('\n');
+  const help = await printedBy(() => generateCommand.run(['--help']));
   assert.match(help, /^Usage: p3s generate --base <folder> --adapter <file> --out <folder>/);
   for (const s of GENERATE_SETTINGS) {
     if (!s.flag) continue;

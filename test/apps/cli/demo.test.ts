@@ -9,6 +9,7 @@ import { DEMO_SETTINGS, resolveDemoSettings } from '../../../apps/demo/demo.js';
 import { PAPER_RECIPE, TOY_RECIPE } from '../../../apps/toymodels/recipes.js';
 import { TRAIN_SETTINGS } from '../../../src/p3s/train_settings.js';
 import { GENERATE_SETTINGS } from '../../../src/p3s/generate_settings.js';
+import { printedBy } from '../../helpers/console.js';
 
 const main = join(repoRoot(), 'dist', 'apps', 'cli', 'main.js');
 const p3s = (...args: string[]) =>
@@ -51,15 +52,7 @@ test('p3s demo refuses an unknown injection mode, weight curve or a negative lat
 });
 
 test('p3s demo --help lists every flag of its table', async () => {
-  const lines: string[] = [];
-  const log = console.log;
-  console.log = (...parts: unknown[]) => void lines.push(parts.join(' '));
-  try {
-    await demoCommand.run(['--help']);
-  } finally {
-    console.log = log;
-  }
-  const help = lines.join('\n');
+  const help = await printedBy(() => demoCommand.run(['--help']));
   for (const s of DEMO_SETTINGS) {
     const head =
       s.kind.flagType === 'boolean' ? `--${s.flag}` : `--${s.flag} ${s.placeholder ?? '<x>'}`;

@@ -13,6 +13,7 @@ import { MASK_SETTINGS } from '../../../src/p3s/supervision/mask_settings.js';
 import { maskCommand } from '../../../apps/cli/mask.js';
 import { memory } from '../../../src/engine/scope.js';
 import { dreambenchPath, fixturePath, repoRoot } from '../../helpers/paths.js';
+import { printedBy } from '../../helpers/console.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'p3s-mask-'));
 const clip = fixturePath('tiny-clip-vision');
@@ -145,15 +146,7 @@ test('p3s mask refuses bad input clearly', async () => {
 });
 
 test('p3s mask --help lists every flag of the settings table', async () => {
-  const lines: string[] = [];
-  const log = console.log;
-  console.log = (...parts: unknown[]) => void lines.push(parts.join(' '));
-  try {
-    await maskCommand.run(['--help']);
-  } finally {
-    console.log = log;
-  }
-  const help = lines.join('\n');
+  const help = await printedBy(() => maskCommand.run(['--help']));
   assert.match(help, /^Usage: p3s mask <annotation\.json> --clip <folder> --out <folder>/);
   for (const s of MASK_SETTINGS) {
     if (!s.flag) continue;
