@@ -8,7 +8,11 @@ import { formatWeightCurve } from '../../src/p3s/adapter/weight_schedule.js';
 import { resolveSettings } from '../../src/settings/table.js';
 import { Progress } from '../terminal/progress.js';
 import { AttributeProbe } from '../toymodels/probe.js';
-import { runSubjectExperiment, type ExperimentResult } from '../toymodels/experiment.js';
+import {
+  EXPERIMENT_CONTEXTS,
+  runSubjectExperiment,
+  type ExperimentResult,
+} from '../toymodels/experiment.js';
 import {
   runExperimentInChild,
   type ChildExperimentOptions,
@@ -218,13 +222,13 @@ async function runInParallel(
   console.error(
     `p3s demo: ${experiments.map(label).join(' and ')}, side by side (${threads} thread${threads > 1 ? 's' : ''} each)`,
   );
-  // Each experiment generates imagesPerPrompt images in 4 new contexts (experiment.ts), and as
-  // many again with the base model alone when asked to.
+  // Each experiment generates imagesPerPrompt images in every context (EXPERIMENT_CONTEXTS), and
+  // as many again with the base model alone when asked to.
   const work = experiments.map((o) => ({
     train: 0,
     generate: 0,
     steps: o.steps ?? 0,
-    images: 4 * (o.imagesPerPrompt ?? 0) * (o.baseModelImages ? 2 : 1),
+    images: EXPERIMENT_CONTEXTS.length * (o.imagesPerPrompt ?? 0) * (o.baseModelImages ? 2 : 1),
   }));
   const bar = new Progress(
     '  fine-tune + generate',

@@ -82,8 +82,8 @@ function runTable(input: ReportInput): string {
         share(
           "subject's look",
           'fidelity',
-          "colour and pattern both the subject's: the goal (higher is better)",
-          CHANCE.colourAndPattern,
+          "colour, pattern and shape all the subject's: the goal (higher is better)",
+          CHANCE.colourAndPattern * CHANCE.shape,
         ),
         share(
           "a look-alike's look",
@@ -104,13 +104,13 @@ function runTable(input: ReportInput): string {
         share(
           'shape as prompted',
           'shapeAccuracy',
-          'the prompted shape; the probe undercounts shapes on generated images, so a lower bound',
+          "the prompted shape (the subject's: look-alikes share it)",
           CHANCE.shape,
         ),
         share(
           'background as prompted',
           'backgroundAccuracy',
-          "the prompted context rather than a reference photo's",
+          'the background the prompt asked for (one prompt per context of the world)',
           CHANCE.background,
         ),
       ],
@@ -207,7 +207,7 @@ table.context tr.base td { background: #fafafa; }
 const LEGEND = `<p class="legend">
 <svg width="16" height="16" viewBox="0 0 16 16" aria-hidden="true"><circle cx="8" cy="8" r="6" fill="#1a9e1a"/><path d="M5,8 H11 M8,5 V11" stroke="#fff" stroke-width="2"/></svg> positive click (the subject) ·
 <svg width="16" height="16" viewBox="0 0 16 16" aria-hidden="true"><circle cx="8" cy="8" r="6" fill="none" stroke="#d62020" stroke-width="2"/><path d="M5,8 H11" stroke="#d62020" stroke-width="2"/></svg> negative click (the look-alike) ·
-green frame: the probe reads the subject's colour and pattern (✓) · red frame: it does not (✗).</p>`;
+green frame: the probe reads the subject's colour, pattern and shape (✓) · red frame: it does not (✗).</p>`;
 
 export function renderReport(path: string, input: ReportInput): void {
   const link = linker(dirname(path));
@@ -220,14 +220,14 @@ export function renderReport(path: string, input: ReportInput): void {
 <p>The subject is the <b>${escape(describeObject(main.subject))}</b>. Every reference photo also shows a
 look-alike of the same shape; a positive click marks the subject, a negative click the look-alike.
 P3S fine-tunes the embedded toy models (models/toy, trained by <code>npm run train:toy</code>) on the
-masked references, then draws "a sks ${escape(main.subject.shape)}" in contexts the references do not
-show. A separately trained probe judges every generated image: does it carry the subject's colour and
-pattern, or a look-alike's?${baseline ? ' The same runs again with the positive click only show what the negative click buys.' : ''}${main.baseModel ? " The base model's own images, same prompt and seed without the adapter, show what fine-tuning changed." : ''}</p>
+masked references, then draws "a sks ${escape(main.subject.shape)}" in each of the toy world's contexts.
+A separately trained probe judges every generated image: does it carry the subject's colour, pattern
+and shape, or a look-alike's colour and pattern?${baseline ? ' The same runs again with the positive click only show what the negative click buys.' : ''}${main.baseModel ? " The base model's own images, same prompt and seed without the adapter, show what fine-tuning changed." : ''}</p>
 ${LEGEND}
 <h2>The numbers</h2>
 ${runTable(input)}
-<p>The probe reads rendered scenes almost without error; on generated images its colour and pattern
-reading came close to a count by eye and its shape reading undercounted (docs/toy.md).</p>
+<p>The probe reads rendered scenes almost without error (models/toy/README.md); on generated images
+it is the judge, not the truth: the pictures below let you check it by eye.</p>
 <h2>Clicks and masks</h2>
 ${referencesTable(runs, link)}
 <h2>Generated, by prompted context</h2>

@@ -163,20 +163,27 @@ function selectiveGroup(q: Json, key: 'selective' | 'selectiveRecipe'): NumberGr
   });
   const adapter = key === 'selective' ? "the paper's adapter" : "the demo's recipe";
   return {
-    heading: `Selective generation with ${adapter}: ${str(s.subjects)} subjects, ${str(s.steps)} fine-tuning steps, ${str(s.imagesPerSubject)} images each`,
+    heading: `Selective generation with ${adapter}: ${str(s.subjects)} evaluation subjects, ${str(s.steps)} fine-tuning steps, ${str(s.imagesPerSubject)} images each`,
     rows: [
       two(
         "subject's look",
         'fidelity',
-        "images the probe reads with the subject's colour and pattern (higher is better)",
+        "images the probe reads with the subject's colour, pattern and shape (higher is better)",
         'share',
-        CHANCE.colourAndPattern,
+        CHANCE.colourAndPattern * CHANCE.shape,
       ),
       two(
         "a look-alike's look",
         'lookalikeRate',
         "images with a look-alike's colour and pattern instead (lower is better)",
         'share',
+      ),
+      two(
+        'prompted context',
+        'contextAccuracy',
+        'images whose background is the one the prompt asked for',
+        'share',
+        CHANCE.background,
       ),
       two(
         "subject's colour",

@@ -20,12 +20,12 @@ export function scenes(
 }
 
 /**
- * Object counts skewed towards single objects (1: 50 %, 2: 30 %, 3: 20 %): a small model learns
- * "a red star on the beach" before it learns three objects at once. Fixed per scene index.
+ * Object counts skewed towards single objects (1: 60 %, 2: 40 %): a small model learns "a red
+ * star on the beach" before it learns two objects at once. Fixed per scene index.
  */
 export function skewedObjectCount(split: Split, index: number): number {
   const u = hash32(index, split === 'train' ? 0x51ed : 0x4e1d) % 10;
-  return u < 5 ? 1 : u < 8 ? 2 : 3;
+  return u < 6 ? 1 : 2;
 }
 
 /** Scenes with the skewed object count. */

@@ -13,7 +13,8 @@ import { CLIPTokenizer } from '../../src/tokenizers/clip_tokenizer.js';
 import { AttributeProbe } from './probe.js';
 import { runSubjectExperiment, type ExperimentResult } from './experiment.js';
 import type { ChildExperimentOptions } from './experiment_process.js';
-import { recipeExperimentSettings, type AdapterRecipe } from './recipes.js';
+import { EVALUATION_SUBJECTS, recipeExperimentSettings, type AdapterRecipe } from './recipes.js';
+import { describeObject } from '../../src/toyworld/captions.js';
 import {
   clipRetrieval,
   generationAccuracy,
@@ -47,24 +48,41 @@ export interface ToyQuality {
 }
 
 export interface SelectiveQuality {
+  /** How many subjects. */
   subjects: number;
+  /** Their reference-set seeds (EVALUATION_SUBJECTS unless told otherwise). */
+  subjectSeeds: number[];
   steps: number;
   imagesPerSubject: number;
-  /** Mean shares over subjects of images with the subject's / a look-alike's colour and pattern. */
+  /** Means over subjects, with the negative click and with the positive click only. */
   withNegative: SelectiveNumbers;
   positiveOnly: SelectiveNumbers;
   /** The adapter settings, when not the paper's. */
   recipe?: AdapterRecipe;
 }
 
+/** One subject's run: what the probe read in its generated images. */
+export interface SubjectNumbers {
+  seed: number;
+  /** "red striped star". */
+  subject: string;
+  /** The subject's colour, pattern and shape. */
+  fidelity: number;
+  /** A look-alike's colour and pattern. */
+  lookalikeRate: number;
+  /** The prompted background. */
+  contextAccuracy: number;
+  maskIoU: number;
+}
+
 export interface SelectiveNumbers {
   fidelity: number;
-  /** fidelity of each subject, in subject order. */
-  fidelityPerSubject?: number[];
   lookalikeRate: number;
+  contextAccuracy: number;
   colourFidelity: number;
   lookalikeColourRate: number;
   maskIoU: number;
+  perSubject: SubjectNumbers[];
 }
 
 /** Runs one experiment somewhere: in a child process, through a TaskPool, … */
@@ -72,7 +90,8 @@ export type ExperimentRunner = (options: ChildExperimentOptions) => Promise<Expe
 
 /** Options of selectiveQuality. */
 export interface SelectiveQualityOptions {
-  subjects?: number;
+  /** Reference-set seeds (default EVALUATION_SUBJECTS). */
+  subjects?: readonly number[];
   steps?: number;
   maskLayer?: number;
   maskDense?: number;
@@ -90,11 +109,11 @@ export async function selectiveQuality(
   workDir: string,
   options: SelectiveQualityOptions = {},
 ): Promise<SelectiveQuality> {
-  const subjects = options.subjects ?? 3;
+  const subjects = options.subjects ?? EVALUATION_SUBJECTS;
   const recipe = options.recipe;
   const steps = recipe?.steps ?? options.steps ?? 200;
   const runs: ChildExperimentOptions[] = [];
-  for (let subject = 0; subject < subjects; subject++) {
+  for (const subject of subjects) {
     for (const negativePoint of [true, false]) {
       runs.push({
         modelFolder: folder,
@@ -109,9 +128,16 @@ export async function selectiveQuality(
     }
   }
   const results = await runSelective(folder, runs, options);
-  const sums = meanShares(results, runs, subjects);
   const images = results.at(-1)?.generated.length ?? 0;
-  return { subjects, steps, imagesPerSubject: images, ...sums, ...(recipe ? { recipe } : {}) };
+  return {
+    subjects: subjects.length,
+    subjectSeeds: [...subjects],
+    steps,
+    imagesPerSubject: images,
+    withNegative: meanShares(results.filter((_, i) => runs[i]!.negativePoint)),
+    positiveOnly: meanShares(results.filter((_, i) => !runs[i]!.negativePoint)),
+    ...(recipe ? { recipe } : {}),
+  };
 }
 
 /** Every run, through the given runner or one after another here with one probe. */
@@ -141,31 +167,27 @@ async function runSelective(
   }
 }
 
-/** The shares averaged over subjects, with the negative click and without. */
-function meanShares(
-  results: ExperimentResult[],
-  runs: ChildExperimentOptions[],
-  subjects: number,
-): Pick<SelectiveQuality, 'withNegative' | 'positiveOnly'> {
-  const zero = (): SelectiveNumbers => ({
-    fidelity: 0,
-    fidelityPerSubject: [],
-    lookalikeRate: 0,
-    colourFidelity: 0,
-    lookalikeColourRate: 0,
-    maskIoU: 0,
-  });
-  const sums = { withNegative: zero(), positiveOnly: zero() };
-  results.forEach((r, i) => {
-    const sum = runs[i]!.negativePoint ? sums.withNegative : sums.positiveOnly;
-    sum.fidelity += r.fidelity / subjects;
-    sum.fidelityPerSubject!.push(r.fidelity);
-    sum.lookalikeRate += r.lookalikeRate / subjects;
-    sum.colourFidelity += r.colourFidelity / subjects;
-    sum.lookalikeColourRate += r.lookalikeColourRate / subjects;
-    sum.maskIoU += r.masks.reduce((a, m) => a + m.subjectIoU, 0) / r.masks.length / subjects;
-  });
-  return sums;
+/** Each subject's numbers and their means over subjects (one run per subject). */
+function meanShares(results: readonly ExperimentResult[]): SelectiveNumbers {
+  const perSubject = results.map((r): SubjectNumbers => ({
+    seed: r.subjectSeed,
+    subject: describeObject(r.subject),
+    fidelity: r.fidelity,
+    lookalikeRate: r.lookalikeRate,
+    contextAccuracy: r.backgroundAccuracy,
+    maskIoU: r.masks.reduce((a, m) => a + m.subjectIoU, 0) / r.masks.length,
+  }));
+  const mean = (f: (r: ExperimentResult) => number) =>
+    results.reduce((a, r) => a + f(r), 0) / Math.max(1, results.length);
+  return {
+    fidelity: mean((r) => r.fidelity),
+    lookalikeRate: mean((r) => r.lookalikeRate),
+    contextAccuracy: mean((r) => r.backgroundAccuracy),
+    colourFidelity: mean((r) => r.colourFidelity),
+    lookalikeColourRate: mean((r) => r.lookalikeColourRate),
+    maskIoU: perSubject.reduce((a, s) => a + s.maskIoU, 0) / Math.max(1, results.length),
+    perSubject,
+  };
 }
 
 export interface RngrVariant {
@@ -282,7 +304,7 @@ export async function evaluateToyModels(
   try {
     const probeAcc = probeAccuracy(probe);
     partDone('probe');
-    const measured = await measurePipeline(folder, probe, options.generationCount ?? 64, partDone);
+    const measured = await measurePipeline(folder, probe, options.generationCount ?? 128, partDone);
     const rngr = await measureRngr(folder, options.rngrCount ?? 50, partDone);
     const best = rngr.filter(isDefaultMask).sort((a, b) => b.subjectIoU - a.subjectIoU)[0]!;
     return {

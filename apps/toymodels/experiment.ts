@@ -24,6 +24,7 @@ import { trainP3S, type TrainP3SConfig, type TrainP3SResult } from '../../src/p3
 import { StableDiffusionPipeline } from '../../src/pipelines/stable_diffusion.js';
 import type { StepReport } from '../../src/training/observer.js';
 import {
+  BACKGROUNDS,
   BACKGROUND_PHRASES,
   type BackgroundName,
   type ObjectAttributes,
@@ -48,7 +49,7 @@ export interface ExperimentOptions {
   steps?: number;
   learningRate?: number;
   seed?: number;
-  /** Contexts to generate the subject in (default: 4 backgrounds not among the references'). */
+  /** Contexts to generate the subject in (default: EXPERIMENT_CONTEXTS, every background). */
   backgrounds?: BackgroundName[];
   imagesPerPrompt?: number;
   sampleSteps?: number;
@@ -78,9 +79,9 @@ export interface GeneratedVerdict {
   seed: number;
   background: BackgroundName;
   seen: ProbeLabels;
-  /** Colour and pattern are the subject's. */
+  /** Colour, pattern and shape are the subject's. */
   isSubject: boolean;
-  /** Colour and pattern are one of the look-alikes'. */
+  /** Colour and pattern are one of the look-alikes' (whose shape is the subject's). */
   isLookalike: boolean;
 }
 
@@ -94,7 +95,7 @@ export interface ReferenceClicks {
 
 /** The probe's shares over a set of generated images. */
 export interface GenerationScores {
-  /** Share of generated images whose colour and pattern are the subject's. */
+  /** Share of generated images whose colour, pattern and shape are the subject's. */
   fidelity: number;
   /** Share whose colour and pattern are a look-alike's. */
   lookalikeRate: number;
@@ -112,6 +113,7 @@ export interface BaseModelImages extends GenerationScores {
 }
 
 export interface ExperimentResult extends GenerationScores {
+  subjectSeed: number;
   subject: ObjectAttributes;
   lookalikes: ObjectAttributes[];
   negativePoint: boolean;
@@ -134,18 +136,16 @@ const DEFAULTS = {
   referenceCount: 4,
   steps: 200,
   learningRate: 1e-4,
-  imagesPerPrompt: 4,
+  imagesPerPrompt: 3,
   sampleSteps: 25,
   guidanceScale: 5,
 };
 
-/** Backgrounds none of the references use, so generation shows new contexts. */
-function newContexts(set: SubjectReferenceSet, n: number): BackgroundName[] {
-  const used = new Set(set.images.map((im) => im.scene.background));
-  const all = Object.keys(BACKGROUND_PHRASES) as BackgroundName[];
-  const fresh = all.filter((b) => !used.has(b));
-  return (fresh.length >= n ? fresh : all).slice(0, n);
-}
+/**
+ * Where the subject is generated: every background of the world, each a prompt of its own. (The
+ * world has six; four references leave only two unseen, too few to judge context by.)
+ */
+export const EXPERIMENT_CONTEXTS: readonly BackgroundName[] = BACKGROUNDS;
 
 const sameLook = (a: { colour: string; pattern: string }, b: { colour: string; pattern: string }) =>
   a.colour === b.colour && a.pattern === b.pattern;
@@ -173,7 +173,7 @@ export async function runSubjectExperiment(options: ExperimentOptions): Promise<
   const started = Date.now();
   const train = await fineTune(o, set, maskDir);
   const trainSeconds = (Date.now() - started) / 1000;
-  const backgrounds = o.backgrounds ?? newContexts(set, 4);
+  const backgrounds = o.backgrounds ?? [...EXPERIMENT_CONTEXTS];
   // progress counts the base model's images too, so a bar over both ends full once
   const baseCount = o.baseModelImages ? backgrounds.length * o.imagesPerPrompt : 0;
   const gen = await generateInContexts(o, train.adapterPath, backgrounds, baseCount);
@@ -191,6 +191,7 @@ export async function runSubjectExperiment(options: ExperimentOptions): Promise<
       )
     : undefined;
   return {
+    subjectSeed: o.subjectSeed,
     subject,
     lookalikes,
     negativePoint: negative,
@@ -430,7 +431,7 @@ function judge(
     seed: g.seed,
     background: backgrounds[Math.floor(i / o.imagesPerPrompt)]!,
     seen: seen[i]!,
-    isSubject: sameLook(seen[i]!, subject),
+    isSubject: sameLook(seen[i]!, subject) && seen[i]!.shape === subject.shape,
     isLookalike: lookalikes.some((l) => sameLook(seen[i]!, l)),
   }));
 }

@@ -1,8 +1,22 @@
 // npm run train:toy [-- options]: reproduces the embedded default's models (see
 // apps/toymodels/train_toy.ts and models/toy/README.md).
 import { UsageError, intFlag, numberFlag, parse } from '../cli/args.js';
-import { DEFAULT_TOY_STAGES, TOY_STAGES, trainToyModels, type ToyStage } from './train_toy.js';
+import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { resolve } from 'node:path';
+import {
+  DEFAULT_TOY_STAGES,
+  TOY_STAGES,
+  checkNeeds,
+  readTrainingReport,
+  stageDependencies,
+  trainToyModels,
+  type StageReport,
+  type ToyStage,
+} from './train_toy.js';
+import { runSideBySide } from './side_by_side.js';
 import { DECODER_STAGE_DEFAULTS } from './vae_stage.js';
+import { UNET_STAGE_DEFAULTS } from './unet_stage.js';
 
 const HELP = `npm run train:toy -- [options]
 
@@ -28,6 +42,11 @@ Options:
                       trips of real scenes but not generated images: docs/toy.md)
   --unet-train-text-encoder  the text encoder learns with the U-Net (starting from the CLIP
                       stage's); the model folder's text_encoder/ becomes the trained one
+  --unet-text-encoder-lr-scale <x>  its learning rate as a fraction of the U-Net's
+                      (default ${UNET_STAGE_DEFAULTS.textEncoderLrScale})
+  --sequential        run the stages one after another in this process, on all threads
+                      (by default, with 2 or more cores, stages that do not depend on each
+                      other run side by side in child processes, one thread each)
 Threads: P3S_NUM_THREADS (default: all cores).`;
 
 async function main(): Promise<void> {
@@ -47,6 +66,8 @@ async function main(): Promise<void> {
     'clip-hard-negatives': { type: 'string' },
     'decoder-object-weight': { type: 'string' },
     'unet-train-text-encoder': { type: 'boolean' },
+    'unet-text-encoder-lr-scale': { type: 'string' },
+    sequential: { type: 'boolean' },
   });
   if (values.help) {
     console.log(HELP);
@@ -64,8 +85,23 @@ async function main(): Promise<void> {
   for (const s of TOY_STAGES) {
     if (values[`${s}-steps`] !== undefined) steps[s] = intFlag(values, `${s}-steps`, 0, 1);
   }
+  const out = String(values.out ?? 'models/toy');
+  const cores = Number(process.env.P3S_NUM_THREADS) || availableParallelism();
+  if (values.sequential !== true && stages.length > 1 && cores > 1) {
+    checkNeeds(stages as ToyStage[], resolve(out));
+    await runSideBySide({
+      script: fileURLToPath(import.meta.url),
+      args: [...withoutStages(process.argv.slice(2)), '--sequential'],
+      dependencies: stageDependencies(stages as ToyStage[]),
+      workers: cores,
+      threadsAlone: cores,
+    });
+    const recorded = readTrainingReport(resolve(out));
+    summarise(stages.flatMap((s) => recorded[s as ToyStage] ?? []));
+    return;
+  }
   const reports = await trainToyModels({
-    out: String(values.out ?? 'models/toy'),
+    out,
     work: String(values.work ?? '.toy-train'),
     seed: intFlag(values, 'seed', 0),
     stages: stages as ToyStage[],
@@ -81,13 +117,34 @@ async function main(): Promise<void> {
       'a number ≥ 0',
     ),
     unetTrainTextEncoder: values['unet-train-text-encoder'] === true,
+    unetTextEncoderLrScale: numberFlag(
+      values,
+      'unet-text-encoder-lr-scale',
+      UNET_STAGE_DEFAULTS.textEncoderLrScale,
+      (v) => Number.isFinite(v) && v > 0,
+      'a positive number',
+    ),
   });
+  summarise(reports);
+}
+
+function summarise(reports: readonly StageReport[]): void {
   for (const r of reports) {
     console.log(
       `${r.stage}: ${r.steps} steps × ${r.batchSize}, loss ${r.finalLoss.toFixed(4)}, ` +
         `${(r.totalSeconds / 60).toFixed(1)} min on ${r.threads} thread${r.threads === 1 ? '' : 's'}`,
     );
   }
+}
+
+/** The command line without its --stages option (each child gets its own). */
+function withoutStages(args: readonly string[]): string[] {
+  const kept: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === '--stages') i++;
+    else if (!args[i]!.startsWith('--stages=')) kept.push(args[i]!);
+  }
+  return kept;
 }
 
 main().catch((err: unknown) => {

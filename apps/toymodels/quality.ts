@@ -166,7 +166,16 @@ export function vaeRoundTripAccuracy(
   return { ...attributeAccuracy(predicted, truth), colourAndPattern: both / held.length };
 }
 
+/** Held-out captions: those the model card reports, or others for choosing between models. */
+export type CaptionSet = 'report' | 'tuning';
+const CAPTION_START: Readonly<Record<CaptionSet, number>> = {
+  report: 1_000_000,
+  tuning: 2_000_000,
+};
+
 export interface GenerationQualityOptions {
+  /** Default report. */
+  captions?: CaptionSet;
   count?: number;
   steps?: number;
   guidanceScale?: number;
@@ -185,7 +194,8 @@ export async function generationAccuracy(
 ): Promise<AttributeAccuracy & { images: RgbImage[]; prompts: string[] }> {
   const count = options.count ?? 64;
   const batch = options.batchSize ?? 16;
-  const held = scenes('heldout', 1_000_000, count, { objectCount: 1 });
+  const start = CAPTION_START[options.captions ?? 'report'];
+  const held = scenes('heldout', start, count, { objectCount: 1 });
   const prompts = held.map((s) => s.caption);
   const images: RgbImage[] = [];
   for (let i = 0; i < count; i += batch) {

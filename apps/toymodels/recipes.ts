@@ -4,6 +4,15 @@ import type { InjectionMode } from '../../src/p3s/adapter/injection.js';
 import { formatWeightCurve, PAPER_CURVE } from '../../src/p3s/adapter/weight_schedule.js';
 import type { ExperimentOptions } from './experiment.js';
 
+/** Subjects (reference-set seeds) recipes may be tuned on: the demo's subject and seeds 0–5. */
+export const TUNING_SUBJECTS: readonly number[] = [0, 1, 2, 3, 4, 5, 6];
+
+/**
+ * Subjects the model card reports, fixed by rule before any tuning (seeds 100–107) and disjoint
+ * from TUNING_SUBJECTS, so a recipe's numbers are never measured on what it was chosen on.
+ */
+export const EVALUATION_SUBJECTS: readonly number[] = [100, 101, 102, 103, 104, 105, 106, 107];
+
 export interface AdapterRecipe {
   steps: number;
   learningRate: number;

@@ -6,7 +6,9 @@ import { UsageError, intFlag, numberFlag, parse } from '../cli/args.js';
 import { contactSheet, enlargeImage, writePng } from '../../src/io/image.js';
 import { StableDiffusionPipeline } from '../../src/pipelines/stable_diffusion.js';
 import { AttributeProbe, PROBE_ATTRIBUTES } from './probe.js';
-import { generationAccuracy } from './quality.js';
+import { generationAccuracy, type CaptionSet } from './quality.js';
+import { CHANCE } from '../../src/toyworld/attributes.js';
+import { pct } from '../demo/report_tables.js';
 
 const HELP = `npm run eval:t2i -- [options]
 
@@ -19,16 +21,9 @@ Options:
   --steps <n>         DDIM steps (default 25)
   --guidance <g>      classifier-free guidance scale (default 5)
   --seed <n>          first seed (default 0)
+  --captions <set>    report (default): the captions the model card reports; tuning: other
+                      held-out captions, for choosing between models without touching those
   --sheet <file.png>  also write the samples as one contact sheet`;
-
-/** Chance of reading each attribute right by guessing (its number of values). */
-const CHANCE: Record<string, string> = {
-  colour: '12.5 %',
-  shape: '12.5 %',
-  pattern: '25 %',
-  background: '10 %',
-  all: '0.04 %',
-};
 
 async function main(): Promise<void> {
   const { values } = parse(process.argv.slice(2), {
@@ -38,9 +33,14 @@ async function main(): Promise<void> {
     guidance: { type: 'string' },
     seed: { type: 'string' },
     sheet: { type: 'string' },
+    captions: { type: 'string' },
   });
   if (values.help) return console.log(HELP);
   const folder = String(values.model ?? 'models/toy');
+  const captions = String(values.captions ?? 'report');
+  if (captions !== 'report' && captions !== 'tuning') {
+    throw new UsageError(`Expected report or tuning for --captions but received ${captions}`);
+  }
   const pipeline = StableDiffusionPipeline.fromPretrained(folder, { scheduler: 'ddim' });
   const probe = AttributeProbe.load(join(folder, 'probe'));
   try {
@@ -50,12 +50,13 @@ async function main(): Promise<void> {
       steps: intFlag(values, 'steps', 25, 1),
       guidanceScale: numberFlag(values, 'guidance', 5, (v) => v >= 0, 'a number ≥ 0'),
       seed: intFlag(values, 'seed', 0),
+      captions: captions as CaptionSet,
     });
     const seconds = (performance.now() - began) / 1000;
-    console.log(`${folder}: ${result.count} held-out captions, ${seconds.toFixed(0)} s`);
+    console.log(`${folder}: ${result.count} ${captions} captions, ${seconds.toFixed(0)} s`);
     for (const k of [...PROBE_ATTRIBUTES, 'all'] as const) {
       const share = (100 * result[k]).toFixed(1).padStart(5);
-      console.log(`  ${k.padEnd(10)} ${share} %   (chance ${CHANCE[k]})`);
+      console.log(`  ${k.padEnd(10)} ${share} %   (chance ${pct(CHANCE[k])})`);
     }
     if (typeof values.sheet === 'string') {
       const tiles = result.images.map((im) => enlargeImage(im, 2));

@@ -30,7 +30,7 @@ import { PROBE_STAGE_DEFAULTS, trainProbe } from './probe.js';
 import type { StageResult, StageSettings } from './stage.js';
 import { evaluateToyModels, selectiveQuality, writeQuality, type ToyQuality } from './evaluate.js';
 import { runExperimentInChild, type ChildExperimentOptions } from './experiment_process.js';
-import { TOY_RECIPE } from './recipes.js';
+import { EVALUATION_SUBJECTS, TOY_RECIPE } from './recipes.js';
 import { TaskPool } from './task_pool.js';
 import { writeModelCard } from './model_card.js';
 import { UNET_STAGE_DEFAULTS, trainToyUNet } from './unet_stage.js';
@@ -46,9 +46,6 @@ import {
   trainToyVae,
   trainToyVaeDecoder,
 } from './vae_stage.js';
-
-/** Subjects of the eval stage's selective-fidelity experiments. */
-const SELECTIVE_SUBJECTS = 6;
 
 export const TOY_STAGES = ['vae', 'decoder', 'clip', 'probe', 'unet', 'eval', 'adapter'] as const;
 export type ToyStage = (typeof TOY_STAGES)[number];
@@ -74,11 +71,13 @@ export interface TrainToyOptions {
   decoderObjectWeight?: number;
   /** The U-Net stage trains the text encoder along (default: the stage's, frozen). */
   unetTrainTextEncoder?: boolean;
+  /** Its learning rate as a fraction of the U-Net's (default: the stage's). */
+  unetTextEncoderLrScale?: number;
   progress?: boolean;
 }
 
 /** Settings training.json records besides steps and batch size (model_card.ts reads them). */
-type RecordedSetting = 'hardNegatives' | 'objectWeight' | 'trainTextEncoder';
+type RecordedSetting = 'hardNegatives' | 'objectWeight' | 'trainTextEncoder' | 'textEncoderLrScale';
 
 export interface StageReport extends StageResult {
   stage: ToyStage;
@@ -91,6 +90,8 @@ export interface StageReport extends StageResult {
   objectWeight?: number;
   /** U-Net stage: 1 when the text encoder learned with it (absent in older reports: frozen). */
   trainTextEncoder?: number;
+  /** U-Net stage, text encoder trained along: its learning rate over the U-Net's. */
+  textEncoderLrScale?: number;
 }
 
 /** What every stage runs with: the run's options, its folders and the shared tokenizer. */
@@ -202,6 +203,7 @@ async function probeStage(ctx: StageContext): Promise<TrainedRun> {
 async function unetStage(ctx: StageContext): Promise<TrainedRun> {
   const settings = stageSettings(ctx, 'unet', UNET_STAGE_DEFAULTS, {
     trainTextEncoder: ctx.options.unetTrainTextEncoder,
+    textEncoderLrScale: ctx.options.unetTextEncoderLrScale,
   });
   const vae = AutoencoderKL.fromPretrained(join(ctx.out, 'vae'));
   const textEncoder = CLIPTextModelWithProjection.fromPretrained(join(ctx.out, 'text_encoder'));
@@ -219,7 +221,11 @@ async function unetStage(ctx: StageContext): Promise<TrainedRun> {
       unet.dispose();
     }
     return {
-      settings: { ...settings, trainTextEncoder: Number(settings.trainTextEncoder) },
+      settings: {
+        ...settings,
+        trainTextEncoder: Number(settings.trainTextEncoder),
+        ...(settings.trainTextEncoder ? { textEncoderLrScale: settings.textEncoderLrScale } : {}),
+      },
       result,
     };
   } finally {
@@ -258,16 +264,16 @@ async function adapterStage(ctx: StageContext): Promise<TrainedRun> {
 /** The selective-fidelity experiments of both adapters, in one-thread child processes. */
 async function selectiveRuns(ctx: StageContext, quality: ToyQuality): Promise<void> {
   const { out, work } = ctx;
-  // Six subjects: the recipe was chosen on subjects 0 and 2, so fewer would flatter it.
+  // The evaluation subjects, never the ones the recipe was tuned on.
   const common = {
-    subjects: SELECTIVE_SUBJECTS,
+    subjects: EVALUATION_SUBJECTS,
     maskLayer: quality.maskLayer,
     maskDense: quality.maskDense,
   };
   // As many runs at once as this stage has threads (at this size one thread runs an op about as
   // fast as two).
   const pool = new TaskPool(getNumThreads());
-  const total = 2 * 2 * SELECTIVE_SUBJECTS; // two adapters, with and without the negative click
+  const total = 2 * 2 * EVALUATION_SUBJECTS.length; // two adapters, with and without the click
   let done = 0;
   const bar = ctx.options.progress === false ? null : new Progress('eval: P3S runs', total);
   bar?.update(0);
@@ -318,7 +324,7 @@ const TOY_STAGE_TABLE: Readonly<Record<ToyStage, ToyStageEntry>> = {
     needs: ['vae', 'text_encoder'],
     // text_encoder: only when it learns with the U-Net
     writes: ['unet', 'scheduler', 'model_index.json'],
-    records: ['trainTextEncoder'],
+    records: ['trainTextEncoder', 'textEncoderLrScale'],
     run: unetStage,
   },
   eval: {
@@ -340,8 +346,26 @@ function listOf(items: readonly string[]): string {
   return items.length < 2 ? items.join('') : `${items.slice(0, -1).join(', ')} and ${items.at(-1)}`;
 }
 
+/**
+ * For each stage, the earlier ones (in TOY_STAGES's order) it must wait for when stages run side by
+ * side: those that write a part it reads or writes.
+ */
+export function stageDependencies(stages: readonly ToyStage[]): Map<ToyStage, ToyStage[]> {
+  const ordered = TOY_STAGES.filter((s) => stages.includes(s));
+  return new Map(
+    ordered.map((stage, i) => {
+      const { needs, writes } = TOY_STAGE_TABLE[stage];
+      const touches = new Set([...needs, ...writes]);
+      const before = ordered
+        .slice(0, i)
+        .filter((s) => TOY_STAGE_TABLE[s].writes.some((part) => touches.has(part)));
+      return [stage, before];
+    }),
+  );
+}
+
 /** Fails, before anything runs, where a stage needs a part that neither exists nor is made. */
-function checkNeeds(stages: readonly ToyStage[], out: string): void {
+export function checkNeeds(stages: readonly ToyStage[], out: string): void {
   stages.forEach((stage, i) => {
     const made = new Set(stages.slice(0, i).flatMap((s) => TOY_STAGE_TABLE[s].writes));
     const missing = TOY_STAGE_TABLE[stage].needs.filter(

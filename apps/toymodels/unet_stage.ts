@@ -26,14 +26,17 @@ export interface UNetStageOptions extends StageSettings {
    * from-scratch text-to-image models train theirs), starting from the CLIP stage's tower.
    */
   trainTextEncoder: boolean;
+  /** The trained text encoder's learning rate as a fraction of the U-Net's. */
+  textEncoderLrScale: number;
 }
 
 export const UNET_STAGE_DEFAULTS = {
-  steps: 2000,
+  steps: 4500,
   batchSize: 32,
   lr: 1e-3,
   captionDropout: 0.1,
   trainTextEncoder: false,
+  textEncoderLrScale: 0.1,
 };
 
 /** The U-Net and, when it learns with it, the text encoder: one checkpoint for both. */
@@ -69,7 +72,9 @@ export async function trainToyUNet(
   // The text encoder's parameters follow the U-Net's, so a frozen run's optimizer is unchanged.
   const trained = new ToyTextToImage(unet, textEncoder);
   const params = options.trainTextEncoder ? trained.parameters() : unet.parameters();
-  const optimizer = new AdamW(params, { lr: options.lr, weightDecay: 0.01 });
+  // A pretrained tower fine-tuned at the from-scratch U-Net's rate forgets what CLIP taught it.
+  const lrScales = new Map(textEncoder.parameters().map((p) => [p, options.textEncoderLrScale]));
+  const optimizer = new AdamW(params, { lr: options.lr, weightDecay: 0.01, lrScales });
   const generator = new Generator(options.seed);
   const scheduler = DDPMScheduler.fromConfig(SD15_SCHEDULER_CONFIG);
   const T = scheduler.config.num_train_timesteps;
@@ -81,7 +86,9 @@ export async function trainToyUNet(
     identity: {
       config: TOY_UNET_CONFIG,
       scaling,
-      ...(options.trainTextEncoder ? { trainTextEncoder: true } : {}),
+      ...(options.trainTextEncoder
+        ? { trainTextEncoder: true, textEncoderLrScale: options.textEncoderLrScale }
+        : {}),
     },
     warmup: 200,
     model: options.trainTextEncoder ? trained : unet,

@@ -11,6 +11,11 @@ export interface AdamOptions {
   betas?: [number, number];
   eps?: number;
   weightDecay?: number;
+  /**
+   * Per-parameter factors on the learning rate (default 1): one optimizer, one schedule, and a
+   * part of the model that learns slower (PyTorch's parameter groups, for the case they serve most).
+   */
+  lrScales?: ReadonlyMap<Tensor, number>;
 }
 
 interface ParamState {
@@ -30,6 +35,7 @@ export class Adam {
   readonly betas: [number, number];
   readonly eps: number;
   readonly weightDecay: number;
+  private readonly lrScales: ReadonlyMap<Tensor, number>;
   protected readonly state = new Map<Tensor, ParamState>();
 
   constructor(
@@ -47,6 +53,8 @@ export class Adam {
     checkRate('beta2', this.betas[1], 1);
     checkRate('eps', this.eps);
     checkRate('weightDecay', this.weightDecay);
+    this.lrScales = options.lrScales ?? new Map();
+    for (const scale of this.lrScales.values()) checkRate('lrScales', scale);
     if (params.length === 0) throw new Error('Optimizer got an empty parameter list');
   }
 
@@ -69,8 +77,9 @@ export class Adam {
             keepState(s);
           }
           s.step += 1;
+          const lr = this.lr * (this.lrScales.get(p) ?? 1);
           if (this.weightDecay !== 0) {
-            if (this.decoupled) ops.mulScalar_(p, 1 - this.lr * this.weightDecay);
+            if (this.decoupled) ops.mulScalar_(p, 1 - lr * this.weightDecay);
             else grad = grad.add(p, this.weightDecay);
           }
           ops.mulScalar_(s.expAvg, beta1);
@@ -79,7 +88,7 @@ export class Adam {
           ops.addcmul_(s.expAvgSq, grad, grad, 1 - beta2);
           const bias1 = 1 - beta1 ** s.step;
           const bias2 = 1 - beta2 ** s.step;
-          const stepSize = this.lr / bias1;
+          const stepSize = lr / bias1;
           const denom = ops.addScalar_(
             ops.divScalar(ops.sqrt(s.expAvgSq), Math.sqrt(bias2)),
             this.eps,

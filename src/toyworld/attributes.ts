@@ -3,28 +3,13 @@
 
 export type Rgb = readonly [number, number, number];
 
-export const SHAPES = [
-  'circle',
-  'square',
-  'triangle',
-  'star',
-  'heart',
-  'diamond',
-  'cross',
-  'ring',
-] as const;
+// Five silhouettes that stay apart after the VAE's 4× downsampling: round, boxy, pointed,
+// spiky and plus-shaped. (Hearts, diamonds and rings read as circles and squares at that scale.)
+export const SHAPES = ['circle', 'square', 'triangle', 'star', 'cross'] as const;
 export type Shape = (typeof SHAPES)[number];
 
-export const COLOUR_NAMES = [
-  'red',
-  'green',
-  'blue',
-  'yellow',
-  'purple',
-  'orange',
-  'white',
-  'black',
-] as const;
+// Six saturated hues; white and black are left out, as they vanish on snow and at night.
+export const COLOUR_NAMES = ['red', 'green', 'blue', 'yellow', 'purple', 'orange'] as const;
 export type ColourName = (typeof COLOUR_NAMES)[number];
 
 export interface ColourDef {
@@ -41,33 +26,22 @@ export const COLOURS: Readonly<Record<ColourName, ColourDef>> = {
   yellow: { rgb: [252, 218, 30], ink: [150, 110, 0] },
   purple: { rgb: [150, 55, 200], ink: [225, 185, 250] },
   orange: { rgb: [252, 135, 18], ink: [140, 55, 0] },
-  white: { rgb: [250, 250, 250], ink: [135, 135, 140] },
-  black: { rgb: [22, 22, 26], ink: [150, 150, 155] },
 };
 
-export const PATTERNS = ['solid', 'stripes', 'dots', 'checks'] as const;
+// Coarse patterns only: dots were finer than a latent cell on most objects.
+export const PATTERNS = ['solid', 'stripes', 'checks'] as const;
 export type Pattern = (typeof PATTERNS)[number];
 
 /** Caption adjective per pattern; solid objects get none ("a red star"). */
 export const PATTERN_ADJECTIVES: Readonly<Record<Pattern, string>> = {
   solid: '',
   stripes: 'striped',
-  dots: 'dotted',
   checks: 'checkered',
 };
 
-export const BACKGROUNDS = [
-  'snow',
-  'beach',
-  'grass',
-  'brick-wall',
-  'water',
-  'desert',
-  'forest',
-  'wooden-floor',
-  'night',
-  'city',
-] as const;
+// Six scenes of distinct colour and coarse texture (water, desert, forest and wooden floor were
+// dropped: they looked like night, beach, grass and desert).
+export const BACKGROUNDS = ['snow', 'beach', 'grass', 'brick-wall', 'night', 'city'] as const;
 export type BackgroundName = (typeof BACKGROUNDS)[number];
 
 /** The context phrase that ends a caption, in DreamBench's wording where it has one. */
@@ -76,12 +50,18 @@ export const BACKGROUND_PHRASES: Readonly<Record<BackgroundName, string>> = {
   beach: 'on the beach',
   grass: 'on the grass',
   'brick-wall': 'in front of a brick wall',
-  water: 'on the water',
-  desert: 'in the desert',
-  forest: 'in the forest',
-  'wooden-floor': 'on a wooden floor',
   night: 'at night',
   city: 'with a city in the background',
+};
+
+/** Chance levels of reading attributes: one uniform guess among the world's values. */
+export const CHANCE = {
+  colour: 1 / COLOUR_NAMES.length,
+  shape: 1 / SHAPES.length,
+  pattern: 1 / PATTERNS.length,
+  background: 1 / BACKGROUNDS.length,
+  colourAndPattern: 1 / (COLOUR_NAMES.length * PATTERNS.length),
+  all: 1 / (COLOUR_NAMES.length * PATTERNS.length * SHAPES.length * BACKGROUNDS.length),
 };
 
 /** What identifies an object: a subject is one fixed combination of these. */

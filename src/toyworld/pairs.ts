@@ -64,10 +64,10 @@ export interface LookalikeOptions extends RenderOptions {
 }
 
 // Similar sizes, barely touching: the hard part should be telling them apart, not finding them.
-const PAIR_RADIUS: [number, number] = [0.13, 0.21];
+const PAIR_RADIUS: [number, number] = [0.17, 0.24];
 const PAIR_MIN_VISIBLE = 0.95;
 // Alone, the subject may take more room: sizes vary more across a reference set.
-const SINGLE_RADIUS: [number, number] = [0.14, 0.28];
+const SINGLE_RADIUS: [number, number] = [0.2, 0.34];
 
 function pairSpec(
   rng: Rng,

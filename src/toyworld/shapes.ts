@@ -30,15 +30,6 @@ function insideStar(u: number, v: number): boolean {
   return STAR_EX * qy - STAR_EY * qx >= 0;
 }
 
-// Heart: the classic implicit curve (x² + y² − 1)³ − x² y³ ≤ 0, which spans about
-// x ∈ [−1.14, 1.14], y ∈ [−1, 1.25]; scaled and shifted to sit in the unit square.
-function insideHeart(u: number, v: number): boolean {
-  const x = u * 1.16;
-  const y = -v * 1.16 + 0.14;
-  const q = x * x + y * y - 1;
-  return q * q * q - x * x * y * y * y <= 0;
-}
-
 const SHAPE_TESTS: Readonly<Record<Shape, InsideTest>> = {
   circle: (u, v) => u * u + v * v <= 0.94,
   // Smaller half-width than 1 so a square's area is close to a circle's at the same radius.
@@ -46,17 +37,10 @@ const SHAPE_TESTS: Readonly<Record<Shape, InsideTest>> = {
   // Upward triangle: apex (0, −0.95), base at v = 0.8 with half-width 1.
   triangle: (u, v) => v <= 0.8 && v >= -0.95 && Math.abs(u) <= (v + 0.95) / 1.75,
   star: insideStar,
-  heart: insideHeart,
-  diamond: (u, v) => Math.abs(u) + Math.abs(v) <= 1,
   cross: (u, v) => {
     const au = Math.abs(u);
     const av = Math.abs(v);
-    return (au <= 0.34 && av <= 0.95) || (av <= 0.34 && au <= 0.95);
-  },
-  // Hole radius 0.48 keeps the band wide enough (≥ 4 px at the smallest size) to carry a pattern.
-  ring: (u, v) => {
-    const d = u * u + v * v;
-    return d <= 0.96 && d >= 0.48 * 0.48;
+    return (au <= 0.38 && av <= 0.95) || (av <= 0.38 && au <= 0.95);
   },
 };
 
@@ -71,11 +55,10 @@ export const SHAPE_EXTENT = 0.84 * Math.SQRT2;
 export type PatternTest = (u: number, v: number) => boolean;
 
 // Periods are in local units so a pattern scales with its object: a subject looks the same at
-// every size, like a real object's texture. 0.5 gives ~4 repeats across, ≥ 4 px at the smallest.
-const STRIPE_PERIOD = 0.52;
-const DOT_PERIOD = 0.6;
-const DOT_RADIUS = 0.17;
-const CHECK_PERIOD = 0.5;
+// every size, like a real object's texture. About three repeats across: each band is at least a
+// latent cell (4 px) wide at the smallest size.
+const STRIPE_PERIOD = 0.72;
+const CHECK_PERIOD = 0.66;
 
 const PATTERN_TESTS: Readonly<Record<Pattern, PatternTest>> = {
   solid: () => false,
@@ -83,14 +66,6 @@ const PATTERN_TESTS: Readonly<Record<Pattern, PatternTest>> = {
   stripes: (u, v) => {
     const t = (u + v) / (STRIPE_PERIOD * Math.SQRT2) + 0.25;
     return t - Math.floor(t) < 0.5;
-  },
-  // Offset rows (a hex-like lattice) read as dots rather than as a grid; a dot sits at the centre.
-  dots: (u, v) => {
-    const row = Math.round(v / DOT_PERIOD);
-    const shift = (row & 1) * 0.5 * DOT_PERIOD;
-    const du = u - shift - Math.round((u - shift) / DOT_PERIOD) * DOT_PERIOD;
-    const dv = v - row * DOT_PERIOD;
-    return du * du + dv * dv <= DOT_RADIUS * DOT_RADIUS;
   },
   checks: (u, v) => ((Math.floor(u / CHECK_PERIOD) + Math.floor(v / CHECK_PERIOD)) & 1) === 1,
 };

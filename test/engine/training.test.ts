@@ -2,7 +2,16 @@
 // weights, and 1000 steps leave the live-tensor count and RSS flat.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Tensor, Generator, randn, tidy, manualSeed, memory, noGrad } from '../../src/index.js';
+import {
+  Tensor,
+  Generator,
+  randn,
+  tensor,
+  tidy,
+  manualSeed,
+  memory,
+  noGrad,
+} from '../../src/index.js';
 import { Module, Conv2d, GroupNorm, Linear } from '../../src/nn/index.js';
 import * as F from '../../src/nn/functional.js';
 import { AdamW, clipGradNorm } from '../../src/optim/index.js';
@@ -112,4 +121,26 @@ test('Adam.dispose frees its moment tensors', () => {
   opt.dispose();
   net.dispose();
   assert.equal(memory().liveTensors, before);
+});
+
+test('AdamW lrScales: a parameter with scale s moves s times as far; scale 0 freezes it', () => {
+  const make = () => tensor([1, -2, 3], [3]).requiresGrad_();
+  const [full, half, frozen] = [make(), make(), make()];
+  const opt = new AdamW([full, half, frozen], {
+    lr: 0.1,
+    weightDecay: 0,
+    lrScales: new Map([
+      [half, 0.5],
+      [frozen, 0],
+    ]),
+  });
+  // One step: the three see the same gradient, so only the rate differs.
+  full.mul(full).sum().add(half.mul(half).sum()).add(frozen.mul(frozen).sum()).backward();
+  opt.step();
+  const moved = (p: Tensor) => (p.toArray() as number[]).map((v, i) => v - [1, -2, 3][i]!);
+  const fullMove = moved(full);
+  moved(half).forEach((d, i) => assert.ok(Math.abs(d - fullMove[i]! / 2) < 1e-6, `${d}`));
+  assert.deepEqual(moved(frozen), [0, 0, 0]);
+  assert.ok(fullMove.every((d) => Math.abs(d) > 0.09));
+  assert.throws(() => new AdamW([make()], { lrScales: new Map([[full, -1]]) }), /lrScales/);
 });

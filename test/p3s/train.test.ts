@@ -84,7 +84,8 @@ test('a few training steps lower the fixed evaluation loss, and the adapter reco
     config(out, {
       maxSteps: 6,
       batchSize: 2,
-      learningRate: 1e-2,
+      // 1e-2 overshot on the second toy world's references (loss 1.192 → 1.246); 2e-3 fell 1.5 %
+      learningRate: 5e-3,
       conditionDropout: 0,
       evaluate: true,
     }),

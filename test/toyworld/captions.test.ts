@@ -16,32 +16,32 @@ describe('captions', () => {
       'a red striped star on the beach',
     );
     assert.equal(
-      captionFor([{ shape: 'heart', colour: 'orange', pattern: 'solid' }], 'snow'),
-      'an orange heart in the snow',
+      captionFor([{ shape: 'cross', colour: 'orange', pattern: 'solid' }], 'snow'),
+      'an orange cross in the snow',
     );
     assert.equal(
-      captionFor([{ shape: 'ring', colour: 'black', pattern: 'checks' }], 'city'),
-      'a black checkered ring with a city in the background',
+      captionFor([{ shape: 'circle', colour: 'purple', pattern: 'checks' }], 'city'),
+      'a purple checkered circle with a city in the background',
     );
   });
 
   it('lists several objects and counts identical ones', () => {
     const star = { shape: 'star', colour: 'red', pattern: 'solid' } as const;
-    const circle = { shape: 'circle', colour: 'blue', pattern: 'dots' } as const;
-    const cross = { shape: 'cross', colour: 'white', pattern: 'solid' } as const;
+    const circle = { shape: 'circle', colour: 'blue', pattern: 'checks' } as const;
+    const cross = { shape: 'cross', colour: 'yellow', pattern: 'solid' } as const;
     assert.equal(
       captionFor([star, circle], 'grass'),
-      'a red star and a blue dotted circle on the grass',
+      'a red star and a blue checkered circle on the grass',
     );
     assert.equal(
       captionFor([star, circle, cross], 'night'),
-      'a red star, a blue dotted circle and a white cross at night',
+      'a red star, a blue checkered circle and a yellow cross at night',
     );
     assert.equal(
-      captionFor([star, circle, star], 'water'),
-      'two red stars and a blue dotted circle on the water',
+      captionFor([star, circle, star], 'beach'),
+      'two red stars and a blue checkered circle on the beach',
     );
-    assert.equal(captionFor([cross, cross], 'desert'), 'two white crosses in the desert');
+    assert.equal(captionFor([cross, cross], 'snow'), 'two yellow crosses in the snow');
   });
 
   it('has the small pieces right', () => {
@@ -58,6 +58,9 @@ describe('captions', () => {
 
   it('builds subject prompts with an identifier token', () => {
     assert.equal(subjectPrompt('[V]', 'star', 'beach'), 'a [V] star on the beach');
-    assert.equal(subjectPrompt('sks', 'ring', 'brick-wall'), 'a sks ring in front of a brick wall');
+    assert.equal(
+      subjectPrompt('sks', 'cross', 'brick-wall'),
+      'a sks cross in front of a brick wall',
+    );
   });
 });

@@ -45,12 +45,12 @@ describe('makeLookalikePair', () => {
   it('honours fixed choices and is deterministic', () => {
     const pair = makeLookalikePair(9, {
       difference: 'pattern',
-      subject: { shape: 'heart', colour: 'purple' },
+      subject: { shape: 'cross', colour: 'purple' },
       background: 'night',
     });
     const s = pair.scene.objects[pair.subject]!;
     assert.equal(pair.difference, 'pattern');
-    assert.equal(s.shape, 'heart');
+    assert.equal(s.shape, 'cross');
     assert.equal(s.colour, 'purple');
     assert.equal(pair.scene.background, 'night');
     assert.deepEqual(makeLookalikePair(9).scene.rgb, makeLookalikePair(9).scene.rgb);

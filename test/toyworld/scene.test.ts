@@ -135,6 +135,23 @@ describe('instance masks', () => {
     }
   });
 
+  /** True when a pixel touches (8-neighbourhood) a pixel of an object other than `id`. */
+  function nextToOther(scene: Scene, i: number, id: number): boolean {
+    const { size, instances } = scene;
+    const x = i % size;
+    const y = (i - x) / size;
+    for (let dy = -1; dy <= 1; dy++) {
+      for (let dx = -1; dx <= 1; dx++) {
+        const nx = x + dx;
+        const ny = y + dy;
+        if (nx < 0 || ny < 0 || nx >= size || ny >= size) continue;
+        const other = instances[ny * size + nx]!;
+        if (other !== 0 && other !== id) return true;
+      }
+    }
+    return false;
+  }
+
   it('hold the colour family of solid objects (antialiased: exact inside, same family at edges)', () => {
     let checked = 0;
     for (const seed of SEEDS) {
@@ -146,9 +163,10 @@ describe('instance masks', () => {
           checked++;
         }
         for (let i = 0; i < o.mask.length; i++) {
-          if (!o.mask[i]) continue;
+          if (!o.mask[i] || nextToOther(scene, i, o.index + 1)) continue;
           // Edge pixels are at least half object (the half-coverage rule), so no channel can be
-          // more than half the range away from the fill.
+          // more than half the range away from the fill. (Where another object covers part of
+          // the pixel, less of it is this object's.)
           const p = pixel(scene, i);
           for (let c = 0; c < 3; c++) assert.ok(Math.abs(p[c]! - o.fill[c]!) <= 128);
         }
@@ -207,7 +225,7 @@ describe('labels and reachability', () => {
     }
   });
 
-  it('reach every shape, colour, pattern and background, and 1 to 3 objects', () => {
+  it('reach every shape, colour, pattern and background, and 1 or 2 objects', () => {
     const seen = {
       shape: new Set(),
       colour: new Set(),
@@ -229,7 +247,7 @@ describe('labels and reachability', () => {
     assert.equal(seen.colour.size, COLOUR_NAMES.length);
     assert.equal(seen.pattern.size, PATTERNS.length);
     assert.equal(seen.bg.size, BACKGROUNDS.length);
-    assert.deepEqual([...seen.n].sort(), [1, 2, 3]);
+    assert.deepEqual([...seen.n].sort(), [1, 2]);
   });
 
   it('renders every shape × pattern and every background with a visible object', () => {
@@ -255,7 +273,7 @@ describe('labels and reachability', () => {
     }
   });
 
-  it('distinguishes patterns: striped, dotted and checkered objects use both fill and ink', () => {
+  it('distinguishes patterns: striped and checkered objects use both fill and ink', () => {
     for (const pattern of PATTERNS) {
       const scene = generateScene(8, {
         antialias: false,

@@ -45,10 +45,11 @@ function fakeRun(root: string, negativePoint: boolean, base?: BaseModelImages): 
   const dir = join(root, negativePoint ? 'selective' : 'baseline');
   const generated = fakeImages(join(dir, 'generated'), 'p3s', (k) => negativePoint && k % 3 === 0);
   return {
+    subjectSeed: 6,
     subject: look,
     lookalikes: [
       { ...look, colour: 'blue' },
-      { ...look, pattern: 'dots' },
+      { ...look, pattern: 'checks' },
     ],
     negativePoint,
     referencePaths: [0, 1].map((k) => join(dir, 'references', `ref-${k}.png`)),

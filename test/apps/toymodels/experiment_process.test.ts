@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setNumThreads } from '../../../src/engine/index.js';
 import { AttributeProbe } from '../../../apps/toymodels/probe.js';
-import { runSubjectExperiment } from '../../../apps/toymodels/experiment.js';
+import { EXPERIMENT_CONTEXTS, runSubjectExperiment } from '../../../apps/toymodels/experiment.js';
 import {
   runExperimentInChild,
   type ChildExperimentOptions,
@@ -62,8 +62,8 @@ test('an experiment in a child process matches the same experiment in this proce
     probe.dispose();
   }
   assert.deepEqual(trainSteps, [1, 2, 3]);
-  assert.equal(generated.at(-1), 4);
-  assert.equal(child.generated.length, 4);
+  assert.equal(generated.at(-1), EXPERIMENT_CONTEXTS.length);
+  assert.equal(child.generated.length, EXPERIMENT_CONTEXTS.length);
 });
 
 test('a child that fails rejects with its own error message', async () => {

@@ -62,13 +62,21 @@ test("the selective section adds the demo recipe's rows only when quality.json h
   const paperOnly = card({}, { ...shipped, selectiveRecipe: undefined });
   assert.match(paperOnly, /p3s demo --paper-settings`'s experiment/);
   assert.doesNotMatch(paperOnly, /With `p3s demo`'s recipe/);
-  const numbers = (fidelity: number, fidelityPerSubject?: number[]) => ({
+  const numbers = (fidelity: number, perSubjectFidelity: number[] = []) => ({
     fidelity,
-    fidelityPerSubject,
     lookalikeRate: 0.125,
+    contextAccuracy: 0.75,
     colourFidelity: 0.5,
     lookalikeColourRate: 0.25,
     maskIoU: 0.5,
+    perSubject: perSubjectFidelity.map((f, i) => ({
+      seed: 100 + i,
+      subject: 'red star',
+      fidelity: f,
+      lookalikeRate: 0,
+      contextAccuracy: 1,
+      maskIoU: 0.8,
+    })),
   });
   const withRecipe = card(
     {},
@@ -76,6 +84,7 @@ test("the selective section adds the demo recipe's rows only when quality.json h
       ...shipped,
       selectiveRecipe: {
         subjects: 3,
+        subjectSeeds: [100, 101, 102],
         steps: TOY_RECIPE.steps,
         imagesPerSubject: 16,
         withNegative: numbers(0.375, [0.5, 0.25, 0.375]),
@@ -88,12 +97,9 @@ test("the selective section adds the demo recipe's rows only when quality.json h
     withRecipe,
     /With `p3s demo`'s recipe \(aligned injection, references cut to 1\.5× the subject's box,\s+600 steps at lr 0\.001, ε_t fixed:0\.5, subject guidance/,
   );
-  assert.match(withRecipe, /\| positive \+ negative \| 37\.5 % \| 12\.5 % \|/);
-  assert.match(withRecipe, /\| positive only \| 0\.0 % \| 12\.5 % \|/);
-  assert.match(
-    withRecipe,
-    /Per subject \(0–2\), subject's colour \+ pattern: 50, 25, 38 % with the\s+negative click, 0, 0, 0 % without/,
-  );
+  assert.match(withRecipe, /\| positive \+ negative \| 37\.5 % \| 12\.5 % \| 75\.0 % \|/);
+  assert.match(withRecipe, /\| positive only \| 0\.0 % \| 12\.5 % \| 75\.0 % \|/);
+  assert.match(withRecipe, /\| 101 \| red star \| 25\.0 % \| 0\.0 % \| 100\.0 % \| 0\.0 % \|/);
   const noPerSubject = card(
     {},
     {

@@ -36,11 +36,11 @@ test('an altered caption changes exactly the one attribute its variant names', (
 test('attribute accuracy counts each attribute and all four', () => {
   const truth = [
     { colour: 'red', shape: 'star', pattern: 'solid', background: 'snow' },
-    { colour: 'blue', shape: 'ring', pattern: 'dots', background: 'beach' },
+    { colour: 'blue', shape: 'cross', pattern: 'checks', background: 'beach' },
   ];
   const seen = [
     { colour: 'red', shape: 'star', pattern: 'solid', background: 'snow' },
-    { colour: 'red', shape: 'ring', pattern: 'dots', background: 'grass' },
+    { colour: 'red', shape: 'cross', pattern: 'checks', background: 'grass' },
   ];
   const acc = attributeAccuracy(seen, truth);
   assert.equal(acc.colour, 0.5);

@@ -7,13 +7,16 @@ import type { ExperimentResult } from '../../../apps/toymodels/experiment.js';
 import type { ChildExperimentOptions } from '../../../apps/toymodels/experiment_process.js';
 import { TOY_RECIPE } from '../../../apps/toymodels/recipes.js';
 
-/** A result whose shares encode the run: subject s with the click gives fidelity (s + 1) / 8. */
+/** A result whose shares encode the run: subject 10 + s with the click gives fidelity (s + 1) / 8. */
 function fakeResult(o: ChildExperimentOptions): ExperimentResult {
-  const s = o.subjectSeed;
+  const s = o.subjectSeed - 10;
   const fidelity = o.negativePoint ? (s + 1) / 8 : 0;
   return {
+    subjectSeed: o.subjectSeed,
+    subject: { shape: 'star', colour: 'red', pattern: s === 0 ? 'stripes' : 'solid' },
     fidelity,
     lookalikeRate: o.negativePoint ? 0 : 0.5,
+    backgroundAccuracy: o.negativePoint ? 0.75 : 0.25,
     colourFidelity: 0.25 * s,
     lookalikeColourRate: 0.125,
     masks: [
@@ -28,7 +31,7 @@ test('every subject runs with and without the click, and the shares are averaged
   const asked: ChildExperimentOptions[] = [];
   const progress: [number, number][] = [];
   const q = await selectiveQuality('/models', '/work', {
-    subjects: 3,
+    subjects: [10, 11, 12],
     maskLayer: 0,
     maskDense: 4,
     recipe: TOY_RECIPE,
@@ -41,7 +44,7 @@ test('every subject runs with and without the click, and the shares are averaged
   });
   assert.deepEqual(
     asked.map((o) => [o.subjectSeed, o.negativePoint, o.outDir, o.steps, o.maskDense]),
-    [0, 1, 2].flatMap((s) => [
+    [10, 11, 12].flatMap((s) => [
       [s, true, `/work/subject-${s}/selective`, TOY_RECIPE.steps, 4],
       [s, false, `/work/subject-${s}/baseline`, TOY_RECIPE.steps, 4],
     ]),
@@ -55,9 +58,21 @@ test('every subject runs with and without the click, and the shares are averaged
     ),
   );
   assert.deepEqual(progress.at(-1), [6, 6]);
-  assert.deepEqual(q.withNegative.fidelityPerSubject, [1 / 8, 2 / 8, 3 / 8]);
+  const perSubject = (n: typeof q.withNegative, key: 'fidelity' | 'seed' | 'subject') =>
+    n.perSubject.map((p) => p[key]);
+  assert.deepEqual(perSubject(q.withNegative, 'fidelity'), [1 / 8, 2 / 8, 3 / 8]);
+  assert.deepEqual(perSubject(q.withNegative, 'seed'), [10, 11, 12]);
+  assert.deepEqual(perSubject(q.withNegative, 'subject'), [
+    'red striped star',
+    'red star',
+    'red star',
+  ]);
   assert.equal(q.withNegative.fidelity, 2 / 8);
-  assert.deepEqual(q.positiveOnly.fidelityPerSubject, [0, 0, 0]);
+  assert.deepEqual(perSubject(q.positiveOnly, 'fidelity'), [0, 0, 0]);
+  assert.equal(q.withNegative.contextAccuracy, 0.75);
+  assert.equal(q.positiveOnly.contextAccuracy, 0.25);
+  assert.deepEqual(q.subjectSeeds, [10, 11, 12]);
+  assert.equal(q.subjects, 3);
   assert.equal(q.positiveOnly.lookalikeRate, 0.5);
   assert.equal(q.withNegative.colourFidelity, 0.25);
   assert.ok(Math.abs(q.withNegative.maskIoU - 0.7) < 1e-12);
