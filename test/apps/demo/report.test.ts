@@ -247,7 +247,7 @@ test("each of this run's numbers sits in a table row with an explanation and cha
       assert.ok(row.at(-1)!.length > 20, `${key} is explained`);
     }
     const fidelityRow = table.find((c) => c[1] === pct(main.fidelity))!;
-    assert.equal(fidelityRow[4], pct(1 / 32), 'colour + pattern chance: 8 colours × 4 patterns');
+    assert.equal(fidelityRow[4], pct(1 / 90), 'look chance: 6 colours × 3 patterns × 5 shapes');
     assert.ok(
       table.some((c) => c[1] === '0.75' && c[2] === '0.50'),
       'mean mask IoU per run',
