@@ -55,8 +55,11 @@ function recipeFrom(values: Record<string, unknown>): AdapterRecipe {
   } catch {
     throw new UsageError(`--recipe is not valid JSON: ${String(values.recipe)}`);
   }
-  const unknown = Object.keys(changes as object).filter((k) => !(k in base));
-  if (typeof changes !== 'object' || changes === null || unknown.length > 0) {
+  if (typeof changes !== 'object' || changes === null || Array.isArray(changes)) {
+    throw new UsageError(`--recipe must be a JSON object, e.g. '{"steps":300}'`);
+  }
+  const unknown = Object.keys(changes).filter((k) => !(k in base));
+  if (unknown.length > 0) {
     throw new UsageError(
       `--recipe: unknown fields ${unknown.join(', ')}; known: ${Object.keys(base).join(', ')}`,
     );
@@ -65,9 +68,8 @@ function recipeFrom(values: Record<string, unknown>): AdapterRecipe {
 }
 
 function printTable(q: SelectiveQuality): void {
-  const cells = (
-    n: SubjectNumbers | { fidelity: number; lookalikeRate: number; contextAccuracy: number },
-  ) => [n.fidelity, n.lookalikeRate, n.contextAccuracy].map((v) => pct(v).padStart(7)).join(' ');
+  const cells = (n: Pick<SubjectNumbers, 'fidelity' | 'lookalikeRate' | 'contextAccuracy'>) =>
+    [n.fidelity, n.lookalikeRate, n.contextAccuracy].map((v) => pct(v).padStart(7)).join(' ');
   console.log(
     `${'subject'.padEnd(30)} ${'with the negative click'.padEnd(23)}   positive click only`,
   );

@@ -32,7 +32,7 @@ export async function runSideBySide(o: SideBySideOptions): Promise<void> {
         const next = waiting.find(ready);
         if (next === undefined) break;
         waiting.splice(waiting.indexOf(next), 1);
-        const alone = running.size === 0 && !waiting.some((s) => s !== next);
+        const alone = running.size === 0 && waiting.length === 0;
         running.set(next, start(next, alone ? o.threadsAlone : 1));
       }
       if (running.size === 0 && !failed) resolve();
