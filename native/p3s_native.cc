@@ -47,19 +47,31 @@ std::atomic<int64_t> g_live_tensors{0};
   }
 
 // ---------------------------------------------------------------------------------------------
+// Everything that holds JavaScript objects, or ids handed to one JavaScript environment, lives
+// per environment (Node-API instance data): each worker_threads Worker loads the addon into its
+// own environment, and a reference made in one must never be used from another thread, nor
+// outlive the environment it belongs to. Node deletes it when its environment exits.
+struct AddonData {
+  Napi::FunctionReference tensorClass;
+  Napi::FunctionReference generatorClass;
+  // Operators: looked up once by (name, overload), then called by integer id.
+  std::vector<c10::OperatorHandle> ops;
+  std::vector<std::string> opNames;
+};
+
+AddonData& Data(Napi::Env env) { return *env.GetInstanceData<AddonData>(); }
+
 // Tensor handle: owns one at::Tensor reference until disposed or garbage-collected.
 class TensorHandle : public Napi::ObjectWrap<TensorHandle> {
  public:
-  static Napi::FunctionReference* constructor;
-
   static Napi::Function Init(Napi::Env env) {
     Napi::Function fn = DefineClass(env, "TensorHandle", {});
-    constructor = new Napi::FunctionReference(Napi::Persistent(fn));
+    Data(env).tensorClass = Napi::Persistent(fn);
     return fn;
   }
 
   static Napi::Object Wrap(Napi::Env env, at::Tensor tensor) {
-    Napi::Object obj = constructor->New({});
+    Napi::Object obj = Data(env).tensorClass.New({});
     TensorHandle* handle = Unwrap(obj);
     handle->tensor_ = std::move(tensor);
     handle->alive_ = true;
@@ -85,19 +97,17 @@ class TensorHandle : public Napi::ObjectWrap<TensorHandle> {
   at::Tensor tensor_;
   bool alive_ = false;
 };
-Napi::FunctionReference* TensorHandle::constructor = nullptr;
 
 // Generator handle: a random-number generator with its own seed and state.
 class GeneratorHandle : public Napi::ObjectWrap<GeneratorHandle> {
  public:
-  static Napi::FunctionReference* constructor;
   static Napi::Function Init(Napi::Env env) {
     Napi::Function fn = DefineClass(env, "GeneratorHandle", {});
-    constructor = new Napi::FunctionReference(Napi::Persistent(fn));
+    Data(env).generatorClass = Napi::Persistent(fn);
     return fn;
   }
-  static Napi::Object Wrap(at::Generator gen) {
-    Napi::Object obj = constructor->New({});
+  static Napi::Object Wrap(Napi::Env env, at::Generator gen) {
+    Napi::Object obj = Data(env).generatorClass.New({});
     Unwrap(obj)->gen_ = std::move(gen);
     return obj;
   }
@@ -108,14 +118,16 @@ class GeneratorHandle : public Napi::ObjectWrap<GeneratorHandle> {
  private:
   at::Generator gen_;
 };
-Napi::FunctionReference* GeneratorHandle::constructor = nullptr;
+bool IsTensor(Napi::Env env, const Napi::Value& value) {
+  return value.IsObject() && value.As<Napi::Object>().InstanceOf(Data(env).tensorClass.Value());
+}
 
-bool IsInstance(const Napi::Value& value, Napi::FunctionReference* ctor) {
-  return value.IsObject() && value.As<Napi::Object>().InstanceOf(ctor->Value());
+bool IsGenerator(Napi::Env env, const Napi::Value& value) {
+  return value.IsObject() && value.As<Napi::Object>().InstanceOf(Data(env).generatorClass.Value());
 }
 
 const at::Tensor& TensorArg(Napi::Env env, const Napi::Value& value, const char* what) {
-  if (!IsInstance(value, TensorHandle::constructor)) {
+  if (!IsTensor(env, value)) {
     throw Napi::TypeError::New(env, std::string("Expected a tensor for ") + what);
   }
   TensorHandle* handle = TensorHandle::Unwrap(value.As<Napi::Object>());
@@ -267,7 +279,7 @@ c10::IValue ToIValue(Napi::Env env, const Napi::Value& v, const c10::TypePtr& ty
       if (!v.IsString()) throw Napi::TypeError::New(env, "Expected a device string for " + name);
       return c10::IValue(c10::Device(v.As<Napi::String>().Utf8Value()));
     case c10::TypeKind::GeneratorType:
-      if (!IsInstance(v, GeneratorHandle::constructor)) {
+      if (!IsGenerator(env, v)) {
         throw Napi::TypeError::New(env, "Expected a Generator for " + name);
       }
       return c10::IValue(GeneratorHandle::Unwrap(v.As<Napi::Object>())->gen());
@@ -310,9 +322,6 @@ Napi::Value FromIValue(Napi::Env env, const c10::IValue& v) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Operators: looked up once by (name, overload), then called by integer id.
-std::vector<c10::OperatorHandle> g_ops;
-std::vector<std::string> g_op_names;
 
 Napi::Value FindOp(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -323,18 +332,20 @@ Napi::Value FindOp(const Napi::CallbackInfo& info) {
   if (!op.has_value()) {
     throw Napi::Error::New(env, "Unknown operator " + name + (overload.empty() ? "" : "." + overload));
   }
-  g_ops.push_back(*op);
-  g_op_names.push_back(name + (overload.empty() ? "" : "." + overload));
-  return Napi::Number::New(env, static_cast<double>(g_ops.size() - 1));
+  AddonData& data = Data(env);
+  data.ops.push_back(*op);
+  data.opNames.push_back(name + (overload.empty() ? "" : "." + overload));
+  return Napi::Number::New(env, static_cast<double>(data.ops.size() - 1));
   P3S_CATCH(env)
 }
 
 const c10::OperatorHandle& OpArg(Napi::Env env, const Napi::Value& v) {
   int64_t id = IntArg(env, v, "operator id");
-  if (id < 0 || id >= static_cast<int64_t>(g_ops.size())) {
+  const auto& ops = Data(env).ops;
+  if (id < 0 || id >= static_cast<int64_t>(ops.size())) {
     throw Napi::RangeError::New(env, "Unknown operator id " + std::to_string(id));
   }
-  return g_ops[id];
+  return ops[id];
 }
 
 Napi::Value CallOp(const Napi::CallbackInfo& info) {
@@ -347,7 +358,7 @@ Napi::Value CallOp(const Napi::CallbackInfo& info) {
   const c10::FunctionSchema& schema = op.schema();
   const auto& params = schema.arguments();
   if (args.Length() > params.size()) {
-    throw Napi::Error::New(env, g_op_names[id] + " takes at most " + std::to_string(params.size()) +
+    throw Napi::Error::New(env, Data(env).opNames[id] + " takes at most " + std::to_string(params.size()) +
                                     " arguments but received " + std::to_string(args.Length()));
   }
   torch::jit::Stack stack;
@@ -364,9 +375,9 @@ Napi::Value CallOp(const Napi::CallbackInfo& info) {
         stack.emplace_back();
         continue;
       }
-      throw Napi::Error::New(env, g_op_names[id] + ": missing argument '" + p.name() + "'");
+      throw Napi::Error::New(env, Data(env).opNames[id] + ": missing argument '" + p.name() + "'");
     }
-    stack.push_back(ToIValue(env, v, p.type(), p.N(), g_op_names[id] + " argument '" + p.name() + "'"));
+    stack.push_back(ToIValue(env, v, p.type(), p.N(), Data(env).opNames[id] + " argument '" + p.name() + "'"));
   }
   op.callBoxed(&stack);
   if (stack.empty()) return env.Undefined();
@@ -523,7 +534,7 @@ Napi::Value DeviceOf(const Napi::CallbackInfo& info) {
 
 Napi::Value Dispose(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (!IsInstance(info[0], TensorHandle::constructor)) {
+  if (!IsTensor(env, info[0])) {
     throw Napi::TypeError::New(env, "Expected a tensor handle");
   }
   TensorHandle::Unwrap(info[0].As<Napi::Object>())->Release();
@@ -532,7 +543,7 @@ Napi::Value Dispose(const Napi::CallbackInfo& info) {
 
 Napi::Value IsAlive(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (!IsInstance(info[0], TensorHandle::constructor)) return Napi::Boolean::New(env, false);
+  if (!IsTensor(env, info[0])) return Napi::Boolean::New(env, false);
   return Napi::Boolean::New(env, TensorHandle::Unwrap(info[0].As<Napi::Object>())->alive());
 }
 
@@ -693,14 +704,14 @@ Napi::Value NewGenerator(const Napi::CallbackInfo& info) {
     gen = hooks.getDefaultCUDAGenerator(dev.has_index() ? dev.index() : 0).clone();
     gen.set_current_seed(seed);
   }
-  return GeneratorHandle::Wrap(gen);
+  return GeneratorHandle::Wrap(env, gen);
   P3S_CATCH(env)
 }
 
 Napi::Value GeneratorState(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   P3S_TRY
-  if (!IsInstance(info[0], GeneratorHandle::constructor)) {
+  if (!IsGenerator(env, info[0])) {
     throw Napi::TypeError::New(env, "Expected a Generator");
   }
   at::Generator& gen = GeneratorHandle::Unwrap(info[0].As<Napi::Object>())->gen();
@@ -848,6 +859,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   const char* keep = std::getenv("P3S_MALLOC_DEFAULTS");
   if (keep == nullptr || std::string(keep) != "1") mallopt(M_MMAP_THRESHOLD, 1 << 20);
   InstallCpuAllocator();
+  env.SetInstanceData(new AddonData());
   exports.Set("TensorHandle", TensorHandle::Init(env));
   exports.Set("GeneratorHandle", GeneratorHandle::Init(env));
   exports.Set("findOp", Napi::Function::New(env, FindOp));
