@@ -44,6 +44,8 @@ Options:
                       stage's); the model folder's text_encoder/ becomes the trained one
   --unet-text-encoder-lr-scale <x>  its learning rate as a fraction of the U-Net's
                       (default ${UNET_STAGE_DEFAULTS.textEncoderLrScale})
+  --unet-min-snr-gamma <γ>  weight the U-Net's loss by min(SNR, γ)/SNR (Hang et al. 2023);
+                      0 weighs every timestep the same (default ${UNET_STAGE_DEFAULTS.minSnrGamma})
   --sequential        run the stages one after another in this process, on all threads
                       (by default, with 2 or more cores, stages that do not depend on each
                       other run side by side in child processes, one thread each)
@@ -67,6 +69,7 @@ async function main(): Promise<void> {
     'decoder-object-weight': { type: 'string' },
     'unet-train-text-encoder': { type: 'boolean' },
     'unet-text-encoder-lr-scale': { type: 'string' },
+    'unet-min-snr-gamma': { type: 'string' },
     sequential: { type: 'boolean' },
   });
   if (values.help) {
@@ -123,6 +126,13 @@ async function main(): Promise<void> {
       UNET_STAGE_DEFAULTS.textEncoderLrScale,
       (v) => Number.isFinite(v) && v > 0,
       'a positive number',
+    ),
+    unetMinSnrGamma: numberFlag(
+      values,
+      'unet-min-snr-gamma',
+      UNET_STAGE_DEFAULTS.minSnrGamma,
+      (v) => Number.isFinite(v) && v >= 0,
+      'a number ≥ 0',
     ),
   });
   summarise(reports);

@@ -73,11 +73,14 @@ export interface TrainToyOptions {
   unetTrainTextEncoder?: boolean;
   /** Its learning rate as a fraction of the U-Net's (default: the stage's). */
   unetTextEncoderLrScale?: number;
+  /** γ of the U-Net stage's min-SNR loss weighting, 0 for none (default: the stage's). */
+  unetMinSnrGamma?: number;
   progress?: boolean;
 }
 
 /** Settings training.json records besides steps and batch size (model_card.ts reads them). */
-type RecordedSetting = 'hardNegatives' | 'objectWeight' | 'trainTextEncoder' | 'textEncoderLrScale';
+type RecordedSetting =
+  'hardNegatives' | 'objectWeight' | 'trainTextEncoder' | 'textEncoderLrScale' | 'minSnrGamma';
 
 export interface StageReport extends StageResult {
   stage: ToyStage;
@@ -92,6 +95,8 @@ export interface StageReport extends StageResult {
   trainTextEncoder?: number;
   /** U-Net stage, text encoder trained along: its learning rate over the U-Net's. */
   textEncoderLrScale?: number;
+  /** U-Net stage: γ of the min-SNR loss weighting (absent in older reports: 0, unweighted). */
+  minSnrGamma?: number;
 }
 
 /** What every stage runs with: the run's options, its folders and the shared tokenizer. */
@@ -204,6 +209,7 @@ async function unetStage(ctx: StageContext): Promise<TrainedRun> {
   const settings = stageSettings(ctx, 'unet', UNET_STAGE_DEFAULTS, {
     trainTextEncoder: ctx.options.unetTrainTextEncoder,
     textEncoderLrScale: ctx.options.unetTextEncoderLrScale,
+    minSnrGamma: ctx.options.unetMinSnrGamma,
   });
   const vae = AutoencoderKL.fromPretrained(join(ctx.out, 'vae'));
   const textEncoder = CLIPTextModelWithProjection.fromPretrained(join(ctx.out, 'text_encoder'));
@@ -324,7 +330,7 @@ const TOY_STAGE_TABLE: Readonly<Record<ToyStage, ToyStageEntry>> = {
     needs: ['vae', 'text_encoder'],
     // text_encoder: only when it learns with the U-Net
     writes: ['unet', 'scheduler', 'model_index.json'],
-    records: ['trainTextEncoder', 'textEncoderLrScale'],
+    records: ['trainTextEncoder', 'textEncoderLrScale', 'minSnrGamma'],
     run: unetStage,
   },
   eval: {

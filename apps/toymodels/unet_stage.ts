@@ -2,10 +2,11 @@
 // (Rombach et al. 2022) on the frozen VAE's latents and the frozen text tower's last hidden
 // state: ε-prediction MSE at t ~ U{0..999} under SD 1.5's scaled-linear schedule, with 10 % of
 // captions dropped to "" so classifier-free guidance has an unconditional branch to subtract.
-import { rand, randint, randn } from '../../src/engine/creation.js';
+import { rand, randint, randn, tensor } from '../../src/engine/creation.js';
 import { noGrad } from '../../src/engine/autograd.js';
 import { Generator, manualSeed } from '../../src/engine/random.js';
 import { mseLoss } from '../../src/nn/functional.js';
+import { minSnrWeights } from '../../src/training/loss_weighting.js';
 import { Module } from '../../src/nn/module.js';
 import type { CLIPTextModelWithProjection } from '../../src/models/clip/clip_text_model.js';
 import { UNet2DConditionModel } from '../../src/models/unet/unet_2d_condition.js';
@@ -28,6 +29,8 @@ export interface UNetStageOptions extends StageSettings {
   trainTextEncoder: boolean;
   /** The trained text encoder's learning rate as a fraction of the U-Net's. */
   textEncoderLrScale: number;
+  /** γ of the min-SNR-γ loss weighting; 0: every timestep weighs the same. */
+  minSnrGamma: number;
 }
 
 export const UNET_STAGE_DEFAULTS = {
@@ -37,6 +40,7 @@ export const UNET_STAGE_DEFAULTS = {
   captionDropout: 0.1,
   trainTextEncoder: false,
   textEncoderLrScale: 0.1,
+  minSnrGamma: 0,
 };
 
 /** The U-Net and, when it learns with it, the text encoder: one checkpoint for both. */
@@ -90,6 +94,8 @@ export async function trainToyUNet(
         ? { trainTextEncoder: true, textEncoderLrScale: options.textEncoderLrScale }
         : {}),
     },
+    // checkpoints from before min-SNR weighting existed ran unweighted
+    olderDefaults: { minSnrGamma: 0 },
     warmup: 200,
     model: options.trainTextEncoder ? trained : unet,
     optimizer,
@@ -105,7 +111,11 @@ export async function trainToyUNet(
       const t = randint(0, T, [b], { generator });
       const noise = randn(x0.shape, { generator });
       const noisy = scheduler.addNoise(x0, noise, t);
-      return mseLoss(unet.forward(noisy, t, context), noise);
+      const predicted = unet.forward(noisy, t, context);
+      if (options.minSnrGamma === 0) return mseLoss(predicted, noise);
+      const timesteps = t.toArray() as number[];
+      const weights = minSnrWeights(scheduler.alphasCumprod, timesteps, options.minSnrGamma);
+      return mseLoss(predicted, noise, 'none').mean([1, 2, 3]).mul(tensor(weights)).mean();
     },
   });
   return { unet: unet.eval(), result };

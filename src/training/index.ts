@@ -6,3 +6,4 @@ export { TrainingDivergedError, TrainingInterruptedError } from './errors.js';
 export { CheckpointError, listCheckpoints, latestCheckpoint } from './checkpoint.js';
 export type { FineTuningMethod, MethodLoss, NoisedBatch } from './method.js';
 export { warmupCosine } from './lr_schedule.js';
+export { minSnrWeights } from './loss_weighting.js';
