@@ -1,6 +1,7 @@
 // Small helpers shared by the CLI commands: flag parsing with clear errors.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { SettingError } from '../../src/settings/kinds.js';
+import { finiteNote, SettingError } from '../../src/settings/kinds.js';
+import { closestName } from '../../src/settings/closest.js';
 import { valuesFromFlags, type GivenOf, type Table } from '../../src/settings/table.js';
 
 export class UsageError extends Error {
@@ -12,13 +13,35 @@ export class UsageError extends Error {
 
 export type Options = NonNullable<ParseArgsConfig['options']>;
 
+/** A negative number: node:util parseArgs takes "-2" for an option unless it is joined on. */
+const NEGATIVE_NUMBER = /^-(\d|\.\d|Infinity$)/;
+
+/**
+ * The arguments with a negative number after a value-taking flag joined to it ("--layer -2" ->
+ * "--layer=-2"), as the help writes such values; arguments after "--" are left as they are.
+ */
+export function joinNegativeValues(argv: readonly string[], options: Options): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--') return [...out, ...argv.slice(i)];
+    const next = argv[i + 1];
+    const takesValue = arg.startsWith('--') && options[arg.slice(2)]?.type === 'string';
+    if (takesValue && next !== undefined && NEGATIVE_NUMBER.test(next)) {
+      out.push(`${arg}=${next}`);
+      i++;
+    } else out.push(arg);
+  }
+  return out;
+}
+
 export function parse(
   argv: string[],
   options: Options,
 ): { values: Record<string, string | boolean | string[] | undefined>; positionals: string[] } {
   try {
     const { values, positionals } = parseArgs({
-      args: argv,
+      args: joinNegativeValues(argv, options),
       options: { ...options, help: { type: 'boolean', short: 'h' } },
       allowPositionals: true,
       strict: true,
@@ -28,8 +51,16 @@ export function parse(
       positionals,
     };
   } catch (err) {
-    throw new UsageError((err as Error).message);
+    throw new UsageError(unknownOption(err as Error, options) ?? (err as Error).message);
   }
+}
+
+/** For a mistyped flag: which it is and the flag it was probably meant to be. */
+function unknownOption(err: Error, options: Options): string | undefined {
+  const given = /^Unknown option '(--?[^'=]+)/.exec(err.message)?.[1];
+  if ((err as { code?: string }).code !== 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || !given) return;
+  const meant = closestName(given.replace(/^-+/, ''), [...Object.keys(options), 'help']);
+  return `Unknown option ${given}${meant ? `; did you mean --${meant}?` : ''}`;
 }
 
 export function numberFlag(
@@ -42,7 +73,12 @@ export function numberFlag(
   const raw = values[name];
   if (raw === undefined) return fallback;
   const v = Number(raw);
-  if (!check(v)) throw new UsageError(`Expected ${what} for --${name} but received ${String(raw)}`);
+  if (!check(v)) {
+    const note = finiteNote(raw);
+    throw new UsageError(
+      `Expected ${what} for --${name} but received ${String(raw)}${note ? `, ${note}` : ''}`,
+    );
+  }
   return v;
 }
 

@@ -1,18 +1,51 @@
 #!/usr/bin/env node
 // p3s command line: each command parses its flags and calls a library function.
 import { UsageError } from './args.js';
+import { SettingError } from '../../src/settings/kinds.js';
+import { inFlagTerms, type Table } from '../../src/settings/table.js';
 
 interface Command {
   summary: string;
   run(argv: string[]): Promise<void>;
 }
 
-const COMMANDS: Record<string, () => Promise<Command>> = {
-  mask: async () => (await import('./mask.js')).maskCommand,
-  train: async () => (await import('./train.js')).trainCommand,
-  generate: async () => (await import('./generate.js')).generateCommand,
-  demo: async () => (await import('./demo.js')).demoCommand,
+/** A command and the settings table its flags come from. */
+interface Loaded {
+  command: Command;
+  settings: Table;
+}
+
+const COMMANDS: Record<string, () => Promise<Loaded>> = {
+  mask: async () => ({
+    command: (await import('./mask.js')).maskCommand,
+    settings: (await import('../../src/p3s/supervision/mask_settings.js')).MASK_SETTINGS,
+  }),
+  train: async () => ({
+    command: (await import('./train.js')).trainCommand,
+    settings: (await import('../../src/p3s/train_settings.js')).TRAIN_SETTINGS,
+  }),
+  generate: async () => ({
+    command: (await import('./generate.js')).generateCommand,
+    settings: (await import('../../src/p3s/generate_settings.js')).GENERATE_SETTINGS,
+  }),
+  demo: async () => ({
+    command: (await import('./demo.js')).demoCommand,
+    settings: (await import('../demo/demo.js')).DEMO_SETTINGS,
+  }),
 };
+
+/**
+ * Runs a command; a setting the library refuses after the flags were read (--steps beyond the
+ * scheduler's timesteps) is a usage error naming the flag the user typed.
+ */
+async function runCommand({ command, settings }: Loaded, argv: string[]): Promise<void> {
+  try {
+    await command.run(argv);
+  } catch (err) {
+    if (err instanceof SettingError) throw new UsageError(inFlagTerms(err, settings).message);
+    throw err;
+  }
+}
 
 function usage(): string {
   return `p3s — selective, subject-driven image generation from point labels (P3S-Diffusion)
@@ -54,8 +87,7 @@ async function main(argv: string[]): Promise<number> {
     console.error(`p3s: unknown command "${name}"\n\n${usage()}`);
     return 2;
   }
-  const command = await load();
-  await command.run(rest);
+  await runCommand(await load(), rest);
   return 0;
 }
 

@@ -1,7 +1,7 @@
 // p3s mask: parses flags (declared in src/p3s/supervision/mask_settings.ts) and calls runMaskJob.
 import { parse, settingsFromFlags, UsageError } from './args.js';
 import { Progress } from '../terminal/progress.js';
-import { runMaskJob } from '../../src/p3s/supervision/mask_job.js';
+import { refuseEmptySubjects, runMaskJob } from '../../src/p3s/supervision/mask_job.js';
 import { MASK_SETTINGS, type MaskJob } from '../../src/p3s/supervision/mask_settings.js';
 import { flagOptions, helpSections } from '../../src/settings/table.js';
 
@@ -34,6 +34,7 @@ export const maskCommand = {
         progress ??= new Progress('CLIP features', total);
         progress.update(done, name);
       },
+      check: refuseEmptySubjects, // an empty mask is refused before any file is written
     });
     for (const s of summary) {
       console.log(

@@ -5,7 +5,7 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join, basename } from 'node:path';
 import type { DType } from '../engine/dtype.js';
 import { SafetensorsFile } from '../io/safetensors.js';
-import { Module, StateDictError } from '../nn/module.js';
+import { Module, StateDictError, describeKeyMismatch } from '../nn/module.js';
 import { withParameterDefaults } from '../nn/init.js';
 
 /** Weight files tried in order ("variant" inserts e.g. ".fp16" before the extension). */
@@ -16,6 +16,72 @@ export class ModelLoadError extends Error {
   constructor(message: string) {
     super(message);
     this.name = 'ModelLoadError';
+  }
+}
+
+/** A config value as the file writes it: JSON, except that 1e999 shows as Infinity, not null. */
+function show(value: unknown): string {
+  if (typeof value === 'number') return String(value);
+  if (Array.isArray(value)) return `[${value.map(show).join(',')}]`;
+  return JSON.stringify(value) ?? String(value);
+}
+
+/** Where a ConfigKeyError comes from, beyond the key and its value. */
+export interface ConfigKeyContext {
+  /** The file leaves the key out and the default does not fit the rest of it. */
+  readonly missing?: boolean;
+  /** The config file, once the loader knows it. */
+  readonly file?: string;
+  /** The key whose value decided what is allowed (down_block_types for block_out_channels). */
+  readonly relatedTo?: string;
+}
+
+/**
+ * A config.json value a model cannot be built from, named by key (and by file once the loader
+ * knows it). A missing key is reported as missing, so the user is told what to add rather than
+ * that they gave a default they never wrote.
+ */
+export class ConfigKeyError extends ModelLoadError {
+  constructor(
+    readonly key: string,
+    readonly value: unknown,
+    readonly allowed: string,
+    readonly context: ConfigKeyContext = {},
+  ) {
+    const where = context.file ? ` in ${context.file}` : '';
+    super(
+      context.missing
+        ? `Missing config key "${key}"${where}: expected ${allowed}`
+        : `Unsupported value ${show(value)} for config key "${key}"${where}; allowed: ${allowed}`,
+    );
+    this.name = 'ConfigKeyError';
+  }
+
+  /** The same error naming the config file. */
+  inFile(file: string): ConfigKeyError {
+    return new ConfigKeyError(this.key, this.value, this.allowed, { ...this.context, file });
+  }
+}
+
+/**
+ * Runs the checks of a config whose absent keys were filled with defaults. When the refused key,
+ * or the key that decided what it may be, is one the file (`raw`) leaves out, that key is
+ * reported as missing.
+ */
+export function reportingMissing<T>(raw: Record<string, unknown>, check: () => T): T {
+  try {
+    return check();
+  } catch (err) {
+    if (!(err instanceof ConfigKeyError) || err.context.missing) throw err;
+    const { key, value, allowed, context } = err;
+    if (!(key in raw)) throw new ConfigKeyError(key, value, allowed, { ...context, missing: true });
+    const related = context.relatedTo;
+    if (related !== undefined && !(related in raw))
+      throw new ConfigKeyError(related, undefined, `a value that fits "${key}" = ${show(value)}`, {
+        ...context,
+        missing: true,
+      });
+    throw err;
   }
 }
 
@@ -119,15 +185,51 @@ export function loadWeights(
   const missing = [...own].filter((k) => !loaded.has(k));
   const strict = options.strict ?? true;
   if (mismatched.length > 0 || (strict && (missing.length > 0 || unexpected.length > 0))) {
-    const parts: string[] = [];
-    if (missing.length) parts.push(`missing keys: ${missing.join(', ')}`);
-    if (unexpected.length) parts.push(`unexpected keys: ${unexpected.join(', ')}`);
-    if (mismatched.length) parts.push(`mis-shaped keys: ${mismatched.join('; ')}`);
-    throw new ModelLoadError(
-      `${basename(path)} in ${folder} does not fit ${module.constructor.name}: ${parts.join(' | ')}`,
-    );
+    const keys = describeKeyMismatch(missing, unexpected, mismatched);
+    const wanted = module.constructor.name;
+    // Not one tensor fits: the folder holds another kind of model (a U-Net given as CLIP).
+    const declared = declaredClass(folder);
+    if (loaded.size === 0 && mismatched.length === 0 && declared?.name !== wanted)
+      throw new ModelLoadError(
+        `${folder} does not hold ${wanted} weights: it looks like ${describeFolder(declared, path, file.keys())}, not a ${wanted}. ${keys}`,
+      );
+    throw new ModelLoadError(`${basename(path)} in ${folder} does not fit ${wanted}: ${keys}`);
   }
   return path;
+}
+
+/** What a folder's config.json says it holds: diffusers' _class_name, transformers' architectures. */
+function declaredClass(folder: string): { name: string; field: string } | null {
+  let config: Record<string, unknown>;
+  try {
+    config = readJson(join(folder, 'config.json'));
+  } catch {
+    return null; // no readable config: the weights alone describe the folder
+  }
+  const architectures = config.architectures;
+  if (typeof config._class_name === 'string')
+    return { name: config._class_name, field: '_class_name' };
+  if (Array.isArray(architectures) && typeof architectures[0] === 'string')
+    return { name: architectures[0], field: 'architectures' };
+  if (typeof config.model_type === 'string') return { name: config.model_type, field: 'model_type' };
+  return null;
+}
+
+/**
+ * "a UNet2DConditionModel (config.json _class_name "UNet2DConditionModel";
+ * diffusion_pytorch_model.safetensors: 686 tensors under conv_in, down_blocks, ...)".
+ */
+function describeFolder(
+  declared: { name: string; field: string } | null,
+  weights: string,
+  keys: readonly string[],
+): string {
+  const tops = [...new Set(keys.map((k) => k.split('.')[0]!))];
+  const shown = tops.slice(0, 5).join(', ') + (tops.length > 5 ? ', ...' : '');
+  const tensors = `${basename(weights)}: ${keys.length} tensors under ${shown}`;
+  return declared
+    ? `a ${declared.name} (config.json ${declared.field} ${JSON.stringify(declared.name)}; ${tensors})`
+    : `another model (${tensors})`;
 }
 
 export interface PretrainedOptions {
@@ -147,7 +249,13 @@ export function loadPretrained<M extends Module>(
   options: PretrainedOptions,
   weights: Omit<LoadWeightsOptions, 'variant'> = {},
 ): M {
-  const model = withParameterDefaults({ dtype: options.dtype ?? 'float32', skipInit: true }, build);
+  let model: M;
+  try {
+    model = withParameterDefaults({ dtype: options.dtype ?? 'float32', skipInit: true }, build);
+  } catch (err) {
+    // Building reads only the config: name its file.
+    throw err instanceof ConfigKeyError ? err.inFile(join(folder, 'config.json')) : err;
+  }
   try {
     loadWeights(model, folder, { ...weights, variant: options.variant });
   } catch (err) {
@@ -179,10 +287,7 @@ export function configValue<T>(
   allowed?: readonly T[],
 ): T {
   const value = (key in config && config[key] !== null ? config[key] : fallback) as T;
-  if (allowed && !allowed.includes(value)) {
-    throw new ModelLoadError(
-      `Unsupported value ${JSON.stringify(value)} for config key "${key}"; allowed: ${allowed.map((a) => JSON.stringify(a)).join(', ')}`,
-    );
-  }
+  if (allowed && !allowed.includes(value))
+    throw new ConfigKeyError(key, value, allowed.map((a) => JSON.stringify(a)).join(', '));
   return value;
 }

@@ -22,6 +22,27 @@ export class StateDictError extends Error {
   }
 }
 
+/** Keys a mismatch names; the rest are counted (a wrong folder misses hundreds). */
+const KEYS_NAMED = 5;
+
+function someKeys(what: string, keys: readonly string[], separator: string): string {
+  const more = keys.length - KEYS_NAMED;
+  return `${what}: ${keys.slice(0, KEYS_NAMED).join(separator)}${more > 0 ? ` and ${more} more` : ''}`;
+}
+
+/** "missing keys: a, b, c, d, e and 191 more | unexpected keys: ... | mis-shaped keys: ..." */
+export function describeKeyMismatch(
+  missing: readonly string[],
+  unexpected: readonly string[],
+  mismatched: readonly string[],
+): string {
+  const parts: string[] = [];
+  if (missing.length) parts.push(someKeys('missing keys', missing, ', '));
+  if (unexpected.length) parts.push(someKeys('unexpected keys', unexpected, ', '));
+  if (mismatched.length) parts.push(someKeys('mis-shaped keys', mismatched, '; '));
+  return parts.join(' | ');
+}
+
 export abstract class Module {
   training = true;
   private readonly params = new Map<string, Tensor | null>();
@@ -153,12 +174,8 @@ export abstract class Module {
       }
     }
     if (mismatched.length > 0 || (strict && (missing.length > 0 || unexpected.length > 0))) {
-      const parts: string[] = [];
-      if (missing.length) parts.push(`missing keys: ${missing.join(', ')}`);
-      if (unexpected.length) parts.push(`unexpected keys: ${unexpected.join(', ')}`);
-      if (mismatched.length) parts.push(`mis-shaped keys: ${mismatched.join('; ')}`);
       throw new StateDictError(
-        `Error loading state dict into ${this.constructor.name}: ${parts.join(' | ')}`,
+        `Error loading state dict into ${this.constructor.name}: ${describeKeyMismatch(missing, unexpected, mismatched)}`,
         missing,
         unexpected,
         mismatched,

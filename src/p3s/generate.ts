@@ -30,7 +30,7 @@ import {
   type SamplingScheduler,
 } from '../pipelines/stable_diffusion.js';
 import { ModelLoadError } from '../models/loading.js';
-import { resolveSettings } from '../settings/table.js';
+import { refuseSetting, resolveSettings } from '../settings/table.js';
 import {
   loadAdapter,
   p3sVersion,
@@ -385,6 +385,17 @@ function outputSize(
   return { height, width };
 }
 
+/** DDIM takes at most one step per training timestep of the base model's scheduler. */
+function checkSteps(steps: number, T: number): void {
+  if (steps > T)
+    refuseSetting(
+      GENERATE_SETTINGS,
+      'steps',
+      `an integer in [1, ${T}] (the scheduler's num_train_timesteps)`,
+      steps,
+    );
+}
+
 /** A fixed reference must be one the adapter holds. */
 function checkReference(choice: ReferenceChoice, count: number): void {
   if (choice !== 'cycle' && choice >= count)
@@ -515,6 +526,7 @@ export async function generateP3S(
   const models = loadModels(plan.settings);
   try {
     checkReference(plan.settings.reference, models.condition.latent.shape[0]!);
+    checkSteps(plan.settings.steps, models.pipeline.scheduler.config.num_train_timesteps);
     const size = outputSize(plan.settings, plan.metadata, models.pipeline);
     const f = models.pipeline.vaeScaleFactor;
     mkdirSync(plan.settings.outDir, { recursive: true });

@@ -21,43 +21,82 @@ export interface Kind<T, Given = T> {
   readonly given?: Given;
 }
 
+/** What a SettingError says besides the three parts every error has. */
+export interface SettingErrorDetails {
+  /** The setting's API key, so a command line can name its flag instead (see inFlagTerms). */
+  readonly key?: string;
+  /** Why the value is refused when the expectation alone does not say: "not a finite number". */
+  readonly note?: string;
+}
+
 /** The error every kind throws: what was expected, for which name, and what was received. */
 export class SettingError extends RangeError {
-  constructor(expected: string, name: string, received: unknown) {
-    super(`Expected ${expected} for ${name} but received ${show(received)}`);
+  readonly key?: string;
+  readonly note?: string;
+
+  constructor(
+    readonly expected: string,
+    readonly setting: string,
+    readonly received: unknown,
+    details: SettingErrorDetails = {},
+  ) {
+    const note = details.note ? `, ${details.note}` : '';
+    super(`Expected ${expected} for ${setting} but received ${show(received)}${note}`);
     this.name = 'SettingError';
+    this.key = details.key;
+    this.note = details.note;
+  }
+
+  /** The same refusal naming the setting otherwise (its flag: "--steps" for "steps"). */
+  renamed(setting: string): SettingError {
+    return new SettingError(this.expected, setting, this.received, this);
   }
 }
 
-function show(v: unknown): string {
+/** A value as the user wrote it: text quoted, numbers as JavaScript writes them (Infinity, not null). */
+export function show(v: unknown): string {
   if (v === undefined) return 'nothing';
   if (typeof v === 'string') return JSON.stringify(v);
-  if (typeof v === 'number') return String(v); // 1e999 is Infinity, not null as JSON would say
-  return JSON.stringify(v) ?? String(v);
+  if (typeof v === 'number') return String(v);
+  if (Array.isArray(v)) return `[${v.map(show).join(',')}]`;
+  return (
+    JSON.stringify(v, (_, x: unknown) =>
+      typeof x === 'number' && !Number.isFinite(x) ? String(x) : x,
+    ) ?? String(v)
+  );
+}
+
+/** The note for a number that is ±Infinity, or text that JavaScript reads so ("1e999"). */
+export function finiteNote(given: unknown): string | undefined {
+  const v = typeof given === 'string' ? Number(given) : given;
+  return v === Infinity || v === -Infinity ? 'not a finite number' : undefined;
 }
 
 /** A kind's refusal of a value; the table turns it into a SettingError naming the setting. */
 export class KindError extends Error {
-  constructor(readonly received: unknown) {
-    super(`Refused ${show(received)}`);
+  constructor(
+    readonly received: unknown,
+    readonly note?: string,
+  ) {
+    super(`Refused ${show(received)}${note ? `, ${note}` : ''}`);
   }
 }
 
 /** Refuses a value (for kinds defined elsewhere, e.g. the weight curve). */
-export function fail(received: unknown): never {
-  throw new KindError(received);
+export function fail(received: unknown, note?: string): never {
+  throw new KindError(received, note);
 }
 
 function numeric(expected: string, ok: (x: number) => boolean): Kind<number> {
   const check = (v: unknown): number =>
-    typeof v === 'number' && Number.isFinite(v) && ok(v) ? v : fail(v);
+    typeof v === 'number' && Number.isFinite(v) && ok(v) ? v : fail(v, finiteNote(v));
   return {
     expected,
     flagType: 'string',
     // a refused flag is reported as the user typed it
     parse(text) {
       const v = typeof text === 'string' && text.trim() !== '' ? Number(text) : NaN;
-      return Number.isFinite(v) && ok(v) ? v : fail(text);
+      return Number.isFinite(v) && ok(v) ? v : fail(text, finiteNote(text));
     },
     check,
   };

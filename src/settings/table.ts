@@ -68,9 +68,35 @@ function checked<T>(s: Setting<string, T>, run: () => T, naming: Naming): T {
     return run();
   } catch (err) {
     if (err instanceof KindError)
-      throw new SettingError(s.kind.expected, nameOf(s, naming), err.received);
+      throw new SettingError(s.kind.expected, nameOf(s, naming), err.received, {
+        key: s.key,
+        note: err.note,
+      });
     throw err;
   }
+}
+
+/**
+ * Refuses a resolved value that a check beyond its kind found wrong (steps against the
+ * scheduler's timesteps, once the model is loaded): a SettingError naming the setting by key,
+ * which a command line rewords with the flag (inFlagTerms).
+ */
+export function refuseSetting(
+  table: Table,
+  key: string,
+  expected: string,
+  received: unknown,
+  note?: string,
+): never {
+  const s = table.find((x) => x.key === key);
+  if (!s) throw new Error(`refuseSetting: no setting "${key}" in this table`);
+  throw new SettingError(expected, s.key, received, { key: s.key, note });
+}
+
+/** The error naming the flag the user typed (--lr) instead of the API key (learningRate). */
+export function inFlagTerms(err: SettingError, ...tables: Table[]): SettingError {
+  const s = tables.flat().find((x) => x.key === err.key);
+  return s?.flag ? err.renamed(`--${s.flag}`) : err;
 }
 
 /** Validates what was given, once, into typed values; missing ones take their defaults. */
@@ -83,7 +109,7 @@ export function resolveSettings<T extends Table>(
   for (const s of table) {
     const v = given[s.key];
     if (v === undefined && s.required)
-      throw new SettingError(s.kind.expected, nameOf(s, naming), undefined);
+      throw new SettingError(s.kind.expected, nameOf(s, naming), undefined, { key: s.key });
     out[s.key] = v === undefined ? s.default : checked(s, () => s.kind.check(v), naming);
   }
   return out as ValuesOf<T>;

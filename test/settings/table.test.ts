@@ -9,14 +9,17 @@ import {
   positiveInt,
   probability,
   SettingError,
+  show,
   texts,
 } from '../../src/settings/kinds.js';
 import {
   flagOptions,
   helpSections,
   identityOf,
+  inFlagTerms,
   metadataOf,
   olderDefaults,
+  refuseSetting,
   resolveSettings,
   setting,
   valuesFromFlags,
@@ -105,6 +108,53 @@ test('flags parse into typed values and errors name the flag', () => {
     /Expected a positive integer for --steps but received "1.5"/,
   );
   assert.throws(() => valuesFromFlags(TABLE, { dropout: '' }), /for --dropout/);
+});
+
+test('a number too large for a double is shown as written and called not finite', () => {
+  assert.throws(
+    () => valuesFromFlags(TABLE, { dropout: '1e999' }),
+    (e: unknown) =>
+      e instanceof SettingError &&
+      e.message ===
+        'Expected a probability in [0, 1] for --dropout but received "1e999", not a finite number',
+  );
+  assert.throws(
+    () => resolveSettings(TABLE, { hidden: -Infinity }),
+    /received -Infinity, not a finite number$/,
+  );
+  // inside a list, Infinity stays Infinity (JSON.stringify would write null)
+  assert.equal(show([Infinity, 22]), '[Infinity,22]');
+  assert.equal(show({ at: [1, -Infinity] }), '{"at":[1,"-Infinity"]}');
+  // a value refused for another reason gets no such note
+  assert.throws(() => valuesFromFlags(TABLE, { dropout: '2' }), /received "2"$/);
+});
+
+test('a check beyond the kind names the key, and the command line rewords it with the flag', () => {
+  let refused: unknown;
+  try {
+    refuseSetting(TABLE, 'maxSteps', 'an integer in [1, 1000]', 2000);
+  } catch (err) {
+    refused = err;
+  }
+  assert.ok(refused instanceof SettingError);
+  assert.equal(refused.message, 'Expected an integer in [1, 1000] for maxSteps but received 2000');
+  assert.equal(refused.key, 'maxSteps');
+  assert.equal(
+    inFlagTerms(refused, TABLE).message,
+    'Expected an integer in [1, 1000] for --steps but received 2000',
+  );
+  // a setting without a flag keeps its key; an error of another table is left as it is
+  const hidden = new SettingError('a positive integer', 'hidden', 0, { key: 'hidden' });
+  assert.equal(inFlagTerms(hidden, TABLE).message, hidden.message);
+  assert.throws(() => refuseSetting(TABLE, 'nope', 'x', 1), /no setting "nope"/);
+  // resolving and flag parsing record the key too, so either can be reworded
+  assert.throws(
+    () => resolveSettings(TABLE, { dropout: 2 }),
+    (e: unknown) =>
+      e instanceof SettingError &&
+      inFlagTerms(e, TABLE).message ===
+        'Expected a probability in [0, 1] for --dropout but received 2',
+  );
 });
 
 test('identity, metadata and older defaults come from the same declarations', () => {

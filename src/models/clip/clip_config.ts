@@ -1,7 +1,7 @@
 // transformers' CLIPTextConfig and CLIPVisionConfig, with the config.json key names verbatim.
 // A folder may hold a tower's own config (model_type "clip_text_model" / "clip_vision_model")
 // or a combined CLIPConfig (model_type "clip", with text_config and vision_config inside).
-import { configValue } from '../loading.js';
+import { ConfigKeyError, configValue, reportingMissing } from '../loading.js';
 
 export const HIDDEN_ACTS = ['quick_gelu', 'gelu', 'gelu_new', 'gelu_pytorch_tanh'] as const;
 export type HiddenAct = (typeof HIDDEN_ACTS)[number];
@@ -63,11 +63,8 @@ const VISION_DEFAULTS: CLIPVisionConfig = {
 
 function positiveInt(config: Record<string, unknown>, key: string, fallback: number): number {
   const v = configValue<unknown>(config, key, fallback);
-  if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) {
-    throw new Error(
-      `Expected a positive integer for config key "${key}" but received ${JSON.stringify(v)}`,
-    );
-  }
+  if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0)
+    throw new ConfigKeyError(key, v, 'a positive integer');
   return v;
 }
 
@@ -84,9 +81,10 @@ function encoderConfig(
     layer_norm_eps: configValue(config, 'layer_norm_eps', defaults.layer_norm_eps),
   };
   if (out.hidden_size % out.num_attention_heads !== 0) {
-    throw new Error(
-      `config key "hidden_size" (${out.hidden_size}) must be divisible by "num_attention_heads" (${out.num_attention_heads})`,
-    );
+    const heads = `a multiple of "num_attention_heads" (${out.num_attention_heads})`;
+    throw new ConfigKeyError('hidden_size', out.hidden_size, heads, {
+      relatedTo: 'num_attention_heads',
+    });
   }
   return out;
 }
@@ -100,7 +98,7 @@ function section(
   const nested = config[`${which}_config`] ?? config[`${which}_config_dict`];
   if (nested !== undefined && nested !== null) {
     if (typeof nested !== 'object' || Array.isArray(nested)) {
-      throw new Error(`config key "${which}_config" must be an object`);
+      throw new ConfigKeyError(`${which}_config`, nested, 'an object');
     }
     const own = { ...(nested as Record<string, unknown>) };
     // A CLIPConfig keeps projection_dim at the top; older files leave it out of the sections.
@@ -112,9 +110,7 @@ function section(
   const modelType = config.model_type;
   const expected = `clip_${which}_model`;
   if (modelType !== undefined && modelType !== expected && modelType !== 'clip') {
-    throw new Error(
-      `Unsupported value ${JSON.stringify(modelType)} for config key "model_type"; allowed: "${expected}", "clip"`,
-    );
+    throw new ConfigKeyError('model_type', modelType, `"${expected}", "clip"`);
   }
   return config;
 }
@@ -123,7 +119,7 @@ function section(
 export function clipTextConfig(config: Record<string, unknown> = {}): CLIPTextConfig {
   const own = section(config, 'text');
   const d = TEXT_DEFAULTS;
-  return {
+  return reportingMissing(own, () => ({
     ...encoderConfig(own, d),
     vocab_size: positiveInt(own, 'vocab_size', d.vocab_size),
     max_position_embeddings: positiveInt(own, 'max_position_embeddings', d.max_position_embeddings),
@@ -131,13 +127,16 @@ export function clipTextConfig(config: Record<string, unknown> = {}): CLIPTextCo
     pad_token_id: configValue(own, 'pad_token_id', d.pad_token_id),
     bos_token_id: configValue(own, 'bos_token_id', d.bos_token_id),
     eos_token_id: configValue(own, 'eos_token_id', d.eos_token_id),
-  };
+  }));
 }
 
 /** A CLIPVisionConfig from a config.json object (a vision tower's own, or a combined CLIPConfig). */
 export function clipVisionConfig(config: Record<string, unknown> = {}): CLIPVisionConfig {
   const own = section(config, 'vision');
-  const d = VISION_DEFAULTS;
+  return reportingMissing(own, () => visionKeys(own, VISION_DEFAULTS));
+}
+
+function visionKeys(own: Record<string, unknown>, d: CLIPVisionConfig): CLIPVisionConfig {
   const out = {
     ...encoderConfig(own, d),
     num_channels: positiveInt(own, 'num_channels', d.num_channels),
@@ -146,9 +145,8 @@ export function clipVisionConfig(config: Record<string, unknown> = {}): CLIPVisi
     projection_dim: positiveInt(own, 'projection_dim', d.projection_dim),
   };
   if (out.image_size % out.patch_size !== 0) {
-    throw new Error(
-      `config key "image_size" (${out.image_size}) must be a multiple of "patch_size" (${out.patch_size})`,
-    );
+    const patches = `a multiple of "patch_size" (${out.patch_size})`;
+    throw new ConfigKeyError('image_size', out.image_size, patches, { relatedTo: 'patch_size' });
   }
   return out;
 }

@@ -24,7 +24,13 @@ import {
   type AttentionProcessor,
 } from '../attention_processor.js';
 import { TimestepEmbedding, timestepEmbedding } from '../embeddings.js';
-import { ModelLoadError, configValue, loadPretrained, readConfig } from '../loading.js';
+import {
+  ConfigKeyError,
+  configValue,
+  loadPretrained,
+  readConfig,
+  reportingMissing,
+} from '../loading.js';
 import {
   nameTransformerBlocks,
   type ForwardCall,
@@ -140,10 +146,9 @@ const MUST_BE_OFF: [key: string, off: unknown[]][] = [
   ['attention_type', ['default']],
 ];
 
-function fail(key: string, value: unknown, allowed: string): never {
-  throw new ModelLoadError(
-    `Unsupported value ${JSON.stringify(value)} for config key "${key}"; allowed: ${allowed}`,
-  );
+/** `relatedTo`: the key whose value decided what is allowed (see reportingMissing). */
+function fail(key: string, value: unknown, allowed: string, relatedTo?: string): never {
+  throw new ConfigKeyError(key, value, allowed, { relatedTo });
 }
 
 const isPositiveInt = (v: unknown): v is number => Number.isInteger(v) && (v as number) > 0;
@@ -152,7 +157,8 @@ const isPositiveInt = (v: unknown): v is number => Number.isInteger(v) && (v as 
 function perBlock(key: string, value: unknown, n: number): number[] {
   if (isPositiveInt(value)) return Array<number>(n).fill(value);
   if (Array.isArray(value) && value.length === n && value.every(isPositiveInt)) return value;
-  return fail(key, value, `a positive integer or a list of ${n} positive integers`);
+  const related = Array.isArray(value) && value.length !== n ? 'down_block_types' : undefined;
+  return fail(key, value, `a positive integer or a list of ${n} positive integers`, related);
 }
 
 /** Fills diffusers' defaults and checks every key; errors name the key and the values allowed. */
@@ -183,8 +189,10 @@ export function resolveUNetConfig(
   if (cfg.mid_block_type !== null && cfg.mid_block_type !== 'UNetMidBlock2DCrossAttn') {
     fail('mid_block_type', cfg.mid_block_type, '"UNetMidBlock2DCrossAttn", null');
   }
-  checkBlocks(cfg);
-  checkScalars(cfg);
+  reportingMissing(raw, () => {
+    checkBlocks(cfg);
+    checkScalars(cfg);
+  });
   return cfg;
 }
 
@@ -205,14 +213,16 @@ function checkBlocks(cfg: UNet2DConditionConfig): void {
   }
   const n = cfg.down_block_types.length;
   if (cfg.up_block_types.length !== n) {
-    fail('up_block_types', cfg.up_block_types, `a list of ${n} block types, like down_block_types`);
+    const allowed = `a list of ${n} block types, like down_block_types`;
+    fail('up_block_types', cfg.up_block_types, allowed, 'down_block_types');
   }
   if (
     !Array.isArray(cfg.block_out_channels) ||
     cfg.block_out_channels.length !== n ||
     !cfg.block_out_channels.every(isPositiveInt)
   ) {
-    fail('block_out_channels', cfg.block_out_channels, `a list of ${n} positive integers`);
+    const related = Array.isArray(cfg.block_out_channels) ? 'down_block_types' : undefined;
+    fail('block_out_channels', cfg.block_out_channels, `a list of ${n} positive integers`, related);
   }
   const onlyCross = cfg.only_cross_attention;
   if (onlyCross !== false && !(Array.isArray(onlyCross) && onlyCross.every((v) => v === false))) {

@@ -8,7 +8,14 @@ import { Generator } from '../../engine/random.js';
 import { disposeAll } from '../../engine/scope.js';
 import { Module, type LoadResult } from '../../nn/module.js';
 import { Conv2d } from '../../nn/layers.js';
-import { ModelLoadError, loadPretrained, readConfig, type KeyRename } from '../loading.js';
+import {
+  ConfigKeyError,
+  ModelLoadError,
+  loadPretrained,
+  readConfig,
+  reportingMissing,
+  type KeyRename,
+} from '../loading.js';
 import { Decoder, DiagonalGaussianDistribution, Encoder } from './vae.js';
 
 /** config.json of an AutoencoderKL, with diffusers' key names. */
@@ -222,10 +229,9 @@ function checkInput(name: string, x: Tensor, channels: number): void {
   }
 }
 
-function unsupported(key: string, value: unknown, allowed: string): never {
-  throw new ModelLoadError(
-    `Unsupported value ${JSON.stringify(value)} for config key "${key}"; allowed: ${allowed}`,
-  );
+/** `relatedTo`: the key whose value decided what is allowed (see reportingMissing). */
+function unsupported(key: string, value: unknown, allowed: string, relatedTo?: string): never {
+  throw new ConfigKeyError(key, value, allowed, { relatedTo });
 }
 
 function isPositiveInt(v: unknown): v is number {
@@ -253,6 +259,11 @@ function resolveConfig(raw: Record<string, unknown>): AutoencoderKLConfig {
     force_upcast: pick('force_upcast'),
     mid_block_add_attention: pick('mid_block_add_attention'),
   };
+  return reportingMissing(raw, () => checkConfig(c, raw));
+}
+
+/** Rejects what this implementation does not build; `raw` is the file's own keys. */
+function checkConfig(c: AutoencoderKLConfig, raw: Record<string, unknown>): AutoencoderKLConfig {
   for (const key of [
     'in_channels',
     'out_channels',
@@ -271,6 +282,7 @@ function resolveConfig(raw: Record<string, unknown>): AutoencoderKLConfig {
       'block_out_channels',
       ch,
       `channel counts divisible by norm_num_groups (${c.norm_num_groups})`,
+      'norm_num_groups',
     );
   }
   const types = {
@@ -280,7 +292,8 @@ function resolveConfig(raw: Record<string, unknown>): AutoencoderKLConfig {
   for (const [key, type] of Object.entries(types) as [keyof typeof types, string][]) {
     const v = c[key];
     if (!Array.isArray(v) || v.length !== ch.length || !v.every((t) => t === type)) {
-      unsupported(key, v, `${ch.length} × "${type}" (one per block_out_channels entry)`);
+      const related = Array.isArray(v) && v.length !== ch.length ? 'block_out_channels' : undefined;
+      unsupported(key, v, `${ch.length} × "${type}" (one per block_out_channels entry)`, related);
     }
   }
   // diffusers' "swish" is the same function as "silu".

@@ -12,9 +12,12 @@
 //
 // Paths are relative to the annotation file. Points are pixel coordinates [x, y] (x to the right,
 // y down, origin at the top-left pixel's corner) in the photo as displayed, i.e. after its EXIF
-// orientation is applied. At least one image needs a positive point.
+// orientation is applied. At least one image needs a positive point. Keys other than these are
+// refused (a typo would otherwise drop clicks silently), except those starting with "_" (notes).
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
+import { show } from '../../settings/kinds.js';
+import { closestName } from '../../settings/closest.js';
 
 export type Point = readonly [x: number, y: number];
 
@@ -38,24 +41,51 @@ export class AnnotationError extends Error {
   }
 }
 
+const FILE_KEYS = ['version', 'identifier', 'classWord', 'images'];
+const IMAGE_KEYS = ['path', 'positive', 'negative'];
+
+/** Refuses a key the format does not have, naming the known key it was probably meant to be. */
+function checkKeys(obj: Record<string, unknown>, known: readonly string[], where: string): void {
+  for (const key of Object.keys(obj)) {
+    if (known.includes(key) || key.startsWith('_')) continue;
+    const meant = closestName(key, known);
+    throw new AnnotationError(
+      `Unknown key ${JSON.stringify(key)} in ${where}` +
+        `${meant ? `; did you mean ${JSON.stringify(meant)}?` : ''} ` +
+        `(known keys: ${known.join(', ')}; keys starting with "_" are notes)`,
+    );
+  }
+}
+
 function parsePoints(value: unknown, where: string): Point[] {
   if (value === undefined) return [];
   if (!Array.isArray(value))
     throw new AnnotationError(
-      `Expected an array of [x, y] points for ${where} but received ${JSON.stringify(value)}`,
+      `Expected an array of [x, y] points for ${where} but received ${show(value)}`,
     );
   return value.map((p, i) => {
-    if (
-      !Array.isArray(p) ||
-      p.length !== 2 ||
-      !p.every((c) => typeof c === 'number' && Number.isFinite(c))
-    ) {
+    if (!Array.isArray(p) || p.length !== 2 || !p.every((c) => typeof c === 'number')) {
       throw new AnnotationError(
-        `Expected [x, y] numbers for ${where}[${i}] but received ${JSON.stringify(p)}`,
+        `Expected [x, y] numbers for ${where}[${i}] but received ${show(p)}`,
       );
     }
+    if (!p.every((c) => Number.isFinite(c)))
+      throw new AnnotationError(
+        `Expected [x, y] numbers for ${where}[${i}] but received ${show(p)}, which is not finite`,
+      );
     return [p[0], p[1]] as Point;
   });
+}
+
+/** Refuses a point clicked as both positive and negative: it cannot be subject and look-alike. */
+function checkNoPointTwice(image: AnnotatedImage, where: string): void {
+  for (const [x, y] of image.positive) {
+    if (image.negative.some(([nx, ny]) => nx === x && ny === y))
+      throw new AnnotationError(
+        `The point (${x}, ${y}) is both positive and negative in ${where} (${image.path}): ` +
+          'put the positive point on the subject and the negative one on the look-alike',
+      );
+  }
 }
 
 /** Validates a parsed annotation object; relative image paths resolve against baseDir. */
@@ -63,6 +93,7 @@ export function parseAnnotation(json: unknown, baseDir: string): SubjectAnnotati
   if (json === null || typeof json !== 'object' || Array.isArray(json))
     throw new AnnotationError('The annotation must be a JSON object');
   const obj = json as Record<string, unknown>;
+  checkKeys(obj, FILE_KEYS, 'the annotation');
   if (obj.version !== undefined && obj.version !== 1)
     throw new AnnotationError(
       `Unsupported annotation version ${JSON.stringify(obj.version)}; this p3s reads version 1`,
@@ -87,11 +118,14 @@ export function parseAnnotation(json: unknown, baseDir: string): SubjectAnnotati
     ) {
       throw new AnnotationError(`Expected images[${i}] to be a path or an object with a "path"`);
     }
-    return {
+    checkKeys(entry, IMAGE_KEYS, `images[${i}]`);
+    const image = {
       path: isAbsolute(entry.path) ? entry.path : resolve(baseDir, entry.path),
       positive: parsePoints(entry.positive, `images[${i}].positive`),
       negative: parsePoints(entry.negative, `images[${i}].negative`),
     };
+    checkNoPointTwice(image, `images[${i}]`);
+    return image;
   });
   if (!images.some((im) => im.positive.length > 0)) {
     throw new AnnotationError(
@@ -102,13 +136,42 @@ export function parseAnnotation(json: unknown, baseDir: string): SubjectAnnotati
 }
 
 export function readAnnotation(path: string): SubjectAnnotation {
+  let text: string;
   let json: unknown;
   try {
-    json = JSON.parse(readFileSync(path, 'utf8'));
+    text = readFileSync(path, 'utf8');
+    json = JSON.parse(text);
   } catch (err) {
     throw new AnnotationError(`Cannot read annotation ${path}: ${(err as Error).message}`);
   }
-  return parseAnnotation(json, dirname(path));
+  const huge = nonFiniteNumber(text);
+  if (huge)
+    throw new AnnotationError(
+      `${path}: the number ${huge.text} (line ${huge.line}, column ${huge.column}) is not finite ` +
+        '(too large for a double); points are pixel coordinates inside the photo',
+    );
+  try {
+    return parseAnnotation(json, dirname(path));
+  } catch (err) {
+    if (err instanceof AnnotationError) throw new AnnotationError(`${path}: ${err.message}`);
+    throw err;
+  }
+}
+
+/**
+ * The first number in a JSON text that JavaScript reads as ±Infinity ("1e999"), as written and
+ * where: JSON.parse turns it into Infinity, which JSON.stringify would show as null.
+ */
+export function nonFiniteNumber(
+  json: string,
+): { text: string; line: number; column: number } | null {
+  const token = /"(?:[^"\\]|\\.)*"|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/g; // strings are skipped whole
+  for (let m = token.exec(json); m !== null; m = token.exec(json)) {
+    if (m[0].startsWith('"') || Number.isFinite(Number(m[0]))) continue;
+    const before = json.slice(0, m.index).split('\n');
+    return { text: m[0], line: before.length, column: before.at(-1)!.length + 1 };
+  }
+  return null;
 }
 
 /** Throws unless every point lies inside a width×height image. */

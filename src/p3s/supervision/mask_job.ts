@@ -3,10 +3,15 @@
 import { existsSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { readImage } from '../../io/image.js';
-import { resolveSettings } from '../../settings/table.js';
+import { refuseSetting, resolveSettings } from '../../settings/table.js';
 import { CLIPVisionModel } from '../../models/clip/clip_vision_model.js';
 import { CLIPImageProcessor } from '../../models/clip/image_processing.js';
-import { readAnnotation, checkPointsInside, type SubjectAnnotation } from './annotations.js';
+import {
+  AnnotationError,
+  readAnnotation,
+  checkPointsInside,
+  type SubjectAnnotation,
+} from './annotations.js';
 import { ClipPatchExtractor } from './clip_features.js';
 import { DensePatchExtractor } from './dense_features.js';
 import {
@@ -26,6 +31,19 @@ export interface MaskJobOptions {
   onProgress?: (done: number, total: number, name: string) => void;
   /** Replaces CLIP (tests, other encoders); the job then loads no model. */
   extractor?: PatchFeatureExtractor;
+  /**
+   * Sees every photo's masks before anything is written; a throw stops the job there
+   * (`p3s mask` passes refuseEmptySubjects).
+   */
+  check?: (results: RngrImageResult[]) => void;
+}
+
+/** Refuses a set in which a photo's subject mask is empty: training on it would learn nothing. */
+export function refuseEmptySubjects(results: RngrImageResult[]): void {
+  for (const r of results) {
+    const empty = r.subject.fallbacks.find((f) => f.code === 'empty-subject-mask');
+    if (empty) throw new AnnotationError(`${r.name}: ${empty.message}`);
+  }
 }
 
 export interface MaskJobResult {
@@ -36,6 +54,16 @@ export interface MaskJobResult {
 
 export function loadClipExtractor(folder: string, layer = -1): ClipPatchExtractor {
   const model = CLIPVisionModel.fromPretrained(folder);
+  const n = model.config.num_hidden_layers;
+  if (!(layer >= -(n + 1) && layer <= n)) {
+    model.dispose(); // this CLIP has n layers, so n + 1 hidden states to pick from
+    refuseSetting(
+      MASK_SETTINGS,
+      'layer',
+      `an integer in [${-(n + 1)}, ${n}] (0 = embeddings, ${n} or -1 = the last of this CLIP's ${n} layers)`,
+      layer,
+    );
+  }
   model.eval();
   const processor = existsSync(join(folder, 'preprocessor_config.json'))
     ? CLIPImageProcessor.fromPretrained(folder)
@@ -55,7 +83,8 @@ export async function runMaskJob(
   const base = options.extractor ?? own!;
   const extractor = settings.dense > 1 ? new DensePatchExtractor(base, settings.dense) : base;
   try {
-    return await maskWith(settings, annotation, inputs, counting(extractor, inputs, options));
+    const counted = counting(extractor, inputs, options);
+    return await maskWith(settings, annotation, inputs, counted, options.check);
   } finally {
     own?.model.dispose();
   }
@@ -95,6 +124,7 @@ async function maskWith(
   annotation: SubjectAnnotation,
   inputs: RngrImageInput[],
   extractor: PatchFeatureExtractor,
+  check?: (results: RngrImageResult[]) => void,
 ): Promise<MaskJobResult> {
   const results = await buildSubjectMasks(inputs, extractor, {
     sigma: s.sigma,
@@ -103,6 +133,7 @@ async function maskWith(
     rule: s.rule,
     refine: s.refine,
   });
+  check?.(results);
   const summary = await writeMaskOutputs(results, s.outDir, {
     annotation: s.annotationPath,
     identifier: annotation.identifier,

@@ -2,8 +2,8 @@
 // and distractor masks (Eq. 2) -> the photo with the distractor filled (Eq. 3).
 import type { RgbImage } from '../../io/image.js';
 import { disposeAll } from '../../engine/scope.js';
-import { checkPointsInside, type Point } from './annotations.js';
-import { patchSimilarity, type PatchFeatures } from './patch_similarity.js';
+import { AnnotationError, checkPointsInside, type Point } from './annotations.js';
+import { cellOfPoint, patchSimilarity, type PatchFeatures } from './patch_similarity.js';
 import {
   clickFeatures,
   propagatePoints,
@@ -13,6 +13,7 @@ import {
 import {
   distractorMask,
   subjectMask,
+  type MaskFallback,
   type MaskOptions,
   type MaskResult,
   type PointSimilarity,
@@ -131,7 +132,7 @@ export async function buildSubjectMasks(
   options: RngrOptions = {},
 ): Promise<RngrImageResult[]> {
   const settings = resolveRngrOptions(inputs, options);
-  const features = inputs.map((i) => extractor.extract(i.image));
+  const features = extractChecked(inputs, extractor);
   try {
     const clicks = clickFeatures(
       inputs.map((inp, k) => ({
@@ -151,6 +152,50 @@ export async function buildSubjectMasks(
     }
   } finally {
     disposeAll(features.map((f) => f.tokens));
+  }
+}
+
+/** Each photo's patch tokens, refusing a photo as soon as its grid shows it cannot be masked. */
+function extractChecked(
+  inputs: RngrImageInput[],
+  extractor: PatchFeatureExtractor,
+): PatchFeatures[] {
+  const features: PatchFeatures[] = [];
+  try {
+    for (const input of inputs) {
+      features.push(extractor.extract(input.image));
+      checkPhotoSize(input, features.at(-1)!);
+      checkClicksApart(input, features.at(-1)!);
+    }
+    return features;
+  } catch (err) {
+    disposeAll(features.map((f) => f.tokens));
+    throw err;
+  }
+}
+
+/** A mask needs at least one photo pixel per patch; a smaller photo cannot hold one. */
+function checkPhotoSize({ name, image }: RngrImageInput, f: PatchFeatures): void {
+  if (image.width >= f.gridW && image.height >= f.gridH) return;
+  throw new AnnotationError(
+    `Photo ${name} is ${image.width}×${image.height} px, too small for a mask: masks are built ` +
+      `on its grid of ${f.gridW}×${f.gridH} patches, so a photo needs at least ${f.gridW}×${f.gridH} px`,
+  );
+}
+
+/**
+ * A positive and a negative click on one patch give one token, so Eq. (1) gives M_P = M_N and
+ * nothing tells the subject from the look-alike.
+ */
+function checkClicksApart(input: RngrImageInput, f: PatchFeatures): void {
+  for (const p of input.positive) {
+    const n = input.negative.find((q) => cellOfPoint(f, q) === cellOfPoint(f, p));
+    if (n === undefined) continue;
+    throw new AnnotationError(
+      `The positive point (${p.join(', ')}) and the negative point (${n.join(', ')}) of ` +
+        `${input.name} fall on the same patch of its ${f.gridW}×${f.gridH} grid, so they cannot ` +
+        'tell the subject from the look-alike: put the negative point on the look-alike',
+    );
   }
 }
 
@@ -210,6 +255,7 @@ async function encodePhoto(
     negativePoints: simNeg ? toGrid(f, negative) : undefined,
   };
   const subject = subjectMask(sim, maskOptions); // Eq. (2)
+  if (subject.maskArea === 0) subject.fallbacks.push(emptySubject(positive, propagated !== null));
   const distractor = simNeg ? distractorMask(sim, maskOptions) : null;
   if (distractor) boundLookalikeMask(distractor, subject, negative);
   return {
@@ -222,6 +268,20 @@ async function encodePhoto(
     subject,
     distractor,
     filled: await fillDistractor(input.image, subject, distractor, settings.inpainter),
+  };
+}
+
+/**
+ * Nothing to fall back to: an empty subject mask would train on nothing. Recorded rather than
+ * thrown so the caller decides (`p3s mask` refuses it through refuseEmptySubjects).
+ */
+function emptySubject(positive: Point[], propagated: boolean): MaskFallback {
+  const points = positive.map((p) => `(${p.join(', ')})`).join(', ');
+  return {
+    code: 'empty-subject-mask',
+    message: propagated
+      ? `The subject mask is empty: the point propagated from the other photos, ${points}, found no subject; click the subject in this photo.`
+      : `The subject mask is empty: nothing around the positive point ${points} was kept; make sure it lies on the subject.`,
   };
 }
 

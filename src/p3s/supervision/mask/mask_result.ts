@@ -10,7 +10,8 @@ export type MaskFallbackCode =
   | 'degenerate-map'
   | 'point-in-background'
   | 'upsample-fell-back-to-nearest'
-  | 'look-alike-mask-bounded';
+  | 'look-alike-mask-bounded'
+  | 'empty-subject-mask';
 
 export interface MaskFallback {
   code: MaskFallbackCode;
