@@ -1,9 +1,10 @@
 // p3s train: parses flags (declared in src/p3s/train_settings.ts) and calls trainP3S.
 import { parse, settingsFromFlags, UsageError } from './args.js';
 import { trainingProgress } from '../terminal/progress.js';
-import { trainP3S, type TrainP3SConfig } from '../../src/p3s/train.js';
+import { branchFlags, trainP3S, type TrainP3SConfig } from '../../src/p3s/train.js';
 import { TRAIN_SETTINGS } from '../../src/p3s/train_settings.js';
-import { flagOptions, helpSections } from '../../src/settings/table.js';
+import { flagOptions, helpSections, resolveSettings } from '../../src/settings/table.js';
+import { TrainingDivergedError } from '../../src/training/errors.js';
 import type { TrainingObserver } from '../../src/training/observer.js';
 
 const HELP = `Usage: p3s train <photo|folder>... --base <folder> --clip <folder> --out <folder> --class <word> [options]
@@ -20,7 +21,12 @@ Arguments:
 ${helpSections(TRAIN_SETTINGS)}
   -h, --help               this help
 
-Ctrl-C stops after the current step and writes a checkpoint; --resume continues exactly.`;
+Ctrl-C or SIGTERM stops after the current step and writes a checkpoint; --resume continues
+exactly, from the newest checkpoint that reads back whole (a damaged one is skipped, with a
+warning). A run locks its --out folder (<out>/run.lock) while it runs; a new run into a folder
+holding another run's checkpoints or adapter is refused unless given --overwrite. A run that
+diverges writes no checkpoint or adapter with NaN weights and prints the command that continues
+it from its last good checkpoint as a new run (--resume-from <file> --branch --lr <lower>).`;
 
 /** Notes and a progress bar on stderr. */
 function terminalObservers(): TrainingObserver[] {
@@ -49,6 +55,13 @@ export const trainCommand = {
       throw new UsageError('Give reference photos or --annotation, not both');
     if (given.resume && given.resumeFrom != null)
       throw new UsageError('Give --resume or --resume-from, not both');
+    const resuming = given.resume === true || given.resumeFrom != null;
+    if (given.branch && !resuming)
+      throw new UsageError('--branch continues from a checkpoint: add --resume or --resume-from');
+    if (given.overwrite && resuming)
+      throw new UsageError(
+        '--overwrite replaces the earlier run with a new one: give it without --resume or --resume-from',
+      );
     const config = {
       ...given,
       references: given.annotation == null ? positionals : undefined,
@@ -59,7 +72,12 @@ export const trainCommand = {
       process.stderr.write('\nStopping after this step (Ctrl-C again to quit now)...\n');
       controller.abort();
     };
+    const onSigterm = (): void => {
+      process.stderr.write('\nSIGTERM: stopping after this step, with a checkpoint...\n');
+      controller.abort();
+    };
     process.once('SIGINT', onSigint);
+    process.once('SIGTERM', onSigterm);
     try {
       const result = await trainP3S(config, {
         observers: terminalObservers(),
@@ -71,8 +89,45 @@ export const trainCommand = {
         );
       }
       console.log(`Wrote ${result.adapterPath} (${result.steps} steps)`);
+    } catch (err) {
+      if (err instanceof TrainingDivergedError) {
+        const { learningRate } = resolveSettings(TRAIN_SETTINGS, config);
+        err.message += `\nTo continue: ${continueCommand(argv, learningRate, err.lastCheckpoint)}`;
+      }
+      throw err;
     } finally {
       process.off('SIGINT', onSigint);
+      process.off('SIGTERM', onSigterm);
     }
   },
 };
+
+/** Flags the continuing command replaces: those naming where to start, and the learning rate. */
+const REPLACED_SWITCHES = new Set(['--resume', '--branch', '--overwrite']);
+const REPLACED_VALUES = new Set(['--resume-from', '--lr']);
+
+const shellWord = (w: string): string =>
+  /^[\w@%+=:,./-]+$/.test(w) ? w : `'${w.replace(/'/g, `'\\''`)}'`;
+
+/**
+ * The command line that continues a diverged run as its message advises (branchFlags): the
+ * user's, with where to start and the learning rate replaced.
+ */
+export function continueCommand(
+  argv: readonly string[],
+  learningRate: number,
+  lastCheckpoint: string | null,
+): string {
+  const kept: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const flag = argv[i]!.split('=')[0]!;
+    if (REPLACED_SWITCHES.has(argv[i]!)) continue;
+    if (REPLACED_VALUES.has(flag)) {
+      if (!argv[i]!.includes('=')) i++;
+      continue;
+    }
+    kept.push(argv[i]!);
+  }
+  const words = ['p3s', 'train', ...kept, ...branchFlags({ learningRate }, lastCheckpoint)];
+  return words.map(shellWord).join(' ');
+}

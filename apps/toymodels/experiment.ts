@@ -290,6 +290,8 @@ function fineTune(o: Resolved, set: SubjectReferenceSet, maskDir: string): Promi
       seed: o.seed ?? 0,
       checkpointEvery: 0,
       evaluate: false,
+      // the experiment owns its folder: a rerun replaces the earlier run's training
+      overwrite: true,
     },
     { observers },
   );

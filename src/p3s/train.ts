@@ -9,14 +9,20 @@
 //   6. loop        the shared resumable loop (training/loop.ts) over micro-batches drawn by
 //                  training/fine_tuning.ts: x_t = √ᾱ_t x_0 + √(1−ᾱ_t) ε, the prompt "a sks dog"
 //                  or "" (10 % condition dropout, Sec. IV-A), Adam on the adapter only
-//   7. finish      the evaluation loss after, the adapter file
+//   7. finish      the evaluation loss after, the adapter file (only with fit weights)
+//
+// A run owns its output folder (training/run_folder.ts, run_lock.ts): checked writable before
+// any work, locked while it runs, and a new run into a folder holding another run's checkpoints
+// or adapter is refused unless asked to replace it (overwrite). A run that diverged continues
+// from its last good checkpoint with other settings as a new run (branch).
 //
 // Condition dropout drops only the text: the subject condition stays. Generation gives the
 // subject condition to both halves of the classifier-free-guidance batch, so the unconditional
 // branch learnt here, ε(x_t | "", I', c_s) — "the subject, without a prompt" — is what
 // generation's ε_∅ asks for.
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
+import { ITEM_SIZE } from '../engine/dtype.js';
 import { Generator, manualSeed } from '../engine/random.js';
 import { disposeAll } from '../engine/scope.js';
 import type { Tensor } from '../engine/tensor.js';
@@ -28,12 +34,16 @@ import { schedulerFromConfig } from '../schedulers/index.js';
 import type { DDPMScheduler } from '../schedulers/scheduling_ddpm.js';
 import { readSchedulerConfig } from '../schedulers/scheduling_utils.js';
 import { identityOf, metadataOf, olderDefaults, resolveSettings } from '../settings/table.js';
-import { latestCheckpoint } from '../training/checkpoint.js';
+import { latestCheckpoint, listCheckpoints } from '../training/checkpoint.js';
+import { TrainingDivergedError, writeFailure } from '../training/errors.js';
+import { unfitState } from '../training/finite.js';
 import { DataOrder } from '../training/data_order.js';
 import { evaluationLoss, fineTuningStep, type FineTuningData } from '../training/fine_tuning.js';
 import { tensorsDigest, type RunIdentity } from '../training/identity.js';
 import { runTraining, type TrainingOutcome } from '../training/loop.js';
 import { logTo, type TrainingObserver } from '../training/observer.js';
+import { checkWritable, deleteEarlierRun, refuseEarlierRun } from '../training/run_folder.js';
+import { lockRunFolder, type RunLock } from '../training/run_lock.js';
 import {
   AdapterError,
   baseModelFingerprint,
@@ -90,6 +100,8 @@ interface Run {
   log(message: string): void;
   /** What the run holds and frees at the end. */
   owned: Tensor[];
+  /** The output folder's lock, released at the end. */
+  lock: RunLock;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -116,9 +128,28 @@ async function prepareInputs(config: TrainP3SConfig, options: TrainRunOptions): 
     throw new RangeError(
       'Expected a class word (e.g. "dog"): P3S trains on the prompt "a <identifier> <class>"',
     );
-  mkdirSync(settings.outDir, { recursive: true });
-  const resumeFrom = resumePoint(settings);
-  const references = await referencePhotos(config, settings, resumeFrom !== null, log);
+  checkResumeSettings(settings);
+  checkWritable(settings.outDir);
+  const lock = lockRunFolder(settings.outDir, log);
+  try {
+    const resumeFrom = resumePoint(settings);
+    const references = await checkedReferences(config, settings, resumeFrom !== null, log);
+    const subject = { identifier, classWord: classWord.trim() };
+    return { settings, ...subject, references, resumeFrom, observers, log, owned: [], lock };
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
+}
+
+/** The reference photos (referencePhotos), checked against the settings that need masks. */
+async function checkedReferences(
+  config: TrainP3SConfig,
+  settings: TrainSettings,
+  resuming: boolean,
+  log: (m: string) => void,
+): Promise<ReferencePhoto[]> {
+  const references = await referencePhotos(config, settings, resuming, log);
   requireSubjectMasks(references, {
     crop: settings.subjectCrop !== null,
     subjectOnlyCondition: settings.subjectOnlyCondition,
@@ -129,29 +160,66 @@ async function prepareInputs(config: TrainP3SConfig, options: TrainRunOptions): 
   );
   if (settings.conditionFrom === 'other' && references.length < 2)
     throw new RangeError('conditionFrom "other" needs at least two reference photos');
+  return references;
+}
+
+/** Refuses combinations of resume, resumeFrom, branch and overwrite that mean nothing. */
+function checkResumeSettings(settings: TrainSettings): void {
+  const resuming = settings.resume || settings.resumeFrom !== null;
+  if (settings.resume && settings.resumeFrom !== null)
+    throw new RangeError('Give resume or resumeFrom, not both');
+  if (settings.branch && !resuming)
+    throw new RangeError(
+      'branch continues from a checkpoint: give it with resume (--resume) or resumeFrom (--resume-from)',
+    );
+  if (settings.overwrite && resuming)
+    throw new RangeError(
+      'overwrite replaces the earlier run with a new one: give it without resume or resumeFrom',
+    );
+}
+
+/** The files of an earlier run in the output folder: its work, and what else it wrote. */
+function earlierRun(outDir: string): { work: string[]; byproducts: string[] } {
+  const checkpoints = join(outDir, 'checkpoints');
+  const samples = join(outDir, 'samples');
+  const inFolder = (dir: string, pattern: RegExp): string[] =>
+    existsSync(dir)
+      ? readdirSync(dir)
+          .filter((f) => pattern.test(f))
+          .map((f) => join(dir, f))
+      : [];
+  const exists = (f: string): string[] => (existsSync(join(outDir, f)) ? [join(outDir, f)] : []);
   return {
-    settings,
-    identifier,
-    classWord: classWord.trim(),
-    references,
-    resumeFrom,
-    observers,
-    log,
-    owned: [],
+    work: [...listCheckpoints(checkpoints).map((c) => c.path), ...exists('adapter.safetensors')],
+    byproducts: [
+      ...inFolder(checkpoints, /^checkpoint-\d+\.safetensors\.abandoned$/),
+      ...inFolder(samples, /^step-\d+\.png$/),
+      ...exists('train-log.jsonl'),
+    ],
   };
 }
 
-/** The checkpoint to continue from (resume: the newest in outDir/checkpoints), or null. */
+/**
+ * The checkpoint to continue from (resume: the newest in outDir/checkpoints), or null for a new
+ * run, which must not replace another run's work unless told to (overwrite).
+ */
 function resumePoint(settings: TrainSettings): string | null {
-  if (settings.resume && settings.resumeFrom !== null)
-    throw new RangeError('Give resume or resumeFrom, not both');
   if (settings.resumeFrom !== null) {
     if (!existsSync(settings.resumeFrom))
       throw new Error(`Checkpoint not found: ${settings.resumeFrom}`);
     return settings.resumeFrom;
   }
-  if (!settings.resume) return null;
   const dir = join(settings.outDir, 'checkpoints');
+  if (!settings.resume) {
+    // with overwrite, the earlier run is deleted only once this run is ready to train (trainLoop)
+    if (!settings.overwrite)
+      refuseEarlierRun(
+        settings.outDir,
+        earlierRun(settings.outDir).work,
+        'continue it (--resume), continue it with other settings as a new run (--resume --branch), replace it (--overwrite) or give another output folder (--out)',
+      );
+    return null;
+  }
   const latest = latestCheckpoint(dir);
   if (latest === null) throw new Error(`Nothing to resume: no checkpoint in ${dir}`);
   return latest;
@@ -327,7 +395,45 @@ function runIdentity(
       ...identityOf(TRAIN_SETTINGS, settings),
     },
     olderDefaults: olderDefaults(TRAIN_SETTINGS),
+    fixed: BRANCH_KEEPS,
   };
+}
+
+/** What a branch must keep: the models, the data and what the adapter is trained for. */
+const BRANCH_KEEPS = [
+  'base_fingerprint',
+  'clip_fingerprint',
+  'references_fingerprint',
+  'prompt',
+  'resolution',
+  'prediction_type',
+];
+
+/** A tenth of a learning rate, to three digits: what a divergence message suggests. */
+const lowerLearningRate = (lr: number): number => Number((lr / 10).toPrecision(3));
+
+/**
+ * The flags that continue a diverged run from its last good checkpoint as a new run with a
+ * tenth of its learning rate (or, without a checkpoint, start it again so).
+ */
+export function branchFlags(
+  settings: Pick<TrainSettings, 'learningRate'>,
+  lastCheckpoint: string | null,
+): string[] {
+  const lr = ['--lr', String(lowerLearningRate(settings.learningRate))];
+  return lastCheckpoint === null ? lr : ['--resume-from', lastCheckpoint, '--branch', ...lr];
+}
+
+/** What the divergence message advises: exact flags, and the API's names. */
+function divergenceAdvice(settings: TrainSettings, lastCheckpoint: string | null): string {
+  const clip =
+    settings.maxGradNorm === null
+      ? '--max-grad-norm 1'
+      : `a --max-grad-norm below ${settings.maxGradNorm}`;
+  const flags = branchFlags(settings, lastCheckpoint).join(' ');
+  return lastCheckpoint === null
+    ? `Lower the learning rate (now ${settings.learningRate}) or clip the gradients and run again: ${flags} (or ${clip}).`
+    : `Lower the learning rate (now ${settings.learningRate}) or clip the gradients, continuing from that checkpoint as a new run: ${flags} (or ${clip}; API: resumeFrom and branch: true).`;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -381,6 +487,10 @@ async function trainLoop(
   const n = run.references.length;
   const perStep = settings.batchSize * settings.gradientAccumulation;
   const observers = [...run.observers, ...extra.observers];
+  if (settings.overwrite) {
+    const earlier = earlierRun(settings.outDir);
+    deleteEarlierRun(settings.outDir, [...earlier.work, ...earlier.byproducts], run.log);
+  }
   return runTraining({
     name: 'Training',
     checkpointDir: join(settings.outDir, 'checkpoints'),
@@ -391,6 +501,11 @@ async function trainLoop(
     identity,
     state: { model: method.adapter, optimizer: extra.optimizer, generator: data.generator },
     resumeFrom: run.resumeFrom,
+    resumeFallback: settings.resume,
+    branch: settings.branch,
+    // one forward pass per reference at t = T/2: cheap, and NaN when the weights compute NaN
+    probeLoss: () => evaluationLoss(data, method, 1),
+    reserveBytes: adapterBytes(method),
     maxGradNorm: settings.maxGradNorm,
     computeGradients: (step) => fineTuningStep(data, method, step, observers),
     modules: {
@@ -401,9 +516,50 @@ async function trainLoop(
     },
     observers,
     signal: extra.signal,
-    divergenceAdvice:
-      'Lower the learning rate or set a gradient clipping norm (maxGradNorm / --max-grad-norm).',
+    divergenceAdvice: (lastCheckpoint) => divergenceAdvice(settings, lastCheckpoint),
+    resumeAdvice:
+      'to continue from it with other settings as a new run, add --branch (branch: true); to start afresh, --overwrite without --resume',
   });
+}
+
+/** The adapter file's size: the adapter's weights and the subject condition. */
+function adapterBytes(method: P3SMethod): number {
+  const { latent, clipStates } = method.condition;
+  const tensors = [...method.adapter.stateDict().values(), latent, clipStates];
+  return tensors.reduce((n, t) => n + t.numel * ITEM_SIZE[t.dtype], 0);
+}
+
+/**
+ * Writes the adapter if its weights are fit (finite, a finite evaluation loss when evaluated);
+ * else stops with the divergence error. Records where the run branched from, if it did.
+ */
+function writeAdapter(
+  run: Run,
+  method: P3SMethod,
+  state: { optimizer: Adam; evalLossAfter: number | null },
+  outcome: TrainingOutcome,
+): string {
+  const { settings } = run;
+  const unfit =
+    unfitState({ model: method.adapter, optimizer: state.optimizer }) ??
+    (state.evalLossAfter !== null && !Number.isFinite(state.evalLossAfter)
+      ? `the evaluation loss is ${state.evalLossAfter}`
+      : null);
+  if (unfit !== null) {
+    const last = outcome.lastCheckpoint;
+    throw new TrainingDivergedError(
+      `Training diverged by step ${outcome.step}: ${unfit}. The adapter was not written; the last checkpoint is ${last} (step ${outcome.step}). ${divergenceAdvice(settings, last)}`,
+      outcome.step,
+      last,
+    );
+  }
+  // the lineage is known once the loop has taken its checkpoint
+  if (outcome.lineage !== null) method.record.training.branched_from = outcome.lineage;
+  try {
+    return method.save(settings.outDir, outcome.step);
+  } catch (err) {
+    throw writeFailure(err, join(settings.outDir, 'adapter.safetensors'), 'write the adapter');
+  }
 }
 
 /** Fine-tunes a P3S adapter; see the top of this file. Writes outDir/adapter.safetensors. */
@@ -412,6 +568,15 @@ export async function trainP3S(
   options: TrainRunOptions = {},
 ): Promise<TrainP3SResult> {
   const run = await prepareInputs(config, options);
+  try {
+    return await trainInFolder(run, options);
+  } finally {
+    run.lock.release();
+  }
+}
+
+/** Stages 2 to 7, in the locked output folder. */
+async function trainInFolder(run: Run, options: TrainRunOptions): Promise<TrainP3SResult> {
   const { settings } = run;
   const pipeline = StableDiffusionPipeline.fromPretrained(settings.baseModel, {
     scheduler: 'ddpm',
@@ -455,7 +620,7 @@ export async function trainP3S(
       signal: options.signal,
     });
     const evalLossAfter = evaluate(outcome.step);
-    const adapterPath = method.save(settings.outDir, outcome.step);
+    const adapterPath = writeAdapter(run, method, { optimizer, evalLossAfter }, outcome);
     run.log(`Adapter ${adapterPath}`);
     return {
       adapterPath,

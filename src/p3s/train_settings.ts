@@ -309,6 +309,22 @@ export const TRAIN_SETTINGS = [
     help: 'continue from this checkpoint',
   }),
   setting({
+    key: 'branch',
+    kind: bool,
+    default: false,
+    flag: 'branch',
+    group: RUN,
+    help: 'with --resume (its newest checkpoint with fit weights) or --resume-from <file>: continue as a new run with the settings given now (e.g. a lower --lr or a --max-grad-norm after a divergence), which records the checkpoint and the run it branched from; models, references, prompt and resolution must stay the same',
+  }),
+  setting({
+    key: 'overwrite',
+    kind: bool,
+    default: false,
+    flag: 'overwrite',
+    group: RUN,
+    help: "start a new run in an --out folder that holds another run's checkpoints or adapter, deleting them (without it such a run is refused)",
+  }),
+  setting({
     key: 'sampleEvery',
     kind: nonNegativeInt,
     default: 0,

@@ -1,6 +1,9 @@
 // A run's identity: the values that must match for a checkpoint to continue a run (models'
 // fingerprints, references, settings), stored in every checkpoint. A setting added after
 // checkpoints existed has an "older default": a checkpoint without it ran at that value.
+// A run may branch from another's checkpoint with other settings (a lower learning rate after
+// a divergence): it is a new run whose identity records where it branched from (its lineage),
+// which its own checkpoints carry on; only the `fixed` values (models, data) must match then.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Tensor } from '../engine/tensor.js';
@@ -9,15 +12,50 @@ export interface RunIdentity {
   values: Record<string, unknown>;
   /** What a checkpoint lacking a key ran with (see above). */
   olderDefaults?: Record<string, unknown>;
+  /** The keys a branch must keep (the models and data); default: every key. */
+  fixed?: readonly string[];
+}
+
+/** Where a branched run started: a checkpoint of another run, continued with other settings. */
+export interface Lineage {
+  /** The checkpoint file (absolute path) and its step. */
+  checkpoint: string;
+  step: number;
+  /** The first 16 hex digits of the SHA-256 of that run's identity (its own lineage included). */
+  run: string;
+  /** The settings the branch changed, as "key (checkpoint x, now y)". */
+  changed: string[];
+}
+
+/** The identity key that holds a run's lineage; not compared on resume, inherited instead. */
+export const LINEAGE_KEY = 'branched_from';
+
+/** The lineage a checkpoint's identity records, or null for a run that did not branch. */
+export function lineageOf(saved: Record<string, unknown>): Lineage | null {
+  return (saved[LINEAGE_KEY] as Lineage | undefined) ?? null;
+}
+
+/** The first 16 hex digits of the SHA-256 of an identity's JSON. */
+export function identityDigest(saved: Record<string, unknown>): string {
+  return createHash('sha256').update(JSON.stringify(saved)).digest('hex').slice(0, 16);
 }
 
 const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
 
-/** The keys whose values differ between a checkpoint's identity and this run's, each explained. */
-export function identityDifferences(saved: Record<string, unknown>, run: RunIdentity): string[] {
+/**
+ * The keys whose values differ between a checkpoint's identity and this run's (the lineage
+ * aside), each explained as "key (checkpoint x, now y)"; `only` limits the comparison.
+ */
+export function identityDifferences(
+  saved: Record<string, unknown>,
+  run: RunIdentity,
+  only?: readonly string[],
+): string[] {
   const defaults = run.olderDefaults ?? {};
   const value = (o: Record<string, unknown>, k: string): unknown => (k in o ? o[k] : defaults[k]);
-  const keys = [...new Set([...Object.keys(run.values), ...Object.keys(saved)])];
+  const keys = [...new Set([...Object.keys(run.values), ...Object.keys(saved)])].filter(
+    (k) => k !== LINEAGE_KEY && (only === undefined || only.includes(k)),
+  );
   return keys
     .filter((k) => !same(value(saved, k), value(run.values, k)))
     .map(

@@ -2,7 +2,7 @@
 // observers, and the fine-tuning method interface.
 export { runTraining, type TrainingLoop, type TrainingOutcome, type StepLoss } from './loop.js';
 export type { StepReport, TrainingObserver } from './observer.js';
-export { TrainingDivergedError, TrainingInterruptedError } from './errors.js';
+export { RunFolderError, TrainingDivergedError, TrainingInterruptedError } from './errors.js';
 export { CheckpointError, listCheckpoints, latestCheckpoint } from './checkpoint.js';
 export type { FineTuningMethod, MethodLoss, NoisedBatch } from './method.js';
 export { warmupCosine } from './lr_schedule.js';

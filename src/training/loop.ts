@@ -4,24 +4,26 @@
 // observers told of each step. Killed and restarted from its newest checkpoint, a run ends with
 // the same weights as one that never stopped, provided the data of a step is a function of the
 // step and every random draw comes from the checkpointed generator (CPU, fixed thread count).
-import { basename, dirname, resolve } from 'node:path';
+// No checkpoint holds unfit weights (finite.ts): the run stops instead, keeping the last good
+// one. Before the first step the checkpoint folder is cleared of killed writes' temporary files
+// and checked for room; every write that fails names its file.
+import { dirname, resolve } from 'node:path';
 import { mkdirSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
+import { ITEM_SIZE } from '../engine/dtype.js';
 import type { Generator } from '../engine/random.js';
+import type { Tensor } from '../engine/tensor.js';
 import type { Module } from '../nn/module.js';
 import type { Adam } from '../optim/adam.js';
 import { clipGradNorm } from '../optim/clip_grad.js';
-import {
-  CheckpointError,
-  pruneCheckpoints,
-  readCheckpointInfo,
-  restoreCheckpoint,
-  saveCheckpoint,
-} from './checkpoint.js';
-import { TrainingDivergedError, TrainingInterruptedError } from './errors.js';
-import { identityDifferences, type RunIdentity } from './identity.js';
+import { checkpointPath, listCheckpoints, pruneCheckpoints, saveCheckpoint } from './checkpoint.js';
+import { TrainingDivergedError, TrainingInterruptedError, writeFailure } from './errors.js';
+import { unfitState } from './finite.js';
+import { LINEAGE_KEY, type Lineage, type RunIdentity } from './identity.js';
 import { appendLossLine, truncateLossLog } from './loss_log.js';
 import { logTo, notify, type TrainingObserver } from './observer.js';
+import { resumeRun, type ResumePoint } from './resume.js';
+import { checkFreeSpace, removeStaleTemporaries } from './run_folder.js';
 
 /** What one optimizer step's forward and backward passes measured. */
 export interface StepLoss {
@@ -53,6 +55,23 @@ export interface TrainingLoop {
   state: TrainedState;
   /** Continue from this checkpoint; null starts at step 0. */
   resumeFrom: string | null;
+  /**
+   * When resumeFrom cannot be read or holds unfit weights, continue from the next older
+   * checkpoint of its folder instead, with a note (for a resume from "the newest").
+   */
+  resumeFallback?: boolean;
+  /**
+   * resumeFrom starts a new run with this run's settings (identity.fixed must match); the run
+   * records where it branched from (identity.ts, Lineage).
+   */
+  branch?: boolean;
+  /**
+   * A loss of the current weights on fixed data, without gradients and without touching the
+   * generator: checked finite before every checkpoint (weights can be finite yet compute NaN).
+   */
+  probeLoss?: () => number;
+  /** Bytes the caller writes after the run (the adapter), checked free with the checkpoints'. */
+  reserveBytes?: number;
   /** Sets the learning rate before each step (default: the optimizer's, constant). */
   learningRate?: (step: number) => number;
   /** Clip the gradients' global L2 norm to this before each update; null: no clipping. */
@@ -68,8 +87,8 @@ export interface TrainingLoop {
   observers?: readonly TrainingObserver[];
   /** Stops between steps: a checkpoint is written, then TrainingInterruptedError is thrown. */
   signal?: AbortSignal;
-  /** Added to the divergence message: what the user can do. */
-  divergenceAdvice?: string;
+  /** Added to the divergence message: what the user can do (from the last good checkpoint). */
+  divergenceAdvice?: string | ((lastCheckpoint: string | null) => string);
   /** Added to the message when a checkpoint does not belong to this run. */
   resumeAdvice?: string;
 }
@@ -82,32 +101,13 @@ export interface TrainingOutcome {
   losses: number[];
   /** The final checkpoint (written at the last step). */
   lastCheckpoint: string;
+  /** The checkpoint this session started from (after any fallback), or null. */
+  resumedFrom: string | null;
+  /** Where the run branched from (in this session or before), or null. */
+  lineage: Lineage | null;
 }
 
 const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
-
-/** Restores the checkpoint into the state after checking it belongs to this run; its step. */
-export function resumeRun(loop: TrainingLoop, path: string): number {
-  const info = readCheckpointInfo(path);
-  const differ = identityDifferences(info.config, loop.identity);
-  const advice = loop.resumeAdvice ? `; ${loop.resumeAdvice}` : '';
-  if (differ.length > 0)
-    throw new CheckpointError(
-      `Cannot resume from ${basename(path)}: the run differs in ${differ.join(', ')}${advice}`,
-    );
-  try {
-    restoreCheckpoint(path, {
-      adapter: loop.state.model,
-      optimizer: loop.state.optimizer,
-      generator: loop.state.generator,
-    });
-  } catch (err) {
-    if (err instanceof CheckpointError && advice)
-      throw new CheckpointError(`${err.message}${advice}`);
-    throw err;
-  }
-  return info.step;
-}
 
 function describeLoss(s: StepLoss): string {
   const parts = Object.entries(s.parts ?? {});
@@ -124,27 +124,44 @@ class Session {
   readonly startStep: number;
   lastCheckpoint: string | null;
   savedStep: number;
+  step: number;
+  /** The identity its checkpoints record: the run's, with its lineage. */
+  readonly identity: Record<string, unknown>;
 
   constructor(
     readonly loop: TrainingLoop,
-    public step: number,
+    readonly resumed: ResumePoint | null,
   ) {
     this.observers = loop.observers ?? [];
-    this.startStep = step;
-    this.lastCheckpoint = loop.resumeFrom === null ? null : resolve(loop.resumeFrom);
-    this.savedStep = loop.resumeFrom === null ? -1 : step;
+    this.step = this.startStep = resumed?.step ?? 0;
+    this.lastCheckpoint = resumed === null ? null : resolve(resumed.path);
+    this.savedStep = resumed === null ? -1 : resumed.step;
+    const lineage = resumed?.lineage ?? null;
+    this.identity = { ...loop.identity.values, ...(lineage ? { [LINEAGE_KEY]: lineage } : {}) };
   }
 
+  /** Writes a checkpoint of the current state, after checking its weights are fit. */
   async checkpoint(loss: number): Promise<string> {
     const { loop } = this;
-    const path = saveCheckpoint(loop.checkpointDir, {
-      step: this.step,
-      adapter: loop.state.model,
-      optimizer: loop.state.optimizer,
-      generator: loop.state.generator,
-      config: loop.identity.values,
-      loss,
-    });
+    const unfit = unfitState(loop.state, loop.probeLoss);
+    if (unfit !== null) throw this.unfit(unfit);
+    let path: string;
+    try {
+      path = saveCheckpoint(loop.checkpointDir, {
+        step: this.step,
+        adapter: loop.state.model,
+        optimizer: loop.state.optimizer,
+        generator: loop.state.generator,
+        config: this.identity,
+        loss,
+      });
+    } catch (err) {
+      throw writeFailure(
+        err,
+        checkpointPath(loop.checkpointDir, this.step),
+        'write the checkpoint',
+      );
+    }
     pruneCheckpoints(loop.checkpointDir, loop.keepCheckpoints);
     [this.lastCheckpoint, this.savedStep] = [path, this.step];
     logTo(this.observers, `Checkpoint ${path}`);
@@ -152,16 +169,32 @@ class Session {
     return path;
   }
 
-  diverged(what: string): TrainingDivergedError {
-    this.loop.state.optimizer.zeroGrad();
+  /** What the run keeps, and what the user can do, for a divergence message. */
+  private kept(): string {
     const kept = this.lastCheckpoint
       ? `the last good checkpoint is ${this.lastCheckpoint} (step ${this.savedStep})`
       : 'no checkpoint was written yet';
-    const advice = this.loop.divergenceAdvice ? ` ${this.loop.divergenceAdvice}` : '';
+    const given = this.loop.divergenceAdvice;
+    const advice = typeof given === 'function' ? given(this.lastCheckpoint) : given;
+    return `${kept}.${advice ? ` ${advice}` : ''}`;
+  }
+
+  /** The next step's loss or gradient is not finite: stop before applying it. */
+  diverged(what: string): TrainingDivergedError {
+    this.loop.state.optimizer.zeroGrad();
     const at = this.step + 1;
     return new TrainingDivergedError(
-      `${this.loop.name} diverged at step ${at}: ${what}. Nothing of this step was applied; ${kept}.${advice}`,
+      `${this.loop.name} diverged at step ${at}: ${what}. Nothing of this step was applied; ${this.kept()}`,
       at,
+      this.lastCheckpoint,
+    );
+  }
+
+  /** The weights the steps so far left are unfit to save: stop without saving them. */
+  unfit(what: string): TrainingDivergedError {
+    return new TrainingDivergedError(
+      `${this.loop.name} diverged by step ${this.step}: ${what}. These weights were not saved; ${this.kept()}`,
+      this.step,
       this.lastCheckpoint,
     );
   }
@@ -194,13 +227,17 @@ class Session {
   async record(measured: StepLoss, seconds: number): Promise<void> {
     const { loop, step } = this;
     const parts = measured.parts ?? {};
-    appendLossLine(loop.logPath, {
-      step,
-      loss: measured.loss,
-      ...parts,
-      ...(measured.epoch === undefined ? {} : { epoch: measured.epoch }),
-      seconds: Number(seconds.toFixed(3)),
-    });
+    try {
+      appendLossLine(loop.logPath, {
+        step,
+        loss: measured.loss,
+        ...parts,
+        ...(measured.epoch === undefined ? {} : { epoch: measured.epoch }),
+        seconds: Number(seconds.toFixed(3)),
+      });
+    } catch (err) {
+      throw writeFailure(err, loop.logPath, 'append to the loss log');
+    }
     const secondsPerStep = (performance.now() - this.began) / 1000 / (step - this.startStep);
     await notify(this.observers, 'onStep', {
       step,
@@ -225,17 +262,53 @@ class Session {
   }
 }
 
+/** Bytes of one checkpoint of the state: its tensors, the optimizer's two moments per weight. */
+function checkpointBytes(state: TrainedState): number {
+  const bytes = (t: Tensor): number => t.numel * ITEM_SIZE[t.dtype];
+  const model = [...state.model.stateDict().values()].reduce((n, t) => n + bytes(t), 0);
+  return model + 2 * state.optimizer.params.reduce((n, t) => n + bytes(t), 0);
+}
+
+/** Refuses to start without room for the checkpoints this session keeps, and reserveBytes. */
+function checkRoom(loop: TrainingLoop, startStep: number): void {
+  const every = loop.checkpointEvery;
+  const writes =
+    1 + (every > 0 ? Math.floor((loop.totalSteps - 1) / every) - Math.floor(startStep / every) : 0);
+  const existing = listCheckpoints(loop.checkpointDir).length;
+  // one more than kept: a new checkpoint is written before the oldest is deleted
+  const extra = Math.max(0, Math.min(existing + writes, loop.keepCheckpoints + 1) - existing);
+  const need = extra * checkpointBytes(loop.state) + (loop.reserveBytes ?? 0);
+  checkFreeSpace(loop.checkpointDir, need, `${extra} checkpoint(s) and the results`);
+}
+
+/** The run's folders exist and hold no temporary file of a killed write. */
+function prepareFolders(loop: TrainingLoop, log: (message: string) => void): void {
+  for (const dir of new Set([resolve(loop.checkpointDir), dirname(resolve(loop.logPath))])) {
+    try {
+      mkdirSync(dir, { recursive: true });
+    } catch (err) {
+      throw writeFailure(err, dir, 'create the folder');
+    }
+    for (const path of removeStaleTemporaries(dir))
+      log(`Removed ${path}, left by a write that was killed`);
+  }
+}
+
 /** Runs the loop from its resume point (or 0) to totalSteps. */
 export async function runTraining(loop: TrainingLoop): Promise<TrainingOutcome> {
-  mkdirSync(loop.checkpointDir, { recursive: true });
-  mkdirSync(dirname(loop.logPath), { recursive: true });
-  const session = new Session(
-    loop,
-    loop.resumeFrom === null ? 0 : resumeRun(loop, loop.resumeFrom),
-  );
-  truncateLossLog(loop.logPath, session.step);
-  if (loop.resumeFrom !== null)
-    logTo(session.observers, `Resumed from ${loop.resumeFrom} at step ${session.step}`);
+  const log = (message: string): void => logTo(loop.observers ?? [], message);
+  prepareFolders(loop, log);
+  const session = new Session(loop, loop.resumeFrom === null ? null : resumeRun(loop, log));
+  checkRoom(loop, session.step);
+  try {
+    truncateLossLog(loop.logPath, session.step);
+  } catch (err) {
+    throw writeFailure(err, loop.logPath, 'rewrite the loss log');
+  }
+  if (session.resumed !== null) {
+    const branched = loop.branch ? ' as a new run (branch)' : '';
+    log(`Resumed from ${session.resumed.path} at step ${session.step}${branched}`);
+  }
   await notify(session.observers, 'onStart', session.step);
   let lastLoss = NaN;
   while (session.step < loop.totalSteps) {
@@ -256,5 +329,7 @@ export async function runTraining(loop: TrainingLoop): Promise<TrainingOutcome> 
     startStep: session.startStep,
     losses: session.losses,
     lastCheckpoint: done ? session.lastCheckpoint! : await session.checkpoint(lastLoss),
+    resumedFrom: session.resumed?.path ?? null,
+    lineage: (session.identity[LINEAGE_KEY] as Lineage | undefined) ?? null,
   };
 }

@@ -1,18 +1,24 @@
 // P3S fine-tuning on the tiny fixtures (tiny-sd as the base model, tiny-clip-vision for c_s)
 // with toy-world reference photos: the loss goes down, a killed and resumed run ends with the
-// same bits as an uninterrupted one, a NaN stops the run and keeps the last good checkpoint,
-// and bad inputs fail with clear messages.
+// same bits as an uninterrupted one, a NaN stops the run and keeps the last good checkpoint
+// (weights that compute NaN are never saved; --branch continues with a lower learning rate),
+// a run owns its folder, a damaged checkpoint gives way to the one before it, and bad inputs
+// fail with clear messages.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SafetensorsFile, saveSafetensors } from '../../src/io/safetensors.js';
 import { readImage, writePng } from '../../src/io/image.js';
 import { tidy, memory, disposeAll } from '../../src/engine/scope.js';
 import { setNumThreads } from '../../src/engine/index.js';
 import { trainP3S, type TrainP3SConfig } from '../../src/p3s/train.js';
-import { TrainingDivergedError } from '../../src/training/errors.js';
+import { RunFolderError, TrainingDivergedError } from '../../src/training/errors.js';
+import { firstNonFinite } from '../../src/training/finite.js';
+import { identityDigest } from '../../src/training/identity.js';
+import { readLossLog } from '../../src/training/loss_log.js';
 import { DataOrder } from '../../src/training/data_order.js';
 import { listCheckpoints, readCheckpointInfo } from '../../src/training/checkpoint.js';
 import { readAdapter, readAdapterMetadata } from '../../src/p3s/adapter/adapter_io.js';
@@ -565,4 +571,163 @@ test("--init-adapter starts from another adapter's weights; a resume must start 
     trainP3S(config(join(root, 'init-bad'), { ...tiny, initAdapter: other })),
     /works only with the U-Net it was trained on/,
   );
+});
+
+/** Whether every tensor of a checkpoint (the generator's state aside) is finite. */
+const finiteCheckpoint = (path: string): boolean =>
+  firstNonFinite(SafetensorsFile.open(path).loadAll((k) => k !== 'generator/state')) === null;
+
+test('an update that makes the weights compute NaN is never saved; --branch continues from the last good checkpoint', async () => {
+  const out = join(root, 'lr16');
+  const settings = { maxSteps: 4, checkpointEvery: 1, evaluate: true };
+  // lr 16: finite weights that compute NaN (the issue's `--lr 16 --steps 2`)
+  const error: unknown = await trainP3S(config(out, { ...settings, learningRate: 16 })).catch(
+    (e: unknown) => e,
+  );
+  assert.ok(error instanceof TrainingDivergedError, String(error));
+  const good = error.lastCheckpoint!;
+  const escaped = good.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  assert.match(
+    error.message,
+    new RegExp(
+      `^Training diverged by step ${error.step}: the weights give a loss of NaN on the probe batch\\. These weights were not saved; the last good checkpoint is ${escaped} \\(step ${error.step - 1}\\)\\. Lower the learning rate \\(now 16\\) or clip the gradients, continuing from that checkpoint as a new run: --resume-from ${escaped} --branch --lr 1\\.6 \\(or --max-grad-norm 1; API: resumeFrom and branch: true\\)\\.$`,
+    ),
+  );
+  assert.equal(existsSync(join(out, 'adapter.safetensors')), false);
+  const kept = listCheckpoints(join(out, 'checkpoints'));
+  assert.deepEqual(
+    kept.map((c) => c.step),
+    [error.step - 1],
+  );
+  assert.ok(kept.every((c) => finiteCheckpoint(c.path)));
+
+  // a plain resume with a lower learning rate is another run: refused, pointing at --branch
+  const lower = { ...settings, learningRate: 1e-3 };
+  await assert.rejects(
+    trainP3S(config(out, { ...lower, resume: true })),
+    /differs in learning_rate \(checkpoint 16, now 0\.001\); to continue from it with other settings as a new run, add --branch/,
+  );
+  const parentRun = identityDigest(readCheckpointInfo(good).config);
+  const branched = await trainP3S(config(out, { ...lower, resume: true, branch: true }));
+  assert.equal(branched.resumedFrom, error.step - 1);
+  assert.ok(Number.isFinite(branched.evalLossAfter), String(branched.evalLossAfter));
+  const lineage = readAdapterMetadata(branched.adapterPath).training.branched_from;
+  assert.deepEqual(lineage, {
+    checkpoint: good,
+    step: error.step - 1,
+    run: parentRun,
+    changed: ['learning_rate (checkpoint 16, now 0.001)'],
+  });
+  // the branch resumes as itself, its lineage kept
+  const resumed = await trainP3S(config(out, { ...lower, maxSteps: 5, resume: true }));
+  assert.equal(resumed.resumedFrom, 4);
+  assert.deepEqual(readAdapterMetadata(resumed.adapterPath).training.branched_from, lineage);
+});
+
+test('a run owns its folder: a second run is refused while it runs, and a new run replaces a finished one only when asked', async () => {
+  const out = join(root, 'owned');
+  let second: unknown;
+  await trainP3S(config(out, { maxSteps: 2 }), {
+    observers: [
+      {
+        onStep: async (p) => {
+          if (p.step === 1) second = await trainP3S(config(out, { maxSteps: 2 })).catch((e) => e);
+        },
+      },
+    ],
+  });
+  assert.ok(second instanceof RunFolderError, String(second));
+  assert.match(
+    second.message,
+    new RegExp(`^Another run \\(process ${process.pid} on .*\\) is using ${out}: wait for it`),
+  );
+  assert.equal(existsSync(join(out, 'run.lock')), false, 'the lock goes with the run');
+  await assert.rejects(
+    trainP3S(config(out, { maxSteps: 2 })),
+    /owned holds another run \(checkpoint-000002\.safetensors, adapter\.safetensors\): continue it \(--resume\), continue it with other settings as a new run \(--resume --branch\), replace it \(--overwrite\) or give another output folder \(--out\)/,
+  );
+  assert.equal(existsSync(join(out, 'run.lock')), false, 'a refused run leaves no lock');
+  // a replacing run that fails before it trains leaves the earlier run as it was
+  await assert.rejects(
+    trainP3S(config(out, { overwrite: true, references: [join(root, 'missing.png')] })),
+    /Reference photo or folder not found/,
+  );
+  assert.deepEqual(
+    listCheckpoints(join(out, 'checkpoints')).map((c) => c.step),
+    [2],
+  );
+  assert.ok(existsSync(join(out, 'adapter.safetensors')));
+  const notes: string[] = [];
+  await trainP3S(config(out, { maxSteps: 1, overwrite: true }), {
+    observers: [{ onLog: (m) => notes.push(m) }],
+  });
+  assert.ok(
+    notes.some((n) => /^Replaced the earlier run in .*owned: deleted its 3 file\(s\)$/.test(n)),
+    notes.join('\n'),
+  );
+  assert.deepEqual(
+    listCheckpoints(join(out, 'checkpoints')).map((c) => c.step),
+    [1],
+  );
+  assert.deepEqual(
+    readLossLog(join(out, 'train-log.jsonl')).map((l) => l.step),
+    [1],
+  );
+  await assert.rejects(
+    trainP3S(config(out, { overwrite: true, resume: true })),
+    /overwrite replaces the earlier run with a new one: give it without resume or resumeFrom/,
+  );
+  await assert.rejects(
+    trainP3S(config(join(root, 'no-branch'), { branch: true })),
+    /branch continues from a checkpoint: give it with resume \(--resume\) or resumeFrom/,
+  );
+  const file = join(root, 'out-is-a-file');
+  writeFileSync(file, '');
+  await assert.rejects(
+    trainP3S(config(file)),
+    /Cannot create the output folder .*out-is-a-file: a file is in the way of the folder: give another output folder \(EEXIST\)/,
+  );
+});
+
+test('after a kill, --resume skips a damaged newest checkpoint, takes over the lock, removes stale temporaries and logs each step once', async () => {
+  const settings = { maxSteps: 5, checkpointEvery: 1, keepCheckpoints: 3, seed: 2 };
+  const whole = await trainP3S(config(join(root, 'undamaged'), settings));
+  const out = join(root, 'damaged');
+  await assert.rejects(
+    trainP3S(config(out, settings), {
+      observers: [{ onStep: (p) => void (p.step === 4 && assert.fail('simulated kill')) }],
+    }),
+    /simulated kill/,
+  );
+  // what a kill -9 leaves: the lock, a temporary file; and a newest checkpoint cut short
+  const dead = spawnSync(process.execPath, ['-e', '']).pid!;
+  writeFileSync(join(out, 'run.lock'), JSON.stringify({ pid: dead, host: hostname() }));
+  const stale = join(out, `adapter.safetensors.tmp-${dead}`);
+  writeFileSync(stale, 'partial');
+  const newest = listCheckpoints(join(out, 'checkpoints')).at(-1)!;
+  assert.equal(newest.step, 3);
+  truncateSync(newest.path, 1000);
+  const notes: string[] = [];
+  const resumed = await trainP3S(config(out, { ...settings, resume: true }), {
+    observers: [{ onLog: (m) => notes.push(m) }],
+  });
+  const said = (re: RegExp) =>
+    assert.ok(
+      notes.some((n) => re.test(n)),
+      notes.join('\n'),
+    );
+  said(/^Took over the lock .*run\.lock of process \d+, which no longer runs$/);
+  said(
+    /^Warning: cannot resume from .*checkpoint-000003\.safetensors \(checkpoint-000003\.safetensors: .*truncated/,
+  );
+  said(new RegExp(`^Removed ${stale}, left by a write that was killed$`));
+  assert.equal(resumed.resumedFrom, 2);
+  assert.equal(existsSync(stale), false);
+  assert.deepEqual(
+    readLossLog(join(out, 'train-log.jsonl')).map((l) => l.step),
+    [1, 2, 3, 4, 5],
+  );
+  const x = tensorBytes(whole.adapterPath);
+  const y = tensorBytes(resumed.adapterPath);
+  for (const [key, bytes] of x) assert.ok(bytes.equals(y.get(key)!), `${key} differs`);
 });
