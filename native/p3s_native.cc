@@ -352,13 +352,13 @@ Napi::Value CallOp(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   P3S_TRY
   const c10::OperatorHandle& op = OpArg(env, info[0]);
-  int64_t id = IntArg(env, info[0], "operator id");
+  const std::string& opName = Data(env).opNames[IntArg(env, info[0], "operator id")];
   if (!info[1].IsArray()) throw Napi::TypeError::New(env, "Expected an argument array");
   Napi::Array args = info[1].As<Napi::Array>();
   const c10::FunctionSchema& schema = op.schema();
   const auto& params = schema.arguments();
   if (args.Length() > params.size()) {
-    throw Napi::Error::New(env, Data(env).opNames[id] + " takes at most " + std::to_string(params.size()) +
+    throw Napi::Error::New(env, opName + " takes at most " + std::to_string(params.size()) +
                                     " arguments but received " + std::to_string(args.Length()));
   }
   torch::jit::Stack stack;
@@ -375,9 +375,9 @@ Napi::Value CallOp(const Napi::CallbackInfo& info) {
         stack.emplace_back();
         continue;
       }
-      throw Napi::Error::New(env, Data(env).opNames[id] + ": missing argument '" + p.name() + "'");
+      throw Napi::Error::New(env, opName + ": missing argument '" + p.name() + "'");
     }
-    stack.push_back(ToIValue(env, v, p.type(), p.N(), Data(env).opNames[id] + " argument '" + p.name() + "'"));
+    stack.push_back(ToIValue(env, v, p.type(), p.N(), opName + " argument '" + p.name() + "'"));
   }
   op.callBoxed(&stack);
   if (stack.empty()) return env.Undefined();
