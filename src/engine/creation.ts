@@ -28,10 +28,61 @@ function place(t: Tensor, device: string | undefined): Tensor {
   return moved;
 }
 
+/** The integers each integer dtype holds exactly (int64 from JS numbers: the safe integers). */
+const INTEGER_RANGES: Partial<Record<DType, readonly [number, number]>> = {
+  bool: [0, 1],
+  uint8: [0, 255],
+  int8: [-128, 127],
+  int16: [-32768, 32767],
+  int32: [-2147483648, 2147483647],
+  int64: [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER],
+};
+
+/** Plain data must be numbers: a nested or text element would silently become NaN. */
+function checkNumbers(data: ArrayLike<unknown>): void {
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i];
+    if (typeof v === 'number') continue;
+    if (Array.isArray(v) || ArrayBuffer.isView(v))
+      throw new TypeError(
+        `Expected flat numbers for tensor data but element ${i} is an array; nested arrays are ` +
+          'not read: pass the values flat with their shape, e.g. tensor([1, 2, 3, 4], [2, 2])',
+      );
+    throw new TypeError(
+      `Expected numbers for tensor data but element ${i} is ${typeof v === 'string' ? JSON.stringify(v) : String(v)} (${typeof v})`,
+    );
+  }
+}
+
+/**
+ * Values converted to an integer dtype must be integers it holds: libtorch would truncate 1.5
+ * to 1 and wrap 300 to 44 in int8 without a word.
+ */
+function checkIntegers(data: ArrayLike<number | bigint>, dtype: DType): void {
+  const range = INTEGER_RANGES[dtype];
+  if (range === undefined) return;
+  const [min, max] = range;
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i]!;
+    const ok =
+      typeof v === 'bigint'
+        ? v >= BigInt(min) && v <= BigInt(max)
+        : Number.isInteger(v) && v >= min && v <= max;
+    if (ok) continue;
+    const what = typeof v === 'number' && !Number.isInteger(v) ? 'not an integer' : 'out of range';
+    const hint =
+      dtype === 'int64' ? '; beyond ±2^53 pass a BigInt64Array' : '; round or clamp it first';
+    throw new RangeError(
+      `Expected integers in [${min}, ${max}] for dtype ${dtype} but element ${i} is ${v} (${what})${hint}`,
+    );
+  }
+}
+
 /**
  * A tensor from JS data (copied). Numbers default to float32; a typed array keeps its own dtype
  * (Float32Array -> float32, BigInt64Array -> int64, ...). float16/bfloat16 data are raw bits in a
- * Uint16Array, or numbers converted on the way in.
+ * Uint16Array, or numbers converted on the way in. Data is flat (the shape says how it folds);
+ * values an integer dtype cannot hold exactly are refused, not truncated or wrapped.
  */
 export function tensor(
   data: ArrayLike<number> | ArrayBufferView | number,
@@ -45,40 +96,35 @@ export function tensor(
   if (numel !== length) {
     throw new RangeError(`Data has ${length} values but shape [${dims.join(', ')}] needs ${numel}`);
   }
-  const dtype = options.dtype;
-  let t: Tensor;
-  if (ArrayBuffer.isView(data)) {
-    const own = data instanceof Uint16Array ? (dtype ?? 'float16') : dtypeOfTypedArray(data);
-    t = new Tensor(native.fromBuffer(data, dims, dtypeCode(own)));
-    if (dtype !== undefined && dtype !== own) {
-      const converted = t.to(dtype);
-      t.dispose();
-      t = converted;
-    }
-  } else {
-    const target = dtype ?? 'float32';
-    const isInt =
-      target === 'int64' ||
-      target === 'int32' ||
-      target === 'int16' ||
-      target === 'int8' ||
-      target === 'uint8' ||
-      target === 'bool';
-    const staging = isInt ? Float64Array.from(data) : Float32Array.from(data);
-    if (isInt) {
-      for (const v of staging) {
-        if (!Number.isInteger(v))
-          throw new TypeError(`Expected integers for dtype ${target} but received ${v}`);
-      }
-    }
-    t = new Tensor(native.fromBuffer(staging, dims, dtypeCode(isInt ? 'float64' : 'float32')));
-    if (target !== (isInt ? 'float64' : 'float32')) {
-      const converted = t.to(target);
-      t.dispose();
-      t = converted;
-    }
-  }
+  const t = ArrayBuffer.isView(data)
+    ? fromTypedArray(data, dims, options.dtype)
+    : fromNumbers(data, dims, options.dtype ?? 'float32');
   return place(t, options.device);
+}
+
+function converted(t: Tensor, dtype: DType): Tensor {
+  if (t.dtype === dtype) return t;
+  const out = t.to(dtype);
+  t.dispose();
+  return out;
+}
+
+function fromTypedArray(data: ArrayBufferView, dims: number[], dtype: DType | undefined): Tensor {
+  const own = data instanceof Uint16Array ? (dtype ?? 'float16') : dtypeOfTypedArray(data);
+  if (dtype !== undefined && dtype !== own)
+    checkIntegers(data as unknown as ArrayLike<number | bigint>, dtype);
+  const t = new Tensor(native.fromBuffer(data, dims, dtypeCode(own)));
+  return dtype === undefined ? t : converted(t, dtype);
+}
+
+function fromNumbers(data: ArrayLike<number>, dims: number[], dtype: DType): Tensor {
+  checkNumbers(data);
+  const isInt = INTEGER_RANGES[dtype] !== undefined;
+  if (isInt) checkIntegers(data, dtype);
+  // integers go through float64 (exact up to 2^53), floats through float32
+  const staging = isInt ? Float64Array.from(data) : Float32Array.from(data);
+  const t = new Tensor(native.fromBuffer(staging, dims, dtypeCode(isInt ? 'float64' : 'float32')));
+  return converted(t, dtype);
 }
 
 /** A tensor read straight from a file region into tensor memory (no JS buffer in between). */

@@ -44,30 +44,15 @@ export function checkImage(img: RgbImage, label = 'image'): void {
  *   `do_convert_rgb` does); grey images are expanded to three equal channels.
  * - An embedded ICC profile is ignored: the decoded numbers are used as they are, as Pillow does,
  *   so colour-managed photos give the same pixels as the Python pipeline.
+ * - CMYK (print JPEGs, TIFFs) becomes RGB by Pillow's formula, not a colour profile (see
+ *   cmykToRgb); test/io/image.test.ts holds it to Pillow 9.4's pixels.
  */
 export async function readImage(path: string): Promise<RgbImage> {
   const name = basename(path);
-  let size: number;
-  try {
-    const st = await stat(path);
-    if (!st.isFile()) throw new Error(`Cannot read image ${name}: ${path} is not a file`);
-    size = st.size;
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    if (e.code === 'ENOENT') throw new Error(`Image file not found: ${path}`);
-    if (e.code !== undefined) throw new Error(`Cannot read image ${name}: ${e.message}`);
-    throw err;
-  }
-  if (size === 0) throw new Error(`Cannot read image ${name}: the file is empty (0 bytes)`);
-
+  await checkImageFile(path, name);
   let out: { data: Buffer; info: sharp.OutputInfo };
   try {
-    out = await sharp(path, { ignoreIcc: true })
-      .rotate() // EXIF orientation
-      .removeAlpha()
-      .toColourspace('srgb')
-      .raw({ depth: 'uchar' })
-      .toBuffer({ resolveWithObject: true });
+    out = await decode(path);
   } catch (err) {
     throw new Error(`Cannot read image ${name}: ${(err as Error).message}`);
   }
@@ -85,6 +70,67 @@ export async function readImage(path: string): Promise<RgbImage> {
     height,
     data: new Uint8Array(out.data.buffer, out.data.byteOffset, out.data.length),
   };
+}
+
+/** Refuses a missing, empty or non-regular file with its name. */
+async function checkImageFile(path: string, name: string): Promise<void> {
+  let size: number;
+  try {
+    const st = await stat(path);
+    if (!st.isFile()) throw new Error(`Cannot read image ${name}: ${path} is not a file`);
+    size = st.size;
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    if (e.code === 'ENOENT') throw new Error(`Image file not found: ${path}`);
+    if (e.code !== undefined) throw new Error(`Cannot read image ${name}: ${e.message}`);
+    throw err;
+  }
+  if (size === 0) throw new Error(`Cannot read image ${name}: the file is empty (0 bytes)`);
+}
+
+/** The file's pixels as 8-bit RGB, upright; CMYK through cmykToRgb rather than libvips. */
+async function decode(path: string): Promise<{ data: Buffer; info: sharp.OutputInfo }> {
+  const { space } = await sharp(path).metadata();
+  if (space !== 'cmyk') {
+    return sharp(path, { ignoreIcc: true })
+      .rotate() // EXIF orientation
+      .removeAlpha()
+      .toColourspace('srgb')
+      .raw({ depth: 'uchar' })
+      .toBuffer({ resolveWithObject: true });
+  }
+  // libvips would convert through a CMYK profile (up to 71/255 from Pillow on the fixture):
+  // keep the decoded ink values (an Adobe JPEG's inverted samples already undone, as Pillow's
+  // "CMYK;I" does) and convert them here
+  const cmyk = await sharp(path, { ignoreIcc: true })
+    .rotate()
+    .pipelineColourspace('cmyk')
+    .toColourspace('cmyk')
+    .raw({ depth: 'uchar' })
+    .toBuffer({ resolveWithObject: true });
+  const { width, height, channels } = cmyk.info;
+  return {
+    data: Buffer.from(cmykToRgb(cmyk.data, width * height, channels)),
+    info: { ...cmyk.info, channels: 3, size: width * height * 3 },
+  };
+}
+
+/**
+ * CMYK to RGB as Pillow's `convert("RGB")` computes it, with no colour profile:
+ * R = (255 − K) − round(C · (255 − K) / 255), likewise G from M and B from Y, the division
+ * done as Pillow's integer MULDIV255. `stride` is the samples per pixel (extra bands ignored).
+ */
+export function cmykToRgb(cmyk: Uint8Array, pixels: number, stride = 4): Uint8Array {
+  const rgb = new Uint8Array(pixels * 3);
+  const mulDiv255 = (a: number, b: number): number => {
+    const t = a * b + 128;
+    return ((t >> 8) + t) >> 8;
+  };
+  for (let i = 0; i < pixels; i++) {
+    const nk = 255 - cmyk[i * stride + 3]!;
+    for (let c = 0; c < 3; c++) rgb[i * 3 + c] = nk - mulDiv255(cmyk[i * stride + c]!, nk);
+  }
+  return rgb;
 }
 
 export interface WritePngOptions {

@@ -219,6 +219,34 @@ export function loadSafetensors(path: string): Map<string, Tensor> {
 }
 
 /**
+ * Refuses what the reader (SafetensorsFile.open) could not read back: a tensor named
+ * `__metadata__` (the header's metadata slot), a value that is not a Tensor, metadata values
+ * that are not strings.
+ */
+function checkWritable(
+  path: string,
+  entries: readonly (readonly [string, unknown])[],
+  metadata: Record<string, unknown>,
+): void {
+  for (const [name, t] of entries) {
+    if (name === '__metadata__')
+      throw new SafetensorsError(
+        path,
+        'not written: a tensor is named __metadata__, the header key safetensors keeps for metadata; rename the tensor',
+      );
+    if (!(t instanceof Tensor))
+      throw new SafetensorsError(path, `not written: ${name} is not a Tensor`);
+  }
+  for (const [key, value] of Object.entries(metadata)) {
+    if (typeof value !== 'string')
+      throw new SafetensorsError(
+        path,
+        `not written: metadata ${key} is ${typeof value}, but safetensors metadata holds strings only (JSON.stringify it)`,
+      );
+  }
+}
+
+/**
  * Writes tensors to a safetensors file atomically: a temporary file in the same folder, fsync,
  * then rename, so a crash never leaves a half-written file under the final name.
  */
@@ -230,6 +258,7 @@ export function saveSafetensors(
   const entries = [...(tensors instanceof Map ? tensors : Object.entries(tensors))].sort(
     ([a], [b]) => (a < b ? -1 : a > b ? 1 : 0),
   );
+  checkWritable(path, entries, metadata);
   const header: Record<string, unknown> = {};
   if (Object.keys(metadata).length > 0) header.__metadata__ = metadata;
   let offset = 0;
@@ -243,6 +272,11 @@ export function saveSafetensors(
     offset += nbytes;
   }
   let json = Buffer.from(JSON.stringify(header), 'utf8');
+  if (json.length > MAX_HEADER_BYTES)
+    throw new SafetensorsError(
+      path,
+      `not written: its header would be ${json.length} bytes, over the ${MAX_HEADER_BYTES} this reader accepts (shorter names or fewer tensors per file)`,
+    );
   const pad = (8 - (json.length % 8)) % 8; // keep the data section 8-byte aligned
   if (pad) json = Buffer.concat([json, Buffer.alloc(pad, 0x20)]);
   const tmp = `${path}.tmp-${process.pid}`;

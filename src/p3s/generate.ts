@@ -9,10 +9,10 @@
 // matches training, where a dropped text prompt keeps its subject condition (see train.ts).
 //
 // A generation goes through steps, each a function: the plan (settings validated once by
-// generate_settings.ts, the adapter's metadata, prompts and seeds, before any model loads), the
-// models (base model with the adapter attached), the checks that need them (reference index,
-// size), then each prompt's batches and the contact sheet.
-import { existsSync, mkdirSync } from 'node:fs';
+// generate_settings.ts, the adapter's metadata, prompts and seeds, before any model loads:
+// generate_plan.ts), the models (base model with the adapter attached), the checks that need
+// them (reference index, size, memory, finite weights: generate_guards.ts), then each prompt's
+// batches and the contact sheet.
 import { basename, join, resolve } from 'node:path';
 import { randn } from '../engine/creation.js';
 import { noGrad } from '../engine/autograd.js';
@@ -23,31 +23,34 @@ import * as ops from '../engine/ops.generated.js';
 import * as F from '../nn/functional.js';
 import { contactSheet, writePng, type RgbImage } from '../io/image.js';
 import {
+  NonFiniteError,
   StableDiffusionPipeline,
   denoise,
   usesGuidance,
   type NoisePredictor,
   type SamplingScheduler,
 } from '../pipelines/stable_diffusion.js';
-import { ModelLoadError } from '../models/loading.js';
-import { refuseSetting, resolveSettings } from '../settings/table.js';
+import { refuseSetting } from '../settings/table.js';
+import { writingTo } from '../training/errors.js';
+import { checkWritable } from '../training/run_folder.js';
 import {
   loadAdapter,
   p3sVersion,
-  readAdapterMetadata,
   type AdapterMetadata,
   type LoadedAdapter,
 } from './adapter/adapter_io.js';
 import { P3SUNet, type P3SSettings, type SubjectCondition } from './adapter/p3s_unet.js';
 import { formatWeightCurve } from './adapter/weight_schedule.js';
+import { checkAdapterFinite, checkMemory, nonFiniteFailure } from './generate_guards.js';
+import { planGeneration, type Plan } from './generate_plan.js';
 import {
   GENERATE_SETTINGS,
   type GenerateP3SConfig,
   type GenerateSettings,
   type ReferenceChoice,
 } from './generate_settings.js';
-import { fillPrompt, mentionsIdentifier, readPromptFile } from './prompts.js';
 
+export { resolvePrompts } from './generate_plan.js';
 export type { GenerateP3SConfig, GenerateSettings, ReferenceChoice } from './generate_settings.js';
 
 export interface SampleRequest {
@@ -249,6 +252,11 @@ export interface GenerateRunOptions {
   onProgress?: (p: GenerateProgress) => void;
   /** Non-fatal problems (a prompt without the identifier ...). Also returned in the result. */
   onWarning?: (message: string) => void;
+  /**
+   * Bytes this generation may use beyond its loaded models (a server's per-job share); default:
+   * what the system, or its cgroup limit, has available once the models are loaded.
+   */
+  memoryBudget?: number;
 }
 
 export interface GeneratedImage {
@@ -276,59 +284,6 @@ function slug(text: string): string {
     .slice(0, 48)
     .replace(/-+$/, '');
   return s || 'prompt';
-}
-
-/** The prompts of a config, templates filled; warnings for those without the identifier. */
-export function resolvePrompts(
-  config: Pick<GenerateP3SConfig, 'prompts' | 'promptFile'>,
-  identifier: string,
-  classWord: string,
-): { prompts: string[]; warnings: string[] } {
-  const raw = [...(config.prompts ?? [])];
-  if (config.promptFile != null) raw.push(...readPromptFile(config.promptFile));
-  if (raw.length === 0) throw new Error('Expected at least one prompt (prompts or promptFile)');
-  const warnings: string[] = [];
-  const prompts = raw.map((p) => {
-    const filled = fillPrompt(p, identifier, classWord);
-    if (!mentionsIdentifier(filled, identifier)) {
-      warnings.push(
-        `Prompt "${filled}" does not contain the identifier "${identifier}": the text does not name the subject ` +
-          `(the trainable copy still injects it); write "{}" or "[V]" where "${identifier} ${classWord}" belongs`,
-      );
-    }
-    return filled;
-  });
-  return { prompts, warnings };
-}
-
-/** What a generation will do, settled before any model is loaded. */
-interface Plan {
-  settings: GenerateSettings;
-  metadata: AdapterMetadata;
-  prompts: string[];
-  /** Image k of every prompt uses seeds[k]. */
-  seeds: number[];
-  batchSize: number;
-  warnings: string[];
-}
-
-function planGeneration(config: GenerateP3SConfig, options: GenerateRunOptions): Plan {
-  const settings = resolveSettings(GENERATE_SETTINGS, config);
-  if (!existsSync(settings.baseModel))
-    throw new ModelLoadError(`Base model folder not found: ${settings.baseModel}`);
-  const metadata = readAdapterMetadata(settings.adapter); // a wrong file fails before loading models
-  const seeds =
-    settings.seeds ?? Array.from({ length: settings.numImages }, (_, k) => settings.seed + k);
-  const { prompts, warnings } = resolvePrompts(settings, metadata.identifier, metadata.classWord);
-  for (const w of warnings) options.onWarning?.(w);
-  return {
-    settings,
-    metadata,
-    prompts,
-    seeds,
-    batchSize: settings.batchSize ?? seeds.length,
-    warnings,
-  };
 }
 
 /** The models sampling needs, and how to let go of them. */
@@ -473,7 +428,11 @@ async function generatePrompt(run: Generation, p: number): Promise<void> {
       },
       (i, stepsTotal) =>
         run.onProgress?.({ done: images.length, total, prompt, step: i + 1, steps: stepsTotal }),
-    );
+    ).catch((err: unknown) => {
+      throw err instanceof NonFiniteError
+        ? nonFiniteFailure(models, s, prompt, batchSeeds, err)
+        : err;
+    });
     for (let j = 0; j < batch.length; j++)
       await writeImage(run, p, prompt, batchSeeds[j]!, refs[j]!, batch[j]!);
     run.onProgress?.({ done: images.length, total, prompt, step: s.steps, steps: s.steps });
@@ -498,7 +457,7 @@ async function writeImage(
     run.plan.settings.outDir,
     `${String(p).padStart(3, '0')}-${slug(prompt)}-seed${seed}.png`,
   );
-  await writePng(path, image, { text: parameters });
+  await writingTo(path, 'write the image', () => writePng(path, image, { text: parameters }));
   run.images.push({ path, prompt, seed, reference, image, parameters });
 }
 
@@ -511,9 +470,8 @@ async function writeContactSheet(run: Generation): Promise<string> {
     plan.seeds.length,
     { gap: 2 },
   );
-  await writePng(path, sheet, {
-    text: { prompts: plan.prompts.join('\n'), seeds: plan.seeds.join(','), ...run.shared },
-  });
+  const text = { prompts: plan.prompts.join('\n'), seeds: plan.seeds.join(','), ...run.shared };
+  await writingTo(path, 'write the contact sheet', () => writePng(path, sheet, { text }));
   return path;
 }
 
@@ -522,14 +480,16 @@ export async function generateP3S(
   config: GenerateP3SConfig,
   options: GenerateRunOptions = {},
 ): Promise<GenerateP3SResult> {
-  const plan = planGeneration(config, options);
+  const plan = planGeneration(config, options.onWarning);
   const models = loadModels(plan.settings);
   try {
     checkReference(plan.settings.reference, models.condition.latent.shape[0]!);
     checkSteps(plan.settings.steps, models.pipeline.scheduler.config.num_train_timesteps);
+    checkAdapterFinite(models, plan.settings);
     const size = outputSize(plan.settings, plan.metadata, models.pipeline);
+    checkMemory(plan, models, size, options.memoryBudget);
     const f = models.pipeline.vaeScaleFactor;
-    mkdirSync(plan.settings.outDir, { recursive: true });
+    checkWritable(plan.settings.outDir);
     const run: Generation = {
       plan,
       models,

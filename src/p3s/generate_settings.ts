@@ -8,6 +8,7 @@ import {
   fail,
   nonNegativeNumber,
   nullable,
+  number,
   offFlag,
   path,
   positiveInt,
@@ -18,6 +19,7 @@ import {
 } from '../settings/kinds.js';
 import { setting, type GivenOf, type ValuesOf } from '../settings/table.js';
 import { GENERATE_INJECTION_SETTINGS } from './adapter/settings.js';
+import { isDdimEta } from '../pipelines/stable_diffusion.js';
 
 /** Seeds given as a list: through the API an array, on the command line "1,2,3". */
 export const seedList: Kind<number[]> = {
@@ -30,11 +32,20 @@ export const seedList: Kind<number[]> = {
       .map((s) => s.trim())
       .filter((s) => s !== '');
     const numbers = parts.map((s) => (/^\d+$/.test(s) ? Number(s) : NaN));
-    return numbers.length > 0 && numbers.every(isSeed) ? numbers : fail(v);
+    return numbers.length > 0 && numbers.every(isSeed) ? distinct(numbers, v) : fail(v);
   },
-  check: (v) => (Array.isArray(v) && v.length > 0 && v.every(isSeed) ? [...v] : fail(v)),
+  check: (v) =>
+    Array.isArray(v) && v.length > 0 && v.every(isSeed) ? distinct([...v], v) : fail(v),
   record: (v) => v.join(','),
 };
+
+/** Each seed once: a seed names its image's file, so a repeat would overwrite the first. */
+function distinct(seeds: number[], given: unknown): number[] {
+  const repeated = seeds.find((s, i) => seeds.indexOf(s) !== i);
+  return repeated === undefined
+    ? seeds
+    : fail(given, `seed ${repeated} appears twice (each seed gives one image file, named by it)`);
+}
 
 function isSeed(v: unknown): v is number {
   try {
@@ -62,6 +73,12 @@ export const referenceChoice: Kind<ReferenceChoice> = {
       ? (v as ReferenceChoice)
       : fail(v),
 };
+
+/**
+ * DDIM's η (Song et al. 2021, Eq. 16): 0 is deterministic DDIM, 1 DDPM's variance. Above 1 the
+ * step's noise exceeds 1 − ᾱ_{t−1} and its square root is NaN: all-black images.
+ */
+export const ddimEta: Kind<number> = number('a DDIM η in [0, 1]', isDdimEta);
 
 const INPUTS = 'Inputs and output';
 const PROMPTS = 'Prompts';
@@ -183,12 +200,12 @@ export const GENERATE_SETTINGS = [
   }),
   setting({
     key: 'eta',
-    kind: nonNegativeNumber,
+    kind: ddimEta,
     default: 0,
     flag: 'eta',
     placeholder: '<η>',
     group: SAMPLING,
-    help: 'DDIM η',
+    help: 'DDIM η in [0, 1]: 1 adds the noise of DDPM',
     defaultHelp: 'default 0: deterministic',
   }),
   setting({

@@ -11,6 +11,7 @@ import { tidy } from '../engine/scope.js';
 import { tensor } from '../engine/creation.js';
 import * as ops from '../engine/ops.generated.js';
 import { cropImage, imageToTensor, readImage, resizeImage, type RgbImage } from '../io/image.js';
+import { vaeScale } from '../pipelines/memory_budget.js';
 import { readJson } from '../models/loading.js';
 import type { AutoencoderKL } from '../models/vae/autoencoder_kl.js';
 import type { CLIPVisionModel } from '../models/clip/clip_vision_model.js';
@@ -269,14 +270,29 @@ interface ReferenceCrops {
   masks: RgbImage[];
 }
 
+/**
+ * A reference needs at least one pixel per latent cell along its shorter side: a smaller photo,
+ * scaled up to the training resolution, is flat colour the adapter cannot learn a subject from.
+ */
+function checkPhotoSize(ref: ReferencePhoto, img: RgbImage, latentSide: number): void {
+  if (Math.min(img.width, img.height) >= latentSide) return;
+  throw new ReferencePhotoError(
+    `Reference photo ${basename(ref.path)} is ${img.width}×${img.height} px, too small to train ` +
+      `on: at the training resolution its latent is ${latentSide}×${latentSide} cells, so a ` +
+      `photo needs at least ${latentSide} px on its shorter side (photos as large as the ` +
+      'resolution or larger work best)',
+  );
+}
+
 /** Reads one reference, cuts it to its subject when asked, and adds its crops. */
 async function addCrops(
   ref: ReferencePhoto,
   needsMask: boolean,
-  options: EncodeOptions,
+  options: EncodeOptions & { latentSide: number },
   crops: ReferenceCrops,
 ): Promise<void> {
   let img = await readImage(ref.path);
+  checkPhotoSize(ref, img, options.latentSide);
   let mask = needsMask ? await readSubjectMask(img, ref) : null;
   if (options.subjectMargin != null && mask !== null) {
     const cut = cutToSubject(img, mask, options.subjectMargin);
@@ -337,7 +353,8 @@ export async function encodeReferences(
     weightedLoss: options.withSubjectMasks ?? false,
   });
   const crops: ReferenceCrops = { targets: [], conditions: [], masks: [] };
-  for (const ref of refs) await addCrops(ref, needsMask, options, crops);
+  const latentSide = options.resolution / vaeScale(models.vae.config);
+  for (const ref of refs) await addCrops(ref, needsMask, { ...options, latentSide }, crops);
   const plain = encodeCrops(crops, models, options);
   const mirror = (images: RgbImage[]) => images.map(flipHorizontal);
   const flipped = options.flip

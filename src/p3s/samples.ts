@@ -4,9 +4,11 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { contactSheet, writePng, type RgbImage } from '../io/image.js';
-import type { SamplingScheduler } from '../pipelines/stable_diffusion.js';
+import { writingTo } from '../training/errors.js';
+import { NonFiniteError, type SamplingScheduler } from '../pipelines/stable_diffusion.js';
 import type { StepReport, TrainingObserver } from '../training/observer.js';
 import { sampleP3S, type SamplingModels } from './generate.js';
+import { promptProblem } from './prompts.js';
 
 export interface SampleSettings {
   /** Every this many steps (0: never). */
@@ -28,13 +30,25 @@ export class SampleWriter implements TrainingObserver {
     private readonly settings: SampleSettings,
     private readonly dir: string,
     private readonly log: (message: string) => void,
-  ) {}
+  ) {
+    // before training starts, not at the first sheet (a NUL cannot go into its text chunk)
+    settings.prompts.forEach((p, i) => {
+      const problem = promptProblem(p);
+      if (problem) throw new RangeError(`Validation prompt ${i + 1} ${problem}`);
+    });
+  }
 
   async onStep(report: StepReport): Promise<void> {
     if (this.settings.every === 0 || report.step % this.settings.every !== 0) return;
-    const path = await this.write(report.step);
-    this.sheets.push(path);
-    this.log(`Samples ${path}`);
+    try {
+      const path = await this.write(report.step);
+      this.sheets.push(path);
+      this.log(`Samples ${path}`);
+    } catch (err) {
+      // a black sheet says nothing; whether the run diverged is the training loop's to judge
+      if (!(err instanceof NonFiniteError)) throw err;
+      this.log(`Samples at step ${report.step} not written: ${err.message}`);
+    }
   }
 
   private async write(step: number): Promise<string> {
@@ -59,15 +73,15 @@ export class SampleWriter implements TrainingObserver {
       );
     }
     const path = join(this.dir, `step-${String(step).padStart(6, '0')}.png`);
-    await writePng(path, contactSheet(images, seeds.length, { gap: 2 }), {
-      text: {
-        step: String(step),
-        prompts: s.prompts.join('\n'),
-        seeds: seeds.join(','),
-        steps: String(s.steps),
-        guidance_scale: String(s.guidanceScale),
-      },
-    });
+    const text = {
+      step: String(step),
+      prompts: s.prompts.join('\n'),
+      seeds: seeds.join(','),
+      steps: String(s.steps),
+      guidance_scale: String(s.guidanceScale),
+    };
+    const sheet = contactSheet(images, seeds.length, { gap: 2 });
+    await writingTo(path, 'write the samples', () => writePng(path, sheet, { text }));
     return path;
   }
 }

@@ -65,6 +65,7 @@ import {
   type ReferencePhoto,
 } from './references.js';
 import { SampleWriter } from './samples.js';
+import { checkTrainingMemory } from './train_memory.js';
 import { TRAIN_SETTINGS, type TrainP3SConfig, type TrainSettings } from './train_settings.js';
 
 export type { TrainP3SConfig, TrainSettings } from './train_settings.js';
@@ -87,6 +88,11 @@ export interface TrainRunOptions {
   observers?: readonly TrainingObserver[];
   /** Stops between steps; a checkpoint is written, then TrainingInterruptedError is thrown. */
   signal?: AbortSignal;
+  /**
+   * Bytes this run may use beyond its loaded models (a server's per-job share); default: what
+   * the system, or its cgroup limit, has available.
+   */
+  memoryBudget?: number;
 }
 
 /** A P3S run as it goes through its stages. */
@@ -587,6 +593,16 @@ async function trainInFolder(run: Run, options: TrainRunOptions): Promise<TrainP
     for (const m of [pipeline.unet, pipeline.vae, pipeline.textEncoder]) m.freeze().eval();
     const scheduler = pipeline.scheduler as DDPMScheduler;
     const resolution = trainingResolution(pipeline, settings.resolution);
+    const shape = {
+      resolution,
+      batchSize: settings.batchSize,
+      injectionMode: settings.injectionMode,
+    };
+    checkTrainingMemory(
+      pipeline,
+      { ...shape, given: settings.resolution !== null },
+      options.memoryBudget,
+    );
     const encoded = await encodeWithClip(run, { pipeline, scheduler, resolution });
     const frozen: Frozen = { pipeline, scheduler, resolution, ...encoded };
     const { prompt, contexts } = promptContexts(run, pipeline);

@@ -2,6 +2,7 @@
 // denoising loop (classifier-free guidance over any noise predictor) that P3S reuses.
 export {
   StableDiffusionPipeline,
+  NonFiniteError,
   denoise,
   usesGuidance,
   type SamplingScheduler,
@@ -17,3 +18,15 @@ export {
   type GenerateOptions,
   type GenerateOutput,
 } from './stable_diffusion.js';
+export {
+  estimateSamplingMemory,
+  allocatorAllowance,
+  largestFittingSide,
+  sizeMultiple,
+  vaeScale,
+  formatBytes,
+  type SamplingMemoryRequest,
+  type MemoryEstimate,
+  type UNetShape,
+  type VaeShape,
+} from './memory_budget.js';

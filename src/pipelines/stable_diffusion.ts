@@ -14,6 +14,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { randn, tensor } from '../engine/creation.js';
 import type { DType } from '../engine/dtype.js';
+import { allFinite } from '../engine/finite.js';
 import { noGrad } from '../engine/autograd.js';
 import * as ops from '../engine/ops.generated.js';
 import { Generator } from '../engine/random.js';
@@ -83,6 +84,38 @@ export interface DenoiseOptions {
   onStep?: OnStep;
 }
 
+/**
+ * Sampling produced NaN or infinite values: non-finite weights somewhere, or settings that
+ * overflow. Thrown before any image is made from them (they would be black).
+ */
+export class NonFiniteError extends Error {
+  constructor(
+    /** Where they were found: the final latents, or the VAE's decoded pixels. */
+    readonly stage: 'latents' | 'decoded images',
+  ) {
+    super(
+      `Sampling produced NaN or infinite ${stage}: no image was made from them. The weights ` +
+        '(U-Net, VAE, text encoder, adapter) or the sampling settings are the cause',
+    );
+    this.name = 'NonFiniteError';
+  }
+}
+
+/** Throws a NonFiniteError unless every value of `t` is finite. */
+function checkFinite(t: Tensor, stage: NonFiniteError['stage']): void {
+  if (!allFinite(t)) throw new NonFiniteError(stage);
+}
+
+/** DDIM's η: 0 is deterministic DDIM, 1 DDPM's variance; above 1, √(1 − ᾱ_{t−1} − σ²) is NaN. */
+export function isDdimEta(eta: number): boolean {
+  return eta >= 0 && eta <= 1;
+}
+
+function checkEta(eta: number): void {
+  if (!isDdimEta(eta))
+    throw new RangeError(`Expected a DDIM η in [0, 1] for eta but received ${eta}`);
+}
+
 /** Whether a guidance scale turns classifier-free guidance on (diffusers: w > 1). */
 export function usesGuidance(guidanceScale: number): boolean {
   return guidanceScale > 1;
@@ -94,7 +127,10 @@ function stepOptions(
   eta: number,
   generator: Generator | undefined,
 ): { eta?: number; generator?: Generator } {
-  if (scheduler instanceof DDIMScheduler) return { eta, generator };
+  if (scheduler instanceof DDIMScheduler) {
+    checkEta(eta);
+    return { eta, generator };
+  }
   if (scheduler instanceof DDPMScheduler) return { generator };
   return {};
 }
@@ -418,13 +454,20 @@ export class StableDiffusionPipeline {
     return { promptEmbeds, negativePromptEmbeds };
   }
 
-  /** Latents (B, 4, h, w) -> images (B, 3, 8h, 8w) in [0, 1]: decode(x / scaling_factor)/2 + ½. */
+  /**
+   * Latents (B, 4, h, w) -> images (B, 3, 8h, 8w) in [0, 1]: decode(x / scaling_factor)/2 + ½.
+   * Throws a NonFiniteError when the latents or the decoded values hold NaN or infinity, which
+   * the clamp would otherwise turn into black or saturated pixels.
+   */
   decodeLatents(latents: Tensor): Tensor {
+    checkFinite(latents, 'latents');
     return noGrad(() =>
       tidy(() => {
         const dtype = this.vae.parameters()[0]!.dtype;
         const x = latents.dtype === dtype ? latents : latents.to(dtype);
-        return this.vae.decodeLatents(x).div(2).add(0.5).clamp(0, 1);
+        const decoded = this.vae.decodeLatents(x);
+        checkFinite(decoded, 'decoded images');
+        return decoded.div(2).add(0.5).clamp(0, 1);
       }),
     );
   }

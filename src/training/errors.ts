@@ -68,3 +68,16 @@ export function writeFailure(err: unknown, path: string, action: string): unknow
   const advice = WRITE_FAILURES[code] ?? (err as Error).message;
   return new RunFolderError(`Cannot ${action} ${path}: ${advice} (${code})`, path);
 }
+
+/** Runs `write`, turning a filesystem error into writeFailure's, which names `path`. */
+export async function writingTo<T>(
+  path: string,
+  action: string,
+  write: () => Promise<T> | T,
+): Promise<T> {
+  try {
+    return await write();
+  } catch (err) {
+    throw writeFailure(err, path, action);
+  }
+}

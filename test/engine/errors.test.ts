@@ -59,7 +59,10 @@ test('use after dispose throws', () => {
 
 test('bad data and shapes for tensor() are clear errors', () => {
   assert.throws(() => tensor([1, 2, 3], [2, 2]), /3 values but shape \[2, 2\] needs 4/);
-  assert.throws(() => tensor([1.5], [1], { dtype: 'int64' }), /Expected integers for dtype int64/);
+  assert.throws(
+    () => tensor([1.5], [1], { dtype: 'int64' }),
+    /Expected integers in \[.*\] for dtype int64 but element 0 is 1.5 \(not an integer\)/,
+  );
   assert.throws(() => zeros([2, -1]), /non-negative integers/);
   assert.throws(() => ops.item(zeros([2])), /one element|a Tensor with 2 elements/);
 });

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { tensor, tidy, memory } from '../../src/index.js';
 import {
+  cmykToRgb,
   contactSheet,
   cropImage,
   enlargeImage,
@@ -21,7 +22,7 @@ import {
   type RgbImage,
 } from '../../src/io/image.js';
 import { crc32 } from '../../src/io/png.js';
-import { dreambenchPath } from '../helpers/paths.js';
+import { dreambenchPath, fixturePath } from '../helpers/paths.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'p3s-img-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -70,6 +71,35 @@ test('readImage decodes DreamBench JPEGs as Pillow does (checksums from Pillow 9
     assert.equal(crc32(img.data), crc, p);
   }
 });
+
+test('readImage converts CMYK JPEGs as Pillow does (pixels recorded from Pillow 9.4)', async () => {
+  // tools/make_image_fixtures.py: an Adobe CMYK JPEG saved by Pillow and what Pillow decodes
+  const ref = JSON.parse(readFileSync(fixturePath('images', 'cmyk.json'), 'utf8')) as {
+    width: number;
+    height: number;
+    cmyk: number[];
+    rgb: number[];
+  };
+  const img = await readImage(fixturePath('images', 'cmyk.jpg'));
+  assert.deepEqual([img.width, img.height], [ref.width, ref.height]);
+  // measured: 0 levels apart (libvips' CMYK profile gave up to 71); exact, as the JPEG tests
+  assert.equal(maxDiff(img.data, ref.rgb), 0);
+  // the formula alone, on Pillow's own decoded samples
+  assert.equal(maxDiff(cmykToRgb(Uint8Array.from(ref.cmyk), ref.width * ref.height), ref.rgb), 0);
+  // no ink is white, full black is black, and K darkens each channel by (255 − K)/255
+  assert.deepEqual(
+    [...cmykToRgb(Uint8Array.of(0, 0, 0, 0, 0, 0, 0, 255, 255, 0, 0, 0), 3)],
+    [255, 255, 255, 0, 0, 0, 0, 255, 255],
+  );
+  assert.deepEqual([...cmykToRgb(Uint8Array.of(0, 51, 255, 128), 1)], [127, 102, 0]);
+});
+
+function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  assert.equal(a.length, b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+}
 
 test('readImage drops alpha (no compositing) and expands grey to RGB', async () => {
   const rgba = join(dir, 'rgba.png');

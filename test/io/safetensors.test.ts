@@ -100,3 +100,39 @@ test('offsets that disagree with the shape, bad JSON, tiny files: clear errors',
   assert.throws(() => SafetensorsFile.open(join(dir, 'missing.safetensors')), /cannot open/);
   assert.ok(existsSync(path));
 });
+
+test('saveSafetensors refuses what its reader could not read back, and writes nothing', () => {
+  tidy(() => {
+    const path = join(dir, 'refused.safetensors');
+    const refused = (
+      tensors: Record<string, unknown>,
+      message: RegExp,
+      metadata: Record<string, unknown> = {},
+    ): void => {
+      assert.throws(
+        () =>
+          saveSafetensors(
+            path,
+            tensors as Record<string, ReturnType<typeof tensor>>,
+            metadata as Record<string, string>,
+          ),
+        message,
+      );
+      assert.ok(!existsSync(path), 'a refused file was written');
+      assert.equal(readdirSync(dir).filter((f) => f.startsWith('refused')).length, 0);
+    };
+    refused(
+      { __metadata__: tensor([1]), w: tensor([2]) },
+      /refused\.safetensors: not written: a tensor is named __metadata__, .*rename the tensor$/,
+    );
+    refused({ w: [1, 2] }, /not written: w is not a Tensor/);
+    refused({ w: tensor([1]) }, /not written: metadata step is number, .*strings only/, {
+      step: 3,
+    });
+    // the same tensors under another name and with string metadata round-trip
+    saveSafetensors(path, { meta: tensor([1]) }, { step: '3' });
+    const file = SafetensorsFile.open(path);
+    assert.deepEqual(file.keys(), ['meta']);
+    assert.deepEqual(file.metadata, { step: '3' });
+  });
+});

@@ -3,11 +3,20 @@
 // warnings, and clear errors for a wrong base model or adapter.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readImage, readPngText, writePng } from '../../src/io/image.js';
-import { setNumThreads } from '../../src/engine/index.js';
+import { memory, setNumThreads } from '../../src/engine/index.js';
 import { makeSubjectReferenceSet } from '../../src/toyworld/index.js';
 import { writeTinyUNet } from '../../apps/testing/tiny_models.js';
 import { StableDiffusionPipeline } from '../../src/pipelines/stable_diffusion.js';
@@ -19,7 +28,13 @@ import { Generator } from '../../src/engine/random.js';
 import { fillPrompt, mentionsIdentifier } from '../../src/p3s/prompts.js';
 import { GENERATE_SETTINGS, referenceChoice, seedList } from '../../src/p3s/generate_settings.js';
 import { KindError, SettingError } from '../../src/settings/kinds.js';
-import { resolveSettings, valuesFromFlags } from '../../src/settings/table.js';
+import { inFlagTerms, resolveSettings, valuesFromFlags } from '../../src/settings/table.js';
+import { SafetensorsFile, loadSafetensors, saveSafetensors } from '../../src/io/safetensors.js';
+import {
+  estimateSamplingMemory,
+  type UNetShape,
+  type VaeShape,
+} from '../../src/pipelines/memory_budget.js';
 import { generateCommand } from '../../apps/cli/generate.js';
 import { fixturePath } from '../helpers/paths.js';
 import { printedBy } from '../helpers/console.js';
@@ -276,7 +291,7 @@ test('the settings table refuses bad values before any model loads, naming the s
     { guidanceScale: Infinity },
     /Expected a number for guidanceScale but received Infinity/,
   );
-  await refused({ eta: -0.5 }, /Expected a non-negative number for eta but received -0.5/);
+  await refused({ eta: -0.5 }, /Expected a DDIM η in \[0, 1\] for eta but received -0.5/);
   await refused(
     { injectionMode: 'sideways' as never },
     /Expected one of decoupled, joint, aligned/,
@@ -349,4 +364,184 @@ test('prompt templates and the identifier check', () => {
   assert.ok(mentionsIdentifier('sks, running', 'sks'));
   assert.ok(!mentionsIdentifier('a sksdog', 'sks'));
   assert.ok(!mentionsIdentifier('a dog', 'sks'));
+});
+
+// ---------------------------------------------------------------------------------------------
+// No silent garbage, bounded requests, input refused up front (issue 20)
+
+const pngsIn = (dir: string): string[] =>
+  existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.png')) : [];
+
+test('a repeated seed is refused: each seed names one image file', async () => {
+  assert.throws(() => seedList.parse('1,1'), KindError);
+  assert.throws(
+    () => valuesFromFlags(GENERATE_SETTINGS, { seeds: '1,2,1' }),
+    /for --seeds but received "1,2,1", seed 1 appears twice \(each seed gives one image file, named by it\)/,
+  );
+  await assert.rejects(
+    generateP3S(config('dup-seeds', { seeds: [5, 5] })),
+    /for seeds but received \[5,5\], seed 5 appears twice/,
+  );
+  assert.deepEqual(pngsIn(join(root, 'dup-seeds')), []);
+});
+
+test('DDIM η outside [0, 1] is refused before sampling (above 1 it gives NaN: black images)', async () => {
+  await assert.rejects(
+    generateP3S(config('eta', { eta: 5 })),
+    /Expected a DDIM η in \[0, 1\] for eta but received 5/,
+  );
+  assert.equal(resolveSettings(GENERATE_SETTINGS, { ...config('eta'), eta: 1 }).eta, 1);
+  // the pipeline's own loop refuses it too, for callers of denoise()/generate()
+  const pipe = StableDiffusionPipeline.fromPretrained(BASE, { scheduler: 'ddim' });
+  try {
+    await assert.rejects(
+      pipe.generate({ prompt: 'a toy', steps: 2, eta: 5, seed: 0 }),
+      /Expected a DDIM η in \[0, 1\] for eta but received 5/,
+    );
+  } finally {
+    pipe.dispose();
+  }
+});
+
+test('every prompt is checked before anything is generated; a bad line of a prompt file is named', async () => {
+  const file = join(root, 'prompts-nul.txt');
+  writeFileSync(file, 'a {} on the beach\n# a comment\n{} in the snow\na \0 toy\n');
+  await assert.rejects(
+    generateP3S(config('nul', { prompts: undefined, promptFile: file })),
+    /prompts-nul\.txt: line 4 holds the control character U\+0000 \(NUL\) at character 3/,
+  );
+  assert.ok(!existsSync(join(root, 'nul')), 'the output folder was made for a refused run');
+  const latin1 = join(root, 'prompts-latin1.txt');
+  writeFileSync(latin1, Buffer.from([0x61, 0x20, 0xe9, 0x74, 0xe9, 0x0a])); // "a été" in Latin-1
+  await assert.rejects(
+    generateP3S(config('latin1', { prompts: undefined, promptFile: latin1 })),
+    /prompts-latin1\.txt is not UTF-8 text: save it as UTF-8/,
+  );
+  await assert.rejects(
+    generateP3S(config('bell', { prompts: ['a {} toy', 'a \u0007 {}'] })),
+    /Expected a prompt of plain text \(no control characters, valid Unicode\) for prompts but received "a \\u0007 \{\}", prompt 2 holds the control character U\+0007 at character 3/,
+  );
+  await assert.rejects(
+    generateP3S(config('neg', { negativePrompt: 'blurry\0' })),
+    /for negativePrompt .* the negative prompt holds the control character U\+0000 \(NUL\)/,
+  );
+  await assert.rejects(
+    generateP3S(config('surrogate', { prompts: ['a {} \ud800'] })),
+    /prompt 1 holds a lone UTF-16 surrogate at character 6 \(not valid Unicode\)/,
+  );
+  for (const dir of ['latin1', 'bell', 'neg', 'surrogate']) assert.ok(!existsSync(join(root, dir)));
+});
+
+/** A copy of the adapter with one tensor set to NaN, or with other metadata. */
+function alteredAdapter(
+  name: string,
+  change: { nan?: boolean; metadata?: Record<string, string> },
+): string {
+  const file = SafetensorsFile.open(adapterPath);
+  const tensors = file.loadAll();
+  const path = join(root, name);
+  try {
+    if (change.nan) {
+      const key = [...tensors.keys()].find((k) => k.startsWith('copy.'))!;
+      tensors.set(key, tensors.get(key)!.mul(NaN));
+    }
+    saveSafetensors(path, tensors, { ...file.metadata, ...change.metadata });
+  } finally {
+    for (const t of tensors.values()) t.dispose();
+  }
+  return path;
+}
+
+test('non-finite weights stop generation before any image is written, naming the file', async () => {
+  // an adapter from a diverged run: refused before sampling, with the tensor and the file
+  const nanAdapter = alteredAdapter('nan-adapter.safetensors', { nan: true });
+  await assert.rejects(
+    generateP3S(config('nan-adapter', { adapter: nanAdapter })),
+    /copy\.\S+ in .*nan-adapter\.safetensors holds NaN or infinite values: the adapter cannot generate images/,
+  );
+  assert.deepEqual(pngsIn(join(root, 'nan-adapter')), []);
+  // a base model whose VAE is NaN: the decoded pixels are caught, and the VAE named
+  const nanBase = join(root, 'nan-vae-base');
+  mkdirSync(join(nanBase, 'vae'), { recursive: true });
+  for (const name of readdirSync(BASE))
+    if (name !== 'vae') symlinkSync(join(BASE, name), join(nanBase, name));
+  symlinkSync(join(BASE, 'vae', 'config.json'), join(nanBase, 'vae', 'config.json'));
+  const vae = loadSafetensors(join(BASE, 'vae', 'diffusion_pytorch_model.safetensors'));
+  const poisoned = new Map(
+    [...vae].map(([k, t]) => [k, k.startsWith('decoder.conv_out') ? t.mul(NaN) : t]),
+  );
+  saveSafetensors(join(nanBase, 'vae', 'diffusion_pytorch_model.safetensors'), poisoned);
+  for (const t of [...vae.values(), ...poisoned.values()]) t.dispose();
+  await assert.rejects(
+    generateP3S(config('nan-vae', { baseModel: nanBase })),
+    /Sampling "a sks toy on the beach" \(seeds 3,4\) gave NaN or infinite decoded images, so no image was written for it: decoder\.conv_out\.\S+ in .*nan-vae-base\/vae holds NaN or infinite values/,
+  );
+  assert.deepEqual(pngsIn(join(root, 'nan-vae')), []);
+  // finite weights with a guidance scale that overflows: the settings are named
+  await assert.rejects(
+    generateP3S(config('overflow', { guidanceScale: 1e38 })),
+    /gave NaN or infinite latents, so no image was written for it: every weight is finite, so the settings overflow \(guidance 1e\+38/,
+  );
+  assert.deepEqual(pngsIn(join(root, 'overflow')), []);
+});
+
+test('memory bounds each request: a size that does not fit is refused before allocating, with what fits', async () => {
+  // --size 100000 grew the process to 23.6 GB before the kernel killed it
+  await assert.rejects(generateP3S(config('huge', { size: 100000 })), (err: Error) => {
+    assert.ok(err instanceof SettingError && err.key === 'size', String(err));
+    const cli = inFlagTerms(err, GENERATE_SETTINGS).message;
+    assert.match(
+      cli,
+      /^Expected an image size that fits in memory for --size but received 100000, it needs about [\d.]+ PB \(2 images per pass\), and [\d.]+ [kMGT]B is available \(.+\): pass a size of \d+ or less \(a multiple of 64\)$/,
+    );
+    return true;
+  });
+  assert.deepEqual(pngsIn(join(root, 'huge')), []);
+  // the adapter's metadata is the default size: named as such, with the flag to pass
+  const bigRes = alteredAdapter('big-resolution.safetensors', {
+    metadata: { resolution: '100000' },
+  });
+  await assert.rejects(
+    generateP3S(config('big-res', { adapter: bigRes })),
+    /The adapter's training resolution, 100000 px \(the "resolution" in .*big-resolution\.safetensors's metadata\), is the default image size, but it needs about .* pass a size of \d+ or less \(a multiple of 64\) \(--size\)/,
+  );
+  // under a budget (a server's share): what the refusal suggests is accepted under it
+  const fits = samplingEstimate(128).peak;
+  assert.ok(samplingEstimate(192).peak > fits);
+  await assert.rejects(
+    generateP3S(config('budget-256', { size: 256 }), { memoryBudget: fits }),
+    /is available \(the memory budget given\): pass a size of 128 or less \(a multiple of 64\)/,
+  );
+  const accepted = await generateP3S(config('budget-128', { size: 128 }), { memoryBudget: fits });
+  assert.equal(accepted.images[0]!.image.width, 128);
+  await assert.rejects(
+    generateP3S(config('budget-none', { size: 64 }), { memoryBudget: 1 }),
+    /not even 64×64 fits: free memory first/,
+  );
+});
+
+/** The estimate generateP3S makes for config()'s request (2 seeds, guidance, contact sheet). */
+function samplingEstimate(side: number): ReturnType<typeof estimateSamplingMemory> {
+  const read = (part: string): Record<string, unknown> =>
+    JSON.parse(readFileSync(join(BASE, part, 'config.json'), 'utf8')) as Record<string, unknown>;
+  return estimateSamplingMemory({
+    unet: read('unet') as unknown as UNetShape,
+    vae: { mid_block_add_attention: true, ...read('vae') } as unknown as VaeShape,
+    height: side,
+    width: side,
+    batch: 2,
+    guided: true,
+    copy: true,
+    keptImages: 2 * 3,
+    cacheLimitBytes: memory().cpuCache.limitBytes,
+  });
+}
+
+test('an output folder that cannot be created is named, with what to do', async () => {
+  const blocked = join(root, 'a-file');
+  writeFileSync(blocked, 'not a folder');
+  await assert.rejects(
+    generateP3S(config(join('a-file', 'out'))),
+    /Cannot create the output folder .*a-file\/out: a file is in the way of a folder on its path/,
+  );
 });

@@ -15,8 +15,9 @@ import { readImage, writePng } from '../../src/io/image.js';
 import { tidy, memory, disposeAll } from '../../src/engine/scope.js';
 import { setNumThreads } from '../../src/engine/index.js';
 import { trainP3S, type TrainP3SConfig } from '../../src/p3s/train.js';
+import { trainingMemoryFloor } from '../../src/p3s/train_memory.js';
 import { RunFolderError, TrainingDivergedError } from '../../src/training/errors.js';
-import { firstNonFinite } from '../../src/training/finite.js';
+import { firstNonFinite } from '../../src/engine/finite.js';
 import { identityDigest } from '../../src/training/identity.js';
 import { readLossLog } from '../../src/training/loss_log.js';
 import { DataOrder } from '../../src/training/data_order.js';
@@ -491,6 +492,33 @@ test('bad inputs fail early with clear messages', async () => {
     trainP3S(config(join(root, 'fresh'), { resume: true })),
     /Nothing to resume: no checkpoint/,
   );
+  const dot = join(root, 'dot.png');
+  await writePng(dot, { width: 1, height: 1, data: new Uint8Array([200, 40, 40]) });
+  await assert.rejects(
+    trainP3S(config(out, { references: [dot] })),
+    /Reference photo dot\.png is 1×1 px, too small to train on: .* at least \d+ px on its shorter side/,
+  );
+});
+
+test('a resolution beyond the memory available is refused before the first step, with the size that fits', async () => {
+  // 4096 px on the tiny models: the attention maps alone are ~70 GB, as the run found
+  await assert.rejects(trainP3S(config(join(root, 'huge'), { resolution: 4096 })), (err: Error) => {
+    assert.match(err.message, /resolution/);
+    assert.match(err.message, /needs at least [\d.]+ [GT]B \(batch 1\)/);
+    assert.match(err.message, /pass --resolution \d+ or less/);
+    return true;
+  });
+  // the model's own size under a budget too small for it: the default named as such
+  await assert.rejects(
+    trainP3S(config(join(root, 'tight')), { memoryBudget: 1e6 }),
+    /The base model's own size, \d+ px \(the default resolution\), does not fit: .*1(\.0)? MB is available \(the memory budget given\)/,
+  );
+  const pipeline = StableDiffusionPipeline.fromPretrained(BASE);
+  const floor = (resolution: number, batchSize: number): number =>
+    trainingMemoryFloor(pipeline, { resolution, batchSize, injectionMode: 'joint' });
+  assert.ok(floor(64, 2) > floor(64, 1), 'the floor grows with the batch');
+  assert.ok(floor(4096, 1) > 1e10, 'and is tens of GB at 4096 px');
+  pipeline.dispose();
 });
 
 test('the data order visits every reference once per epoch, reproducibly', () => {

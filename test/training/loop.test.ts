@@ -38,7 +38,7 @@ import {
   TrainingDivergedError,
   TrainingInterruptedError,
 } from '../../src/training/errors.js';
-import { firstNonFinite } from '../../src/training/finite.js';
+import { firstNonFinite } from '../../src/engine/finite.js';
 import { identityDigest } from '../../src/training/identity.js';
 import { readLossLog } from '../../src/training/loss_log.js';
 import { runTraining, type TrainingLoop } from '../../src/training/loop.js';

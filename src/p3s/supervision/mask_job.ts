@@ -22,6 +22,7 @@ import {
 } from './rngr.js';
 import { writeMaskOutputs, type MaskSummaryEntry } from './mask_outputs.js';
 import { MASK_SETTINGS, type MaskJob, type MaskSettings } from './mask_settings.js';
+import { checkWritable } from '../../training/run_folder.js';
 
 export type { MaskJob, MaskSettings } from './mask_settings.js';
 
@@ -79,6 +80,7 @@ export async function runMaskJob(
   const settings = resolveSettings(MASK_SETTINGS, job);
   const annotation = readAnnotation(settings.annotationPath);
   const inputs = await maskInputs(annotation);
+  checkWritable(settings.outDir); // before the work, not after it
   const own = options.extractor ? null : loadClipExtractor(settings.clipFolder, settings.layer);
   const base = options.extractor ?? own!;
   const extractor = settings.dense > 1 ? new DensePatchExtractor(base, settings.dense) : base;

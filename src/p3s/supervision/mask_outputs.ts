@@ -3,6 +3,7 @@
 import { mkdirSync, writeFileSync, renameSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
 import { writePng, type RgbImage } from '../../io/image.js';
+import { writingTo } from '../../training/errors.js';
 import type { Point } from './annotations.js';
 import type { RngrImageResult } from './rngr.js';
 
@@ -75,6 +76,14 @@ export async function writeMaskOutputs(
   results: RngrImageResult[],
   outDir: string,
   extra: Record<string, unknown> = {},
+): Promise<MaskSummaryEntry[]> {
+  return writingTo(outDir, 'write the masks into', () => writeAll(results, outDir, extra));
+}
+
+async function writeAll(
+  results: RngrImageResult[],
+  outDir: string,
+  extra: Record<string, unknown>,
 ): Promise<MaskSummaryEntry[]> {
   mkdirSync(outDir, { recursive: true });
   const summary: MaskSummaryEntry[] = [];

@@ -124,6 +124,16 @@ test('p3s mask refuses bad input clearly', async () => {
     }),
     /nowhere does not exist/,
   );
+  // an output folder that cannot be made is found before the CLIP model is loaded
+  writeFileSync(join(dir, 'a-file'), 'not a folder');
+  await assert.rejects(
+    runMaskJob({
+      annotationPath: join(dir, 'subject.json'),
+      clipFolder: join(dir, 'nowhere'),
+      outDir: join(dir, 'a-file', 'out'),
+    }),
+    /Cannot create the output folder .*a-file\/out: a file is in the way of a folder on its path/,
+  );
   // the settings are checked before the annotation is read
   const settings = (over: object) =>
     runMaskJob({
