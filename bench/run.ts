@@ -120,6 +120,10 @@ async function main(): Promise<void> {
     const { benchToyTraining } = await import('./toy_train.js');
     for (const line of benchToyTraining()) console.log(JSON.stringify(line));
   }
+  if (want('serve')) {
+    const { benchServe } = await import('./serve.js');
+    for (const line of await benchServe()) console.log(JSON.stringify(line));
+  }
   if (want('mask')) {
     const { benchMask } = await import('./mask.js');
     for (const line of await benchMask(join(root, 'data', 'dreambench')))

@@ -32,6 +32,10 @@ const COMMANDS: Record<string, () => Promise<Loaded>> = {
     command: (await import('./demo.js')).demoCommand,
     settings: (await import('../demo/demo.js')).DEMO_SETTINGS,
   }),
+  serve: async () => {
+    const { serveCommand, SERVE_SETTINGS } = await import('./serve.js');
+    return { command: serveCommand, settings: SERVE_SETTINGS };
+  },
 };
 
 /**
@@ -57,6 +61,7 @@ Commands:
   train      filled reference photos -> a P3S adapter (fine-tuning, checkpoints, resume)
   generate   base model + adapter + prompts -> images of the subject
   demo       the whole method on the embedded toy models, with an HTML report
+  serve      the web app: photos, clicks, masks, training and generation in a browser
   info       the libtorch p3s runs on, threads, CUDA`;
 }
 
