@@ -3,6 +3,7 @@
 export * from './clip/index.js';
 export * from './unet/index.js';
 export * from './vae/index.js';
+export * from './vit/index.js';
 export * from './loading.js';
 export * from './save_pretrained.js';
 // Each model package names its loader options FromPretrainedOptions. Here each has a prefixed
