@@ -103,6 +103,8 @@ export interface MaskPreview {
   photos: PhotoMask[];
   /** Milliseconds the masks took (the server's measure). */
   millis: number;
+  /** Photos whose CLIP features were computed for these masks; the others came from the cache. */
+  encoded: number;
 }
 
 /** `p3s train`'s settings by their API key (TRAIN_SETTINGS), all optional: defaults apply. */

@@ -32,5 +32,12 @@ export interface MaskWorkerPhoto {
 }
 
 export type MaskWorkerReply =
-  | { id: number; ok: true; photos: MaskWorkerPhoto[]; millis: number }
+  | {
+      id: number;
+      ok: true;
+      photos: MaskWorkerPhoto[];
+      millis: number;
+      /** Photos whose CLIP features were computed for this request (the rest were cached). */
+      encoded: number;
+    }
   | { id: number; ok: false; error: { name: string; message: string } };

@@ -50,14 +50,17 @@ function extractorFor(s: MaskWorkerSettings): PatchFeatureExtractor {
 }
 
 /** The photo and its features, from the cache when its file has not changed. */
-async function photoFeatures(path: string, extractor: PatchFeatureExtractor): Promise<Cached> {
+async function photoFeatures(
+  path: string,
+  extractor: PatchFeatureExtractor,
+): Promise<Cached & { encoded: boolean }> {
   const st = statSync(path);
   const key = `${path}:${st.mtimeMs}:${st.size}`;
   const hit = cache.get(key);
   if (hit) {
     cache.delete(key); // moved to the end: most recently used
     cache.set(key, hit);
-    return hit;
+    return { ...hit, encoded: false };
   }
   const image = await readImage(path);
   const entry = { image, features: extractor.extract(image) };
@@ -67,7 +70,7 @@ async function photoFeatures(path: string, extractor: PatchFeatureExtractor): Pr
     old.features.tokens.dispose();
     cache.delete(oldest);
   }
-  return entry;
+  return { ...entry, encoded: true };
 }
 
 async function handle(req: MaskWorkerRequest): Promise<MaskWorkerReply> {
@@ -78,11 +81,13 @@ async function handle(req: MaskWorkerRequest): Promise<MaskWorkerReply> {
     outDir: req.outDir,
   });
   const extractor = extractorFor(req.settings);
-  if (req.warmUp) return { id: req.id, ok: true, photos: [], millis: 0 };
+  if (req.warmUp) return { id: req.id, ok: true, photos: [], millis: 0, encoded: 0 };
   const byImage = new Map<RgbImage, PatchFeatures>();
   const inputs: RngrImageInput[] = [];
+  let encoded = 0;
   for (const p of req.photos) {
-    const { image, features } = await photoFeatures(p.path, extractor);
+    const { image, features, ...got } = await photoFeatures(p.path, extractor);
+    if (got.encoded) encoded++;
     byImage.set(image, features);
     inputs.push({ name: p.name, image, positive: p.positive, negative: p.negative });
   }
@@ -116,7 +121,8 @@ async function handle(req: MaskWorkerRequest): Promise<MaskWorkerReply> {
     subjectShare: r.subject.maskArea / (r.image.width * r.image.height),
     files: summary[i]!.files,
   }));
-  return { id: req.id, ok: true, photos, millis: Math.round(performance.now() - started) };
+  const millis = Math.round(performance.now() - started);
+  return { id: req.id, ok: true, photos, millis, encoded };
 }
 
 const port = parentPort;

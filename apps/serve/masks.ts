@@ -37,6 +37,7 @@ interface MaskState {
   /** Changes with every computation: the layers' URLs carry it. */
   version: string;
   millis: number;
+  encoded: number;
   photos: ({ photoId: string } & MaskWorkerPhoto)[];
 }
 
@@ -64,7 +65,8 @@ export class MaskService {
   /** The subject's masks for its current clicks, computed unless already there. */
   async preview(sid: string): Promise<MaskPreview> {
     const state = await this.current(sid);
-    return { photos: state.photos.map((p) => this.photoMask(sid, state, p)), millis: state.millis };
+    const photos = state.photos.map((p) => this.photoMask(sid, state, p));
+    return { photos, millis: state.millis, encoded: state.encoded };
   }
 
   /**
@@ -171,7 +173,7 @@ export class MaskService {
     }
     const version = `${Date.now().toString(36)}${this.nextId.toString(36)}`;
     const photos = reply.photos.map((p, i) => ({ photoId: subject.photos[i]!.id, ...p }));
-    const state: MaskState = { key, version, millis: reply.millis, photos };
+    const state: MaskState = { key, version, millis: reply.millis, encoded: reply.encoded, photos };
     removeStale(dir, state);
     writeJsonAtomic(join(dir, STATE_FILE), state);
     return state;

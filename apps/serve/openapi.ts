@@ -228,7 +228,11 @@ const SCHEMAS: Record<string, unknown> = {
     subjectShare: num,
     layers: { type: 'object', additionalProperties: str },
   }),
-  MaskPreview: obj({ photos: { type: 'array', items: ref('PhotoMask') }, millis: num }),
+  MaskPreview: obj({
+    photos: { type: 'array', items: ref('PhotoMask') },
+    millis: num,
+    encoded: num,
+  }),
   TrainRequest: obj(
     {
       settings: {

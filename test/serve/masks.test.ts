@@ -93,14 +93,12 @@ test('live masks: layers as PNGs, propagated to unclicked photos, a new click re
 
   // a new click: the features are kept, only the masks are made again
   subject = await click(s.app, subject, 1, [photos[1]!.positive]);
-  const started = Date.now();
   const next = await masks(subject.id);
-  const wall = Date.now() - started;
   assert.equal(next.statusCode, 200, next.body);
   const updated = next.json<MaskPreview>();
+  assert.equal(updated.encoded, 0, 'no photo encoded again');
   assert.notEqual(updated.photos[0]!.layers.subject, own.layers.subject);
   assert.equal(updated.photos[1]!.propagated, false);
-  assert.ok(wall < 1000, `a click's masks took ${wall} ms`);
 
   // the folder is a p3s mask folder: training finds the filled photos and subject masks
   const dir = join(s.dataDir, 'subjects', subject.id, 'masks');

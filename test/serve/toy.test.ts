@@ -1,6 +1,7 @@
 // The shipped toy models: a new data folder starts with a ready toy subject (photos with a
-// look-alike in each, the first one clicked), its masks come in well under a second once CLIP is
-// loaded, and the toy subject is made once only.
+// look-alike in each, the first one clicked), a click after the first masks reuses every photo's
+// CLIP features (how fast that is, `npm run bench -- serve` measures), and the toy subject is made
+// once only.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -10,7 +11,7 @@ import { click, testServer } from './helpers.js';
 
 const TOY = join(repoRoot(), 'models', 'toy');
 
-test('a new data folder on the toy models has a ready toy subject; masks in < 1 s', async () => {
+test("a new data folder on the toy models has a ready toy subject; a click reuses every photo's CLIP features", async () => {
   const s = await testServer({ baseModel: TOY, clipModel: join(TOY, 'image_encoder') });
   try {
     const info = (await s.app.inject('/api/models')).json<ModelsInfo>();
@@ -40,13 +41,11 @@ test('a new data folder on the toy models has a ready toy subject; masks in < 1 
     // a new click: the features are cached, only the masks are remade
     const [x, y] = toy.photos[0]!.positive[0]!;
     toy = await click(s.app, toy, 0, [[x + 1, y]], toy.photos[0]!.negative);
-    const started = Date.now();
     const again = await s.app.inject({ method: 'POST', url: `/api/subjects/${toy.id}/masks` });
-    const wall = Date.now() - started;
     assert.equal(again.statusCode, 200, again.body);
-    const millis = again.json<MaskPreview>().millis;
-    console.log(`# toy masks after a click: ${millis} ms in the worker, ${wall} ms in all`);
-    assert.ok(wall < 1000, `${wall} ms`);
+    // the speed this buys is measured by `npm run bench -- serve`
+    assert.equal(again.json<MaskPreview>().encoded, 0, 'every photo came from the cache');
+    assert.equal(preview.encoded, 4, 'the first masks encoded every photo');
 
     // deleted, it does not come back on the next start
     await s.app.inject({ method: 'DELETE', url: `/api/subjects/${toy.id}` });
