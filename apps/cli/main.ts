@@ -28,6 +28,10 @@ const COMMANDS: Record<string, () => Promise<Loaded>> = {
     command: (await import('./generate.js')).generateCommand,
     settings: (await import('../../src/p3s/generate_settings.js')).GENERATE_SETTINGS,
   }),
+  eval: async () => ({
+    command: (await import('./eval.js')).evalCommand,
+    settings: (await import('../../src/eval/eval_settings.js')).EVAL_SETTINGS,
+  }),
   demo: async () => ({
     command: (await import('./demo.js')).demoCommand,
     settings: (await import('../demo/demo.js')).DEMO_SETTINGS,
@@ -60,6 +64,7 @@ Commands:
   mask       clicks on reference photos -> subject and distractor masks, filled photos
   train      filled reference photos -> a P3S adapter (fine-tuning, checkpoints, resume)
   generate   base model + adapter + prompts -> images of the subject
+  eval       generated images + reference photos -> CLIP-I, CLIP-T, DINO (DreamBench's metrics)
   demo       the whole method on the embedded toy models, with an HTML report
   serve      the web app: photos, clicks, masks, training and generation in a browser
   info       the libtorch p3s runs on, threads, CUDA`;

@@ -1,0 +1,67 @@
+// What `p3s eval` leaves behind: eval.json (the scores with what they were computed from and
+// the exact definitions) and the table it prints.
+import { writeFileAtomic } from '../io/png.js';
+import type { EvalResult, MetricScores } from './score.js';
+
+/** The format name eval.json carries, so a reader can tell versions apart. */
+export const EVAL_FORMAT = 'p3s-eval/1';
+
+/** Each metric's definition: the metrics.ts function and what it compares. */
+export const EVAL_DEFINITIONS: Readonly<Record<keyof MetricScores | 'scale', string>> = {
+  clipI:
+    'CLIP-I, clipImageScore: mean cosine of CLIPVisionModelWithProjection imageEmbeds (unnormalised) over all generated × real pairs',
+  clipIv:
+    'CLIP-Iv, clipImageVariance: population variance over generated images of each one’s mean CLIP-I cosine to the real photos',
+  clipT:
+    'CLIP-T, clipTextScore: mean over generated images of cos(imageEmbeds, CLIPTextModelWithProjection textEmbeds of clipTextPrompt(prompt, identifier, class word))',
+  dino: 'DINO, dinoScore: mean cosine of ViTModel CLS tokens after the final layernorm (clsEmbeddings) over all generated × real pairs',
+  dinoV:
+    'DINO-v, dinoVariance: population variance over generated images of each one’s mean DINO cosine to the real photos',
+  scale: 'cosines in [-1, 1], not multiplied by 100; null: not measured',
+};
+
+/** eval.json's object. */
+export function evalJson(result: EvalResult): Record<string, unknown> {
+  return { format: EVAL_FORMAT, ...result, definitions: EVAL_DEFINITIONS };
+}
+
+/** Writes eval.json atomically: a reader never sees half a file. */
+export async function writeEvalJson(path: string, result: EvalResult): Promise<void> {
+  const bytes = new TextEncoder().encode(`${JSON.stringify(evalJson(result), null, 2)}\n`);
+  await writeFileAtomic(path, bytes);
+}
+
+const COLUMNS: [keyof MetricScores, string][] = [
+  ['clipI', 'CLIP-I'],
+  ['clipIv', 'CLIP-Iv'],
+  ['clipT', 'CLIP-T'],
+  ['dino', 'DINO'],
+  ['dinoV', 'DINO-v'],
+];
+
+function cell(v: number | null, key: keyof MetricScores): string {
+  if (v === null) return '—';
+  // Variances are small (1e-3 and less): fixed decimals would show 0.0000.
+  return key === 'clipIv' || key === 'dinoV' ? v.toExponential(2) : v.toFixed(4);
+}
+
+/** The scores as a text table: overall first, then a row per prompt. */
+export function formatScoreTable(result: EvalResult): string {
+  const rows: [string, string, MetricScores][] = [
+    ['overall', String(result.counts.images), result.scores],
+    ...result.perPrompt.map((p): [string, string, MetricScores] => [
+      p.prompt,
+      String(p.images),
+      p.scores,
+    ]),
+  ];
+  const header = ['prompt', 'images', ...COLUMNS.map(([, name]) => name)];
+  const body = rows.map(([label, n, s]) => [label, n, ...COLUMNS.map(([k]) => cell(s[k], k))]);
+  const widths = header.map((h, c) => Math.max(h.length, ...body.map((r) => r[c]!.length)));
+  const line = (r: string[]) =>
+    r.map((x, c) => (c === 0 ? x.padEnd(widths[c]!) : x.padStart(widths[c]!))).join('  ');
+  const note =
+    result.notMeasured.length > 0 ? ['— not measured (DINO needs --dino <ViT folder>)'] : [];
+  const counts = `${result.counts.images} generated images, ${result.counts.references} real photos; cosines in [-1, 1]`;
+  return [line(header), ...body.map(line), counts, ...note].join('\n');
+}
