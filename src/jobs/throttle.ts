@@ -13,19 +13,33 @@ export class Throttle<T> {
   ) {}
 
   push(value: T): void {
-    const wait = this.last + this.intervalMs - Date.now();
-    if (wait <= 0 && this.timer === null) {
+    if (this.wait() <= 0 && this.timer === null) {
       this.fire(value);
       return;
     }
     this.pending = { value };
-    if (this.timer !== null) return;
-    this.timer = setTimeout(() => {
-      this.timer = null;
-      const p = this.pending;
-      this.pending = null;
-      if (p) this.fire(p.value);
-    }, wait);
+    if (this.timer === null) this.arm();
+  }
+
+  private wait(): number {
+    return this.last + this.intervalMs - performance.now();
+  }
+
+  /**
+   * Fires the pending value once the interval has passed. Node's timers count from the event
+   * loop's cached time, which can be a few ms old, so a timer may fire early: it re-arms then.
+   */
+  private arm(): void {
+    this.timer = setTimeout(
+      () => {
+        if (this.wait() > 0) return this.arm();
+        this.timer = null;
+        const p = this.pending;
+        this.pending = null;
+        if (p) this.fire(p.value);
+      },
+      Math.max(1, Math.ceil(this.wait())),
+    );
   }
 
   /** Stops; returns the newest value not emitted yet, if any. */
@@ -38,7 +52,7 @@ export class Throttle<T> {
   }
 
   private fire(value: T): void {
-    this.last = Date.now();
+    this.last = performance.now();
     this.emit(value);
   }
 }
