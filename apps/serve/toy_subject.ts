@@ -5,7 +5,7 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writePng } from '../../src/io/image.js';
-import { makeSubjectReferenceSet } from '../../src/toyworld/index.js';
+import { describeObject, makeSubjectReferenceSet } from '../../src/toyworld/index.js';
 import type { Photo, Subject } from './api.js';
 import { newId } from './ids.js';
 import type { SubjectStore } from './subjects.js';
@@ -35,9 +35,9 @@ export async function createToySubject(store: SubjectStore): Promise<Subject> {
     withDistractor: TOY_PHOTOS,
     size: TOY_SIZE,
   });
-  const { colour, pattern, shape } = set.subject;
-  const name = `Toy ${colour} ${pattern} ${shape}`;
-  const subject = store.create({ name, classWord: shape });
+  // "Toy blue striped circle": the words its captions use
+  const name = `Toy ${describeObject(set.subject)}`;
+  const subject = store.create({ name, classWord: set.subject.shape });
   const photos: Photo[] = [];
   for (const [i, im] of set.images.entries()) {
     const id = newId('p');
