@@ -14,6 +14,7 @@ import {
   type RgbImage,
 } from '../../io/image.js';
 import { readConfig } from '../loading.js';
+import { processorConfigReader, type ProcessorConfigReader } from '../processor_config.js';
 
 export const OPENAI_CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073] as const;
 export const OPENAI_CLIP_STD = [0.26862954, 0.26130258, 0.27577711] as const;
@@ -38,32 +39,10 @@ export interface CLIPImageProcessorConfig {
   [key: string]: unknown;
 }
 
-function fail(key: string, allowed: string, value: unknown): never {
-  throw new Error(
-    `Unsupported CLIPImageProcessor config ${key}=${JSON.stringify(value)}: expected ${allowed}`,
-  );
-}
-
-function positiveInt(key: string, v: unknown): number {
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1)
-    fail(key, 'a positive integer', v);
-  return v;
-}
-
-function bool(key: string, v: unknown, fallback: boolean): boolean {
-  if (v === undefined) return fallback;
-  if (typeof v !== 'boolean') fail(key, 'true or false', v);
-  return v;
-}
-
-function triple(key: string, v: unknown, fallback: readonly number[]): [number, number, number] {
-  if (v === undefined) return [...fallback] as [number, number, number];
-  if (typeof v === 'number') return [v, v, v];
-  if (!Array.isArray(v) || v.length !== 3 || !v.every((x) => typeof x === 'number')) {
-    fail(key, 'a number or a list of 3 numbers', v);
-  }
-  return v as [number, number, number];
-}
+const reader = processorConfigReader('CLIPImageProcessor');
+// annotated, so that the compiler treats a call as the end of the path
+const fail: ProcessorConfigReader['fail'] = reader.fail;
+const { positiveInt, bool, triple } = reader;
 
 export class CLIPImageProcessor {
   readonly doResize: boolean;

@@ -6,6 +6,7 @@ import { tensor } from '../../engine/creation.js';
 import { Tensor } from '../../engine/tensor.js';
 import { PIL_RESAMPLE, checkImage, resizeImage, type RgbImage } from '../../io/image.js';
 import { readConfig } from '../loading.js';
+import { processorConfigReader, type ProcessorConfigReader } from '../processor_config.js';
 
 /** transformers' IMAGENET_STANDARD_MEAN / _STD: ViTImageProcessor's defaults. */
 export const IMAGENET_STANDARD_MEAN = [0.5, 0.5, 0.5] as const;
@@ -29,32 +30,10 @@ export interface ViTImageProcessorConfig {
   [key: string]: unknown;
 }
 
-function fail(key: string, allowed: string, value: unknown): never {
-  throw new Error(
-    `Unsupported ViTImageProcessor config ${key}=${JSON.stringify(value)}: expected ${allowed}`,
-  );
-}
-
-function positiveInt(key: string, v: unknown): number {
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1)
-    fail(key, 'a positive integer', v);
-  return v;
-}
-
-function bool(key: string, v: unknown, fallback: boolean): boolean {
-  if (v === undefined) return fallback;
-  if (typeof v !== 'boolean') fail(key, 'true or false', v);
-  return v;
-}
-
-function triple(key: string, v: unknown, fallback: readonly number[]): [number, number, number] {
-  if (v === undefined) return [...fallback] as [number, number, number];
-  if (typeof v === 'number') return [v, v, v];
-  if (!Array.isArray(v) || v.length !== 3 || !v.every((x) => typeof x === 'number')) {
-    fail(key, 'a number or a list of 3 numbers', v);
-  }
-  return v as [number, number, number];
-}
+const reader = processorConfigReader('ViTImageProcessor');
+// annotated, so that the compiler treats a call as the end of the path
+const fail: ProcessorConfigReader['fail'] = reader.fail;
+const { positiveInt, bool, triple } = reader;
 
 /** [height, width] from `size`: {height, width} or a number for a square (default 224×224). */
 function sizeOf(size: ViTImageProcessorConfig['size']): [number, number] {
