@@ -6,15 +6,10 @@ import { parentPort } from 'node:worker_threads';
 import { readImage, type RgbImage } from '../../src/io/image.js';
 import type { ClipPatchExtractor } from '../../src/p3s/supervision/clip_features.js';
 import { DensePatchExtractor } from '../../src/p3s/supervision/dense_features.js';
-import { loadClipExtractor } from '../../src/p3s/supervision/mask_job.js';
-import { writeMaskOutputs } from '../../src/p3s/supervision/mask_outputs.js';
+import { NO_ANNOTATION, loadClipExtractor, maskWith } from '../../src/p3s/supervision/mask_job.js';
 import { MASK_SETTINGS } from '../../src/p3s/supervision/mask_settings.js';
 import type { PatchFeatures } from '../../src/p3s/supervision/patch_similarity.js';
-import {
-  buildSubjectMasks,
-  type PatchFeatureExtractor,
-  type RngrImageInput,
-} from '../../src/p3s/supervision/rngr.js';
+import type { PatchFeatureExtractor, RngrImageInput } from '../../src/p3s/supervision/rngr.js';
 import { resolveSettings } from '../../src/settings/table.js';
 import type { MaskWorkerReply, MaskWorkerRequest, MaskWorkerSettings } from './mask_protocol.js';
 
@@ -77,7 +72,7 @@ async function handle(req: MaskWorkerRequest): Promise<MaskWorkerReply> {
   const started = performance.now();
   const s = resolveSettings(MASK_SETTINGS, {
     ...req.settings,
-    annotationPath: '-',
+    annotationPath: NO_ANNOTATION,
     outDir: req.outDir,
   });
   const extractor = extractorFor(req.settings);
@@ -98,24 +93,8 @@ async function handle(req: MaskWorkerRequest): Promise<MaskWorkerReply> {
       return { ...f, tokens: f.tokens.clone() };
     },
   };
-  const results = await buildSubjectMasks(inputs, cached, {
-    sigma: s.sigma,
-    dilate: s.dilate,
-    propagate: s.propagate,
-    rule: s.rule,
-    refine: s.refine,
-  });
-  const summary = await writeMaskOutputs(results, req.outDir, {
-    identifier: req.identifier,
-    classWord: req.classWord,
-    clip: s.clipFolder,
-    layer: s.layer,
-    dense: s.dense,
-    sigma: s.sigma,
-    dilate: s.dilate,
-    rule: s.rule,
-    refine: s.refine,
-  });
+  const words = { identifier: req.identifier, classWord: req.classWord };
+  const { results, summary } = await maskWith(s, words, inputs, cached);
   const photos = results.map((r, i) => ({
     propagated: r.propagated !== null,
     subjectShare: r.subject.maskArea / (r.image.width * r.image.height),

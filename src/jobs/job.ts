@@ -91,3 +91,24 @@ export interface JobQueue {
   /** Stops taking jobs; running ones are stopped as on a restart (resumed by the next open). */
   close(): Promise<void>;
 }
+
+/** A job's record as submitted: queued, not started, nothing reported yet. */
+export function queuedRecord(
+  id: string,
+  owner: string | null,
+  input: JobInput,
+  dir: string,
+): JobRecord {
+  const nothingYet = { startedAt: null, finishedAt: null, progress: null, result: null };
+  return {
+    id,
+    owner,
+    input,
+    state: 'queued',
+    createdAt: new Date().toISOString(),
+    ...nothingYet,
+    error: null,
+    attempts: 0,
+    dir,
+  };
+}

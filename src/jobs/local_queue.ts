@@ -22,6 +22,7 @@ import { LOCK_FILE, lockRunFolder, processRuns, type RunLock } from '../training
 import {
   FINISHED_STATES,
   JobError,
+  queuedRecord,
   type JobEvent,
   type JobInput,
   type JobProgress,
@@ -161,20 +162,7 @@ export class LocalJobQueue implements JobQueue {
       );
     const id = newJobId();
     const dir = this.store.folderOf(id);
-    const job: JobRecord = {
-      id,
-      owner,
-      input: inFolder(checkedInput(input), dir),
-      state: 'queued',
-      createdAt: new Date().toISOString(),
-      startedAt: null,
-      finishedAt: null,
-      progress: null,
-      result: null,
-      error: null,
-      attempts: 0,
-      dir,
-    };
+    const job = queuedRecord(id, owner, inFolder(checkedInput(input), dir), dir);
     mkdirSync(dir, { recursive: true });
     this.store.write(job);
     this.jobs.set(id, job);

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { JobStore, isJobId, newJobId } from '../../src/jobs/job_store.js';
 import { Throttle } from '../../src/jobs/throttle.js';
-import type { JobRecord } from '../../src/jobs/job.js';
+import { queuedRecord, type JobInput, type JobRecord } from '../../src/jobs/job.js';
 
 function tempDir(t: { after: (f: () => void) => void }): string {
   const dir = mkdtempSync(join(tmpdir(), 'p3s-job-store-'));
@@ -18,20 +18,11 @@ function tempDir(t: { after: (f: () => void) => void }): string {
 }
 
 function record(store: JobStore, id: string): JobRecord {
-  return {
-    id,
-    owner: 'subject-1',
-    input: { kind: 'mask', config: { annotationPath: 'a.json', clipFolder: 'clip', outDir: 'x' } },
-    state: 'queued',
-    createdAt: new Date().toISOString(),
-    startedAt: null,
-    finishedAt: null,
-    progress: null,
-    result: null,
-    error: null,
-    attempts: 0,
-    dir: store.folderOf(id),
+  const input: JobInput = {
+    kind: 'mask',
+    config: { annotationPath: 'a.json', clipFolder: 'clip', outDir: 'x' },
   };
+  return queuedRecord(id, 'subject-1', input, store.folderOf(id));
 }
 
 test('ids are valid, unique and sort in the order they were made, even within a millisecond', () => {

@@ -9,6 +9,7 @@ import sharp from 'sharp';
 import {
   FINISHED_STATES,
   JobError,
+  queuedRecord,
   type JobEvent,
   type JobInput,
   type JobQueue,
@@ -35,20 +36,8 @@ export class FakeJobQueue implements JobQueue {
     const id = `j-test-${++this.n}`;
     const dir = join(this.dataDir, 'jobs', id);
     mkdirSync(dir, { recursive: true });
-    const job: JobRecord = {
-      id,
-      owner,
-      input: { ...input, config: { ...input.config, outDir: dir } } as JobInput,
-      state: 'queued',
-      createdAt: new Date().toISOString(),
-      startedAt: null,
-      finishedAt: null,
-      progress: null,
-      result: null,
-      error: null,
-      attempts: 0,
-      dir,
-    };
+    const withDir = { ...input, config: { ...input.config, outDir: dir } } as JobInput;
+    const job = queuedRecord(id, owner, withDir, dir);
     this.jobs.set(id, job);
     this.emit('submitted', job);
     return structuredClone(job);

@@ -2,7 +2,6 @@
 // RGB, resize the shortest edge with Pillow's bicubic filter, center crop, rescale by 1/255 and
 // normalise with the OpenAI CLIP mean and std. The resize is Pillow-exact (src/io/image.ts), so
 // the uint8 crops equal the Python pipeline's and the pixel values agree to float32 rounding.
-import { tensor } from '../../engine/creation.js';
 import { Tensor } from '../../engine/tensor.js';
 import {
   PIL_RESAMPLE,
@@ -14,6 +13,7 @@ import {
   type RgbImage,
 } from '../../io/image.js';
 import { readConfig } from '../loading.js';
+import { pixelValues } from '../pixel_values.js';
 import { processorConfigReader, type ProcessorConfigReader } from '../processor_config.js';
 
 export const OPENAI_CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073] as const;
@@ -134,38 +134,7 @@ export class CLIPImageProcessor {
   preprocess(images: readonly RgbImage[]): Tensor {
     if (images.length === 0) throw new RangeError('Expected at least one image to preprocess');
     const crops = images.map((img) => this.resizeAndCrop(img));
-    const { width, height } = crops[0]!;
-    crops.forEach((c, i) => {
-      if (c.width !== width || c.height !== height) {
-        throw new RangeError(
-          `Image ${i} is ${c.width}×${c.height} after preprocessing but image 0 is ${width}×${height}; enable do_resize and do_center_crop to batch images of different sizes`,
-        );
-      }
-    });
-    // Per-byte lookup tables: 256 values per channel, computed in the order transformers uses
-    // (rescale in float64 then cast to float32; normalise in float32).
-    const luts = [0, 1, 2].map((c) => {
-      const lut = new Float32Array(256);
-      const mean = Math.fround(this.imageMean[c]!);
-      const std = Math.fround(this.imageStd[c]!);
-      for (let v = 0; v < 256; v++) {
-        let x = this.doRescale ? Math.fround(v * this.rescaleFactor) : v;
-        if (this.doNormalize) x = Math.fround(Math.fround(x - mean) / std);
-        lut[v] = x;
-      }
-      return lut;
-    });
-    const plane = width * height;
-    const out = new Float32Array(crops.length * 3 * plane);
-    crops.forEach((crop, b) => {
-      const base = b * 3 * plane;
-      for (let i = 0; i < plane; i++) {
-        out[base + i] = luts[0]![crop.data[i * 3]!]!;
-        out[base + plane + i] = luts[1]![crop.data[i * 3 + 1]!]!;
-        out[base + 2 * plane + i] = luts[2]![crop.data[i * 3 + 2]!]!;
-      }
-    });
-    return tensor(out, [crops.length, 3, height, width]); // (B, 3, H, W)
+    return pixelValues(crops, this, 'do_resize and do_center_crop');
   }
 }
 

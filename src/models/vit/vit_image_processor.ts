@@ -2,10 +2,10 @@
 // size.height × size.width with Pillow's filter (bilinear by default; the aspect ratio is not
 // kept and nothing is cropped), rescale by 1/255 and normalise. DINO's preprocessor_config.json
 // sets 224×224 and the ImageNet mean and std. The resize is Pillow-exact (src/io/image.ts).
-import { tensor } from '../../engine/creation.js';
 import { Tensor } from '../../engine/tensor.js';
 import { PIL_RESAMPLE, checkImage, resizeImage, type RgbImage } from '../../io/image.js';
 import { readConfig } from '../loading.js';
+import { pixelValues } from '../pixel_values.js';
 import { processorConfigReader, type ProcessorConfigReader } from '../processor_config.js';
 
 /** transformers' IMAGENET_STANDARD_MEAN / _STD: ViTImageProcessor's defaults. */
@@ -86,46 +86,10 @@ export class ViTImageProcessor {
     return resizeImage(image, this.width, this.height, PIL_RESAMPLE[this.resample]!);
   }
 
-  /**
-   * Per-byte lookup tables, one per channel, computed in transformers' order: rescale in
-   * float64 then cast to float32, normalise in float32.
-   */
-  private lookupTables(): Float32Array[] {
-    return [0, 1, 2].map((c) => {
-      const lut = new Float32Array(256);
-      const mean = Math.fround(this.imageMean[c]!);
-      const std = Math.fround(this.imageStd[c]!);
-      for (let v = 0; v < 256; v++) {
-        let x = this.doRescale ? Math.fround(v * this.rescaleFactor) : v;
-        if (this.doNormalize) x = Math.fround(Math.fround(x - mean) / std);
-        lut[v] = x;
-      }
-      return lut;
-    });
-  }
-
   /** (B, 3, H, W) float32 pixel values, H×W = size (224×224 for DINO ViT-S/16). */
   preprocess(images: readonly RgbImage[]): Tensor {
     if (images.length === 0) throw new RangeError('Expected at least one image to preprocess');
     const resized = images.map((img) => this.resize(img));
-    const { width, height } = resized[0]!;
-    resized.forEach((r, i) => {
-      if (r.width !== width || r.height !== height) {
-        throw new RangeError(
-          `Image ${i} is ${r.width}×${r.height} but image 0 is ${width}×${height}; enable do_resize to batch images of different sizes`,
-        );
-      }
-    });
-    const luts = this.lookupTables();
-    const plane = width * height;
-    const out = new Float32Array(resized.length * 3 * plane);
-    resized.forEach((img, b) => {
-      for (let c = 0; c < 3; c++) {
-        const base = (b * 3 + c) * plane;
-        const lut = luts[c]!;
-        for (let i = 0; i < plane; i++) out[base + i] = lut[img.data[i * 3 + c]!]!;
-      }
-    });
-    return tensor(out, [resized.length, 3, height, width]); // (B, 3, H, W)
+    return pixelValues(resized, this, 'do_resize');
   }
 }

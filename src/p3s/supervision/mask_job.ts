@@ -73,6 +73,9 @@ export function loadClipExtractor(folder: string, layer = -1): ClipPatchExtracto
 }
 
 /** Annotation file + CLIP weights -> masks, overlays, filled photos and summary.json. */
+/** The annotation path of masks made without an annotation file (the web app's). */
+export const NO_ANNOTATION = '-';
+
 export async function runMaskJob(
   job: MaskJob,
   options: MaskJobOptions = {},
@@ -121,9 +124,14 @@ function counting(
   };
 }
 
-async function maskWith(
+/**
+ * Masks for the inputs with these settings, written to s.outDir as `p3s mask` writes them (also
+ * the web app's live masks, with features it keeps cached); summary.json records the settings,
+ * and the annotation file when there is one.
+ */
+export async function maskWith(
   s: MaskSettings,
-  annotation: SubjectAnnotation,
+  annotation: Pick<SubjectAnnotation, 'identifier' | 'classWord'>,
   inputs: RngrImageInput[],
   extractor: PatchFeatureExtractor,
   check?: (results: RngrImageResult[]) => void,
@@ -137,7 +145,7 @@ async function maskWith(
   });
   check?.(results);
   const summary = await writeMaskOutputs(results, s.outDir, {
-    annotation: s.annotationPath,
+    ...(s.annotationPath === NO_ANNOTATION ? {} : { annotation: s.annotationPath }),
     identifier: annotation.identifier,
     classWord: annotation.classWord,
     clip: s.clipFolder,
