@@ -9,7 +9,8 @@ import { describeObject } from '../../src/toyworld/captions.js';
 import type { ExperimentResult, GenerationScores } from '../toymodels/experiment.js';
 import { contextGroups, linker, referencesTable } from './report_images.js';
 import { modelQualitySection } from './report_quality.js';
-import { CHANCE, escape, numberTable, type NumberGroup, type NumberRow } from './report_tables.js';
+import { escapeHtml } from '../../src/io/html.js';
+import { CHANCE, numberTable, type NumberGroup, type NumberRow } from './report_tables.js';
 
 /** A loss curve as inline SVG (raw losses faint, a 20-step moving average on top). */
 export function lossCurveSvg(losses: readonly number[], width = 480, height = 160): string {
@@ -162,7 +163,7 @@ function settingsTable(input: ReportInput): string {
   if (!input.settings) return '';
   const rows = Object.entries(input.settings).map(
     ([k, v]) =>
-      `<tr><td>${escape(k)}</td><td><code>${escape(String(v))}</code></td><td class="explain">${escape(input.settingsHelp?.[k] ?? '')}</td></tr>`,
+      `<tr><td>${escapeHtml(k)}</td><td><code>${escapeHtml(String(v))}</code></td><td class="explain">${escapeHtml(input.settingsHelp?.[k] ?? '')}</td></tr>`,
   );
   return `<h3>Settings of both runs</h3>
 <table class="settings"><tr><th>setting</th><th>value</th><th>what it does</th></tr>
@@ -217,10 +218,10 @@ export function renderReport(path: string, input: ReportInput): void {
 <html lang="en"><head><meta charset="utf-8"><title>p3s demo</title>
 <style>${STYLE}</style></head><body>
 <h1>p3s demo: one subject, chosen with two clicks</h1>
-<p>The subject is the <b>${escape(describeObject(main.subject))}</b>. Every reference photo also shows a
+<p>The subject is the <b>${escapeHtml(describeObject(main.subject))}</b>. Every reference photo also shows a
 look-alike of the same shape; a positive click marks the subject, a negative click the look-alike.
 P3S fine-tunes the embedded toy models (models/toy, trained by <code>npm run train:toy</code>) on the
-masked references, then draws "a sks ${escape(main.subject.shape)}" in each of the toy world's contexts.
+masked references, then draws "a sks ${escapeHtml(main.subject.shape)}" in each of the toy world's contexts.
 A separately trained probe judges every generated image: does it carry the subject's colour, pattern
 and shape, or a look-alike's colour and pattern?${baseline ? ' The same runs again with the positive click only show what the negative click buys.' : ''}${main.baseModel ? " The base model's own images, same prompt and seed without the adapter, show what fine-tuning changed." : ''}</p>
 ${LEGEND}

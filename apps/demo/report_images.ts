@@ -9,14 +9,14 @@ import type {
   GeneratedVerdict,
   ReferenceClicks,
 } from '../toymodels/experiment.js';
-import { escape } from './report_tables.js';
+import { escapeHtml } from '../../src/io/html.js';
 
 /** Image paths as the page links them: relative to its folder. */
 export type Linker = (path: string) => string;
 export const linker =
   (from: string): Linker =>
   (p) =>
-    escape(relative(from, p));
+    escapeHtml(relative(from, p));
 
 /**
  * One click as SVG in the image's pixel units, at the pixel's centre: positive a filled green
@@ -78,7 +78,7 @@ export function referencesTable(runs: ExperimentResult[], link: Linker): string 
     '</tr>';
   const rows = runs[0]!.masks.map(
     (_, k) =>
-      `<tr><td>reference ${k + 1}</td><td>${escape(describeObject(runs[0]!.lookalikes[k]!))}</td>` +
+      `<tr><td>reference ${k + 1}</td><td>${escapeHtml(describeObject(runs[0]!.lookalikes[k]!))}</td>` +
       runs.map((r) => referenceCells(r, k, link)).join('') +
       '</tr>',
   );
@@ -93,14 +93,14 @@ export function verdict(g: GeneratedVerdict): string {
     : g.isLookalike
       ? "✗ a look-alike's look"
       : '✗ other look';
-  return `${what}<br><span class="read">probe read: ${escape(read)}</span>`;
+  return `${what}<br><span class="read">probe read: ${escapeHtml(read)}</span>`;
 }
 
 /** One generated image with its verdict, framed green when it carries the subject's look. */
 function generatedFigure(g: GeneratedVerdict | undefined, run: string, link: Linker): string {
   if (!g)
-    return `<figure class="missing"><figcaption>${escape(run)}: no image</figcaption></figure>`;
-  return `<figure class="gen ${g.isSubject ? 'ok' : 'bad'}" data-run="${escape(run)}" data-seed="${g.seed}"><img src="${link(g.path)}" title="${escape(g.prompt)}" alt="${escape(g.prompt)}"><figcaption><b>${escape(run)}</b><br>${verdict(g)}</figcaption></figure>`;
+    return `<figure class="missing"><figcaption>${escapeHtml(run)}: no image</figcaption></figure>`;
+  return `<figure class="gen ${g.isSubject ? 'ok' : 'bad'}" data-run="${escapeHtml(run)}" data-seed="${g.seed}"><img src="${link(g.path)}" title="${escapeHtml(g.prompt)}" alt="${escapeHtml(g.prompt)}"><figcaption><b>${escapeHtml(run)}</b><br>${verdict(g)}</figcaption></figure>`;
 }
 
 export interface ContextRuns {
@@ -142,8 +142,8 @@ export function contextGroups(runs: ContextRuns, link: Linker): string {
       const baseRow = base
         ? `<tr class="base"><th>base model, no adapter<br><span class="read">same prompt and seed</span></th>${seeds.map((s) => `<td>${generatedFigure(find(base, context, s), 'base model', link)}</td>`).join('')}</tr>`
         : '';
-      return `<table class="context" data-context="${escape(context)}">
-<caption>${escape(context)}: “${escape(prompt)}”</caption>
+      return `<table class="context" data-context="${escapeHtml(context)}">
+<caption>${escapeHtml(context)}: “${escapeHtml(prompt)}”</caption>
 <tr><th></th>${seeds.map((s) => `<th>seed ${s}</th>`).join('')}</tr>
 <tr class="p3s"><th>P3S fine-tuned</th>${p3s.join('')}</tr>
 ${baseRow}

@@ -1,8 +1,7 @@
 // Tables of numbers for the demo's report: every number sits in a row that says in one line what
 // it measures, with its chance level where guessing has one, so nobody needs the JSON to read it.
 
-export const escape = (s: string): string =>
-  s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
+import { escapeHtml } from '../../src/io/html.js';
 
 /** A share as a percentage: one decimal, two below 1 % so that small chance levels do not read 0. */
 export function pct(x: number): string {
@@ -45,14 +44,14 @@ export function numberTable(columns: string[], groups: NumberGroup[], cls = 'num
     .filter((g) => g.rows.length > 0);
   if (shown.length === 0) return '';
   const width = columns.length + 3;
-  const head = `<tr><th>measure</th>${columns.map((c) => `<th>${escape(c)}</th>`).join('')}<th>chance</th><th>what it measures</th></tr>`;
+  const head = `<tr><th>measure</th>${columns.map((c) => `<th>${escapeHtml(c)}</th>`).join('')}<th>chance</th><th>what it measures</th></tr>`;
   const body = shown.map((g) => {
     const rows = g.rows.map(
       (r) =>
-        `<tr><td>${escape(r.label)}</td>${r.values.map((v) => `<td class="num">${formatValue(v, r.format)}</td>`).join('')}` +
-        `<td class="num">${r.chance === undefined ? '—' : pct(r.chance)}</td><td class="explain">${escape(r.explain)}</td></tr>`,
+        `<tr><td>${escapeHtml(r.label)}</td>${r.values.map((v) => `<td class="num">${formatValue(v, r.format)}</td>`).join('')}` +
+        `<td class="num">${r.chance === undefined ? '—' : pct(r.chance)}</td><td class="explain">${escapeHtml(r.explain)}</td></tr>`,
     );
-    return `<tr class="group"><th colspan="${width}">${escape(g.heading)}</th></tr>\n${rows.join('\n')}`;
+    return `<tr class="group"><th colspan="${width}">${escapeHtml(g.heading)}</th></tr>\n${rows.join('\n')}`;
   });
   return `<table class="${cls}">\n${head}\n${body.join('\n')}\n</table>`;
 }

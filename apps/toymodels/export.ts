@@ -44,14 +44,15 @@ export function exportToyVae(module: Module, root: string, scalingFactor: number
 }
 
 /** unet/: the UNet2DConditionModel. */
-export function exportToyUNet(module: Module, root: string): void {
+export function exportToyUNet(
+  module: Module,
+  root: string,
+  config: Readonly<Record<string, unknown>> = TOY_UNET_CONFIG,
+): void {
   const folder = join(root, 'unet');
   mkdirSync(folder, { recursive: true });
   writeWeights(module, join(folder, 'diffusion_pytorch_model.safetensors'));
-  writeJson(
-    join(folder, 'config.json'),
-    diffusersConfig('UNet2DConditionModel', { ...TOY_UNET_CONFIG }),
-  );
+  writeJson(join(folder, 'config.json'), diffusersConfig('UNet2DConditionModel', { ...config }));
 }
 
 /**

@@ -61,6 +61,8 @@ export interface UNetStageInputs {
   /** Frozen, or trained along (options.trainTextEncoder): then the run's copy is updated. */
   textEncoder: CLIPTextModelWithProjection;
   tokenizer: CLIPTokenizer;
+  /** The U-Net's config (default TOY_UNET_CONFIG): other sizes are experiments. */
+  config?: Readonly<Record<string, unknown>>;
 }
 
 export async function trainToyUNet(
@@ -72,7 +74,8 @@ export async function trainToyUNet(
   if (options.trainTextEncoder) textEncoder.train();
   else textEncoder.eval().freeze();
   manualSeed(options.seed);
-  const unet = new UNet2DConditionModel(TOY_UNET_CONFIG);
+  const config = inputs.config ?? TOY_UNET_CONFIG;
+  const unet = new UNet2DConditionModel(config);
   // The text encoder's parameters follow the U-Net's, so a frozen run's optimizer is unchanged.
   const trained = new ToyTextToImage(unet, textEncoder);
   const params = options.trainTextEncoder ? trained.parameters() : unet.parameters();
@@ -88,7 +91,7 @@ export async function trainToyUNet(
     name: 'unet',
     settings: options,
     identity: {
-      config: TOY_UNET_CONFIG,
+      config,
       scaling,
       ...(options.trainTextEncoder
         ? { trainTextEncoder: true, textEncoderLrScale: options.textEncoderLrScale }

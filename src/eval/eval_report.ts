@@ -31,7 +31,8 @@ export async function writeEvalJson(path: string, result: EvalResult): Promise<v
   await writeFileAtomic(path, bytes);
 }
 
-const COLUMNS: [keyof MetricScores, string][] = [
+/** The metrics as tables show them, in order. */
+export const SCORE_COLUMNS: readonly [keyof MetricScores, string][] = [
   ['clipI', 'CLIP-I'],
   ['clipIv', 'CLIP-Iv'],
   ['clipT', 'CLIP-T'],
@@ -39,7 +40,8 @@ const COLUMNS: [keyof MetricScores, string][] = [
   ['dinoV', 'DINO-v'],
 ];
 
-function cell(v: number | null, key: keyof MetricScores): string {
+/** A score as tables show it; null (not measured) is a dash. */
+export function metricCell(v: number | null, key: keyof MetricScores): string {
   if (v === null) return '—';
   // Variances are small (1e-3 and less): fixed decimals would show 0.0000.
   return key === 'clipIv' || key === 'dinoV' ? v.toExponential(2) : v.toFixed(4);
@@ -55,8 +57,12 @@ export function formatScoreTable(result: EvalResult): string {
       p.scores,
     ]),
   ];
-  const header = ['prompt', 'images', ...COLUMNS.map(([, name]) => name)];
-  const body = rows.map(([label, n, s]) => [label, n, ...COLUMNS.map(([k]) => cell(s[k], k))]);
+  const header = ['prompt', 'images', ...SCORE_COLUMNS.map(([, name]) => name)];
+  const body = rows.map(([label, n, s]) => [
+    label,
+    n,
+    ...SCORE_COLUMNS.map(([k]) => metricCell(s[k], k)),
+  ]);
   const widths = header.map((h, c) => Math.max(h.length, ...body.map((r) => r[c]!.length)));
   const line = (r: string[]) =>
     r.map((x, c) => (c === 0 ? x.padEnd(widths[c]!) : x.padStart(widths[c]!))).join('  ');

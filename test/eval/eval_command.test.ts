@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { memory, noGrad, tensor, tidy } from '../../src/index.js';
 import { readImage, writePng, type RgbImage } from '../../src/io/image.js';
@@ -232,9 +232,33 @@ test('p3s eval writes eval.json and a table; --help lists every flag', () => {
   assert.equal(json.scores.dino, null);
   assert.equal(json.counts.references, 3);
   assert.match(json.definitions.clipT, /clipTextScore/);
+  // the page beside the JSON: every generated image and real photo linked relative to it, with
+  // its own scores, and each prompt's row
+  const page = readFileSync(join(root, 'scores.html'), 'utf8');
+  for (const img of json.perImage) {
+    const src = relative(root, img.path).split(sep).join('/');
+    assert.ok(page.includes(`src="${src}"`), src);
+    assert.ok(page.includes(`CLIP-I ${img.clipI.toFixed(3)}`));
+  }
+  for (const r of json.references) assert.ok(page.includes(relative(root, r).split(sep).join('/')));
+  for (const p of json.perPrompt) assert.ok(page.includes(`<td>${p.prompt}</td>`), p.prompt);
+  assert.match(page, /Not measured: dino, dinoV/);
   const help = p3s('--help');
   assert.equal(help.status, 0);
   for (const s of EVAL_SETTINGS) if (s.flag) assert.ok(help.stdout.includes(`--${s.flag}`), s.flag);
+});
+
+test('p3s eval --dreambench-prompts prints a prompts file for the subject; an unknown one exits 1', () => {
+  const r = p3s('--dreambench-prompts', 'teapot');
+  assert.equal(r.status, 0, r.stderr);
+  const lines = r.stdout.trim().split('\n');
+  assert.match(lines[0]!, /teapot: class "teapot", object subject/);
+  const prompts = lines.filter((l) => !l.startsWith('#'));
+  assert.equal(prompts.length, 25);
+  assert.equal(prompts[0], 'a {} in the jungle');
+  const unknown = p3s('--dreambench-prompts', 'dragon');
+  assert.equal(unknown.status, 1);
+  assert.match(unknown.stderr, /Unknown DreamBench subject "dragon"/);
 });
 
 test('p3s eval: usage errors exit 2, input it cannot score exits 1', () => {
