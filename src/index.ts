@@ -22,6 +22,7 @@ export {
 } from './io/image.js';
 export * from './p3s/index.js';
 export * from './training/index.js';
+export * as baselines from './baselines/index.js';
 export { SettingError } from './settings/kinds.js';
 export * as settings from './settings/table.js';
 export * as toyworld from './toyworld/index.js';

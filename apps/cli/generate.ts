@@ -1,9 +1,12 @@
-// p3s generate: parses flags (declared in src/p3s/generate_settings.ts) and calls generateP3S.
+// p3s generate: parses flags (declared in src/p3s/generate_settings.ts) and calls generateP3S,
+// or generateBaseline when --adapter is a baseline's output (src/baselines/artifact.ts).
 import { parse, settingsFromFlags, UsageError } from './args.js';
 import { Progress } from '../terminal/progress.js';
 import { generateP3S, type GenerateRunOptions } from '../../src/p3s/generate.js';
 import { GENERATE_SETTINGS, type GenerateP3SConfig } from '../../src/p3s/generate_settings.js';
 import { flagOptions, helpSections } from '../../src/settings/table.js';
+import { baselineArtifact } from '../../src/baselines/artifact.js';
+import { generateBaseline } from '../../src/baselines/generate.js';
 
 const HELP = `Usage: p3s generate --base <folder> --adapter <file> --out <folder> (--prompt <text>... | --prompts <file>) [options]
 
@@ -11,6 +14,10 @@ Generates images of the trained subject: the base model with the adapter's train
 features injected at every step (weight ε_t of Eq. 9–10), DDIM sampling with classifier-free
 guidance (the subject condition goes to both halves of the guidance batch). Each PNG carries
 its parameters in text chunks; contact-sheet.png shows them all (a row per prompt).
+--adapter also takes what \`p3s train --method\` writes for a baseline — a DreamBooth unet
+folder, a Textual Inversion learned_embeds file, Custom Diffusion weights — recognised by
+content; then {} in prompts is the method's token and class word, and the P3S-only options do
+nothing (with a warning).
 
 ${helpSections(GENERATE_SETTINGS)}
   -h, --help               this help`;
@@ -41,7 +48,10 @@ export const generateCommand = {
     const given = settingsFromFlags(GENERATE_SETTINGS, values);
     if (given.prompts == null && given.promptFile == null)
       throw new UsageError('Expected --prompt <text> or --prompts <file>');
-    const result = await generateP3S(given as GenerateP3SConfig, terminalReport());
+    const config = given as GenerateP3SConfig;
+    const baseline = config.adapter !== undefined && baselineArtifact(config.adapter) !== null;
+    const generate = baseline ? generateBaseline : generateP3S;
+    const result = await generate(config, terminalReport());
     for (const img of result.images) console.log(img.path);
     if (result.contactSheetPath) console.log(`Contact sheet: ${result.contactSheetPath}`);
   },

@@ -2,8 +2,8 @@
 import { parse, settingsFromFlags, UsageError } from './args.js';
 import { trainingProgress } from '../terminal/progress.js';
 import { branchFlags, trainP3S, type TrainP3SConfig } from '../../src/p3s/train.js';
-import { TRAIN_SETTINGS } from '../../src/p3s/train_settings.js';
-import { flagOptions, helpSections, resolveSettings } from '../../src/settings/table.js';
+import { resolveTrainSettings, TRAIN_SETTINGS } from '../../src/p3s/train_settings.js';
+import { flagOptions, helpSections } from '../../src/settings/table.js';
 import { TrainingDivergedError } from '../../src/training/errors.js';
 import type { TrainingObserver } from '../../src/training/observer.js';
 
@@ -13,7 +13,10 @@ const HELP = `Usage: p3s train <photo|folder>... --base <folder> --clip <folder>
 Fine-tunes a P3S adapter (paper Sec. III-B): a subject encoder and a trainable copy of the U-Net
 whose features are injected into the frozen base model's self-attention layers. Trains with
 L = L_LDM + γ·L_ac (Eq. 15), Adam, 10% text-condition dropout. Writes <out>/adapter.safetensors,
-which \`p3s generate\` uses with the same base model.
+which \`p3s generate\` uses with the same base model. --method trains a baseline on the same
+batches instead: dreambooth (writes <out>/unet/), textual-inversion
+(<out>/learned_embeds.safetensors) or custom-diffusion
+(<out>/pytorch_custom_diffusion_weights.safetensors); see docs/p3s.md.
 
 Arguments:
   photo|folder             filled reference photos of the subject: image files, folders of
@@ -29,13 +32,23 @@ diverges writes no checkpoint or adapter with NaN weights and prints the command
 it from its last good checkpoint as a new run (--resume-from <file> --branch --lr <lower>).`;
 
 /** Notes and a progress bar on stderr. */
+/** The loss parts a method reports (P3S: ldm, ac; the baselines: ldm, and prior with one). */
+const PARTS: readonly [string, string, (v: number) => string][] = [
+  ['ldm', 'L_LDM', (v) => v.toFixed(4)],
+  ['ac', 'L_ac', (v) => v.toExponential(2)],
+  ['prior', 'L_prior', (v) => v.toFixed(4)],
+];
+
 function terminalObservers(): TrainingObserver[] {
   const tty = process.stderr.isTTY === true;
+  const parts = (given: Record<string, number>): string =>
+    PARTS.filter(([key]) => key in given)
+      .map(([key, label, show]) => `${label} ${show(given[key]!)}`)
+      .join(', ');
   return [
     { onLog: (m) => process.stderr.write(`${tty ? '\r\x1b[2K' : ''}${m}\n`) },
     trainingProgress('train', {
-      detail: (p) =>
-        `step ${p.step}/${p.totalSteps} loss ${p.loss.toFixed(4)} (L_LDM ${(p.parts.ldm ?? 0).toFixed(4)}, L_ac ${(p.parts.ac ?? 0).toExponential(2)})`,
+      detail: (p) => `step ${p.step}/${p.totalSteps} loss ${p.loss.toFixed(4)} (${parts(p.parts)})`,
     }),
   ];
 }
@@ -91,7 +104,7 @@ export const trainCommand = {
       console.log(`Wrote ${result.adapterPath} (${result.steps} steps)`);
     } catch (err) {
       if (err instanceof TrainingDivergedError) {
-        const { learningRate } = resolveSettings(TRAIN_SETTINGS, config);
+        const { learningRate } = resolveTrainSettings(config);
         err.message += `\nTo continue: ${continueCommand(argv, learningRate, err.lastCheckpoint)}`;
       }
       throw err;

@@ -276,7 +276,7 @@ export interface GenerateP3SResult {
   metadata: AdapterMetadata;
 }
 
-function slug(text: string): string {
+export function slug(text: string): string {
   const s = text
     .toLowerCase()
     .replace(/[^a-z0-9]+/g, '-')
@@ -359,6 +359,17 @@ function checkReference(choice: ReferenceChoice, count: number): void {
     );
 }
 
+/** The sampler's settings as PNG text chunks (P3S's and the baselines' generation). */
+export function samplingParameters(s: GenerateSettings): Record<string, string> {
+  return {
+    negative_prompt: s.negativePrompt,
+    steps: String(s.steps),
+    guidance_scale: String(s.guidanceScale),
+    scheduler: 'DDIM',
+    eta: String(s.eta),
+  };
+}
+
 /** The text chunks every PNG of this generation carries (besides prompt, seed and reference). */
 function sharedParameters(
   plan: Plan,
@@ -367,11 +378,7 @@ function sharedParameters(
 ): Record<string, string> {
   const { settings: s, metadata } = plan;
   return {
-    negative_prompt: s.negativePrompt,
-    steps: String(s.steps),
-    guidance_scale: String(s.guidanceScale),
-    scheduler: 'DDIM',
-    eta: String(s.eta),
+    ...samplingParameters(s),
     latent_bias: String(s.latentBias),
     subject_guidance: String(s.subjectGuidance),
     lambda: String(injection.lambda),

@@ -8,14 +8,16 @@
 // Its own draw, after the shared ones: with the condition from an 'other' reference, which one.
 import { join } from 'node:path';
 import { randint } from '../engine/creation.js';
+import { ITEM_SIZE } from '../engine/dtype.js';
 import type { Generator } from '../engine/random.js';
 import { disposeAll } from '../engine/scope.js';
 import type { Tensor } from '../engine/tensor.js';
 import * as ops from '../engine/ops.generated.js';
 import type { UNet2DConditionModel } from '../models/unet/unet_2d_condition.js';
 import type { FineTuningMethod, MethodLoss, NoisedBatch } from '../training/method.js';
+import type { Lineage } from '../training/identity.js';
 import { saveAdapter, type AdapterMetadata } from './adapter/adapter_io.js';
-import { attentionConsistencyLoss, ldmLoss, totalLoss, weightedLdmLoss } from './adapter/losses.js';
+import { attentionConsistencyLoss, subjectWeightedLoss, totalLoss } from './adapter/losses.js';
 import {
   P3SAdapter,
   P3SUNet,
@@ -96,21 +98,18 @@ export class P3SMethod implements FineTuningMethod {
     return { latent: pick('latents'), clipStates: pick('clipStates') };
   }
 
-  /** Eq. (14), the background's error weighted where subject masks are given. */
-  private ldm(prediction: Tensor, batch: NoisedBatch): Tensor {
-    if (batch.subjectMasks === null) return ldmLoss(prediction, batch.target);
-    const w = this.settings.backgroundLossWeight;
-    const weights = batch.subjectMasks.mul(1 - w).add(w); // m + w·(1 − m)
-    return weightedLdmLoss(prediction, batch.target, weights);
-  }
-
   loss(batch: NoisedBatch, draw: Generator | null): MethodLoss {
     const condition = this.conditionOf(batch, this.conditionItems(batch, draw));
     const out = this.p3s.forward(batch.xt, batch.timesteps, batch.context, condition, {
       captureAttention: this.settings.gamma > 0,
     });
     const maps = [out.copyAttention, out.frozenAttention].filter((m): m is Tensor => m !== null);
-    const ldm = this.ldm(out.noisePred, batch); // Eq. (14)
+    const ldm = subjectWeightedLoss(
+      out.noisePred,
+      batch.target,
+      batch.subjectMasks,
+      this.settings.backgroundLossWeight,
+    ); // Eq. (14)
     const ac =
       out.copyAttention && out.frozenAttention
         ? attentionConsistencyLoss(out.copyAttention, out.frozenAttention) // Eq. (11)–(13)
@@ -127,6 +126,17 @@ export class P3SMethod implements FineTuningMethod {
     const path = join(outDir, 'adapter.safetensors');
     saveAdapter(path, this.adapter, this.condition, { ...this.record, trainingSteps: steps });
     return path;
+  }
+
+  /** The adapter's weights and the subject condition. */
+  artifactBytes(): number {
+    const { latent, clipStates } = this.condition;
+    const tensors = [...this.adapter.stateDict().values(), latent, clipStates];
+    return tensors.reduce((n, t) => n + t.numel * ITEM_SIZE[t.dtype], 0);
+  }
+
+  recordLineage(lineage: Lineage): void {
+    this.record.training.branched_from = lineage;
   }
 
   dispose(): void {

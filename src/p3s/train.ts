@@ -4,7 +4,9 @@
 //   1. inputs      settings validated once (train_settings.ts); photos, or clicks → mask job
 //   2. models      the frozen U-Net, VAE, text encoder and CLIP vision
 //   3. references  I' (latents) and c_s (CLIP states) precomputed; the two text contexts
-//   4. method      the P3S method (method.ts) with a fresh or given adapter
+//   4. method      the P3S method (method.ts) with a fresh or given adapter, or with --method
+//                  a baseline on the same batches (src/baselines/: DreamBooth, Textual
+//                  Inversion, Custom Diffusion), whose prompt names the subject by its token
 //   5. identity    what a checkpoint must match to continue this run; the resume point
 //   6. loop        the shared resumable loop (training/loop.ts) over micro-batches drawn by
 //                  training/fine_tuning.ts: x_t = √ᾱ_t x_0 + √(1−ᾱ_t) ε, the prompt "a sks dog"
@@ -22,7 +24,6 @@
 // generation's ε_∅ asks for.
 import { existsSync, readdirSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
-import { ITEM_SIZE } from '../engine/dtype.js';
 import { Generator, manualSeed } from '../engine/random.js';
 import { disposeAll } from '../engine/scope.js';
 import type { Tensor } from '../engine/tensor.js';
@@ -33,7 +34,7 @@ import { StableDiffusionPipeline } from '../pipelines/stable_diffusion.js';
 import { schedulerFromConfig } from '../schedulers/index.js';
 import type { DDPMScheduler } from '../schedulers/scheduling_ddpm.js';
 import { readSchedulerConfig } from '../schedulers/scheduling_utils.js';
-import { identityOf, metadataOf, olderDefaults, resolveSettings } from '../settings/table.js';
+import { identityOf, metadataOf, olderDefaults } from '../settings/table.js';
 import { latestCheckpoint, listCheckpoints } from '../training/checkpoint.js';
 import { TrainingDivergedError, writeFailure } from '../training/errors.js';
 import { unfitState } from '../training/finite.js';
@@ -44,6 +45,8 @@ import { runTraining, type TrainingOutcome } from '../training/loop.js';
 import { logTo, type TrainingObserver } from '../training/observer.js';
 import { checkWritable, deleteEarlierRun, refuseEarlierRun } from '../training/run_folder.js';
 import { lockRunFolder, type RunLock } from '../training/run_lock.js';
+import type { FineTuningMethod } from '../training/method.js';
+import { BASELINE_OUTPUTS, createBaseline, subjectToken } from '../baselines/index.js';
 import {
   AdapterError,
   baseModelFingerprint,
@@ -66,7 +69,12 @@ import {
 } from './references.js';
 import { SampleWriter } from './samples.js';
 import { checkTrainingMemory } from './train_memory.js';
-import { TRAIN_SETTINGS, type TrainP3SConfig, type TrainSettings } from './train_settings.js';
+import {
+  resolveTrainSettings,
+  TRAIN_SETTINGS,
+  type TrainP3SConfig,
+  type TrainSettings,
+} from './train_settings.js';
 
 export type { TrainP3SConfig, TrainSettings } from './train_settings.js';
 
@@ -95,6 +103,20 @@ export interface TrainRunOptions {
   memoryBudget?: number;
 }
 
+/** Refuses the P3S-only settings with another method. */
+function checkMethodSettings(settings: TrainSettings): void {
+  if (settings.method === 'p3s') return;
+  const p3sOnly = [
+    [settings.initAdapter !== null, '--init-adapter'],
+    [settings.sampleEvery > 0, '--sample-every'],
+  ] as const;
+  for (const [given, flag] of p3sOnly)
+    if (given)
+      throw new RangeError(
+        `${flag} is for --method p3s only (now ${settings.method}); generate with p3s generate --adapter <the run's output> instead`,
+      );
+}
+
 /** A P3S run as it goes through its stages. */
 interface Run {
   settings: TrainSettings;
@@ -114,7 +136,7 @@ interface Run {
 // 1. inputs, before any model is loaded
 
 async function prepareInputs(config: TrainP3SConfig, options: TrainRunOptions): Promise<Run> {
-  const settings = resolveSettings(TRAIN_SETTINGS, config);
+  const settings = resolveTrainSettings(config);
   const observers = options.observers ?? [];
   const log = (m: string): void => logTo(observers, m);
   if (!existsSync(settings.baseModel))
@@ -135,6 +157,7 @@ async function prepareInputs(config: TrainP3SConfig, options: TrainRunOptions): 
       'Expected a class word (e.g. "dog"): P3S trains on the prompt "a <identifier> <class>"',
     );
   checkResumeSettings(settings);
+  checkMethodSettings(settings);
   checkWritable(settings.outDir);
   const lock = lockRunFolder(settings.outDir, log);
   try {
@@ -196,7 +219,10 @@ function earlierRun(outDir: string): { work: string[]; byproducts: string[] } {
       : [];
   const exists = (f: string): string[] => (existsSync(join(outDir, f)) ? [join(outDir, f)] : []);
   return {
-    work: [...listCheckpoints(checkpoints).map((c) => c.path), ...exists('adapter.safetensors')],
+    work: [
+      ...listCheckpoints(checkpoints).map((c) => c.path),
+      ...['adapter.safetensors', ...BASELINE_OUTPUTS].flatMap(exists),
+    ],
     byproducts: [
       ...inFolder(checkpoints, /^checkpoint-\d+\.safetensors\.abandoned$/),
       ...inFolder(samples, /^step-\d+\.png$/),
@@ -317,7 +343,8 @@ async function encodeWithClip(
 
 /** The training prompt's and the empty prompt's text contexts, (1, 77, D) each. */
 function promptContexts(run: Run, pipeline: StableDiffusionPipeline) {
-  const prompt = fillPrompt(run.settings.promptTemplate, run.identifier, run.classWord);
+  const token = subjectToken(run.settings.method, run.identifier);
+  const prompt = fillPrompt(run.settings.promptTemplate, token, run.classWord);
   const { promptEmbeds: both } = pipeline.encodePrompt([prompt, ''], null);
   const contexts = { prompt: both.slice(0, 0, 1), empty: both.slice(0, 1, 2) };
   run.owned.push(both, contexts.prompt, contexts.empty);
@@ -328,7 +355,30 @@ function promptContexts(run: Run, pipeline: StableDiffusionPipeline) {
 // ---------------------------------------------------------------------------------------------
 // 4. method and 5. identity
 
-function createMethod(
+/** The run's method: P3S, or a baseline (src/baselines/) on the same batches. */
+async function createMethod(
+  run: Run,
+  frozen: Frozen,
+  references: EncodedReferences,
+  prompt: string,
+): Promise<FineTuningMethod> {
+  const { settings } = run;
+  if (settings.method === 'p3s') return createP3SMethod(run, frozen, references, prompt);
+  return createBaseline({
+    method: settings.method,
+    pipeline: frozen.pipeline,
+    scheduler: frozen.scheduler,
+    prompt,
+    identifier: run.identifier,
+    classWord: run.classWord,
+    resolution: frozen.resolution,
+    settings,
+    baseFingerprint: baseModelFingerprint(frozen.pipeline.unet),
+    log: run.log,
+  });
+}
+
+function createP3SMethod(
   run: Run,
   frozen: Frozen,
   references: EncodedReferences,
@@ -407,6 +457,7 @@ function runIdentity(
 
 /** What a branch must keep: the models, the data and what the adapter is trained for. */
 const BRANCH_KEEPS = [
+  'method',
   'base_fingerprint',
   'clip_fingerprint',
   'references_fingerprint',
@@ -445,12 +496,14 @@ function divergenceAdvice(settings: TrainSettings, lastCheckpoint: string | null
 // ---------------------------------------------------------------------------------------------
 // 6. the loop and 7. finish
 
+/** P3S's validation images (other methods refuse --sample-every: checkMethodSettings). */
 function validationSamples(
   run: Run,
   frozen: Frozen,
-  method: P3SMethod,
+  method: FineTuningMethod,
   prompt: string,
-): SampleWriter {
+): SampleWriter | null {
+  if (!(method instanceof P3SMethod)) return null;
   const { settings } = run;
   const ddim =
     settings.sampleEvery > 0
@@ -480,7 +533,7 @@ function validationSamples(
 async function trainLoop(
   run: Run,
   data: FineTuningData,
-  method: P3SMethod,
+  method: FineTuningMethod,
   identity: RunIdentity,
   extra: {
     optimizer: Adam;
@@ -505,20 +558,20 @@ async function trainLoop(
     checkpointEvery: settings.checkpointEvery,
     keepCheckpoints: settings.keepCheckpoints,
     identity,
-    state: { model: method.adapter, optimizer: extra.optimizer, generator: data.generator },
+    state: { model: method.trainable, optimizer: extra.optimizer, generator: data.generator },
     resumeFrom: run.resumeFrom,
     resumeFallback: settings.resume,
     branch: settings.branch,
     // one forward pass per reference at t = T/2: cheap, and NaN when the weights compute NaN
     probeLoss: () => evaluationLoss(data, method, 1),
-    reserveBytes: adapterBytes(method),
+    reserveBytes: method.artifactBytes(),
     maxGradNorm: settings.maxGradNorm,
     computeGradients: (step) => fineTuningStep(data, method, step, observers),
     modules: {
       unet: extra.pipeline.unet,
       vae: extra.pipeline.vae,
       textEncoder: extra.pipeline.textEncoder,
-      adapter: method.adapter,
+      adapter: method.trainable,
     },
     observers,
     signal: extra.signal,
@@ -528,26 +581,19 @@ async function trainLoop(
   });
 }
 
-/** The adapter file's size: the adapter's weights and the subject condition. */
-function adapterBytes(method: P3SMethod): number {
-  const { latent, clipStates } = method.condition;
-  const tensors = [...method.adapter.stateDict().values(), latent, clipStates];
-  return tensors.reduce((n, t) => n + t.numel * ITEM_SIZE[t.dtype], 0);
-}
-
 /**
  * Writes the adapter if its weights are fit (finite, a finite evaluation loss when evaluated);
  * else stops with the divergence error. Records where the run branched from, if it did.
  */
 function writeAdapter(
   run: Run,
-  method: P3SMethod,
+  method: FineTuningMethod,
   state: { optimizer: Adam; evalLossAfter: number | null },
   outcome: TrainingOutcome,
 ): string {
   const { settings } = run;
   const unfit =
-    unfitState({ model: method.adapter, optimizer: state.optimizer }) ??
+    unfitState({ model: method.trainable, optimizer: state.optimizer }) ??
     (state.evalLossAfter !== null && !Number.isFinite(state.evalLossAfter)
       ? `the evaluation loss is ${state.evalLossAfter}`
       : null);
@@ -560,11 +606,11 @@ function writeAdapter(
     );
   }
   // the lineage is known once the loop has taken its checkpoint
-  if (outcome.lineage !== null) method.record.training.branched_from = outcome.lineage;
+  if (outcome.lineage !== null) method.recordLineage?.(outcome.lineage);
   try {
     return method.save(settings.outDir, outcome.step);
   } catch (err) {
-    throw writeFailure(err, join(settings.outDir, 'adapter.safetensors'), 'write the adapter');
+    throw writeFailure(err, settings.outDir, `write the ${method.name} output`);
   }
 }
 
@@ -587,7 +633,7 @@ async function trainInFolder(run: Run, options: TrainRunOptions): Promise<TrainP
   const pipeline = StableDiffusionPipeline.fromPretrained(settings.baseModel, {
     scheduler: 'ddpm',
   });
-  let method: P3SMethod | null = null;
+  let method: FineTuningMethod | null = null;
   let optimizer: Adam | null = null;
   try {
     for (const m of [pipeline.unet, pipeline.vae, pipeline.textEncoder]) m.freeze().eval();
@@ -607,8 +653,8 @@ async function trainInFolder(run: Run, options: TrainRunOptions): Promise<TrainP
     const frozen: Frozen = { pipeline, scheduler, resolution, ...encoded };
     const { prompt, contexts } = promptContexts(run, pipeline);
     const identity = runIdentity(run, frozen, encoded.references, prompt);
-    method = createMethod(run, frozen, encoded.references, prompt);
-    optimizer = new Adam(method.adapter.parameters(), { lr: settings.learningRate });
+    method = await createMethod(run, frozen, encoded.references, prompt);
+    optimizer = new Adam(method.trainable.parameters(), { lr: settings.learningRate });
     const data: FineTuningData = {
       references: encoded.references,
       contexts,
@@ -631,19 +677,19 @@ async function trainInFolder(run: Run, options: TrainRunOptions): Promise<TrainP
     };
     const outcome = await trainLoop(run, data, method, identity, {
       optimizer,
-      observers: [evaluateFirst, samples],
+      observers: samples ? [evaluateFirst, samples] : [evaluateFirst],
       pipeline,
       signal: options.signal,
     });
     const evalLossAfter = evaluate(outcome.step);
     const adapterPath = writeAdapter(run, method, { optimizer, evalLossAfter }, outcome);
-    run.log(`Adapter ${adapterPath}`);
+    run.log(`${method instanceof P3SMethod ? 'Adapter' : `${method.name} output`} ${adapterPath}`);
     return {
       adapterPath,
       steps: outcome.step,
       losses: outcome.losses,
       lastCheckpoint: outcome.lastCheckpoint,
-      sampleSheets: samples.sheets,
+      sampleSheets: samples?.sheets ?? [],
       references: run.references.map((r) => r.path),
       resumedFrom: run.resumeFrom === null ? null : outcome.startStep,
       evalLossBefore: evaluation.before,

@@ -19,7 +19,7 @@ import {
   unitWeight,
   word,
 } from '../settings/kinds.js';
-import { setting, type GivenOf, type ValuesOf } from '../settings/table.js';
+import { resolveSettings, setting, type GivenOf, type ValuesOf } from '../settings/table.js';
 import { fileDigest } from '../training/identity.js';
 import { basename } from 'node:path';
 import { TRAIN_INJECTION_SETTINGS } from './adapter/settings.js';
@@ -29,6 +29,41 @@ const SUBJECT = 'Subject and prompt';
 const TRAINING = 'Training';
 const RUN = 'Checkpoints and samples';
 const NEEDS_MASKS = 'needs a p3s mask folder or --annotation';
+
+/** What a run trains: P3S, or a baseline on the same trainer (src/baselines/). */
+export const TRAINING_METHODS = [
+  'p3s',
+  'dreambooth',
+  'textual-inversion',
+  'custom-diffusion',
+] as const;
+export type TrainingMethodName = (typeof TRAINING_METHODS)[number];
+
+const BASELINES = 'Baselines (--method)';
+
+/**
+ * What each method trains with unless --lr, --steps or --epochs are given: P3S's Sec. IV-A
+ * (1e-5, 60 epochs), and for the baselines the values of diffusers' example scripts and their
+ * READMEs — train_dreambooth (5e-6; 800 steps with prior preservation),
+ * textual_inversion (5e-4, 3000 steps), train_custom_diffusion (1e-5, 250 steps).
+ */
+export const METHOD_DEFAULTS: Record<
+  TrainingMethodName,
+  { learningRate: number; maxSteps: number | null }
+> = {
+  p3s: { learningRate: 1e-5, maxSteps: null },
+  dreambooth: { learningRate: 5e-6, maxSteps: 800 },
+  'textual-inversion': { learningRate: 5e-4, maxSteps: 3000 },
+  'custom-diffusion': { learningRate: 1e-5, maxSteps: 250 },
+};
+
+const baselineDefaults = (key: 'learningRate' | 'maxSteps'): string =>
+  TRAINING_METHODS.filter((m) => m !== 'p3s')
+    .map((m) => {
+      const value = METHOD_DEFAULTS[m][key]!;
+      return `${m} ${key === 'learningRate' ? value.toExponential() : value}`;
+    })
+    .join(', ');
 
 export const CONDITION_SOURCES = ['same', 'other'] as const;
 export type ConditionSource = (typeof CONDITION_SOURCES)[number];
@@ -103,14 +138,26 @@ export const TRAIN_SETTINGS = [
     help: 'training prompt; {} or [V] = "<identifier> <class>"',
     defaultHelp: 'default "a {}"',
   }),
+  setting({
+    key: 'method',
+    kind: choice(TRAINING_METHODS),
+    default: 'p3s',
+    flag: 'method',
+    placeholder: '<name>',
+    group: SUBJECT,
+    help: 'what to train: the P3S adapter, or a baseline — DreamBooth (the U-Net, prompt "a sks <class>"), Textual Inversion (a new token <sks>), Custom Diffusion (cross-attention K/V and a token <sks>); see docs/p3s.md',
+    identity: true,
+    olderDefault: 'p3s',
+  }),
   // Training settings, in the order the adapter's metadata records them.
   setting({
     key: 'learningRate',
     kind: positiveNumber,
-    default: 1e-5,
+    default: METHOD_DEFAULTS.p3s.learningRate,
     flag: 'lr',
     group: TRAINING,
     help: "Adam's learning rate, as in Sec. IV-A",
+    defaultHelp: `default 1e-5; ${baselineDefaults('learningRate')}`,
     identity: true,
     metadata: true,
   }),
@@ -271,6 +318,29 @@ export const TRAIN_SETTINGS = [
     placeholder: '<n>',
     group: TRAINING,
     help: 'optimizer steps in all (overrides --epochs)',
+    defaultHelp: `default: --epochs; ${baselineDefaults('maxSteps')}`,
+  }),
+  setting({
+    key: 'classImages',
+    kind: positiveInt,
+    default: 100,
+    flag: 'class-images',
+    placeholder: '<n>',
+    group: BASELINES,
+    help: 'DreamBooth and Custom Diffusion: images of "a <class>" the base model draws once (cached in <out>/class-images) for the prior-preservation loss; 100 as diffusers\' train_dreambooth',
+    identity: true,
+    olderDefault: 100,
+  }),
+  setting({
+    key: 'priorLossWeight',
+    kind: nonNegativeNumber,
+    default: 1,
+    flag: 'prior-loss-weight',
+    placeholder: '<w>',
+    group: BASELINES,
+    help: "DreamBooth and Custom Diffusion: weight of the class images' loss (0: no prior preservation, no class images)",
+    identity: true,
+    olderDefault: 1,
   }),
   ...TRAIN_INJECTION_SETTINGS,
   setting({
@@ -389,3 +459,16 @@ export type TrainP3SConfig = GivenOf<typeof TRAIN_SETTINGS> & {
   /** Filled reference photos (files, folders, or a `p3s mask` output folder). */
   references?: string[];
 };
+
+/** The settings of a run: the table's, with the method's own defaults (METHOD_DEFAULTS). */
+export function resolveTrainSettings(config: GivenOf<typeof TRAIN_SETTINGS>): TrainSettings {
+  const settings = resolveSettings(TRAIN_SETTINGS, config);
+  const defaults = METHOD_DEFAULTS[settings.method];
+  // given --epochs, the method's step count does not override them (only --steps does)
+  const stepsFromMethod = config.maxSteps === undefined && config.epochs === undefined;
+  return {
+    ...settings,
+    learningRate: config.learningRate === undefined ? defaults.learningRate : settings.learningRate,
+    maxSteps: stepsFromMethod ? defaults.maxSteps : settings.maxSteps,
+  };
+}

@@ -131,6 +131,8 @@ export class CLIPTokenizer {
   private readonly decoder: Map<number, string>;
   private readonly ranks = new Map<string, number>();
   private readonly cache = new Map<string, string[]>();
+  /** Tokens added after the vocabulary (addTokens), matched before cleaning. */
+  private readonly added: string[] = [];
 
   constructor(
     vocab: Map<string, number>,
@@ -197,8 +199,44 @@ export class CLIPTokenizer {
     return this.encoder.size;
   }
 
+  /**
+   * Adds tokens after the vocabulary (ids vocabSize, vocabSize + 1, ...), as transformers'
+   * add_tokens: each is matched in the raw text before cleaning and BPE, so "<sks>" stays one
+   * token. The text encoder needs an embedding for each (CLIPTextEmbeddings.setAddedTokens).
+   */
+  addTokens(tokens: readonly string[]): number[] {
+    return tokens.map((token) => {
+      if (token.trim() === '' || this.encoder.has(token))
+        throw new RangeError(
+          `Expected a new, non-blank token but received ${JSON.stringify(token)}`,
+        );
+      const id = this.encoder.size;
+      this.encoder.set(token, id);
+      this.decoder.set(id, token);
+      this.added.push(token);
+      return id;
+    });
+  }
+
+  /** Removes the added tokens again (a method's dispose, so a shared tokenizer is left as loaded). */
+  removeAddedTokens(): void {
+    for (const token of this.added) {
+      this.decoder.delete(this.encoder.get(token)!);
+      this.encoder.delete(token);
+    }
+    this.added.length = 0;
+  }
+
   /** BPE token strings of the cleaned text, without start and end tokens. */
   tokenize(text: string): string[] {
+    if (this.added.length === 0) return this.tokenizeClean(text);
+    const escaped = this.added.map((t) => t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
+    const parts = text.split(new RegExp(`(${escaped.join('|')})`));
+    // split() with one capture group alternates: text, token, text, ...
+    return parts.flatMap((part, i) => (i % 2 === 1 ? [part] : this.tokenizeClean(part)));
+  }
+
+  private tokenizeClean(text: string): string[] {
     const out: string[] = [];
     for (const match of cleanText(text).matchAll(PRETOKENIZE_RE)) {
       const word = match[0];

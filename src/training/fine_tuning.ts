@@ -94,6 +94,7 @@ export function drawBatch(data: FineTuningData, items: readonly number[]): Noise
       dropped.map((d) => (d ? data.contexts.empty : data.contexts.prompt)),
       0,
     ), // (B, L, D)
+    dropped,
     subjectMasks,
   };
 }
@@ -123,6 +124,7 @@ export function evaluationBatch(
     xt: scheduler.addNoise(x0, noise, timesteps),
     target: scheduler.trainingTarget(x0, noise, timesteps),
     context: data.contexts.prompt.expand(k, ...data.contexts.prompt.shape.slice(1)),
+    dropped: new Array<boolean>(k).fill(false),
     subjectMasks: refs.subjectMasks
       ? refs.subjectMasks.slice(0, r, r + 1).expand(k, 1, -1, -1)
       : null,

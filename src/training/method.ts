@@ -5,6 +5,7 @@
 import type { Generator } from '../engine/random.js';
 import type { Tensor } from '../engine/tensor.js';
 import type { Module } from '../nn/module.js';
+import type { Lineage } from './identity.js';
 
 /** A micro-batch of noised reference latents (fine_tuning.ts draws it). */
 export interface NoisedBatch {
@@ -20,6 +21,8 @@ export interface NoisedBatch {
   target: Tensor;
   /** (B, L, D): the prompt's or the empty prompt's text context per sample. */
   context: Tensor;
+  /** Which samples have the empty prompt (methods that encode the prompt themselves need it). */
+  dropped: boolean[];
   /** (B, 1, h, w): each latent cell's share of the subject mask, when the loss weighs it. */
   subjectMasks: Tensor | null;
 }
@@ -44,6 +47,10 @@ export interface FineTuningMethod {
   loss(batch: NoisedBatch, draw: Generator | null): MethodLoss;
   /** Writes what users of the method exchange (P3S: an adapter file); returns its path. */
   save(outDir: string, steps: number): string;
+  /** The bytes save() writes, about (the trainer checks the disk has room before training). */
+  artifactBytes(): number;
+  /** Records the checkpoint a branched run continued from, for save() (when it keeps metadata). */
+  recordLineage?(lineage: Lineage): void;
   /** Frees the trainable module and what the method holds. */
   dispose(): void;
 }

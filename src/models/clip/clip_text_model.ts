@@ -7,6 +7,7 @@ import type { DType } from '../../engine/dtype.js';
 import * as ops from '../../engine/ops.generated.js';
 import { Module, type LoadResult } from '../../nn/module.js';
 import { Embedding, LayerNorm, Linear } from '../../nn/layers.js';
+import * as F from '../../nn/functional.js';
 import { loadPretrained, readConfig } from '../loading.js';
 import { clipTextConfig, type CLIPTextConfig } from './clip_config.js';
 import { NOT_TEXT, withoutPositionIds, type FromPretrainedOptions } from './clip_loading.js';
@@ -64,11 +65,31 @@ export class CLIPTextEmbeddings extends Module {
     );
   }
 
+  /** Rows for the ids after vocab_size (a tokenizer's added tokens); not part of the state. */
+  private added: Tensor | null = null;
+
+  /**
+   * Embeddings (K, C) for ids vocab_size .. vocab_size + K − 1 — the tokens a Textual
+   * Inversion or Custom Diffusion run adds — or null. Kept apart from token_embedding so the
+   * checkpoint's table stays as loaded and gradients reach only these rows.
+   */
+  setAddedTokens(rows: Tensor | null): void {
+    this.added = rows;
+  }
+
   /** ids (B, L) -> token + position embeddings (B, L, C). */
   forward(ids: Tensor): Tensor {
     const l = ids.shape[1]!;
     const positions = this.position_embedding.weight.slice(0, 0, l); // (L, C)
-    return this.token_embedding.forward(ids).add(positions); // (B, L, C)
+    return this.tokenEmbeddings(ids).add(positions); // (B, L, C)
+  }
+
+  private tokenEmbeddings(ids: Tensor): Tensor {
+    if (this.added === null) return this.token_embedding.forward(ids);
+    const v = this.token_embedding.numEmbeddings;
+    const base = this.token_embedding.forward(ids.clamp(null, v - 1)); // (B, L, C)
+    const extra = F.embedding(this.added, ids.sub(v).clamp(0)); // (B, L, C)
+    return ops.where(ids.ge(v).unsqueeze(-1), extra, base);
   }
 }
 

@@ -37,6 +37,22 @@ export function weightedLdmLoss(prediction: Tensor, target: Tensor, weights: Ten
   return squared.mul(weights).sum().div(total); // Eq. (14), per-position weights
 }
 
+/**
+ * Eq. (14) with the error outside the subject weighted by `backgroundWeight`: weights
+ * m + w·(1 − m) from the subject masks (B, 1, h, w); no masks gives ldmLoss. With w = 0 this is
+ * kohya's masked loss (the subject only), which every fine-tuning method may use.
+ */
+export function subjectWeightedLoss(
+  prediction: Tensor,
+  target: Tensor,
+  subjectMasks: Tensor | null,
+  backgroundWeight: number,
+): Tensor {
+  if (subjectMasks === null) return ldmLoss(prediction, target);
+  const weights = subjectMasks.mul(1 - backgroundWeight).add(backgroundWeight);
+  return weightedLdmLoss(prediction, target, weights);
+}
+
 /** Eq. (15): L = L_LDM + γ·L_ac, γ = 0.1 in the paper. */
 export function totalLoss(ldm: Tensor, ac: Tensor | null, gamma: number): Tensor {
   return ac === null || gamma === 0 ? ldm : ldm.add(ac.mul(gamma));
