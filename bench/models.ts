@@ -9,7 +9,6 @@
 //
 //   node dist/bench/models.js            # all, one JSON line each
 //   node dist/bench/models.js --one vae  # one, its raw result as JSON
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,6 +20,7 @@ import { benchVaeDecoder } from './vae.js';
 import { benchVisionTower } from './clip.js';
 import { UNet2DConditionModel } from '../src/models/unet/unet_2d_condition.js';
 import { writeTinyUNet } from '../apps/testing/tiny_models.js';
+import { jsonChild } from './child.js';
 
 const SELF = fileURLToPath(import.meta.url);
 const MiB = 1024 * 1024;
@@ -63,18 +63,8 @@ const ONE: Record<string, (args: string[]) => Record<string, unknown>> = {
 };
 
 /** Runs `--one name` in a child process and returns its JSON result. */
-function child(name: string, ...args: string[]): Record<string, unknown> {
-  const r = spawnSync(process.execPath, [SELF, '--one', name, ...args], {
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'inherit'],
-    maxBuffer: 16 * MiB,
-  });
-  if (r.status !== 0) {
-    throw new Error(`bench child "${name}" failed (${r.error?.message ?? `exit ${r.status}`})`);
-  }
-  const last = r.stdout.trim().split('\n').pop() ?? '';
-  return JSON.parse(last) as Record<string, unknown>;
-}
+const child = (name: string, ...args: string[]): Record<string, unknown> =>
+  jsonChild(SELF, ['--one', name, ...args]);
 
 export function benchModels(): void {
   const context = { threads: getNumThreads(), libtorch: libtorchVersion(), device: 'cpu' };

@@ -4,11 +4,12 @@
 // on the same batch, with the tiny SD-structured U-Net on CPU; and what subject guidance saves
 // per sampling step by skipping the copy on the unconditional half.
 import { performance } from 'node:perf_hooks';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { randn } from '../src/engine/creation.js';
 import { Generator, manualSeed } from '../src/engine/random.js';
 import { disposeAll, tidy } from '../src/engine/scope.js';
 import { noGrad } from '../src/engine/autograd.js';
-import { getNumThreads } from '../src/engine/device.js';
+import { cuda, getNumThreads } from '../src/engine/device.js';
 import { tensor } from '../src/engine/creation.js';
 import { Adam } from '../src/optim/adam.js';
 import { UNet2DConditionModel } from '../src/models/unet/unet_2d_condition.js';
@@ -16,6 +17,12 @@ import { TINY_UNET_CONFIG } from '../apps/testing/tiny_models.js';
 import { P3SAdapter, P3SUNet, type SubjectCondition } from '../src/p3s/adapter/p3s_unet.js';
 import type { Tensor } from '../src/engine/tensor.js';
 import { attentionConsistencyLoss, ldmLoss, totalLoss } from '../src/p3s/adapter/losses.js';
+import { DEFAULT_ATTENTION_CHUNK_BYTES, setAttentionChunkBytes } from '../src/nn/functional.js';
+import { holdFrozenInHalfPrecision } from '../src/models/precision.js';
+import { jsonChild, peakRssSinceResetMiB, resetPeakRss } from './child.js';
+import { SD15_UNET } from './unet.js';
+
+const SELF = fileURLToPath(import.meta.url);
 
 export interface P3SBenchLine {
   name: string;
@@ -35,6 +42,7 @@ async function timeSteps(step: () => void, warmup: number, iters: number): Promi
   for (let i = 0; i < warmup + iters; i++) {
     const t0 = performance.now();
     step();
+    if (cuda.isAvailable()) cuda.synchronize(); // CUDA kernels run asynchronously
     if (i >= warmup) times.push((performance.now() - t0) / 1000);
     await new Promise<void>((r) => setImmediate(r)); // let handle finalizers run
   }
@@ -214,69 +222,131 @@ async function benchSubjectGuidance(
   }
 }
 
+/** Options of the SD 1.5 benchmark's memory-lean mode, each on with `lean`. */
+const LEAN_NOTE =
+  'lean: frozen U-Net held in bfloat16 (sampling: the adapter too), attention scores above two ' +
+  `blocks computed in ${DEFAULT_ATTENTION_CHUNK_BYTES / 2 ** 20} MiB blocks; plain: float32, ` +
+  'attention whole';
+
 /**
- * SD 1.5's U-Net config with random weights on CPU: one P3S training step (batch 1, 64×64
- * latents, CLIP ViT-L/14's 257 tokens of width 1024) and one classifier-free-guidance sampling
- * step (batch 2) of the injected U-Net. A 50-step image is extrapolated as 50 sampling steps
- * (the VAE decode is measured by \`npm run bench -- models\`). Minutes per line on 2 cores.
+ * What differs on a GPU: peak memory there is the caching allocator's reserved bytes, which keep
+ * freed blocks (ours keeps freed CPU buffers too, up to P3S_CPU_CACHE_MB, and they count in RSS);
+ * frozen weights are float16 (frozenHalfDtype); and torch >= 2.0 computes attention with its
+ * fused kernel (never materialising scores) instead of the chunked one.
  */
-export async function benchP3SSd15(
-  unetConfig: Record<string, unknown>,
-  options: { iters?: number } = {},
-): Promise<P3SBenchLine[]> {
-  const iters = options.iters ?? 1;
+const GPU_NOTE =
+  'on CUDA: peak = allocator reserved bytes (cached blocks included), float16 instead of ' +
+  'bfloat16, torch >= 2.0 uses the fused scaled_dot_product_attention instead of chunking';
+
+export type Sd15Phase = 'train' | 'sample';
+
+/** A benchmark model and batch: U-Net config, latent side, CLIP condition tokens and width. */
+export interface P3SShape {
+  unetConfig: Record<string, unknown>;
+  latent: number;
+  clipTokens: number;
+  clipWidth: number;
+}
+
+/** SD 1.5's U-Net at 512 px (64×64 latents) with CLIP ViT-L/14's 257 tokens of width 1024. */
+export const SD15_P3S_SHAPE: P3SShape = {
+  unetConfig: { ...SD15_UNET },
+  latent: 64,
+  clipTokens: 257,
+  clipWidth: 1024,
+};
+
+/**
+ * One phase of the P3S benchmark in this process: the U-Net with random weights and the P3S
+ * adapter, batch 1 training steps or batch 2 classifier-free-guidance sampling steps, on a
+ * device. Returns seconds per step and, on CPU, the peak RSS while stepping (model included,
+ * set-up excluded; on CUDA the caller measures the GPU's memory).
+ */
+export async function runP3SPhase(
+  shape: P3SShape,
+  phase: Sd15Phase,
+  lean: boolean,
+  options: { device?: string; iters?: number } = {},
+): Promise<{ seconds: number; peakRssMiB: number | null; trainedParameters: number }> {
+  const device = options.device ?? 'cpu';
   manualSeed(0);
-  const unet = new UNet2DConditionModel(unetConfig).eval().freeze();
-  const adapter = new P3SAdapter(unet, 1024);
-  const g = new Generator(0);
-  const common = { latent: '64x64', threads: getNumThreads(), device: 'cpu', weights: 'random' };
-  const inputs = (b: number): StepInputs => ({
-    xt: randn([b, 4, 64, 64], { generator: g }),
-    context: randn([b, 77, 768], { generator: g }),
-    target: randn([b, 4, 64, 64], { generator: g }),
-    condition: {
-      latent: randn([b, 4, 64, 64], { generator: g }),
-      clipStates: randn([b, 257, 1024], { generator: g }),
-    },
-    timesteps: new Array<number>(b).fill(500),
-  });
-  const rss = () => process.resourceUsage().maxRSS / 1024;
+  const unet = new UNet2DConditionModel(shape.unetConfig).eval().freeze().to(device);
+  const adapter = new P3SAdapter(unet, shape.clipWidth).to(device);
+  setAttentionChunkBytes(lean ? DEFAULT_ATTENTION_CHUNK_BYTES : Infinity);
+  const inputs = stepInputs(shape, phase === 'train' ? 1 : 2, device);
   try {
-    const one = inputs(1);
-    const train = await timeP3SStep(unet, adapter, one, 0, iters);
-    const trainRss = rss();
-    disposeAll(inputTensors(one));
-    const two = inputs(2);
-    const sample = await timeSamplingStep(unet, adapter, two, iters);
-    disposeAll(inputTensors(two));
-    return [
-      {
-        name: 'sd15-p3s-train-step-b1-64x64-cpu',
-        value: train,
-        unit: 's',
-        trainedParameters: adapter.numParameters(),
-        peakRssMiB: trainRss,
-        ...common,
-      },
-      {
-        name: 'sd15-p3s-sampling-step-cfg-b2-64x64-cpu',
-        value: sample,
-        unit: 's',
-        peakRssMiB: rss(),
-        ...common,
-      },
-      {
-        name: 'sd15-p3s-image-50-steps-cpu-extrapolated',
-        value: 50 * sample,
-        unit: 's',
-        note: '50 × the sampling step; add the VAE decode (bench models)',
-        ...common,
-      },
-    ];
+    if (phase === 'sample') adapter.freeze();
+    if (lean) holdFrozenInHalfPrecision(phase === 'sample' ? [unet, adapter] : [unet]);
+    const trainedParameters = adapter.numParameters();
+    const cpuPeak = device === 'cpu' && resetPeakRss();
+    const iters = options.iters ?? 1;
+    const seconds =
+      phase === 'train'
+        ? await timeP3SStep(unet, adapter, inputs, 0, iters)
+        : await timeSamplingStep(unet, adapter, inputs, iters);
+    return { seconds, peakRssMiB: cpuPeak ? peakRssSinceResetMiB() : null, trainedParameters };
   } finally {
+    disposeAll(inputTensors(inputs));
     adapter.dispose();
     unet.dispose();
   }
+}
+
+/** A batch of random inputs of a shape (the text context's width from the U-Net config). */
+function stepInputs(shape: P3SShape, b: number, device: string): StepInputs {
+  const g = new Generator(0);
+  const n = shape.latent;
+  const textWidth = Number(shape.unetConfig.cross_attention_dim ?? 768);
+  const r = (dims: number[]) => tidy(() => randn(dims, { generator: g }).to(device));
+  return {
+    xt: r([b, 4, n, n]),
+    context: r([b, 77, textWidth]),
+    target: r([b, 4, n, n]),
+    condition: { latent: r([b, 4, n, n]), clipStates: r([b, shape.clipTokens, shape.clipWidth]) },
+    timesteps: new Array<number>(b).fill(500),
+  };
+}
+
+/**
+ * The SD 1.5-size P3S benchmark, plain and lean, each phase in its own child process (so each
+ * peak is its own): a training step (batch 1, target ≤ 10 GiB) and a guided sampling step
+ * (batch 2, target ≤ 5 GiB), with a 50-step image extrapolated from the latter (the VAE decode
+ * is measured by `npm run bench -- models`). Minutes per line on 2 cores; the plain training
+ * step peaks near 18 GiB.
+ */
+export function benchP3SSd15(options: { iters?: number } = {}): P3SBenchLine[] {
+  const common = { latent: '64x64', threads: getNumThreads(), device: 'cpu', weights: 'random' };
+  const out: P3SBenchLine[] = [];
+  for (const lean of [false, true]) {
+    const mode = lean ? 'lean' : 'plain';
+    const run = (phase: Sd15Phase) =>
+      jsonChild(SELF, ['--sd15', phase, mode, String(options.iters ?? 1)]);
+    const train = run('train');
+    const sample = run('sample');
+    const peakGiB = (r: Record<string, unknown>) => Number(r.peakRssMiB) / 1024;
+    const line = (name: string, r: Record<string, unknown>, targetGiB: number) => ({
+      name: `${name}-${mode}`,
+      value: Number(r.seconds),
+      unit: 's',
+      peakGiB: Math.round(peakGiB(r) * 100) / 100,
+      targetGiB,
+      withinTarget: peakGiB(r) <= targetGiB,
+      trainedParameters: r.trainedParameters,
+      mode,
+      ...common,
+    });
+    out.push(line('sd15-p3s-train-step-b1-64x64-cpu', train, 10));
+    out.push(line('sd15-p3s-sampling-step-cfg-b2-64x64-cpu', sample, 5));
+    out.push({
+      name: `sd15-p3s-image-50-steps-cpu-extrapolated-${mode}`,
+      value: 50 * Number(sample.seconds),
+      unit: 's',
+      note: '50 × the sampling step; add the VAE decode (bench models)',
+      ...common,
+    });
+  }
+  out.push({ name: 'sd15-p3s-notes', value: 0, unit: '', lean: LEAN_NOTE, gpu: GPU_NOTE });
+  return out;
 }
 
 /** Seconds per sampling step of the injected U-Net, without gradients. */
@@ -294,4 +364,19 @@ async function timeSamplingStep(
   } finally {
     p3s.detach();
   }
+}
+
+// `node dist/bench/p3s.js --sd15 <train|sample> <plain|lean> [iters]`: one phase, as JSON.
+const isMain =
+  process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href;
+const at = process.argv.indexOf('--sd15');
+if (isMain && at >= 0) {
+  const [phase, mode, iters] = process.argv.slice(at + 1);
+  if ((phase !== 'train' && phase !== 'sample') || (mode !== 'plain' && mode !== 'lean')) {
+    throw new Error('usage: p3s.js --sd15 <train|sample> <plain|lean> [iters]');
+  }
+  const r = await runP3SPhase(SD15_P3S_SHAPE, phase, mode === 'lean', {
+    iters: Number(iters ?? 1),
+  });
+  console.log(JSON.stringify(r));
 }

@@ -80,6 +80,15 @@ export interface NativeBinding {
   setNumThreads(n: number): void;
   getNumThreads(): number;
   libtorchVersion(): string;
+  /** softmax(q kᵀ·scale + mask) v by blocks of `chunkRows` query rows (native ChunkedAttention). */
+  chunkedAttention(
+    q: TensorHandle,
+    k: TensorHandle,
+    v: TensorHandle,
+    mask: TensorHandle | null,
+    scale: number,
+    chunkRows: number,
+  ): TensorHandle;
 }
 
 function packageRoot(): string {

@@ -218,7 +218,7 @@ const DEFAULT_PROCESSOR = new AttnProcessor();
 
 /**
  * Computes attention like AttnProcessor and stores the probabilities (B, heads, Lq, Lk) of each
- * call under its name. Stored tensors outlive tidy() scopes (and keep their autograd graph, so a
+ * call under its name, in float32. Stored tensors outlive tidy() scopes (and keep their autograd graph, so a
  * loss on them trains what produced them); call clear() to free them. Several processors may
  * share one store: `new AttnCaptureProcessor(path, store)`.
  */
@@ -235,7 +235,9 @@ export class AttnCaptureProcessor implements AttentionProcessor {
     const v = attn.splitHeads(attn.toV.forward(context));
     const probs = attn.attentionProbs(q, k); // (B, heads, Lq, Lk)
     this.captured.get(this.name)?.dispose();
-    this.captured.set(this.name, keep(probs));
+    // Stored in float32 even from a layer held in 16 bits (models/precision.ts): a loss compares
+    // them with a float32 model's, and libtorch's losses need equal dtypes in backward.
+    this.captured.set(this.name, keep(probs.dtype === 'float32' ? probs : probs.float()));
     return attn.finish(attn.mergeHeads(ops.matmul(probs, v)), residual, spatial);
   }
   /** Frees every tensor in the store (shared stores included) and empties it. */

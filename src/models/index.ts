@@ -6,6 +6,7 @@ export * from './vae/index.js';
 export * from './vit/index.js';
 export * from './loading.js';
 export * from './save_pretrained.js';
+export * from './precision.js';
 // Each model package names its loader options FromPretrainedOptions. Here each has a prefixed
 // name; the plain name is the U-Net's { variant, dtype }, which every loader accepts.
 export type { FromPretrainedOptions } from './unet/index.js';

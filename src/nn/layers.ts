@@ -3,11 +3,24 @@ import { Tensor } from '../engine/tensor.js';
 import { Module } from './module.js';
 import * as F from './functional.js';
 import { constantParameter, normalParameter, uniformParameter } from './init.js';
+import { isFloatingDType } from '../engine/dtype.js';
 
 function checkPositive(name: string, value: number): void {
   if (!Number.isInteger(value) || value <= 0) {
     throw new RangeError(`Expected a positive integer for ${name} but received ${value}`);
   }
+}
+
+/**
+ * x in its layer's weight dtype when the two differ: a layer computes in the precision of its
+ * weights, so frozen weights held in bfloat16/float16 (models/precision.ts) run in it while the
+ * float32 trainable layers beside them get float32 inputs — mixed-precision training's rule
+ * (weights decide) without autocast, whose C++ API differs between libtorch 1.13 and 2.x.
+ */
+function inWeightDtype(x: Tensor, weight: Tensor | null): Tensor {
+  if (weight === null) return x;
+  const want = weight.dtype;
+  return x.dtype === want || !isFloatingDType(x.dtype) ? x : x.to(want);
 }
 
 export class Linear extends Module {
@@ -30,7 +43,7 @@ export class Linear extends Module {
     return this.optionalParam('bias');
   }
   forward(x: Tensor): Tensor {
-    return F.linear(x, this.weight, this.bias);
+    return F.linear(inWeightDtype(x, this.weight), this.weight, this.bias);
   }
 }
 
@@ -84,7 +97,7 @@ export class Conv2d extends Module {
     return this.optionalParam('bias');
   }
   forward(x: Tensor): Tensor {
-    return F.conv2d(x, this.weight, this.bias, {
+    return F.conv2d(inWeightDtype(x, this.weight), this.weight, this.bias, {
       stride: this.stride,
       padding: this.padding,
       dilation: this.dilation,
@@ -112,7 +125,7 @@ export class GroupNorm extends Module {
   }
   forward(x: Tensor): Tensor {
     return F.groupNorm(
-      x,
+      inWeightDtype(x, this.optionalParam('weight')),
       this.numGroups,
       this.optionalParam('weight'),
       this.optionalParam('bias'),
@@ -136,7 +149,7 @@ export class LayerNorm extends Module {
   }
   forward(x: Tensor): Tensor {
     return F.layerNorm(
-      x,
+      inWeightDtype(x, this.optionalParam('weight')),
       this.normalizedShape,
       this.optionalParam('weight'),
       this.optionalParam('bias'),

@@ -31,6 +31,8 @@ import { CLIPVisionModel } from '../models/clip/clip_vision_model.js';
 import { ModelLoadError } from '../models/loading.js';
 import { Adam } from '../optim/adam.js';
 import { StableDiffusionPipeline } from '../pipelines/stable_diffusion.js';
+import { holdFrozenInHalfPrecision } from '../models/precision.js';
+import type { Module } from '../nn/module.js';
 import { schedulerFromConfig } from '../schedulers/index.js';
 import type { DDPMScheduler } from '../schedulers/scheduling_ddpm.js';
 import { readSchedulerConfig } from '../schedulers/scheduling_utils.js';
@@ -496,6 +498,13 @@ function divergenceAdvice(settings: TrainSettings, lastCheckpoint: string | null
 // ---------------------------------------------------------------------------------------------
 // 6. the loop and 7. finish
 
+/** The base model's modules no method trains (DreamBooth trains the U-Net, Custom Diffusion part of it). */
+function frozenModules(pipeline: StableDiffusionPipeline): Module[] {
+  return [pipeline.unet, pipeline.vae, pipeline.textEncoder].filter((m) =>
+    m.parameters().every((p) => !p.requiresGrad),
+  );
+}
+
 /** P3S's validation images (other methods refuse --sample-every: checkMethodSettings). */
 function validationSamples(
   run: Run,
@@ -654,6 +663,8 @@ async function trainInFolder(run: Run, options: TrainRunOptions): Promise<TrainP
     const { prompt, contexts } = promptContexts(run, pipeline);
     const identity = runIdentity(run, frozen, encoded.references, prompt);
     method = await createMethod(run, frozen, encoded.references, prompt);
+    // after the method: P3S's trainable copy starts from the U-Net's float32 weights
+    if (settings.frozenPrecision === 'half') holdFrozenInHalfPrecision(frozenModules(pipeline));
     optimizer = new Adam(method.trainable.parameters(), { lr: settings.learningRate });
     const data: FineTuningData = {
       references: encoded.references,

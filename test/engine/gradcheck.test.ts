@@ -62,6 +62,15 @@ test('linear gradients match finite differences', () => {
   gradcheck('linear', ([x, w, b]) => F.linear(x!, w!, b!), [[3, 5], [4, 5], [4]]);
 });
 
+test('chunked attention gradients match finite differences', () => {
+  const chunked = ([q, k, v]: Tensor[]) => F.chunkedAttention(q!, k!, v!, { chunkRows: 2 });
+  gradcheck('chunked attention', chunked, [
+    [1, 2, 5, 4],
+    [1, 2, 3, 4],
+    [1, 2, 3, 4],
+  ]);
+});
+
 test('attention gradients match finite differences', () => {
   gradcheck('attention', ([q, k, v]) => F.scaledDotProductAttention(q!, k!, v!), [
     [1, 2, 3, 4],
