@@ -3,6 +3,7 @@
 // budget: a 32/64/64 U-Net on 16×16×4 latents is about 1 s per batch-32 step). The keys are
 // diffusers' and transformers' own; the tiny-model writer fills in every other key.
 import {
+  SD15_SCHEDULER_CONFIG,
   TINY_TEXT_CONFIG,
   TINY_UNET_CONFIG,
   TINY_VAE_CONFIG,
@@ -58,3 +59,23 @@ export const TOY_UNET_CONFIG: Readonly<Record<string, unknown>> = Object.freeze(
   norm_num_groups: 16,
   sample_size: TOY_IMAGE_SIZE / 4,
 });
+
+/**
+ * The U-Net's noise schedules, as the model folder's scheduler/ config. sd15: SD 1.5's scaled-
+ * linear β with ε-prediction; its last timestep keeps √ᾱ_T ≈ 0.068 of the image, which on a 16×16
+ * latent is enough for the U-Net to read an object's place and outline from x_T, so that sampling
+ * from pure noise takes its silhouette from the noise (docs/toy.md). zero-snr-v: the same β
+ * rescaled to zero terminal SNR with v-prediction and trailing timesteps (Lin et al. 2024), as
+ * diffusers' DDIMScheduler reads them: x_T holds nothing of the image, so the text must decide.
+ */
+export const TOY_NOISE_SCHEDULES = {
+  sd15: SD15_SCHEDULER_CONFIG,
+  'zero-snr-v': Object.freeze({
+    ...SD15_SCHEDULER_CONFIG,
+    _class_name: 'DDIMScheduler',
+    prediction_type: 'v_prediction',
+    rescale_betas_zero_snr: true,
+    timestep_spacing: 'trailing',
+  }),
+} as const satisfies Record<string, Readonly<Record<string, unknown>>>;
+export type ToyNoiseSchedule = keyof typeof TOY_NOISE_SCHEDULES;

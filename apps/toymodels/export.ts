@@ -17,11 +17,12 @@ import {
   writeModelIndex,
   writeTokenizer,
 } from '../../src/models/save_pretrained.js';
-import { SD15_SCHEDULER_CONFIG } from '../testing/tiny_models.js';
 import {
   TOY_IMAGE_SIZE,
   TOY_TEXT_CONFIG,
+  TOY_NOISE_SCHEDULES,
   TOY_UNET_CONFIG,
+  type ToyNoiseSchedule,
   TOY_VAE_CONFIG,
   TOY_VISION_CONFIG,
 } from './configs.js';
@@ -95,13 +96,15 @@ export function exportToyTextEncoder(text: CLIPTextModelWithProjection, root: st
   writeJson(join(textFolder, 'config.json'), transformersConfig(TOY_TEXT_CONFIG, 'float16'));
 }
 
-/** scheduler/ (SD 1.5's PNDM config) and model_index.json. */
-export function exportToyPipelineIndex(root: string): void {
+/** scheduler/ (the U-Net's noise schedule, configs.ts) and model_index.json. */
+export function exportToyPipelineIndex(root: string, schedule: ToyNoiseSchedule): void {
+  const config = TOY_NOISE_SCHEDULES[schedule];
   mkdirSync(join(root, 'scheduler'), { recursive: true });
-  writeJson(join(root, 'scheduler', 'scheduler_config.json'), SD15_SCHEDULER_CONFIG);
+  writeJson(join(root, 'scheduler', 'scheduler_config.json'), config);
   writeModelIndex(root, {
     textEncoder: 'CLIPTextModelWithProjection',
     imageEncoder: 'CLIPVisionModelWithProjection',
+    scheduler: String(config._class_name),
   });
 }
 

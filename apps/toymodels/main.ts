@@ -17,6 +17,7 @@ import {
 import { runSideBySide } from './side_by_side.js';
 import { DECODER_STAGE_DEFAULTS } from './vae_stage.js';
 import { UNET_STAGE_DEFAULTS } from './unet_stage.js';
+import { TOY_NOISE_SCHEDULES, type ToyNoiseSchedule } from './configs.js';
 
 const HELP = `npm run train:toy -- [options]
 
@@ -46,10 +47,24 @@ Options:
                       (default ${UNET_STAGE_DEFAULTS.textEncoderLrScale})
   --unet-min-snr-gamma <γ>  weight the U-Net's loss by min(SNR, γ)/SNR (Hang et al. 2023);
                       0 weighs every timestep the same (default ${UNET_STAGE_DEFAULTS.minSnrGamma})
+  --unet-noise-schedule <s>  sd15: SD 1.5's schedule and ε-prediction; zero-snr-v: zero
+                      terminal SNR, v-prediction, trailing timesteps (DDIMScheduler), so that
+                      pure noise holds no outline for the U-Net to follow (docs/toy.md)
+                      (default ${UNET_STAGE_DEFAULTS.noiseSchedule})
   --sequential        run the stages one after another in this process, on all threads
                       (by default, with 2 or more cores, stages that do not depend on each
                       other run side by side in child processes, one thread each)
 Threads: P3S_NUM_THREADS (default: all cores).`;
+
+function noiseScheduleFlag(given: unknown): ToyNoiseSchedule {
+  if (given === undefined) return UNET_STAGE_DEFAULTS.noiseSchedule;
+  const names = Object.keys(TOY_NOISE_SCHEDULES);
+  if (typeof given !== 'string' || !names.includes(given))
+    throw new UsageError(
+      `Expected one of ${names.join(', ')} for --unet-noise-schedule but received ${String(given)}`,
+    );
+  return given as ToyNoiseSchedule;
+}
 
 async function main(): Promise<void> {
   const { values } = parse(process.argv.slice(2), {
@@ -70,6 +85,7 @@ async function main(): Promise<void> {
     'unet-train-text-encoder': { type: 'boolean' },
     'unet-text-encoder-lr-scale': { type: 'string' },
     'unet-min-snr-gamma': { type: 'string' },
+    'unet-noise-schedule': { type: 'string' },
     sequential: { type: 'boolean' },
   });
   if (values.help) {
@@ -134,6 +150,7 @@ async function main(): Promise<void> {
       (v) => Number.isFinite(v) && v >= 0,
       'a number ≥ 0',
     ),
+    unetNoiseSchedule: noiseScheduleFlag(values['unet-noise-schedule']),
   });
   summarise(reports);
 }

@@ -34,6 +34,7 @@ import { EVALUATION_SUBJECTS, TOY_RECIPE } from './recipes.js';
 import { TaskPool } from './task_pool.js';
 import { writeModelCard } from './model_card.js';
 import { UNET_STAGE_DEFAULTS, trainToyUNet } from './unet_stage.js';
+import type { ToyNoiseSchedule } from './configs.js';
 import {
   ADAPTER_STAGE_DEFAULTS,
   exportPretrainedAdapter,
@@ -75,6 +76,8 @@ export interface TrainToyOptions {
   unetTextEncoderLrScale?: number;
   /** γ of the U-Net stage's min-SNR loss weighting, 0 for none (default: the stage's). */
   unetMinSnrGamma?: number;
+  /** The U-Net's noise schedule and prediction type (default: the stage's). */
+  unetNoiseSchedule?: ToyNoiseSchedule;
   progress?: boolean;
 }
 
@@ -210,6 +213,7 @@ async function unetStage(ctx: StageContext): Promise<TrainedRun> {
     trainTextEncoder: ctx.options.unetTrainTextEncoder,
     textEncoderLrScale: ctx.options.unetTextEncoderLrScale,
     minSnrGamma: ctx.options.unetMinSnrGamma,
+    noiseSchedule: ctx.options.unetNoiseSchedule,
   });
   const vae = AutoencoderKL.fromPretrained(join(ctx.out, 'vae'));
   const textEncoder = CLIPTextModelWithProjection.fromPretrained(join(ctx.out, 'text_encoder'));
@@ -222,7 +226,7 @@ async function unetStage(ctx: StageContext): Promise<TrainedRun> {
     try {
       exportToyUNet(unet, ctx.out);
       if (settings.trainTextEncoder) exportToyTextEncoder(textEncoder, ctx.out);
-      exportToyPipelineIndex(ctx.out);
+      exportToyPipelineIndex(ctx.out, settings.noiseSchedule);
     } finally {
       unet.dispose();
     }

@@ -11,11 +11,10 @@ import { Module } from '../../src/nn/module.js';
 import type { CLIPTextModelWithProjection } from '../../src/models/clip/clip_text_model.js';
 import { UNet2DConditionModel } from '../../src/models/unet/unet_2d_condition.js';
 import type { AutoencoderKL } from '../../src/models/vae/autoencoder_kl.js';
-import { SD15_SCHEDULER_CONFIG } from '../testing/tiny_models.js';
 import { AdamW } from '../../src/optim/adam.js';
 import { DDPMScheduler } from '../../src/schedulers/scheduling_ddpm.js';
 import type { CLIPTokenizer } from '../../src/tokenizers/clip_tokenizer.js';
-import { TOY_UNET_CONFIG } from './configs.js';
+import { TOY_NOISE_SCHEDULES, TOY_UNET_CONFIG, type ToyNoiseSchedule } from './configs.js';
 import { scenesToTensor, skewedScenes, tokenIds } from './data.js';
 import { trainStage, type StageResult, type StageSettings } from './stage.js';
 
@@ -31,6 +30,8 @@ export interface UNetStageOptions extends StageSettings {
   textEncoderLrScale: number;
   /** γ of the min-SNR-γ loss weighting; 0: every timestep weighs the same. */
   minSnrGamma: number;
+  /** The noise schedule and prediction type (configs.ts), written to the model's scheduler/. */
+  noiseSchedule: ToyNoiseSchedule;
 }
 
 export const UNET_STAGE_DEFAULTS = {
@@ -41,6 +42,7 @@ export const UNET_STAGE_DEFAULTS = {
   trainTextEncoder: false,
   textEncoderLrScale: 0.1,
   minSnrGamma: 0,
+  noiseSchedule: 'sd15' as ToyNoiseSchedule,
 };
 
 /** The U-Net and, when it learns with it, the text encoder: one checkpoint for both. */
@@ -83,7 +85,7 @@ export async function trainToyUNet(
   const lrScales = new Map(textEncoder.parameters().map((p) => [p, options.textEncoderLrScale]));
   const optimizer = new AdamW(params, { lr: options.lr, weightDecay: 0.01, lrScales });
   const generator = new Generator(options.seed);
-  const scheduler = DDPMScheduler.fromConfig(SD15_SCHEDULER_CONFIG);
+  const scheduler = DDPMScheduler.fromConfig(TOY_NOISE_SCHEDULES[options.noiseSchedule]);
   const T = scheduler.config.num_train_timesteps;
   const scaling = vae.config.scaling_factor;
   const b = options.batchSize;
@@ -98,7 +100,7 @@ export async function trainToyUNet(
         : {}),
     },
     // checkpoints from before min-SNR weighting existed ran unweighted
-    olderDefaults: { minSnrGamma: 0 },
+    olderDefaults: { minSnrGamma: 0, noiseSchedule: 'sd15' },
     warmup: 200,
     model: options.trainTextEncoder ? trained : unet,
     optimizer,
@@ -115,10 +117,11 @@ export async function trainToyUNet(
       const noise = randn(x0.shape, { generator });
       const noisy = scheduler.addNoise(x0, noise, t);
       const predicted = unet.forward(noisy, t, context);
-      if (options.minSnrGamma === 0) return mseLoss(predicted, noise);
+      const target = scheduler.trainingTarget(x0, noise, t); // ε, v or x_0
+      if (options.minSnrGamma === 0) return mseLoss(predicted, target);
       const timesteps = t.toArray() as number[];
       const weights = minSnrWeights(scheduler.alphasCumprod, timesteps, options.minSnrGamma);
-      return mseLoss(predicted, noise, 'none').mean([1, 2, 3]).mul(tensor(weights)).mean();
+      return mseLoss(predicted, target, 'none').mean([1, 2, 3]).mul(tensor(weights)).mean();
     },
   });
   return { unet: unet.eval(), result };

@@ -183,7 +183,7 @@ export function writeTokenizer(folder: string, source: string): number {
  */
 export function writeModelIndex(
   folder: string,
-  options: { textEncoder?: string; imageEncoder?: string | null } = {},
+  options: { textEncoder?: string; imageEncoder?: string | null; scheduler?: string } = {},
 ): void {
   writeJson(join(folder, 'model_index.json'), {
     _class_name: 'StableDiffusionPipeline',
@@ -192,7 +192,7 @@ export function writeModelIndex(
     image_encoder: options.imageEncoder ? ['transformers', options.imageEncoder] : [null, null],
     requires_safety_checker: false,
     safety_checker: [null, null],
-    scheduler: ['diffusers', 'PNDMScheduler'],
+    scheduler: ['diffusers', options.scheduler ?? 'PNDMScheduler'],
     text_encoder: ['transformers', options.textEncoder ?? 'CLIPTextModel'],
     tokenizer: ['transformers', 'CLIPTokenizer'],
     unet: ['diffusers', 'UNet2DConditionModel'],

@@ -255,3 +255,44 @@ test('--unet-train-text-encoder trains the text encoder with the U-Net and expor
   assert.equal(readTrainingReport(joint).unet?.trainTextEncoder, 1);
   assert.equal(readTrainingReport(frozen).unet?.trainTextEncoder, 0);
 });
+
+test('--unet-noise-schedule zero-snr-v writes a DDIM v-prediction config the pipeline samples with from pure noise', async () => {
+  const shipped = join(root, 'a'); // the first test's folder
+  assert.ok(existsSync(join(shipped, 'unet')), 'run with the first test');
+  const out = join(root, 'zero-snr');
+  cpSync(shipped, out, { recursive: true });
+  const [report] = await trainToyModels({
+    out,
+    work: join(root, 'work-zero-snr'),
+    seed: 0,
+    stages: ['unet'],
+    tokenizer: fixturePath('clip-tokenizer'),
+    steps: STEPS,
+    unetNoiseSchedule: 'zero-snr-v',
+    progress: false,
+  });
+  assert.equal(report!.ran, 2);
+  const config = JSON.parse(readFileSync(join(out, 'scheduler', 'scheduler_config.json'), 'utf8'));
+  assert.equal(config._class_name, 'DDIMScheduler');
+  assert.equal(config.prediction_type, 'v_prediction');
+  assert.equal(config.rescale_betas_zero_snr, true);
+  assert.equal(config.timestep_spacing, 'trailing');
+  const index = JSON.parse(readFileSync(join(out, 'model_index.json'), 'utf8'));
+  assert.deepEqual(index.scheduler, ['diffusers', 'DDIMScheduler']);
+  const pipeline = StableDiffusionPipeline.fromPretrained(out, { scheduler: 'ddim' });
+  try {
+    const scheduler = pipeline.scheduler;
+    scheduler.setTimesteps(4);
+    assert.equal(Array.from(scheduler.timesteps)[0], 999, 'sampling starts at pure noise');
+    assert.equal(scheduler.alphasCumprod[999], 0);
+    const { images } = await pipeline.generate({ prompt: 'a red star', steps: 2, seed: 1 });
+    assert.equal(images.length, 1);
+  } finally {
+    pipeline.dispose();
+  }
+  // the shipped schedule's checkpoints are another run: not resumed into this one
+  const sd15 = JSON.parse(
+    readFileSync(join(shipped, 'scheduler', 'scheduler_config.json'), 'utf8'),
+  );
+  assert.equal(sd15.prediction_type, 'epsilon');
+});
