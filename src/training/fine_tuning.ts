@@ -162,8 +162,10 @@ export function fineTuningStep(
           Object.entries(out.parts).map(([k, v]) => [k, v ? v.item() : 0]),
         );
         const value = loss.item();
-        // a non-finite loss is not back-propagated: the weights stay as the last good step left them
-        if (Number.isFinite(value)) loss.div(accumulate).backward();
+        // a non-finite loss is not back-propagated: the weights stay as the last good step left
+        // them; nor is one that reaches no trainable weight (Textual Inversion's token when every
+        // prompt of the micro-batch was dropped for the empty one)
+        if (Number.isFinite(value) && loss.requiresGrad) loss.div(accumulate).backward();
         return { loss: value, parts };
       } finally {
         out.release();

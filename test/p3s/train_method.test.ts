@@ -12,6 +12,9 @@ import { trainP3S, type TrainP3SConfig } from '../../src/p3s/train.js';
 import { resolveTrainSettings } from '../../src/p3s/train_settings.js';
 import { writeToySubject } from '../helpers/toy_subject.js';
 import { fixturePath } from '../helpers/paths.js';
+import { StableDiffusionPipeline } from '../../src/pipelines/stable_diffusion.js';
+import { AddedToken } from '../../src/baselines/added_token.js';
+import { disposeAll } from '../../src/engine/scope.js';
 
 setNumThreads(1);
 
@@ -55,6 +58,26 @@ test('--method textual-inversion trains on the shared trainer and writes learned
     2,
   );
   assert.ok(!existsSync(join(out, 'adapter.safetensors')));
+});
+
+test('textual inversion steps whose every prompt was dropped reach no weight and are skipped, not fatal', async () => {
+  // batch 1 with every prompt dropped: the empty prompt holds no token, so no loss reaches it
+  const out = join(root, 'ti-dropped');
+  const result = await trainP3S(
+    config(out, { method: 'textual-inversion', maxSteps: 2, batchSize: 1, conditionDropout: 1 }),
+  );
+  assert.equal(result.steps, 2);
+  assert.ok(result.losses.every((l) => Number.isFinite(l)));
+  // unchanged: still the class word's embedding it started from
+  const pipeline = StableDiffusionPipeline.fromPretrained(fixturePath('tiny-sd'));
+  const init = AddedToken.fromClassWord(pipeline, '<sks>', 'toy');
+  const saved = SafetensorsFile.open(result.adapterPath).tensor('<sks>');
+  try {
+    assert.deepEqual(saved.toArray(), init.embedding.toArray());
+  } finally {
+    disposeAll([saved, init.embedding]);
+    pipeline.dispose();
+  }
 });
 
 test('a resume with another method is refused, naming the method', async () => {
