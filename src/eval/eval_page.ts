@@ -56,6 +56,9 @@ function promptSections(pageDir: string, result: EvalResult): string {
     .join('\n');
 }
 
+/** A metric's name as the tables show it ("dinoV" → "DINO-v"). */
+const metricName = (key: string): string => SCORE_COLUMNS.find(([k]) => k === key)?.[1] ?? key;
+
 /** The page's HTML, its links relative to `pagePath`'s folder. */
 export function evalPage(result: EvalResult, pagePath: string): string {
   const dir = dirname(pagePath);
@@ -64,7 +67,7 @@ export function evalPage(result: EvalResult, pagePath: string): string {
     .join('');
   const missing =
     result.notMeasured.length > 0
-      ? `<p>Not measured: ${escapeHtml(result.notMeasured.join(', '))} (DINO needs <code>--dino &lt;ViT folder&gt;</code>).</p>`
+      ? `<p>Not measured: ${escapeHtml(result.notMeasured.map(metricName).join(', '))} (DINO needs <code>--dino &lt;ViT folder&gt;</code>).</p>`
       : '';
   return `<!doctype html><html><head><meta charset="utf-8"><title>p3s eval</title>
 <style>${STYLE}</style></head><body>

@@ -242,7 +242,7 @@ test('p3s eval writes eval.json and a table; --help lists every flag', () => {
   }
   for (const r of json.references) assert.ok(page.includes(relative(root, r).split(sep).join('/')));
   for (const p of json.perPrompt) assert.ok(page.includes(`<td>${p.prompt}</td>`), p.prompt);
-  assert.match(page, /Not measured: dino, dinoV/);
+  assert.match(page, /Not measured: DINO, DINO-v/);
   const help = p3s('--help');
   assert.equal(help.status, 0);
   for (const s of EVAL_SETTINGS) if (s.flag) assert.ok(help.stdout.includes(`--${s.flag}`), s.flag);
