@@ -4,22 +4,25 @@
 // generation. Image k of a prompt starts from the noise of seed k, as P3S's does, so the
 // methods' images compare seed for seed.
 import { basename, join, resolve } from 'node:path';
-import { randn } from '../engine/creation.js';
-import { Generator } from '../engine/random.js';
-import { tidy } from '../engine/scope.js';
-import type { Tensor } from '../engine/tensor.js';
-import * as ops from '../engine/ops.generated.js';
-import { contactSheet, writePng, type RgbImage } from '../io/image.js';
-import { samplingParameters, slug, type GenerateRunOptions } from '../p3s/generate.js';
+import { firstNonFinite } from '../engine/finite.js';
+import type { RgbImage } from '../io/image.js';
+import { samplingParameters, type GenerateRunOptions } from '../p3s/generate.js';
+import { samplingFailure } from '../p3s/generate_guards.js';
+import {
+  checkOutputSize,
+  imageFileName,
+  seedNoise,
+  writeContactSheet,
+  writeImage,
+} from '../p3s/generate_output.js';
 import { resolvePrompts } from '../p3s/generate_plan.js';
 import {
   GENERATE_SETTINGS,
   type GenerateP3SConfig,
   type GenerateSettings,
 } from '../p3s/generate_settings.js';
-import { StableDiffusionPipeline } from '../pipelines/stable_diffusion.js';
+import { NonFiniteError, StableDiffusionPipeline } from '../pipelines/stable_diffusion.js';
 import { resolveSettings } from '../settings/table.js';
-import { writingTo } from '../training/errors.js';
 import { checkWritable } from '../training/run_folder.js';
 import { applyArtifact, ArtifactError, artifactSubject, baselineArtifact } from './artifact.js';
 
@@ -28,16 +31,6 @@ export interface GenerateBaselineResult {
   contactSheetPath: string | null;
   warnings: string[];
   method: string;
-}
-
-/** The noise x_T of each seed, (B, C, h, w) (the pipeline scales it by initNoiseSigma). */
-function seedNoise(seeds: readonly number[], shape: [number, number, number]): Tensor {
-  return tidy(() =>
-    ops.cat(
-      seeds.map((s) => randn([1, ...shape], { generator: new Generator(s) })),
-      0,
-    ),
-  );
 }
 
 /** The PNG text chunks every image of this generation carries. */
@@ -78,7 +71,24 @@ function outputSize(s: GenerateSettings, pipeline: StableDiffusionPipeline): [nu
   const sample = pipeline.unet.config.sample_size;
   const side =
     s.size ?? (Array.isArray(sample) ? sample[0]! : (sample ?? 64)) * pipeline.vaeScaleFactor;
-  return [s.height ?? side, s.width ?? side];
+  const [height, width] = [s.height ?? side, s.width ?? side];
+  checkOutputSize(height, width, pipeline.vaeScaleFactor);
+  return [height, width];
+}
+
+/** Why a batch sampled to NaN or infinity: the first weights that hold such values, else the settings. */
+function nonFiniteCause(run: Run): string {
+  const { s, pipeline } = run;
+  const parts = [
+    [`the base model's U-Net with ${s.adapter} applied`, pipeline.unet],
+    [`${join(s.baseModel, 'text_encoder')} (with any learned token)`, pipeline.textEncoder],
+    [join(s.baseModel, 'vae'), pipeline.vae],
+  ] as const;
+  for (const [where, module] of parts) {
+    const bad = firstNonFinite(module.stateDict());
+    if (bad !== null) return `${bad} in ${where} holds NaN or infinite values`;
+  }
+  return `every weight is finite, so the settings overflow (guidance ${s.guidanceScale}): try the default`;
 }
 
 /** Every image of prompt p, batch by batch, written as PNGs with their parameters. */
@@ -101,30 +111,27 @@ async function generatePrompt(run: Run, p: number, prompt: string): Promise<void
         height: size[0],
         width: size[1],
       })
+      .catch((err: unknown) => {
+        throw err instanceof NonFiniteError
+          ? samplingFailure(prompt, batch, err, nonFiniteCause(run))
+          : err;
+      })
       .finally(() => noise.dispose());
     out.latents.dispose();
     for (const [j, image] of out.images.entries()) {
       const seed = batch[j]!;
-      const name = `${String(p).padStart(3, '0')}-${slug(prompt)}-seed${seed}.png`;
-      const path = join(s.outDir, name);
-      const text = { prompt, seed: String(seed), ...run.shared };
-      await writingTo(path, 'write the image', () => writePng(path, image, { text }));
+      const path = join(s.outDir, imageFileName(p, prompt, seed));
+      await writeImage(path, image, { prompt, seed: String(seed), ...run.shared });
       run.images.push({ path, prompt, seed, image });
     }
   }
 }
 
 /** contact-sheet.png: every image, a row per prompt. */
-async function writeContactSheet(run: Run, prompts: readonly string[]): Promise<string> {
-  const path = join(run.s.outDir, 'contact-sheet.png');
-  const sheet = contactSheet(
-    run.images.map((i) => i.image),
-    run.seeds.length,
-    { gap: 2 },
-  );
-  const text = { prompts: prompts.join('\n'), ...run.shared };
-  await writingTo(path, 'write the contact sheet', () => writePng(path, sheet, { text }));
-  return path;
+function writeSheet(run: Run, prompts: readonly string[]): Promise<string> {
+  const text = { prompts: prompts.join('\n'), seeds: run.seeds.join(','), ...run.shared };
+  const images = run.images.map((i) => i.image);
+  return writeContactSheet(run.s.outDir, images, run.seeds.length, text);
 }
 
 /** The settings that steer P3S's injection, which a baseline's generation has no use for. */
@@ -168,7 +175,7 @@ export async function generateBaseline(
     const shared = sharedParameters(s, artifact.method, size, subject);
     const run: Run = { s, pipeline, seeds, size, shared, images: [] };
     for (const [p, prompt] of prompts.entries()) await generatePrompt(run, p, prompt);
-    const contactSheetPath = s.contactSheet ? await writeContactSheet(run, prompts) : null;
+    const contactSheetPath = s.contactSheet ? await writeSheet(run, prompts) : null;
     return { images: run.images, contactSheetPath, warnings, method: artifact.method };
   } finally {
     remove();

@@ -14,14 +14,13 @@
 // them (reference index, size, memory, finite weights: generate_guards.ts), then each prompt's
 // batches and the contact sheet.
 import { basename, join, resolve } from 'node:path';
-import { randn } from '../engine/creation.js';
 import { noGrad } from '../engine/autograd.js';
 import { Generator } from '../engine/random.js';
 import { disposeAll, tidy } from '../engine/scope.js';
 import type { Tensor } from '../engine/tensor.js';
 import * as ops from '../engine/ops.generated.js';
 import * as F from '../nn/functional.js';
-import { contactSheet, writePng, type RgbImage } from '../io/image.js';
+import type { RgbImage } from '../io/image.js';
 import {
   NonFiniteError,
   StableDiffusionPipeline,
@@ -31,7 +30,6 @@ import {
   type SamplingScheduler,
 } from '../pipelines/stable_diffusion.js';
 import { refuseSetting } from '../settings/table.js';
-import { writingTo } from '../training/errors.js';
 import { checkWritable } from '../training/run_folder.js';
 import {
   loadAdapter,
@@ -42,6 +40,13 @@ import {
 import { P3SUNet, type P3SSettings, type SubjectCondition } from './adapter/p3s_unet.js';
 import { formatWeightCurve } from './adapter/weight_schedule.js';
 import { checkAdapterFinite, checkMemory, nonFiniteFailure } from './generate_guards.js';
+import {
+  checkOutputSize,
+  imageFileName,
+  seedNoise,
+  writeContactSheet,
+  writeImage as writeImageFile,
+} from './generate_output.js';
 import { planGeneration, type Plan } from './generate_plan.js';
 import {
   GENERATE_SETTINGS,
@@ -164,12 +169,7 @@ function startingNoise(
   const channels = pipeline.unet.config.in_channels;
   const bias = request.latentBias ?? 0;
   return tidy(() => {
-    const start = ops
-      .cat(
-        request.seeds.map((s) => randn([1, channels, h, w], { generator: new Generator(s) })),
-        0,
-      )
-      .mul(scheduler.initNoiseSigma); // x_T (B, C, h, w)
+    const start = seedNoise(request.seeds, [channels, h, w]).mul(scheduler.initNoiseSigma); // x_T
     // The reference's latent added to the noise: a bias towards the subject (Sec. III).
     return bias === 0 ? start : start.add(referenceLatent.mul(bias));
   });
@@ -276,16 +276,6 @@ export interface GenerateP3SResult {
   metadata: AdapterMetadata;
 }
 
-export function slug(text: string): string {
-  const s = text
-    .toLowerCase()
-    .replace(/[^a-z0-9]+/g, '-')
-    .replace(/^-+|-+$/g, '')
-    .slice(0, 48)
-    .replace(/-+$/, '');
-  return s || 'prompt';
-}
-
 /** The models sampling needs, and how to let go of them. */
 interface Loaded extends SamplingModels {
   release(): void;
@@ -333,10 +323,7 @@ function outputSize(
   const f = pipeline.vaeScaleFactor;
   const height = settings.height ?? settings.size ?? metadata.resolution;
   const width = settings.width ?? settings.size ?? metadata.resolution;
-  if (height % f || width % f || height < f || width < f)
-    throw new RangeError(
-      `Expected height and width to be positive multiples of ${f} but received ${height}×${width}`,
-    );
+  checkOutputSize(height, width, f);
   return { height, width };
 }
 
@@ -441,12 +428,12 @@ async function generatePrompt(run: Generation, p: number): Promise<void> {
         : err;
     });
     for (let j = 0; j < batch.length; j++)
-      await writeImage(run, p, prompt, batchSeeds[j]!, refs[j]!, batch[j]!);
+      await writeGenerated(run, p, prompt, batchSeeds[j]!, refs[j]!, batch[j]!);
     run.onProgress?.({ done: images.length, total, prompt, step: s.steps, steps: s.steps });
   }
 }
 
-async function writeImage(
+async function writeGenerated(
   run: Generation,
   p: number,
   prompt: string,
@@ -460,26 +447,17 @@ async function writeImage(
     reference: `${reference} (${run.plan.metadata.references[reference] ?? '?'})`,
     ...run.shared,
   };
-  const path = join(
-    run.plan.settings.outDir,
-    `${String(p).padStart(3, '0')}-${slug(prompt)}-seed${seed}.png`,
-  );
-  await writingTo(path, 'write the image', () => writePng(path, image, { text: parameters }));
+  const path = join(run.plan.settings.outDir, imageFileName(p, prompt, seed));
+  await writeImageFile(path, image, parameters);
   run.images.push({ path, prompt, seed, reference, image, parameters });
 }
 
 /** contact-sheet.png: every image, a row per prompt. */
-async function writeContactSheet(run: Generation): Promise<string> {
+function writeSheet(run: Generation): Promise<string> {
   const { plan } = run;
-  const path = join(plan.settings.outDir, 'contact-sheet.png');
-  const sheet = contactSheet(
-    run.images.map((i) => i.image),
-    plan.seeds.length,
-    { gap: 2 },
-  );
   const text = { prompts: plan.prompts.join('\n'), seeds: plan.seeds.join(','), ...run.shared };
-  await writingTo(path, 'write the contact sheet', () => writePng(path, sheet, { text }));
-  return path;
+  const images = run.images.map((i) => i.image);
+  return writeContactSheet(plan.settings.outDir, images, plan.seeds.length, text);
 }
 
 /** Loads base model and adapter, generates every prompt × seed, writes PNGs and a contact sheet. */
@@ -506,7 +484,7 @@ export async function generateP3S(
       onProgress: options.onProgress,
     };
     for (let p = 0; p < plan.prompts.length; p++) await generatePrompt(run, p);
-    const contactSheetPath = plan.settings.contactSheet ? await writeContactSheet(run) : null;
+    const contactSheetPath = plan.settings.contactSheet ? await writeSheet(run) : null;
     return {
       images: run.images,
       contactSheetPath,

@@ -156,6 +156,16 @@ export function nonFiniteFailure(
     nonFiniteWeights(models, s) ??
     `every weight is finite, so the settings overflow (guidance ${s.guidanceScale}, latent bias ` +
       `${s.latentBias}, λ ${models.p3s.settings.lambda}): try their defaults`;
+  return samplingFailure(prompt, seeds, err, cause);
+}
+
+/** The error for a batch that sampled to NaN or infinity, with its likely cause (any method). */
+export function samplingFailure(
+  prompt: string,
+  seeds: readonly number[],
+  err: NonFiniteError,
+  cause: string,
+): Error {
   return new Error(
     `Sampling "${prompt}" (seeds ${seeds.join(',')}) gave NaN or infinite ${err.stage}, so no ` +
       `image was written for it: ${cause}`,

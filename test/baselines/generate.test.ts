@@ -3,7 +3,7 @@
 // mismatched artifact fails with a clear message.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { noGrad } from '../../src/engine/autograd.js';
@@ -165,4 +165,31 @@ test('a garbage or mismatched artifact fails with a clear message', () => {
   } finally {
     pipeline.dispose();
   }
+});
+
+test('a baseline refuses a size the VAE cannot make and names an overflow, writing no image', async () => {
+  const run = (name: string, extra: Record<string, unknown>) =>
+    generateBaseline({
+      baseModel: BASE,
+      adapter: saved['custom-diffusion']!,
+      outDir: join(root, name),
+      prompts: ['a {}'],
+      seeds: [1],
+      steps: 2,
+      ...extra,
+    });
+  // --size 63 used to reach the U-Net and fail inside it
+  await assert.rejects(
+    run('odd-size', { size: 63 }),
+    /Expected height and width to be positive multiples of 8 but received 63×63/,
+  );
+  await assert.rejects(
+    run('overflow', { guidanceScale: 1e38 }),
+    /Sampling "a <sks> toy" \(seeds 1\) gave NaN or infinite latents, so no image was written for it: every weight is finite, so the settings overflow \(guidance 1e\+38\)/,
+  );
+  const pngs = (name: string) =>
+    existsSync(join(root, name))
+      ? readdirSync(join(root, name)).filter((f) => f.endsWith('.png'))
+      : [];
+  assert.deepEqual([...pngs('odd-size'), ...pngs('overflow')], []);
 });
