@@ -46,6 +46,7 @@ import { tensorsDigest, type RunIdentity } from '../training/identity.js';
 import { runTraining, type TrainingOutcome } from '../training/loop.js';
 import { logTo, type TrainingObserver } from '../training/observer.js';
 import { checkWritable, deleteEarlierRun, refuseEarlierRun } from '../training/run_folder.js';
+import { refuseOtherRun } from '../training/resume.js';
 import { lockRunFolder, type RunLock } from '../training/run_lock.js';
 import type { FineTuningMethod } from '../training/method.js';
 import { BASELINE_OUTPUTS, createBaseline, subjectToken } from '../baselines/index.js';
@@ -457,6 +458,9 @@ function runIdentity(
   };
 }
 
+const RESUME_ADVICE =
+  'to continue from it with other settings as a new run, add --branch (branch: true); to start afresh, --overwrite without --resume';
+
 /** What a branch must keep: the models, the data and what the adapter is trained for. */
 const BRANCH_KEEPS = [
   'method',
@@ -585,8 +589,7 @@ async function trainLoop(
     observers,
     signal: extra.signal,
     divergenceAdvice: (lastCheckpoint) => divergenceAdvice(settings, lastCheckpoint),
-    resumeAdvice:
-      'to continue from it with other settings as a new run, add --branch (branch: true); to start afresh, --overwrite without --resume',
+    resumeAdvice: RESUME_ADVICE,
   });
 }
 
@@ -662,6 +665,9 @@ async function trainInFolder(run: Run, options: TrainRunOptions): Promise<TrainP
     const frozen: Frozen = { pipeline, scheduler, resolution, ...encoded };
     const { prompt, contexts } = promptContexts(run, pipeline);
     const identity = runIdentity(run, frozen, encoded.references, prompt);
+    // before a baseline draws its class images, which a refused resume would waste
+    if (run.resumeFrom !== null && !settings.branch)
+      refuseOtherRun(run.resumeFrom, identity, RESUME_ADVICE);
     method = await createMethod(run, frozen, encoded.references, prompt);
     // after the method: P3S's trainable copy starts from the U-Net's float32 weights
     if (settings.frozenPrecision === 'half') holdFrozenInHalfPrecision(frozenModules(pipeline));

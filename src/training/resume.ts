@@ -36,17 +36,37 @@ export interface ResumePoint {
 /** A checkpoint that cannot be used (unreadable, unfit); the fallback moves past it. */
 class Unusable extends Error {}
 
+/** A resume (not a branch) continues only the run that wrote the checkpoint. */
+function refuseDifferences(info: CheckpointInfo, identity: RunIdentity, advice: string): void {
+  const differ = identityDifferences(info.config, identity);
+  if (differ.length > 0)
+    throw new CheckpointError(
+      `Cannot resume from ${basename(info.path)}: the run differs in ${differ.join(', ')}${advice}`,
+    );
+}
+
+/**
+ * The same refusal before a run's costly preparation (a baseline's class images): a checkpoint
+ * that cannot be read is left to resumeRun, which may fall back to an older one.
+ */
+export function refuseOtherRun(path: string, identity: RunIdentity, resumeAdvice?: string): void {
+  let info: CheckpointInfo;
+  try {
+    info = readCheckpointInfo(path);
+  } catch (err) {
+    if (err instanceof SafetensorsError || err instanceof CheckpointError) return;
+    throw err;
+  }
+  refuseDifferences(info, identity, resumeAdvice ? `; ${resumeAdvice}` : '');
+}
+
 /** The lineage the run continues under, or a refusal when the checkpoint is of another run. */
 function lineageFor(loop: TrainingLoop, info: CheckpointInfo): Lineage | null {
   const name = basename(info.path);
   const advice = loop.resumeAdvice ? `; ${loop.resumeAdvice}` : '';
   const identity: RunIdentity = loop.identity;
   if (!loop.branch) {
-    const differ = identityDifferences(info.config, identity);
-    if (differ.length > 0)
-      throw new CheckpointError(
-        `Cannot resume from ${name}: the run differs in ${differ.join(', ')}${advice}`,
-      );
+    refuseDifferences(info, identity, advice);
     return lineageOf(info.config);
   }
   const fixed = identityDifferences(info.config, identity, identity.fixed ?? []);

@@ -80,7 +80,7 @@ test('textual inversion steps whose every prompt was dropped reach no weight and
   }
 });
 
-test('a resume with another method is refused, naming the method', async () => {
+test('a resume with another method is refused, naming the method, before any class image', async () => {
   const out = join(root, 'switch');
   await trainP3S(config(out, { method: 'textual-inversion', maxSteps: 1 }));
   await assert.rejects(
@@ -89,6 +89,7 @@ test('a resume with another method is refused, naming the method', async () => {
     ),
     /method \(checkpoint "textual-inversion", now "custom-diffusion"\)/,
   );
+  assert.equal(existsSync(join(out, 'class-images')), false, 'no class image was drawn');
 });
 
 test('P3S-only settings and unknown methods are refused before any model is loaded', async () => {
