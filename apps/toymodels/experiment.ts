@@ -6,20 +6,17 @@
 // (no adapter), as a fair reference. `p3s demo` and the selective-fidelity test are built on it.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { randn } from '../../src/engine/creation.js';
-import * as ops from '../../src/engine/ops.generated.js';
-import { Generator } from '../../src/engine/random.js';
-import { disposeAll } from '../../src/engine/scope.js';
-import type { Tensor } from '../../src/engine/tensor.js';
 import { writePng, type RgbImage } from '../../src/io/image.js';
 import {
   generateP3S,
   type GenerateP3SConfig,
-  type GenerateP3SResult,
   type GeneratedImage,
   type GenerateProgress,
 } from '../../src/p3s/generate.js';
+import { seedNoise } from '../../src/p3s/generate_output.js';
 import { runMaskJob } from '../../src/p3s/supervision/mask_job.js';
+import { baselineArtifact } from '../../src/baselines/artifact.js';
+import { generateBaseline } from '../../src/baselines/generate.js';
 import { trainP3S, type TrainP3SConfig, type TrainP3SResult } from '../../src/p3s/train.js';
 import { StableDiffusionPipeline } from '../../src/pipelines/stable_diffusion.js';
 import type { StepReport } from '../../src/training/observer.js';
@@ -64,7 +61,13 @@ export interface ExperimentOptions {
    * sampler without the adapter, so the report can show what the adapter changed.
    */
   baseModelImages?: boolean;
-  /** Further P3S training settings (λ, condition source, batch size ...). */
+  /**
+   * What the method trains on: the references as RNGR filled them from the clicks (default), or
+   * the photos as taken, look-alike and all (what a method without point labels sees; the masks
+   * are still made and scored).
+   */
+  trainOn?: 'filled' | 'photos';
+  /** Further training settings (the method, λ, condition source, batch size ...). */
   train?: Partial<TrainP3SConfig>;
   /** Further generation settings (weight curve, λ, injection mode ...). */
   generate?: Partial<GenerateP3SConfig>;
@@ -171,7 +174,11 @@ export async function runSubjectExperiment(options: ExperimentOptions): Promise<
   const { referencePaths, annotationPath, clicks } = await writeReferences(o, set, negative);
   const { maskDir, masks } = await maskReferences(o, set, annotationPath);
   const started = Date.now();
-  const train = await fineTune(o, set, maskDir);
+  const train = await fineTune(
+    o,
+    set,
+    o.trainOn === 'photos' ? join(o.outDir, 'references') : maskDir,
+  );
   const trainSeconds = (Date.now() - started) / 1000;
   const backgrounds = o.backgrounds ?? [...EXPERIMENT_CONTEXTS];
   // progress counts the base model's images too, so a bar over both ends full once
@@ -273,8 +280,8 @@ async function maskReferences(
   return { maskDir, masks };
 }
 
-/** 3. P3S fine-tuning on the filled references. */
-function fineTune(o: Resolved, set: SubjectReferenceSet, maskDir: string): Promise<TrainP3SResult> {
+/** 3. Fine-tuning (P3S or a baseline) on the filled references, or on the photos. */
+function fineTune(o: Resolved, set: SubjectReferenceSet, photos: string): Promise<TrainP3SResult> {
   const observers = o.onTrainProgress ? [{ onStep: o.onTrainProgress }] : [];
   return trainP3S(
     {
@@ -282,7 +289,7 @@ function fineTune(o: Resolved, set: SubjectReferenceSet, maskDir: string): Promi
       baseModel: o.modelFolder,
       clipModel: join(o.modelFolder, 'image_encoder'),
       outDir: join(o.outDir, 'train'),
-      references: [maskDir],
+      references: [photos],
       identifier: 'sks',
       classWord: set.subject.shape,
       maxSteps: o.steps,
@@ -297,15 +304,25 @@ function fineTune(o: Resolved, set: SubjectReferenceSet, maskDir: string): Promi
   );
 }
 
-/** 4. The subject in new contexts. */
+/** An image as P3S's and the baselines' generation both report it. */
+type Written = Pick<GeneratedImage, 'path' | 'prompt' | 'seed' | 'image' | 'parameters'>;
+
+/** What generating with P3S or a baseline gives the experiment. */
+interface Generated {
+  images: Written[];
+  contactSheetPath: string | null;
+}
+
+/** 4. The subject in new contexts, with P3S's adapter or a baseline's artifact. */
 function generateInContexts(
   o: Resolved,
   adapter: string,
   backgrounds: BackgroundName[],
   moreImages: number,
-): Promise<GenerateP3SResult> {
+): Promise<Generated> {
   const report = o.onGenerateProgress;
-  return generateP3S(
+  const generate = baselineArtifact(adapter) === null ? generateP3S : generateBaseline;
+  return generate(
     {
       ...o.generate,
       baseModel: o.modelFolder,
@@ -324,19 +341,9 @@ function generateInContexts(
 /** What the base model's run keeps of each image, as generateP3S reports it. */
 type Sample = Pick<GeneratedImage, 'path' | 'prompt' | 'seed' | 'image'>;
 
-/** Each seed's x_T drawn as generateP3S draws it: one Generator(seed) per image. */
-function seedNoise(seeds: readonly number[], channels: number, h: number, w: number): Tensor {
-  const parts = seeds.map((s) => randn([1, channels, h, w], { generator: new Generator(s) }));
-  try {
-    return ops.cat(parts, 0);
-  } finally {
-    disposeAll(parts);
-  }
-}
-
 /** The adapter's images grouped by prompt, in order (generateP3S writes a prompt's seeds together). */
-function byPrompt(images: readonly GeneratedImage[]): GeneratedImage[][] {
-  const groups: GeneratedImage[][] = [];
+function byPrompt(images: readonly Written[]): Written[][] {
+  const groups: Written[][] = [];
   for (const g of images) {
     const last = groups.at(-1);
     if (last && last[0]!.prompt === g.prompt) last.push(g);
@@ -352,7 +359,7 @@ function byPrompt(images: readonly GeneratedImage[]): GeneratedImage[][] {
  */
 async function generateWithoutAdapter(
   o: Resolved,
-  adapted: readonly GeneratedImage[],
+  adapted: readonly Written[],
   onDone: (done: number, total: number) => void,
 ): Promise<Sample[]> {
   const outDir = join(o.outDir, 'base-model');
@@ -368,9 +375,7 @@ async function generateWithoutAdapter(
       const { width, height } = first.image;
       const noise = seedNoise(
         group.map((g) => g.seed),
-        channels,
-        height / f,
-        width / f,
+        [channels, height / f, width / f],
       );
       try {
         const { images, latents } = await pipeline.generate({
@@ -404,7 +409,7 @@ async function generateWithoutAdapter(
 /** The base model's images judged as the adapter's are. */
 async function baseModelRun(
   o: Resolved,
-  adapted: readonly GeneratedImage[],
+  adapted: readonly Written[],
   backgrounds: BackgroundName[],
   subject: ObjectAttributes,
   lookalikes: ObjectAttributes[],

@@ -14,6 +14,7 @@ import {
   TUNING_SUBJECTS,
   type AdapterRecipe,
 } from './recipes.js';
+import { subjectSeeds } from './subjects.js';
 import { TaskPool } from './task_pool.js';
 
 const HELP = `npm run eval:selective -- [options]
@@ -32,19 +33,6 @@ Options:
   --work <dir>        where the runs go (default .eval-selective)
   --mask-layer <n>, --mask-dense <n>  RNGR's CLIP layer and grid density (default 0 and 4)
 Threads: P3S_NUM_THREADS runs at once (default: all cores), one thread each.`;
-
-function subjectSeeds(value: unknown): readonly number[] {
-  const given = String(value ?? 'evaluation');
-  if (given === 'evaluation') return EVALUATION_SUBJECTS;
-  if (given === 'tuning') return TUNING_SUBJECTS;
-  const seeds = given.split(',').map((s) => Number(s.trim()));
-  if (seeds.length === 0 || !seeds.every((s) => Number.isSafeInteger(s) && s >= 0)) {
-    throw new UsageError(
-      `Expected evaluation, tuning or a list of seeds for --subjects but received ${given}`,
-    );
-  }
-  return seeds;
-}
 
 function recipeFrom(values: Record<string, unknown>): AdapterRecipe {
   const base = values.paper === true ? PAPER_RECIPE : TOY_RECIPE;

@@ -27,7 +27,14 @@ import { checkWritable } from '../training/run_folder.js';
 import { applyArtifact, ArtifactError, artifactSubject, baselineArtifact } from './artifact.js';
 
 export interface GenerateBaselineResult {
-  images: { path: string; prompt: string; seed: number; image: RgbImage }[];
+  /** Each image with the PNG text chunks written with it. */
+  images: {
+    path: string;
+    prompt: string;
+    seed: number;
+    image: RgbImage;
+    parameters: Record<string, string>;
+  }[];
   contactSheetPath: string | null;
   warnings: string[];
   method: string;
@@ -121,8 +128,9 @@ async function generatePrompt(run: Run, p: number, prompt: string): Promise<void
     for (const [j, image] of out.images.entries()) {
       const seed = batch[j]!;
       const path = join(s.outDir, imageFileName(p, prompt, seed));
-      await writeImage(path, image, { prompt, seed: String(seed), ...run.shared });
-      run.images.push({ path, prompt, seed, image });
+      const parameters = { prompt, seed: String(seed), ...run.shared };
+      await writeImage(path, image, parameters);
+      run.images.push({ path, prompt, seed, image, parameters });
     }
   }
 }

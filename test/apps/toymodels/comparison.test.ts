@@ -1,0 +1,156 @@
+// The comparison tables' bookkeeping (which runs, where, what a finished run keeps, how rows are
+// averaged and printed) and one baseline run end to end through the selective experiment: a
+// DreamBooth fine-tune on the photos as taken, generated with its own artifact and judged.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setNumThreads } from '../../../src/engine/index.js';
+import {
+  COMPARISON_ROWS,
+  comparisonRuns,
+  finishedRun,
+  markdownTables,
+  runNumbers,
+  saveRun,
+  tableRows,
+  type RunNumbers,
+} from '../../../apps/toymodels/comparison.js';
+import { runSubjectExperiment } from '../../../apps/toymodels/experiment.js';
+import { AttributeProbe } from '../../../apps/toymodels/probe.js';
+import { TOY_RECIPE } from '../../../apps/toymodels/recipes.js';
+import { repoRoot } from '../../helpers/paths.js';
+
+setNumThreads(1);
+const MODELS = join(repoRoot(), 'models', 'toy');
+let root = '';
+before(() => {
+  root = mkdtempSync(join(tmpdir(), 'p3s-comparison-'));
+});
+after(() => rmSync(root, { recursive: true, force: true }));
+
+const rows = (...ids: string[]) => COMPARISON_ROWS.filter((r) => ids.includes(r.id));
+
+test('every row runs on every subject with each of its click sets, each in a folder of its own', () => {
+  const runs = comparisonRuns(
+    '/m',
+    '/w',
+    [100, 101],
+    rows('p3s', 'dreambooth-photos', 'p3s-no-lac'),
+  );
+  assert.deepEqual(
+    runs.map((r) => [r.row, r.subject, r.clicks, r.options.outDir, r.options.negativePoint]),
+    [
+      ['p3s', 100, 'negative', '/w/p3s/subject-100/negative', true],
+      ['p3s', 100, 'positive', '/w/p3s/subject-100/positive', false],
+      ['p3s', 101, 'negative', '/w/p3s/subject-101/negative', true],
+      ['p3s', 101, 'positive', '/w/p3s/subject-101/positive', false],
+      ['dreambooth-photos', 100, null, '/w/dreambooth-photos/subject-100/photos', true],
+      ['dreambooth-photos', 101, null, '/w/dreambooth-photos/subject-101/photos', true],
+      ['p3s-no-lac', 100, 'negative', '/w/p3s-no-lac/subject-100/negative', true],
+      ['p3s-no-lac', 101, 'negative', '/w/p3s-no-lac/subject-101/negative', true],
+    ],
+  );
+  const [p3s, , , , db, , noLac] = runs.map((r) => r.options);
+  assert.equal(p3s!.steps, TOY_RECIPE.steps);
+  assert.equal(p3s!.train?.method, undefined, 'P3S is the trainer default');
+  assert.equal(db!.trainOn, 'photos');
+  assert.equal(db!.train?.method, 'dreambooth');
+  assert.equal(noLac!.train?.gamma, 0);
+  assert.equal(
+    noLac!.train?.injectionMode,
+    TOY_RECIPE.injectionMode,
+    'the rest of the recipe kept',
+  );
+  const all = comparisonRuns('/m', '/w', [1], COMPARISON_ROWS).map((r) => r.options.outDir);
+  assert.equal(new Set(all).size, all.length);
+});
+
+const numbers = (fidelity: number, subject = 'red star'): RunNumbers => ({
+  subject,
+  fidelity,
+  lookalikeRate: 1 - fidelity,
+  contextAccuracy: 0.5,
+  colourFidelity: fidelity,
+  lookalikeColourRate: 0,
+  maskIoU: 0.7,
+  trainSeconds: 10,
+  images: 18,
+});
+
+test('a finished run is taken from its folder only for the same options', async () => {
+  const [run] = comparisonRuns('/m', join(root, 'cache'), [3], rows('p3s'));
+  assert.equal(finishedRun(run!), null);
+  mkdirSync(run!.options.outDir, { recursive: true });
+  await saveRun(run!, numbers(0.25));
+  assert.deepEqual(finishedRun(run!), numbers(0.25));
+  assert.equal(finishedRun({ ...run!, options: { ...run!.options, steps: 7 } }), null);
+  writeFileSync(join(run!.options.outDir, 'comparison-result.json'), '{"options":');
+  assert.equal(finishedRun(run!), null, 'a half-written result is made again');
+});
+
+test('rows are averaged over subjects and printed as the two tables', () => {
+  const chosen = rows('p3s', 'textual-inversion-photos', 'p3s-scheduler');
+  const runs = comparisonRuns('/m', '/w', [1, 2], chosen);
+  const values = runs.map((r) => numbers(r.subject === 1 ? 0.5 : 0.25));
+  const results = tableRows(runs, values, chosen);
+  assert.deepEqual(
+    results.map((r) => [
+      r.row,
+      r.clicks,
+      r.table,
+      r.mean.fidelity,
+      r.perSubject.map((s) => s.seed),
+    ]),
+    [
+      ['p3s', 'negative', 'I', 0.375, [1, 2]],
+      ['p3s', 'positive', 'I', 0.375, [1, 2]],
+      ['textual-inversion-photos', null, 'I', 0.375, [1, 2]],
+      ['p3s-scheduler', 'negative', 'II', 0.375, [1, 2]],
+    ],
+  );
+  const md = markdownTables(results);
+  assert.match(md, /^Table I\n/);
+  assert.match(
+    md,
+    /\| P3S \(p3s demo recipe\) \| positive \+ negative \| 37\.5 % \| 62\.5 % \| 50 % \|/,
+  );
+  assert.match(md, /\| Textual Inversion, photos as taken \| none \(photos as taken\) \|/);
+  assert.match(md, /\nTable II\n\n.*\n.*\n\| P3S with the paper's weight scheduler/);
+});
+
+test('a DreamBooth run on the photos as taken trains, generates with its artifact and is judged', async () => {
+  const probe = AttributeProbe.load(join(MODELS, 'probe'));
+  try {
+    const outDir = join(root, 'db');
+    const r = await runSubjectExperiment({
+      modelFolder: MODELS,
+      outDir,
+      subjectSeed: 6,
+      steps: 2,
+      learningRate: 5e-4,
+      trainOn: 'photos',
+      train: { method: 'dreambooth', classImages: 1 },
+      backgrounds: ['beach', 'snow'],
+      imagesPerPrompt: 1,
+      sampleSteps: 2,
+      maskLayer: 0,
+      maskDense: 4,
+      probe,
+    });
+    assert.equal(r.losses.length, 2);
+    assert.ok(existsSync(join(outDir, 'train', 'unet', 'diffusion_pytorch_model.safetensors')));
+    assert.deepEqual(
+      r.generated.map((g) => [g.prompt, g.background]),
+      [
+        ['a sks star on the beach', 'beach'],
+        ['a sks star in the snow', 'snow'],
+      ].map(([p, b]) => [p!.replace('star', r.subject.shape), b]),
+    );
+    assert.equal(runNumbers(r).images, 2);
+    assert.equal(r.masks.length, 4, 'the masks are still made and scored');
+  } finally {
+    probe.dispose();
+  }
+});
