@@ -65,6 +65,8 @@ export interface UNetStageInputs {
   tokenizer: CLIPTokenizer;
   /** The U-Net's config (default TOY_UNET_CONFIG): other sizes are experiments. */
   config?: Readonly<Record<string, unknown>>;
+  /** A U-Net folder to start from instead of a fresh U-Net (fine-tuning experiments). */
+  initFrom?: string;
 }
 
 export async function trainToyUNet(
@@ -77,7 +79,9 @@ export async function trainToyUNet(
   else textEncoder.eval().freeze();
   manualSeed(options.seed);
   const config = inputs.config ?? TOY_UNET_CONFIG;
-  const unet = new UNet2DConditionModel(config);
+  const unet = inputs.initFrom
+    ? UNet2DConditionModel.fromPretrained(inputs.initFrom, { dtype: 'float32' })
+    : new UNet2DConditionModel(config);
   // The text encoder's parameters follow the U-Net's, so a frozen run's optimizer is unchanged.
   const trained = new ToyTextToImage(unet, textEncoder);
   const params = options.trainTextEncoder ? trained.parameters() : unet.parameters();
@@ -95,6 +99,7 @@ export async function trainToyUNet(
     identity: {
       config,
       scaling,
+      ...(inputs.initFrom ? { initFrom: inputs.initFrom } : {}),
       ...(options.trainTextEncoder
         ? { trainTextEncoder: true, textEncoderLrScale: options.textEncoderLrScale }
         : {}),

@@ -32,7 +32,7 @@ after(() => rmSync(root, { recursive: true, force: true }));
 
 const rows = (...ids: string[]) => COMPARISON_ROWS.filter((r) => ids.includes(r.id));
 
-test('every row runs on every subject with each of its click sets, each in a folder of its own', () => {
+test('every row runs on every subject, subject by subject, with each of its click sets, each in a folder of its own', () => {
   const runs = comparisonRuns(
     '/m',
     '/w',
@@ -41,18 +41,14 @@ test('every row runs on every subject with each of its click sets, each in a fol
   );
   assert.deepEqual(
     runs.map((r) => [r.row, r.subject, r.clicks, r.options.outDir, r.options.negativePoint]),
-    [
-      ['p3s', 100, 'negative', '/w/p3s/subject-100/negative', true],
-      ['p3s', 100, 'positive', '/w/p3s/subject-100/positive', false],
-      ['p3s', 101, 'negative', '/w/p3s/subject-101/negative', true],
-      ['p3s', 101, 'positive', '/w/p3s/subject-101/positive', false],
-      ['dreambooth-photos', 100, null, '/w/dreambooth-photos/subject-100/photos', true],
-      ['dreambooth-photos', 101, null, '/w/dreambooth-photos/subject-101/photos', true],
-      ['p3s-no-lac', 100, 'negative', '/w/p3s-no-lac/subject-100/negative', true],
-      ['p3s-no-lac', 101, 'negative', '/w/p3s-no-lac/subject-101/negative', true],
-    ],
+    [100, 101].flatMap((s) => [
+      ['p3s', s, 'negative', `/w/p3s/subject-${s}/negative`, true],
+      ['p3s', s, 'positive', `/w/p3s/subject-${s}/positive`, false],
+      ['dreambooth-photos', s, null, `/w/dreambooth-photos/subject-${s}/photos`, true],
+      ['p3s-no-lac', s, 'negative', `/w/p3s-no-lac/subject-${s}/negative`, true],
+    ]),
   );
-  const [p3s, , , , db, , noLac] = runs.map((r) => r.options);
+  const [p3s, , db, noLac] = runs.map((r) => r.options);
   assert.equal(p3s!.steps, TOY_RECIPE.steps);
   assert.equal(p3s!.train?.method, undefined, 'P3S is the trainer default');
   assert.equal(db!.trainOn, 'photos');
