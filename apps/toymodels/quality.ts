@@ -168,7 +168,7 @@ export function vaeRoundTripAccuracy(
 
 /** Held-out captions: those the model card reports, or others for choosing between models. */
 export type CaptionSet = 'report' | 'tuning';
-const CAPTION_START: Readonly<Record<CaptionSet, number>> = {
+export const CAPTION_START: Readonly<Record<CaptionSet, number>> = {
   report: 1_000_000,
   tuning: 2_000_000,
 };

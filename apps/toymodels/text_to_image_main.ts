@@ -6,6 +6,7 @@ import { UsageError, intFlag, numberFlag, parse } from '../cli/args.js';
 import { contactSheet, enlargeImage, writePng } from '../../src/io/image.js';
 import { StableDiffusionPipeline } from '../../src/pipelines/stable_diffusion.js';
 import { AttributeProbe, PROBE_ATTRIBUTES } from './probe.js';
+import { outlineRetention } from './outline.js';
 import { generationAccuracy, type CaptionSet } from './quality.js';
 import { CHANCE } from '../../src/toyworld/attributes.js';
 import { pct } from '../demo/report_tables.js';
@@ -23,7 +24,10 @@ Options:
   --seed <n>          first seed (default 0)
   --captions <set>    report (default): the captions the model card reports; tuning: other
                       held-out captions, for choosing between models without touching those
-  --sheet <file.png>  also write the samples as one contact sheet`;
+  --sheet <file.png>  also write the samples as one contact sheet
+  --outline <t,...>   instead: for each timestep t, held-out tuning scenes noised to t and
+                      denoised under their own caption (shape kept?) and under the caption with
+                      another shape (that shape drawn?): where the U-Net loses the outline`;
 
 async function main(): Promise<void> {
   const { values } = parse(process.argv.slice(2), {
@@ -34,6 +38,7 @@ async function main(): Promise<void> {
     seed: { type: 'string' },
     sheet: { type: 'string' },
     captions: { type: 'string' },
+    outline: { type: 'string' },
   });
   if (values.help) return console.log(HELP);
   const folder = String(values.model ?? 'models/toy');
@@ -44,6 +49,7 @@ async function main(): Promise<void> {
   const pipeline = StableDiffusionPipeline.fromPretrained(folder, { scheduler: 'ddim' });
   const probe = AttributeProbe.load(join(folder, 'probe'));
   try {
+    if (values.outline !== undefined) return await printOutline(pipeline, probe, values);
     const began = performance.now();
     const result = await generationAccuracy(pipeline, probe, {
       count: intFlag(values, 'count', 128, 1),
@@ -65,6 +71,36 @@ async function main(): Promise<void> {
   } finally {
     pipeline.dispose();
     probe.dispose();
+  }
+}
+
+/** The --outline table: per starting timestep, the probe under the own and the swapped caption. */
+async function printOutline(
+  pipeline: StableDiffusionPipeline,
+  probe: AttributeProbe,
+  values: Record<string, unknown>,
+): Promise<void> {
+  const timesteps = String(values.outline)
+    .split(',')
+    .map((t) => Number(t.trim()));
+  if (!timesteps.every((t) => Number.isSafeInteger(t) && t >= 0))
+    throw new UsageError(
+      `Expected timesteps like 400,600 for --outline but received ${String(values.outline)}`,
+    );
+  const rows = await outlineRetention(pipeline, probe, timesteps, {
+    count: intFlag(values, 'count', 64, 1),
+    steps: intFlag(values, 'steps', 25, 1),
+    guidanceScale: numberFlag(values, 'guidance', 5, (v) => v >= 0, 'a number ≥ 0'),
+    seed: intFlag(values, 'seed', 0),
+  });
+  console.log('start t   own caption: colour shape pattern background   other shape: drawn');
+  for (const r of rows) {
+    const own = [r.own.colour, r.own.shape, r.own.pattern, r.own.background].map((v) =>
+      pct(v).padStart(6),
+    );
+    console.log(
+      `${String(r.timestep).padStart(7)}   ${own.join(' ')}   ${pct(r.swapped.shape).padStart(28)}`,
+    );
   }
 }
 
