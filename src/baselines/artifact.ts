@@ -1,6 +1,7 @@
 // What a baseline run wrote, recognised by its content (not its name) and put onto a base
 // model for generation:
 //   a folder with config.json and diffusion_pytorch_model.safetensors   DreamBooth's U-Net
+//     (and a text_encoder folder beside it, when it exists: its trained text encoder)
 //   a safetensors file of one tensor (1, D) or (D)                        Textual Inversion
 //   a safetensors file of ...attn2.processor.to_{k,v}_custom_diffusion.weight  Custom Diffusion
 //     (its token from the learned_embeds file beside it, as its metadata names)
@@ -14,10 +15,19 @@ import { loadSafetensors, SafetensorsFile } from '../io/safetensors.js';
 import { ADAPTER_FORMAT } from '../p3s/adapter/adapter_io.js';
 import type { StableDiffusionPipeline } from '../pipelines/stable_diffusion.js';
 import { AddedToken, LEARNED_EMBEDS } from './added_token.js';
-import { DREAMBOOTH_WEIGHTS } from './dreambooth.js';
+import { DREAMBOOTH_WEIGHTS, TEXT_ENCODER_WEIGHTS, textEncoderFolder } from './dreambooth.js';
+import { UNet2DConditionModel } from '../models/unet/unet_2d_condition.js';
+import type { Module } from '../nn/module.js';
 
 export type BaselineArtifact =
-  | { method: 'dreambooth'; path: string; weights: string; metadata: Record<string, string> }
+  | {
+      method: 'dreambooth';
+      path: string;
+      weights: string;
+      /** The trained text encoder's weights beside the U-Net, or null. */
+      textEncoderWeights: string | null;
+      metadata: Record<string, string>;
+    }
   | { method: 'textual-inversion'; path: string; metadata: Record<string, string> }
   | {
       method: 'custom-diffusion';
@@ -74,10 +84,12 @@ function dreamBoothFolder(path: string): BaselineArtifact {
     throw new ArtifactError(
       `${path} is a folder without config.json and ${DREAMBOOTH_WEIGHTS}; ${KINDS}`,
     );
+  const te = join(textEncoderFolder(path), TEXT_ENCODER_WEIGHTS);
   return {
     method: 'dreambooth',
     path,
     weights,
+    textEncoderWeights: existsSync(te) ? te : null,
     metadata: { ...SafetensorsFile.open(weights).metadata },
   };
 }
@@ -89,7 +101,9 @@ function dreamBoothFolder(path: string): BaselineArtifact {
  */
 export function applyArtifact(pipeline: StableDiffusionPipeline, a: BaselineArtifact): () => void {
   if (a.method === 'dreambooth') {
-    loadInto(pipeline, a.weights, { strict: true }); // the whole U-Net
+    loadInto(pipeline.unet, a.weights, { strict: true }); // the whole U-Net
+    if (a.textEncoderWeights)
+      loadInto(pipeline.textEncoder, a.textEncoderWeights, { strict: true });
     return () => {};
   }
   if (a.method === 'custom-diffusion') {
@@ -98,7 +112,7 @@ export function applyArtifact(pipeline: StableDiffusionPipeline, a: BaselineArti
         `Custom Diffusion weights ${a.path} need their token file ${a.tokenFile}`,
       );
     // the processor's copies of to_k and to_v replace the U-Net's own
-    loadInto(pipeline, a.path, {
+    loadInto(pipeline.unet, a.path, {
       strict: false,
       rename: (key) => key.replace(CUSTOM_DIFFUSION_KEY, '$1.to_$2.weight'),
     });
@@ -128,27 +142,28 @@ function refuseNonFinite(path: string, tensors: Iterable<readonly [string, Tenso
 }
 
 /**
- * Loads a file's tensors (renamed) into the U-Net: every key must be one of its own, with its
- * shape; strict: and every one of its own must be there.
+ * Loads a file's tensors (renamed) into a model of the pipeline: every key must be one of its
+ * own, with its shape; strict: and every one of its own must be there.
  */
 function loadInto(
-  pipeline: StableDiffusionPipeline,
+  model: Module,
   path: string,
   options: { strict: boolean; rename?: (key: string) => string },
 ): void {
   const { rename = (k: string) => k } = options;
   const state = new Map([...loadSafetensors(path)].map(([k, t]) => [rename(k), t]));
+  const what = model instanceof UNet2DConditionModel ? 'U-Net' : 'text encoder';
   try {
     refuseNonFinite(path, state);
-    const { unexpected } = pipeline.unet.loadStateDict(state, { strict: options.strict });
+    const { unexpected } = model.loadStateDict(state, { strict: options.strict });
     if (unexpected.length > 0)
       throw new ArtifactError(
-        `${path} does not fit this base model's U-Net: unexpected keys ${unexpected.slice(0, 3).join(', ')}`,
+        `${path} does not fit this base model's ${what}: unexpected keys ${unexpected.slice(0, 3).join(', ')}`,
       );
   } catch (err) {
     if (err instanceof ArtifactError) throw err;
     throw new ArtifactError(
-      `${path} does not fit this base model's U-Net: ${(err as Error).message}`,
+      `${path} does not fit this base model's ${what}: ${(err as Error).message}`,
     );
   } finally {
     disposeAll([...state.values()]);

@@ -39,6 +39,11 @@ export abstract class BaselineMethod implements FineTuningMethod {
     return batch.context;
   }
 
+  /** The class prompt's context (1, L, D) for the prior's loss; undefined: the precomputed one. */
+  protected priorContext(): Tensor | undefined {
+    return undefined;
+  }
+
   loss(batch: NoisedBatch, draw: Generator | null): MethodLoss {
     const b = batch.timesteps.length;
     const t = tensor(batch.timesteps, [b], { dtype: 'int64', device: batch.xt.device }); // (B,)
@@ -52,7 +57,7 @@ export abstract class BaselineMethod implements FineTuningMethod {
     const { prior: p } = this.settings;
     const prior =
       draw !== null && p !== null
-        ? p.loss(this.unet, this.scheduler, batch.timesteps.length, draw)
+        ? p.loss(this.unet, this.scheduler, batch.timesteps.length, draw, this.priorContext())
         : null;
     return {
       loss: prior === null ? ldm : ldm.add(prior.mul(p!.weight)),

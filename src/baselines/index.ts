@@ -7,14 +7,14 @@ import type { TrainingMethodName } from '../p3s/train_settings.js';
 import { AddedToken, addedTokenFor, LEARNED_EMBEDS } from './added_token.js';
 import type { BaselineMethod } from './baseline_method.js';
 import { CUSTOM_DIFFUSION_WEIGHTS, CustomDiffusionMethod } from './custom_diffusion.js';
-import { DREAMBOOTH_WEIGHTS, DreamBoothMethod } from './dreambooth.js';
+import { DREAMBOOTH_WEIGHTS, DreamBoothMethod, TEXT_ENCODER_WEIGHTS } from './dreambooth.js';
 import { PriorPreservation } from './prior.js';
 import { TextualInversionMethod } from './textual_inversion.js';
 
 export { AddedToken, LEARNED_EMBEDS, addedTokenFor } from './added_token.js';
 export { BaselineMethod } from './baseline_method.js';
 export { CUSTOM_DIFFUSION_WEIGHTS, CustomDiffusionMethod } from './custom_diffusion.js';
-export { DREAMBOOTH_WEIGHTS, DreamBoothMethod } from './dreambooth.js';
+export { DREAMBOOTH_WEIGHTS, DreamBoothMethod, TEXT_ENCODER_WEIGHTS } from './dreambooth.js';
 export { TextualInversionMethod } from './textual_inversion.js';
 export {
   applyArtifact,
@@ -30,6 +30,8 @@ export const BASELINE_OUTPUTS = [
   CUSTOM_DIFFUSION_WEIGHTS,
   join('unet', DREAMBOOTH_WEIGHTS),
   join('unet', 'config.json'),
+  join('text_encoder', TEXT_ENCODER_WEIGHTS),
+  join('text_encoder', 'config.json'),
 ];
 
 /** What prompts call the subject: the identifier itself, or the token a method adds for it. */
@@ -55,6 +57,8 @@ export interface BaselineRun {
     backgroundLossWeight: number;
     classImages: number;
     priorLossWeight: number;
+    /** DreamBooth only: the text encoder trains too. */
+    trainTextEncoder: boolean;
   };
   /** Identifies the base model (adapter_io.ts's baseModelFingerprint). */
   baseFingerprint: string;
@@ -93,8 +97,9 @@ export async function createBaseline(run: BaselineRun): Promise<BaselineMethod> 
   const settings = { backgroundLossWeight: s.backgroundLossWeight, prior };
   const metadata = artifactMetadata(run);
   if (run.method === 'dreambooth') {
-    const config = join(s.baseModel, 'unet', 'config.json');
-    return new DreamBoothMethod(pipeline.unet, scheduler, settings, config, metadata);
+    const files = { baseModel: s.baseModel, metadata };
+    const text = { prompt: run.prompt, classWord: run.classWord, train: s.trainTextEncoder };
+    return new DreamBoothMethod(pipeline, scheduler, settings, files, text);
   }
   const token = AddedToken.fromClassWord(pipeline, addedTokenFor(run.identifier), run.classWord);
   const args = [pipeline, scheduler, settings, token, run.prompt, metadata] as const;

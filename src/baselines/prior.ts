@@ -118,8 +118,18 @@ export class PriorPreservation {
     return new PriorPreservation(latents, promptEmbeds, s.weight);
   }
 
-  /** The denoising loss of `b` drawn class images (the draws documented at the top). */
-  loss(unet: UNet2DConditionModel, scheduler: DDPMScheduler, b: number, draw: Generator): Tensor {
+  /**
+   * The denoising loss of `b` drawn class images (the draws documented at the top), with the
+   * class prompt's context as encoded before training, or `context` (1, L, D) when the text
+   * encoder trains.
+   */
+  loss(
+    unet: UNet2DConditionModel,
+    scheduler: DDPMScheduler,
+    b: number,
+    draw: Generator,
+    context: Tensor = this.context,
+  ): Tensor {
     const n = this.latents.shape[0]!;
     const T = scheduler.config.num_train_timesteps;
     const picks = randint(0, n, [b], { generator: draw }).toArray() as number[];
@@ -130,9 +140,9 @@ export class PriorPreservation {
     ); // (B, C, h, w)
     const noise = randn(x0.shape, { generator: draw, dtype: x0.dtype });
     const xt = scheduler.addNoise(x0, noise, timesteps);
-    const context = this.context.expand(b, ...this.context.shape.slice(1)); // (B, L, D)
+    const contexts = context.expand(b, ...context.shape.slice(1)); // (B, L, D)
     const t = tensor(timesteps, [b], { dtype: 'int64', device: xt.device }); // (B,)
-    const prediction = unet.forward(xt, t, context);
+    const prediction = unet.forward(xt, t, contexts);
     return ldmLoss(prediction, scheduler.trainingTarget(x0, noise, timesteps));
   }
 

@@ -108,6 +108,10 @@ export interface TrainRunOptions {
 
 /** Refuses the P3S-only settings with another method. */
 function checkMethodSettings(settings: TrainSettings): void {
+  if (settings.trainTextEncoder && settings.method !== 'dreambooth')
+    throw new RangeError(
+      `--train-text-encoder is for --method dreambooth only (now ${settings.method})`,
+    );
   if (settings.method === 'p3s') return;
   const p3sOnly = [
     [settings.initAdapter !== null, '--init-adapter'],

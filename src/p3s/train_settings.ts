@@ -356,6 +356,16 @@ export const TRAIN_SETTINGS = [
     identity: true,
     olderDefault: 1,
   }),
+  setting({
+    key: 'trainTextEncoder',
+    kind: bool,
+    default: false,
+    flag: 'train-text-encoder',
+    group: BASELINES,
+    help: "DreamBooth: fine-tune the text encoder too, at the same learning rate (diffusers' train_dreambooth --train_text_encoder); writes text_encoder/ beside unet/",
+    identity: true,
+    olderDefault: false,
+  }),
   ...TRAIN_INJECTION_SETTINGS,
   setting({
     key: 'checkpointEvery',

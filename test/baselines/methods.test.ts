@@ -28,7 +28,13 @@ import {
   type FineTuningData,
 } from '../../src/training/fine_tuning.js';
 import type { TrainingMethodName } from '../../src/p3s/train_settings.js';
-import { createBaseline, subjectToken, type BaselineMethod } from '../../src/baselines/index.js';
+import {
+  applyArtifact,
+  baselineArtifact,
+  createBaseline,
+  subjectToken,
+  type BaselineMethod,
+} from '../../src/baselines/index.js';
 import { fixturePath } from '../helpers/paths.js';
 
 setNumThreads(1);
@@ -57,7 +63,11 @@ interface Setup {
 async function setup(
   name: Baseline,
   outDir: string,
-  over: { backgroundLossWeight?: number; priorLossWeight?: number } = {},
+  over: {
+    backgroundLossWeight?: number;
+    priorLossWeight?: number;
+    trainTextEncoder?: boolean;
+  } = {},
 ): Promise<Setup> {
   mkdirSync(outDir, { recursive: true }); // the trainer's output folder exists before the method
   const pipeline = StableDiffusionPipeline.fromPretrained(BASE, { scheduler: 'ddpm' });
@@ -86,6 +96,7 @@ async function setup(
       backgroundLossWeight: 1,
       classImages: 2,
       priorLossWeight: 1,
+      trainTextEncoder: false,
       ...over,
     },
     baseFingerprint: 'test',
@@ -160,6 +171,40 @@ test('DreamBooth trains the U-Net only, draws its class images once, and saves a
     assert.ok(existsSync(join(dir, 'config.json')));
     const saved = keysOf(join(dir, 'diffusion_pytorch_model.safetensors'));
     assert.deepEqual(saved.sort(), [...s.pipeline.unet.stateDict().keys()].sort());
+  } finally {
+    dispose(s);
+  }
+});
+
+test('DreamBooth with its text encoder trains both, and generation puts both back as saved', async () => {
+  const out = join(root, 'dreambooth-te');
+  const s = await setup('dreambooth', out, { trainTextEncoder: true });
+  try {
+    const was = snapshot(s.pipeline);
+    const loss = train(s, 4, 1e-3);
+    assert.ok(loss.after < loss.before, `evaluation loss ${loss.before} → ${loss.after}`);
+    const changed = changedKeys(was, snapshot(s.pipeline));
+    const models = new Set(changed.map((k) => k.split('/')[0]));
+    assert.deepEqual([...models].sort(), ['text', 'unet'], 'the VAE stays as it was');
+    const dir = s.method.save(out, 4);
+    const te = join(out, 'text_encoder');
+    assert.ok(existsSync(join(te, 'config.json')));
+    const saved = keysOf(join(te, 'model.safetensors'));
+    assert.deepEqual(saved.sort(), [...s.pipeline.textEncoder.stateDict().keys()].sort());
+    // a fresh base model with the artifact on it encodes the prompt as the trained one does
+    const trained = noGrad(() => s.pipeline.encodePrompt(['a sks toy'], null).promptEmbeds);
+    const fresh = StableDiffusionPipeline.fromPretrained(BASE);
+    try {
+      applyArtifact(fresh, baselineArtifact(dir)!);
+      const loaded = noGrad(() => fresh.encodePrompt(['a sks toy'], null).promptEmbeds);
+      assert.equal(
+        tidy(() => loaded.sub(trained).abs().max().item()),
+        0,
+      );
+      disposeAll([loaded, trained]);
+    } finally {
+      fresh.dispose();
+    }
   } finally {
     dispose(s);
   }

@@ -92,13 +92,18 @@ test('a resume with another method is refused, naming the method, before any cla
   assert.equal(existsSync(join(out, 'class-images')), false, 'no class image was drawn');
 });
 
-test('P3S-only settings and unknown methods are refused before any model is loaded', async () => {
+test('P3S-only and DreamBooth-only settings and unknown methods are refused before any model is loaded', async () => {
   const out = join(root, 'bad');
   await assert.rejects(
     trainP3S(config(out, { method: 'dreambooth', sampleEvery: 1 })),
     /--sample-every is for --method p3s only/,
   );
   await assert.rejects(trainP3S(config(out, { method: 'lora' as never })), /method/);
+  for (const method of ['p3s', 'textual-inversion'] as const)
+    await assert.rejects(
+      trainP3S(config(out, { method, trainTextEncoder: true })),
+      new RegExp(`--train-text-encoder is for --method dreambooth only \\(now ${method}\\)`),
+    );
 });
 
 test('a Custom Diffusion run resumes bit-identically and reuses its class images', async () => {
