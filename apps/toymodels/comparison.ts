@@ -92,10 +92,11 @@ export const COMPARISON_ROWS: readonly ComparisonRow[] = [
   ),
   {
     id: 'p3s-no-mask',
-    label: 'P3S without the RNGR mask (photos as taken)',
+    label: 'P3S without the RNGR mask (photos as taken, not cut to the subject)',
     table: 'II',
     clicks: [],
-    settings: { ...p3s, trainOn: 'photos' },
+    // the recipe's crop to the subject needs the mask: without it the whole photo
+    settings: { ...p3s, trainOn: 'photos', train: { ...p3s.train, subjectCrop: null } },
   },
   {
     id: 'p3s-no-lac',

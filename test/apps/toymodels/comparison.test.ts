@@ -59,6 +59,9 @@ test('every row runs on every subject, subject by subject, with each of its clic
     TOY_RECIPE.injectionMode,
     'the rest of the recipe kept',
   );
+  const [noMask] = comparisonRuns('/m', '/w', [1], rows('p3s-no-mask')).map((r) => r.options);
+  assert.equal(noMask!.trainOn, 'photos');
+  assert.equal(noMask!.train?.subjectCrop, null, 'a crop to the subject needs its mask');
   const all = comparisonRuns('/m', '/w', [1], COMPARISON_ROWS).map((r) => r.options.outDir);
   assert.equal(new Set(all).size, all.length);
 });
