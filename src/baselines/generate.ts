@@ -6,7 +6,11 @@
 import { basename, join, resolve } from 'node:path';
 import { firstNonFinite } from '../engine/finite.js';
 import type { RgbImage } from '../io/image.js';
-import { samplingParameters, type GenerateRunOptions } from '../p3s/generate.js';
+import {
+  holdInHalfPrecision,
+  samplingParameters,
+  type GenerateRunOptions,
+} from '../p3s/generate.js';
 import { samplingFailure } from '../p3s/generate_guards.js';
 import {
   checkOutputSize,
@@ -179,6 +183,10 @@ export async function generateBaseline(
   let remove = (): void => {};
   try {
     remove = applyArtifact(pipeline, artifact);
+    if (s.precision === 'half') {
+      pipeline.unet.freeze();
+      holdInHalfPrecision(pipeline);
+    }
     const size = outputSize(s, pipeline);
     const shared = sharedParameters(s, artifact.method, size, subject);
     const run: Run = { s, pipeline, seeds, size, shared, images: [] };

@@ -10,6 +10,10 @@
 import type { DType } from '../engine/dtype.js';
 import type { Module } from '../nn/module.js';
 
+/** How frozen weights are held: their own float32, or half (16 bits: frozenHalfDtype). */
+export const PRECISIONS = ['float32', 'half'] as const;
+export type Precision = (typeof PRECISIONS)[number];
+
 /** The 16-bit dtype frozen weights are held in on a device ('cpu', 'cuda', 'cuda:1', ...). */
 export function frozenHalfDtype(device: string): DType {
   return device.startsWith('cuda') ? 'float16' : 'bfloat16';

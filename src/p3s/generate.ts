@@ -25,10 +25,13 @@ import {
   NonFiniteError,
   StableDiffusionPipeline,
   denoise,
+  inLatentDtype,
   usesGuidance,
   type NoisePredictor,
   type SamplingScheduler,
 } from '../pipelines/stable_diffusion.js';
+import { holdFrozenInHalfPrecision } from '../models/precision.js';
+import type { Module } from '../nn/module.js';
 import { refuseSetting } from '../settings/table.js';
 import { checkWritable } from '../training/run_folder.js';
 import {
@@ -190,9 +193,18 @@ function injectedPredictor(
       ? [...new Array<number>(b).fill(0), ...new Array<number>(b).fill(1)]
       : undefined;
   return (latentInput, t) =>
-    p3s.forward(latentInput, new Array<number>(latentInput.shape[0]!).fill(t), context, condition, {
-      injectionScale,
-    }).noisePred;
+    inLatentDtype(
+      p3s.forward(
+        latentInput,
+        new Array<number>(latentInput.shape[0]!).fill(t),
+        context,
+        condition,
+        {
+          injectionScale,
+        },
+      ).noisePred,
+      latentInput,
+    );
 }
 
 /**
@@ -281,6 +293,15 @@ interface Loaded extends SamplingModels {
   release(): void;
 }
 
+/**
+ * --precision half: the U-Net and `more` (the adapter, frozen) held in 16 bits. The text
+ * encoder stays float32, so the context, the latents and the sampler's arithmetic do too, and
+ * so does the VAE: its decoder in bfloat16 shifted the toy models' colours visibly (docs/p3s.md).
+ */
+export function holdInHalfPrecision(pipeline: StableDiffusionPipeline, ...more: Module[]): void {
+  holdFrozenInHalfPrecision([pipeline.unet, ...more]);
+}
+
 /** The frozen base model with the adapter attached; λ, ε_t and the mode the adapter's unless set. */
 function loadModels(settings: GenerateSettings): Loaded {
   const pipeline = StableDiffusionPipeline.fromPretrained(settings.baseModel, {
@@ -299,6 +320,7 @@ function loadModels(settings: GenerateSettings): Loaded {
   };
   try {
     loaded = loadAdapter(settings.adapter, pipeline.unet, settings.baseModel);
+    if (settings.precision === 'half') holdInHalfPrecision(pipeline, loaded.adapter.freeze());
     const injection: P3SSettings = {
       ...loaded.settings,
       lambda: settings.lambda ?? loaded.settings.lambda,
@@ -354,6 +376,7 @@ export function samplingParameters(s: GenerateSettings): Record<string, string> 
     guidance_scale: String(s.guidanceScale),
     scheduler: 'DDIM',
     eta: String(s.eta),
+    precision: s.precision,
   };
 }
 

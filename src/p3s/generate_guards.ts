@@ -37,6 +37,7 @@ function samplingBytes(
     keyFactor: models.p3s.settings.injectionMode === 'joint' ? 2 : 1,
     // the result returns every image; a contact sheet copies them and encodes the copy
     keptImages: images * (plan.settings.contactSheet ? 3 : 1),
+    unetBytesPerValue: plan.settings.precision === 'half' ? 2 : 4,
     cacheLimitBytes: memory().cpuCache.limitBytes,
   }).peak;
 }

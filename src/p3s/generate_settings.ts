@@ -2,9 +2,11 @@
 // --help and the one validation derive from this table (settings/table.ts). Checks that need
 // the loaded models (a reference index against the adapter's count, sizes against the VAE's
 // factor) stay in generate.ts.
+import { PRECISIONS } from '../models/precision.js';
 import {
   anyNumber,
   bool,
+  choice,
   fail,
   nonNegativeNumber,
   nullable,
@@ -269,6 +271,15 @@ export const GENERATE_SETTINGS = [
     group: SAMPLING,
     help: 'images per forward pass',
     defaultHelp: 'default: all images of a prompt',
+  }),
+  setting({
+    key: 'precision',
+    kind: choice(PRECISIONS),
+    default: 'float32',
+    flag: 'precision',
+    placeholder: '<p>',
+    group: SAMPLING,
+    help: 'float32, or half: the U-Net and the adapter held in bfloat16 on CPU (float16 on CUDA), half their memory; text encoder, VAE, latents and sampler stay float32 (docs/p3s.md, "Memory-lean mode")',
   }),
   ...GENERATE_INJECTION_SETTINGS,
 ] as const;

@@ -1,6 +1,7 @@
 // Every setting of P3S fine-tuning (`p3s train`, trainP3S), declared once: the CLI's flags and
 // --help, validation, the run's identity and the adapter's training metadata derive from this
 // table (settings/table.ts). The metadata records settings in table order.
+import { PRECISIONS } from '../models/precision.js';
 import {
   bool,
   choice,
@@ -31,9 +32,6 @@ const RUN = 'Checkpoints and samples';
 const NEEDS_MASKS = 'needs a p3s mask folder or --annotation';
 
 /** What a run trains: P3S, or a baseline on the same trainer (src/baselines/). */
-/** How frozen models are held in training: their own float32, or 16 bits (models/precision.ts). */
-export const FROZEN_PRECISIONS = ['float32', 'half'] as const;
-
 export const TRAINING_METHODS = [
   'p3s',
   'dreambooth',
@@ -242,7 +240,7 @@ export const TRAIN_SETTINGS = [
   }),
   setting({
     key: 'frozenPrecision',
-    kind: choice(FROZEN_PRECISIONS),
+    kind: choice(PRECISIONS),
     default: 'float32',
     flag: 'frozen-precision',
     placeholder: '<p>',

@@ -48,8 +48,8 @@ export interface SamplingMemoryRequest {
   keyFactor?: number;
   /** Images kept in memory until the run ends (a contact sheet keeps all); default 0. */
   keptImages?: number;
-  /** Bytes per activation value (float32: 4, the default; half precision: 2). */
-  bytesPerValue?: number;
+  /** Bytes per U-Net activation value (float32: 4, the default; half precision: 2). */
+  unetBytesPerValue?: number;
   /** The CPU cache's limit (memory().cpuCache.limitBytes): freed buffers it may keep. */
   cacheLimitBytes?: number;
 }
@@ -198,14 +198,14 @@ export function vaeScale(vae: VaeShape): number {
 export function estimateSamplingMemory(r: SamplingMemoryRequest): MemoryEstimate {
   const f = vaeScale(r.vae);
   const [h, w] = [Math.ceil(r.height / f), Math.ceil(r.width / f)];
-  const bytes = r.bytesPerValue ?? 4;
+  const bytes = r.unetBytesPerValue ?? 4;
   const unetBatch = r.batch * (r.guided ? 2 : 1);
   const perImage =
     unetHeldValues(r.unet, h, w) +
     unetLayerValues(r.unet, h, w, r.keyFactor ?? 1) +
     (r.copy ? copyHeldValues(r.unet, h, w) : 0);
   const unet = unetBatch * perImage * bytes;
-  const vaeDecode = r.batch * vaeDecodeValues(r.vae, h, w) * bytes;
+  const vaeDecode = r.batch * vaeDecodeValues(r.vae, h, w) * 4; // the VAE stays float32
   const keptImages = (r.keptImages ?? 0) * 3 * r.height * r.width;
   const live = Math.max(unet, vaeDecode) + keptImages;
   const peak = live + allocatorAllowance(live, r.cacheLimitBytes);

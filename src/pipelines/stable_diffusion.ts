@@ -35,6 +35,17 @@ import {
   type SchedulerClassName,
 } from '../schedulers/index.js';
 
+/**
+ * A prediction in the latents' dtype: a U-Net held in 16 bits under float32 latents predicts in
+ * 16 bits, and guidance's difference ε_c − ε_∅ and the scheduler's step are then done in float32.
+ */
+export function inLatentDtype(prediction: Tensor, latents: Tensor): Tensor {
+  if (prediction.dtype === latents.dtype) return prediction;
+  const cast = prediction.to(latents.dtype);
+  prediction.dispose();
+  return cast;
+}
+
 /** What denoise() needs of a scheduler (DDIM, PNDM and DDPM all fit). */
 export interface SamplingScheduler {
   readonly initNoiseSigma: number;
@@ -474,7 +485,8 @@ export class StableDiffusionPipeline {
 
   /** The U-Net as a noise predictor with a fixed context (B, 77, D) or ([c_∅; c], 2B). */
   unetPredictor(context: Tensor): NoisePredictor {
-    return (latentInput, t) => this.unet.forward(latentInput, t, context);
+    return (latentInput, t) =>
+      inLatentDtype(this.unet.forward(latentInput, t, context), latentInput);
   }
 
   /** Text-to-image, as diffusers' StableDiffusionPipeline.__call__ (output_type 'pil'). */
