@@ -1,12 +1,11 @@
-// p3s generate: parses flags (declared in src/p3s/generate_settings.ts) and calls generateP3S,
-// or generateBaseline when --adapter is a baseline's output (src/baselines/artifact.ts).
+// p3s generate: parses flags (declared in src/p3s/generate_settings.ts) and calls
+// generateWithAdapter: P3S's generation, or a baseline's when --adapter is a baseline's output.
 import { parse, settingsFromFlags, UsageError } from './args.js';
 import { Progress } from '../terminal/progress.js';
-import { generateP3S, type GenerateRunOptions } from '../../src/p3s/generate.js';
+import type { GenerateRunOptions } from '../../src/p3s/generate.js';
 import { GENERATE_SETTINGS, type GenerateP3SConfig } from '../../src/p3s/generate_settings.js';
 import { flagOptions, helpSections } from '../../src/settings/table.js';
-import { baselineArtifact } from '../../src/baselines/artifact.js';
-import { generateBaseline } from '../../src/baselines/generate.js';
+import { generateWithAdapter } from '../../src/baselines/generate.js';
 
 const HELP = `Usage: p3s generate --base <folder> --adapter <file> --out <folder> (--prompt <text>... | --prompts <file>) [options]
 
@@ -49,9 +48,7 @@ export const generateCommand = {
     if (given.prompts == null && given.promptFile == null)
       throw new UsageError('Expected --prompt <text> or --prompts <file>');
     const config = given as GenerateP3SConfig;
-    const baseline = config.adapter !== undefined && baselineArtifact(config.adapter) !== null;
-    const generate = baseline ? generateBaseline : generateP3S;
-    const result = await generate(config, terminalReport());
+    const result = await generateWithAdapter(config, terminalReport());
     for (const img of result.images) console.log(img.path);
     if (result.contactSheetPath) console.log(`Contact sheet: ${result.contactSheetPath}`);
   },

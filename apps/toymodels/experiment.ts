@@ -8,15 +8,13 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { writePng, type RgbImage } from '../../src/io/image.js';
 import {
-  generateP3S,
   type GenerateP3SConfig,
   type GeneratedImage,
   type GenerateProgress,
 } from '../../src/p3s/generate.js';
 import { seedNoise } from '../../src/p3s/generate_output.js';
 import { runMaskJob } from '../../src/p3s/supervision/mask_job.js';
-import { baselineArtifact } from '../../src/baselines/artifact.js';
-import { generateBaseline } from '../../src/baselines/generate.js';
+import { generateWithAdapter } from '../../src/baselines/generate.js';
 import { trainP3S, type TrainP3SConfig, type TrainP3SResult } from '../../src/p3s/train.js';
 import { StableDiffusionPipeline } from '../../src/pipelines/stable_diffusion.js';
 import type { StepReport } from '../../src/training/observer.js';
@@ -321,8 +319,7 @@ function generateInContexts(
   moreImages: number,
 ): Promise<Generated> {
   const report = o.onGenerateProgress;
-  const generate = baselineArtifact(adapter) === null ? generateP3S : generateBaseline;
-  return generate(
+  return generateWithAdapter(
     {
       ...o.generate,
       baseModel: o.modelFolder,

@@ -7,6 +7,7 @@ import { basename, join, resolve } from 'node:path';
 import { firstNonFinite } from '../engine/finite.js';
 import type { RgbImage } from '../io/image.js';
 import {
+  generateP3S,
   holdInHalfPrecision,
   samplingParameters,
   type GenerateRunOptions,
@@ -197,4 +198,17 @@ export async function generateBaseline(
     remove();
     pipeline.dispose();
   }
+}
+
+/**
+ * Generation with whatever `config.adapter` is: a P3S adapter (generateP3S) or a baseline's
+ * artifact (generateBaseline), told apart by content. Both report their images the same way.
+ */
+export function generateWithAdapter(
+  config: GenerateP3SConfig,
+  options: GenerateRunOptions = {},
+): Promise<Pick<GenerateBaselineResult, 'images' | 'contactSheetPath'>> {
+  return baselineArtifact(config.adapter) === null
+    ? generateP3S(config, options)
+    : generateBaseline(config, options);
 }

@@ -22,7 +22,7 @@ export {
   baselineArtifact,
   type BaselineArtifact,
 } from './artifact.js';
-export { generateBaseline, type GenerateBaselineResult } from './generate.js';
+export { generateBaseline, generateWithAdapter, type GenerateBaselineResult } from './generate.js';
 
 /** The files the baselines write into a run's folder (what a new run there would replace). */
 export const BASELINE_OUTPUTS = [
