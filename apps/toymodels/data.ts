@@ -2,11 +2,11 @@
 // size), so a stage that resumes at step k sees exactly the scenes an uninterrupted run would.
 import { tensor } from '../../src/engine/creation.js';
 import type { Tensor } from '../../src/engine/tensor.js';
-import type { RgbImage } from '../../src/io/image.js';
+import { imagesToSignedTensor } from '../../src/io/image.js';
 import type { CLIPTokenizer } from '../../src/tokenizers/clip_tokenizer.js';
 import { iterateSplit, type Split } from '../../src/toyworld/dataset.js';
 import { hash32 } from '../../src/toyworld/random.js';
-import type { Scene, SceneOptions } from '../../src/toyworld/scene.js';
+import type { Layout, Scene, SceneOptions } from '../../src/toyworld/scene.js';
 import { sceneImage } from '../../src/toyworld/views.js';
 
 /** Scenes start … start + count − 1 of a split. */
@@ -29,10 +29,15 @@ export function skewedObjectCount(split: Split, index: number): number {
 }
 
 /** Scenes with the skewed object count. */
-export function skewedScenes(split: Split, start: number, count: number): Scene[] {
+export function skewedScenes(
+  split: Split,
+  start: number,
+  count: number,
+  layout: Layout = 'free',
+): Scene[] {
   const out: Scene[] = [];
   for (let i = start; i < start + count; i++) {
-    out.push(...scenes(split, i, 1, { objectCount: skewedObjectCount(split, i) }));
+    out.push(...scenes(split, i, 1, { objectCount: skewedObjectCount(split, i), layout }));
   }
   return out;
 }
@@ -40,29 +45,9 @@ export function skewedScenes(split: Split, start: number, count: number): Scene[
 /** A scene's pixels as an image. */
 export { sceneImage };
 
-/** Same-size RGB images as a (B, 3, H, W) float32 batch in [-1, 1], the VAE's input range. */
-export function imagesToTensor(batch: readonly RgbImage[]): Tensor {
-  if (batch.length === 0) throw new RangeError('Expected at least one image');
-  const { width, height } = batch[0]!;
-  const plane = width * height;
-  const out = new Float32Array(batch.length * 3 * plane);
-  batch.forEach((image, b) => {
-    if (image.width !== width || image.height !== height) {
-      throw new RangeError(
-        `Expected ${width}×${height} images but image ${b} is ${image.width}×${image.height}`,
-      );
-    }
-    const base = b * 3 * plane;
-    for (let i = 0; i < plane; i++) {
-      for (let c = 0; c < 3; c++) out[base + c * plane + i] = image.data[i * 3 + c]! / 127.5 - 1;
-    }
-  });
-  return tensor(out, [batch.length, 3, height, width]);
-}
-
 /** Scenes as a (B, 3, H, W) batch in [-1, 1]. */
 export const scenesToTensor = (batch: readonly Scene[]): Tensor =>
-  imagesToTensor(batch.map(sceneImage));
+  imagesToSignedTensor(batch.map(sceneImage));
 
 /** Token ids (B, 77) int64, padded with 49407 as Stable Diffusion 1.5 pads. */
 export function tokenIds(tokenizer: CLIPTokenizer, texts: readonly string[]): Tensor {

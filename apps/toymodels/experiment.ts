@@ -28,7 +28,9 @@ import { makeSubjectReferenceSet, type SubjectReferenceSet } from '../../src/toy
 import type { Point } from '../../src/toyworld/scene.js';
 import { sceneImage } from './data.js';
 import type { AttributeProbe, ProbeLabels } from './probe.js';
-import { maskIoU, probeImages } from './quality.js';
+import { maskIoU } from './quality.js';
+import { probeImages } from './probe.js';
+import { lookVerdict } from '../../src/eval/probe_fidelity.js';
 
 export interface ExperimentOptions {
   /** The toy model folder (diffusers layout with image_encoder/ and probe/). */
@@ -147,9 +149,6 @@ const DEFAULTS = {
  * world has six; four references leave only two unseen, too few to judge context by.)
  */
 export const EXPERIMENT_CONTEXTS: readonly BackgroundName[] = BACKGROUNDS;
-
-const sameLook = (a: { colour: string; pattern: string }, b: { colour: string; pattern: string }) =>
-  a.colour === b.colour && a.pattern === b.pattern;
 
 /** The options with their defaults filled in. */
 function withDefaults(options: ExperimentOptions) {
@@ -435,8 +434,7 @@ function judge(
     seed: g.seed,
     background: backgrounds[Math.floor(i / o.imagesPerPrompt)]!,
     seen: seen[i]!,
-    isSubject: sameLook(seen[i]!, subject) && seen[i]!.shape === subject.shape,
-    isLookalike: lookalikes.some((l) => sameLook(seen[i]!, l)),
+    ...lookVerdict(seen[i]!, subject, lookalikes),
   }));
 }
 

@@ -18,6 +18,7 @@ import { runSideBySide } from './side_by_side.js';
 import { DECODER_STAGE_DEFAULTS } from './vae_stage.js';
 import { UNET_STAGE_DEFAULTS } from './unet_stage.js';
 import { TOY_NOISE_SCHEDULES, type ToyNoiseSchedule } from './configs.js';
+import { LAYOUTS, type Layout } from '../../src/toyworld/scene.js';
 
 const HELP = `npm run train:toy -- [options]
 
@@ -51,19 +52,27 @@ Options:
                       terminal SNR, v-prediction, trailing timesteps (DDIMScheduler), so that
                       pure noise holds no outline for the U-Net to follow (docs/toy.md)
                       (default ${UNET_STAGE_DEFAULTS.noiseSchedule})
+  --unet-layout <l>   where the U-Net's training scenes put their objects: slots (one object
+                      centred, two side by side, upright, one size per count) or free (anywhere,
+                      any size and tilt, as the other stages see them) (default ${UNET_STAGE_DEFAULTS.layout})
   --sequential        run the stages one after another in this process, on all threads
                       (by default, with 2 or more cores, stages that do not depend on each
                       other run side by side in child processes, one thread each)
 Threads: P3S_NUM_THREADS (default: all cores).`;
 
-function noiseScheduleFlag(given: unknown): ToyNoiseSchedule {
-  if (given === undefined) return UNET_STAGE_DEFAULTS.noiseSchedule;
-  const names = Object.keys(TOY_NOISE_SCHEDULES);
+/** A flag whose value is one of a few names. */
+function choiceFlag<T extends string>(
+  given: unknown,
+  flag: string,
+  names: readonly string[],
+  fallback: T,
+): T {
+  if (given === undefined) return fallback;
   if (typeof given !== 'string' || !names.includes(given))
     throw new UsageError(
-      `Expected one of ${names.join(', ')} for --unet-noise-schedule but received ${String(given)}`,
+      `Expected one of ${names.join(', ')} for --${flag} but received ${String(given)}`,
     );
-  return given as ToyNoiseSchedule;
+  return given as T;
 }
 
 async function main(): Promise<void> {
@@ -86,6 +95,7 @@ async function main(): Promise<void> {
     'unet-text-encoder-lr-scale': { type: 'string' },
     'unet-min-snr-gamma': { type: 'string' },
     'unet-noise-schedule': { type: 'string' },
+    'unet-layout': { type: 'string' },
     sequential: { type: 'boolean' },
   });
   if (values.help) {
@@ -150,7 +160,18 @@ async function main(): Promise<void> {
       (v) => Number.isFinite(v) && v >= 0,
       'a number ≥ 0',
     ),
-    unetNoiseSchedule: noiseScheduleFlag(values['unet-noise-schedule']),
+    unetNoiseSchedule: choiceFlag<ToyNoiseSchedule>(
+      values['unet-noise-schedule'],
+      'unet-noise-schedule',
+      Object.keys(TOY_NOISE_SCHEDULES),
+      UNET_STAGE_DEFAULTS.noiseSchedule,
+    ),
+    unetLayout: choiceFlag<Layout>(
+      values['unet-layout'],
+      'unet-layout',
+      LAYOUTS,
+      UNET_STAGE_DEFAULTS.layout,
+    ),
   });
   summarise(reports);
 }

@@ -18,13 +18,8 @@ import { alteredCaption } from '../../src/toyworld/altered_captions.js';
 import { SHAPES, type Shape } from '../../src/toyworld/attributes.js';
 import type { Scene } from '../../src/toyworld/scene.js';
 import { scenes, scenesToTensor } from './data.js';
-import { sceneLabels, type AttributeProbe } from './probe.js';
-import {
-  attributeAccuracy,
-  CAPTION_START,
-  probeImages,
-  type AttributeAccuracy,
-} from './quality.js';
+import { probeImages, sceneLabels, type AttributeProbe } from './probe.js';
+import { attributeAccuracy, CAPTION_START, type AttributeAccuracy } from './quality.js';
 
 /** The scheduler's inference timesteps at or below `from` only: denoising starts part-way. */
 function startingAt(scheduler: SamplingScheduler, from: number): SamplingScheduler {

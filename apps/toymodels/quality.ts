@@ -20,9 +20,10 @@ import { SPLIT_SEEDS } from '../../src/toyworld/dataset.js';
 import { makeLookalikePair } from '../../src/toyworld/pairs.js';
 import type { Scene } from '../../src/toyworld/scene.js';
 import { normalizeRows, toyClipProcessor } from './clip_stage.js';
-import { imagesToTensor, sceneImage, scenes, scenesToTensor, tokenIds } from './data.js';
+import { sceneImage, scenes, scenesToTensor, tokenIds } from './data.js';
 import {
   PROBE_ATTRIBUTES,
+  probeImages,
   sceneLabels,
   type AttributeProbe,
   type ProbeAttribute,
@@ -109,20 +110,6 @@ export function attributeAccuracy(
     if (all) out.all++;
   });
   for (const k of [...PROBE_ATTRIBUTES, 'all'] as const) out[k] /= Math.max(1, predicted.length);
-  return out;
-}
-
-/** The probe's predictions for images in batches. */
-export function probeImages(probe: AttributeProbe, images: readonly RgbImage[]): ProbeLabels[] {
-  const out: ProbeLabels[] = [];
-  for (let i = 0; i < images.length; i += 64) {
-    const x = imagesToTensor(images.slice(i, i + 64));
-    try {
-      out.push(...probe.predict(x));
-    } finally {
-      x.dispose();
-    }
-  }
   return out;
 }
 

@@ -35,6 +35,7 @@ import { TaskPool } from './task_pool.js';
 import { writeModelCard } from './model_card.js';
 import { UNET_STAGE_DEFAULTS, trainToyUNet } from './unet_stage.js';
 import type { ToyNoiseSchedule } from './configs.js';
+import type { Layout } from '../../src/toyworld/scene.js';
 import {
   ADAPTER_STAGE_DEFAULTS,
   exportPretrainedAdapter,
@@ -78,6 +79,7 @@ export interface TrainToyOptions {
   unetMinSnrGamma?: number;
   /** The U-Net's noise schedule and prediction type (default: the stage's). */
   unetNoiseSchedule?: ToyNoiseSchedule;
+  unetLayout?: Layout;
   progress?: boolean;
 }
 
@@ -214,6 +216,7 @@ async function unetStage(ctx: StageContext): Promise<TrainedRun> {
     textEncoderLrScale: ctx.options.unetTextEncoderLrScale,
     minSnrGamma: ctx.options.unetMinSnrGamma,
     noiseSchedule: ctx.options.unetNoiseSchedule,
+    layout: ctx.options.unetLayout,
   });
   const vae = AutoencoderKL.fromPretrained(join(ctx.out, 'vae'));
   const textEncoder = CLIPTextModelWithProjection.fromPretrained(join(ctx.out, 'text_encoder'));

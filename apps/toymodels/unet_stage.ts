@@ -16,6 +16,7 @@ import { DDPMScheduler } from '../../src/schedulers/scheduling_ddpm.js';
 import type { CLIPTokenizer } from '../../src/tokenizers/clip_tokenizer.js';
 import { TOY_NOISE_SCHEDULES, TOY_UNET_CONFIG, type ToyNoiseSchedule } from './configs.js';
 import { scenesToTensor, skewedScenes, tokenIds } from './data.js';
+import type { Layout } from '../../src/toyworld/scene.js';
 import { trainStage, type StageResult, type StageSettings } from './stage.js';
 
 export interface UNetStageOptions extends StageSettings {
@@ -32,6 +33,8 @@ export interface UNetStageOptions extends StageSettings {
   minSnrGamma: number;
   /** The noise schedule and prediction type (configs.ts), written to the model's scheduler/. */
   noiseSchedule: ToyNoiseSchedule;
+  /** Where the training scenes put their objects (scene.ts's layouts). */
+  layout: Layout;
 }
 
 export const UNET_STAGE_DEFAULTS = {
@@ -43,6 +46,7 @@ export const UNET_STAGE_DEFAULTS = {
   textEncoderLrScale: 0.1,
   minSnrGamma: 0,
   noiseSchedule: 'sd15' as ToyNoiseSchedule,
+  layout: 'free' as Layout,
 };
 
 /** The U-Net and, when it learns with it, the text encoder: one checkpoint for both. */
@@ -105,13 +109,13 @@ export async function trainToyUNet(
         : {}),
     },
     // checkpoints from before min-SNR weighting existed ran unweighted
-    olderDefaults: { minSnrGamma: 0, noiseSchedule: 'sd15' },
+    olderDefaults: { minSnrGamma: 0, noiseSchedule: 'sd15', layout: 'free' },
     warmup: 200,
     model: options.trainTextEncoder ? trained : unet,
     optimizer,
     generator,
     loss(step) {
-      const batch = skewedScenes('train', UNET_FIRST_SCENE + step * b, b);
+      const batch = skewedScenes('train', UNET_FIRST_SCENE + step * b, b, options.layout);
       // Draw order: posterior sample, dropout, timesteps, noise.
       const x0 = noGrad(() => vae.encode(scenesToTensor(batch)).sample(generator).mul(scaling));
       const drop = rand([b], { generator }).toArray() as number[];

@@ -5,8 +5,17 @@
 import { dirname, relative, sep } from 'node:path';
 import { escapeHtml } from '../io/html.js';
 import { writeFileAtomic } from '../io/png.js';
-import { EVAL_DEFINITIONS, metricCell, SCORE_COLUMNS } from './eval_report.js';
+import {
+  EVAL_DEFINITIONS,
+  metricCell,
+  SCORE_COLUMNS,
+  selectiveRows,
+  selectiveShare,
+} from './eval_report.js';
 import type { EvalResult, ImageScores, MetricScores } from './score.js';
+import type { ProbeVerdict, SelectiveScores } from './probe_fidelity.js';
+import type { ObjectAttributes } from '../toyworld/attributes.js';
+import { describeObject } from '../toyworld/captions.js';
 
 const STYLE = `body{font:14px system-ui,sans-serif;margin:24px;max-width:1200px}
 table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ccc;padding:3px 8px}
@@ -41,17 +50,36 @@ function definitions(): string {
   return `<table>${rows.join('')}</table><p>${escapeHtml(EVAL_DEFINITIONS.scale)}.</p>`;
 }
 
-function figure(pageDir: string, image: ImageScores): string {
+function selectiveTable(sel: SelectiveScores | null): string {
+  if (sel === null) return '';
+  const rows = selectiveRows(sel).map(
+    (r) =>
+      `<tr><td>${escapeHtml(r.label)}</td><td class="num">${r.count}/${r.of}</td><td class="num">${selectiveShare(r.count, r.of)}</td><td class="explain">${escapeHtml(r.explain)}</td></tr>`,
+  );
+  return `<h2>Selective fidelity (toy world)</h2><p class="explain">The attribute probe (${escapeHtml(sel.probe)}) reads each generated image.</p><table>${rows.join('')}</table>`;
+}
+
+/** The probe's reading of an image, as its caption shows it. */
+function verdictLine(v: ProbeVerdict | undefined): string {
+  if (v === undefined) return '';
+  const look = v.isSubject ? 'subject' : v.isLookalike ? 'look-alike' : 'neither';
+  const seen = `${describeObject(v.seen as ObjectAttributes)}, ${v.seen.background}`;
+  return `<br>probe: ${escapeHtml(seen)} → ${look}`;
+}
+
+function figure(pageDir: string, image: ImageScores, verdict?: ProbeVerdict): string {
   const dino = image.dino === null ? '' : ` · DINO ${image.dino.toFixed(3)}`;
   const name = escapeHtml(image.path.split(sep).pop() ?? image.path);
-  return `<figure><img src="${link(pageDir, image.path)}" alt="${escapeHtml(image.prompt)}"><figcaption>${name}<br>CLIP-I ${image.clipI.toFixed(3)} · CLIP-T ${image.clipT.toFixed(3)}${dino}</figcaption></figure>`;
+  return `<figure><img src="${link(pageDir, image.path)}" alt="${escapeHtml(image.prompt)}"><figcaption>${name}<br>CLIP-I ${image.clipI.toFixed(3)} · CLIP-T ${image.clipT.toFixed(3)}${dino}${verdictLine(verdict)}</figcaption></figure>`;
 }
 
 function promptSections(pageDir: string, result: EvalResult): string {
+  const verdicts = new Map(result.selective?.perImage.map((v) => [v.path, v]));
   return result.perPrompt
     .map((p) => {
       const images = result.perImage.filter((i) => i.prompt === p.prompt);
-      return `<h3>“${escapeHtml(p.prompt)}”</h3><p class="explain">CLIP-T compared with “${escapeHtml(p.clipPrompt)}”</p><div class="grid">${images.map((i) => figure(pageDir, i)).join('')}</div>`;
+      const figures = images.map((i) => figure(pageDir, i, verdicts.get(i.path)));
+      return `<h3>“${escapeHtml(p.prompt)}”</h3><p class="explain">CLIP-T compared with “${escapeHtml(p.clipPrompt)}”</p><div class="grid">${figures.join('')}</div>`;
     })
     .join('\n');
 }
@@ -73,6 +101,7 @@ export function evalPage(result: EvalResult, pagePath: string): string {
 <style>${STYLE}</style></head><body>
 <h1>p3s eval: ${result.counts.images} generated images, ${result.counts.references} real photos</h1>
 <h2>Scores</h2>${scoresTable(result)}${missing}
+${selectiveTable(result.selective)}
 <h2>What they measure</h2>${definitions()}
 <h2>Real photos</h2><div class="grid">${real}</div>
 <h2>Generated images by prompt</h2>

@@ -2,6 +2,7 @@
 // the exact definitions) and the table it prints.
 import { writeFileAtomic } from '../io/png.js';
 import type { EvalResult, MetricScores } from './score.js';
+import type { SelectiveScores } from './probe_fidelity.js';
 
 /** The format name eval.json carries, so a reader can tell versions apart. */
 export const EVAL_FORMAT = 'p3s-eval/1';
@@ -69,5 +70,60 @@ export function formatScoreTable(result: EvalResult): string {
   const note =
     result.notMeasured.length > 0 ? ['— not measured (DINO needs --dino <ViT folder>)'] : [];
   const counts = `${result.counts.images} generated images, ${result.counts.references} real photos; cosines in [-1, 1]`;
-  return [line(header), ...body.map(line), counts, ...note].join('\n');
+  const selective = result.selective ? ['', ...formatSelective(result.selective)] : [];
+  return [line(header), ...body.map(line), counts, ...note, ...selective].join('\n');
+}
+
+/** One selective column: what it counts, images counted, out of, and what it means. */
+export interface SelectiveRow {
+  label: string;
+  count: number;
+  of: number;
+  explain: string;
+}
+
+/** The probe's columns as rows (those not measured left out). */
+export function selectiveRows(sel: SelectiveScores): SelectiveRow[] {
+  const n = (f: (v: SelectiveScores['perImage'][number]) => boolean, rows = sel.perImage) =>
+    rows.filter(f).length;
+  const rows: SelectiveRow[] = [
+    {
+      label: `subject's look (${sel.subject})`,
+      count: n((v) => v.isSubject),
+      of: sel.images,
+      explain: 'the probe reads the subject’s colour, pattern and shape',
+    },
+  ];
+  if (sel.lookalikeLook !== null)
+    rows.push({
+      label: `a look-alike's look (${sel.lookalikes.join(', ')})`,
+      count: n((v) => v.isLookalike),
+      of: sel.images,
+      explain: 'the probe reads a look-alike’s colour and pattern: the subject confused',
+    });
+  if (sel.context !== null) {
+    const named = sel.perImage.filter((v) => v.context !== null);
+    rows.push({
+      label: 'prompted context',
+      count: n((v) => v.seen.background === v.context, named),
+      of: named.length,
+      explain: 'the background the prompt names, of the images whose prompt names one',
+    });
+  }
+  return rows;
+}
+
+export const selectiveShare = (count: number, of: number) =>
+  `${((100 * count) / Math.max(1, of)).toFixed(1)} %`;
+
+function formatSelective(sel: SelectiveScores): string[] {
+  const rows = selectiveRows(sel);
+  const width = Math.max(...rows.map((r) => r.label.length));
+  return [
+    'Selective fidelity (toy world; the attribute probe reads each image):',
+    ...rows.map(
+      (r) =>
+        `  ${r.label.padEnd(width)}  ${`${r.count}/${r.of}`.padStart(7)}  ${selectiveShare(r.count, r.of).padStart(7)}`,
+    ),
+  ];
 }

@@ -8,6 +8,7 @@ import { setting, type GivenOf, type ValuesOf } from '../settings/table.js';
 const INPUTS = 'Inputs and output';
 const MODELS = 'Models';
 const SUBJECT = 'Subject (override or supply what the PNG text chunks say)';
+const TOY = 'Toy world only: selective fidelity read by the attribute probe';
 
 export const EVAL_SETTINGS = [
   setting({
@@ -111,6 +112,35 @@ export const EVAL_SETTINGS = [
     group: SUBJECT,
     help: 'the class word (e.g. dog)',
     defaultHelp: "default: each PNG's class_word chunk",
+  }),
+  setting({
+    key: 'probe',
+    kind: nullable(path),
+    default: null,
+    flag: 'probe',
+    placeholder: '<folder>',
+    group: TOY,
+    help: "the toy world's attribute probe (models/toy/probe): adds how often the generated images show the subject's look, a look-alike's look, and the context each prompt names. Needs --subject-look",
+    defaultHelp: 'default: none; the selective columns are then not measured',
+  }),
+  setting({
+    key: 'subjectLook',
+    kind: nullable(text),
+    default: null,
+    flag: 'subject-look',
+    placeholder: '<words>',
+    group: TOY,
+    help: 'the subject as the toy world names it: colour, pattern adjective (none for solid) and shape, e.g. "blue striped circle"',
+  }),
+  setting({
+    key: 'lookalikes',
+    kind: texts,
+    default: [],
+    flag: 'look-alike',
+    placeholder: '<words>',
+    group: TOY,
+    help: 'a look-alike the references showed beside the subject, named the same way ("red striped circle"); repeatable',
+    defaultHelp: 'default: none; the look-alike column is then not measured',
   }),
 ] as const;
 

@@ -3,8 +3,18 @@
 // embedded a batch at a time; the scores are src/eval/metrics.ts on the embeddings.
 import { resolveSettings } from '../settings/table.js';
 import type { RgbImage } from '../io/image.js';
-import { EVAL_SETTINGS, type EvalConfig } from './eval_settings.js';
-import { readEvalImage, readGenerated, realPaths, type GeneratedImage } from './eval_inputs.js';
+import { EVAL_SETTINGS, type EvalConfig, type EvalSettings } from './eval_settings.js';
+import {
+  EvalInputError,
+  readEvalImage,
+  readGenerated,
+  realPaths,
+  type GeneratedImage,
+} from './eval_inputs.js';
+import { selectiveScores, type SelectiveScores } from './probe_fidelity.js';
+import type { ObjectAttributes } from '../toyworld/attributes.js';
+import { parseObject } from '../toyworld/captions.js';
+import { DEFAULT_SIZE as TOY_IMAGE_SIDE } from '../toyworld/scene.js';
 import {
   clipImageEncoder,
   clipTextEncoder,
@@ -50,6 +60,8 @@ export interface EvalResult {
   models: EvalModelFolders;
   /** The metrics left out (DINO and DINO-v without a DINO model): null, never 0. */
   notMeasured: string[];
+  /** The probe's selective columns (toy world, --probe); null when not asked for. */
+  selective: SelectiveScores | null;
 }
 
 /** Batches of model forwards done, over everything the run embeds. */
@@ -77,6 +89,7 @@ export async function scoreImages(
   options: ScoreOptions = {},
 ): Promise<EvalResult> {
   const s = resolveSettings(EVAL_SETTINGS, config);
+  const looks = probeLooks(s);
   const generated = await readGenerated(s.generated, s);
   const references = realPaths(s.real);
   const models = evalModelFolders(s);
@@ -94,7 +107,46 @@ export async function scoreImages(
     references,
     models,
     notMeasured: embedded.dino === null ? ['dino', 'dinoV'] : [],
+    selective: looks && (await probeGenerated(s.probe!, generated, looks)),
   };
+}
+
+/** The subject's and look-alikes' attributes for --probe, checked before any model runs. */
+function probeLooks(
+  s: EvalSettings,
+): { subject: ObjectAttributes; lookalikes: ObjectAttributes[] } | null {
+  if (s.probe === null) {
+    if (s.subjectLook !== null || s.lookalikes.length > 0)
+      throw new EvalInputError('--subject-look and --look-alike need --probe <folder>');
+    return null;
+  }
+  if (s.subjectLook === null)
+    throw new EvalInputError(
+      '--probe needs --subject-look, e.g. --subject-look "blue striped circle"',
+    );
+  try {
+    return { subject: parseObject(s.subjectLook), lookalikes: s.lookalikes.map(parseObject) };
+  } catch (err) {
+    throw new EvalInputError((err as Error).message);
+  }
+}
+
+/** The probe on every generated image (the toy world's 64-px scenes). */
+async function probeGenerated(
+  folder: string,
+  generated: readonly GeneratedImage[],
+  looks: { subject: ObjectAttributes; lookalikes: ObjectAttributes[] },
+): Promise<SelectiveScores> {
+  const images = [];
+  for (const g of generated) {
+    const image = await readEvalImage(g.path);
+    if (image.width !== TOY_IMAGE_SIDE || image.height !== TOY_IMAGE_SIDE)
+      throw new EvalInputError(
+        `The probe reads the toy world's ${TOY_IMAGE_SIDE}-px images; ${g.path} is ${image.width}×${image.height}`,
+      );
+    images.push({ path: g.path, prompt: g.prompt, image });
+  }
+  return selectiveScores(folder, images, looks.subject, looks.lookalikes);
 }
 
 const allIndices = (n: number): number[] => Array.from({ length: n }, (_, i) => i);

@@ -178,6 +178,26 @@ export function imageToTensor(img: RgbImage): Tensor {
   return tensor(out, [1, 3, height, width]);
 }
 
+/** Same-size RGB images as a (B, 3, H, W) float32 batch in [-1, 1] (byte / 127.5 − 1), the VAE's input range. */
+export function imagesToSignedTensor(batch: readonly RgbImage[]): Tensor {
+  if (batch.length === 0) throw new RangeError('Expected at least one image');
+  const { width, height } = batch[0]!;
+  const plane = width * height;
+  const out = new Float32Array(batch.length * 3 * plane);
+  batch.forEach((image, b) => {
+    if (image.width !== width || image.height !== height) {
+      throw new RangeError(
+        `Expected ${width}×${height} images but image ${b} is ${image.width}×${image.height}`,
+      );
+    }
+    const base = b * 3 * plane;
+    for (let i = 0; i < plane; i++) {
+      for (let c = 0; c < 3; c++) out[base + c * plane + i] = image.data[i * 3 + c]! / 127.5 - 1;
+    }
+  });
+  return tensor(out, [batch.length, 3, height, width]);
+}
+
 // numpy's round: halves go to the even neighbour.
 function roundHalfEven(v: number): number {
   const r = Math.round(v);

@@ -3,10 +3,15 @@
 // "two red stars and a blue dotted circle in the snow".
 
 import {
+  BACKGROUNDS,
   BACKGROUND_PHRASES,
+  COLOUR_NAMES,
+  PATTERNS,
   PATTERN_ADJECTIVES,
+  SHAPES,
   sameAttributes,
   type BackgroundName,
+  type ColourName,
   type ObjectAttributes,
   type Shape,
 } from './attributes.js';
@@ -66,4 +71,33 @@ export function captionFor(
  */
 export function subjectPrompt(token: string, shape: Shape, background: BackgroundName): string {
   return `${article(token)} ${token} ${shape} ${BACKGROUND_PHRASES[background]}`;
+}
+
+/**
+ * The inverse of describeObject for one object: "blue striped circle" or "red star" (solid) ->
+ * its attributes; anything else is refused with the words the world knows.
+ */
+export function parseObject(text: string): ObjectAttributes {
+  const words = text.trim().toLowerCase().split(/\s+/);
+  const [colour, ...rest] = words;
+  const shape = rest.pop();
+  const adjective = rest.join(' ');
+  const pattern = PATTERNS.find((p) => PATTERN_ADJECTIVES[p] === adjective);
+  if (
+    !COLOUR_NAMES.includes(colour as ColourName) ||
+    !SHAPES.includes(shape as Shape) ||
+    pattern === undefined
+  ) {
+    const adjectives = PATTERNS.map((p) => PATTERN_ADJECTIVES[p]).filter((a) => a);
+    throw new RangeError(
+      `Expected "<colour> [${adjectives.join('|')}] <shape>" (colours: ${COLOUR_NAMES.join(', ')}; shapes: ${SHAPES.join(', ')}) but received ${JSON.stringify(text)}`,
+    );
+  }
+  return { colour: colour as ColourName, pattern, shape: shape as Shape };
+}
+
+/** The context a prompt names (the background phrase it contains), or null. */
+export function promptBackground(prompt: string): BackgroundName | null {
+  const lower = prompt.toLowerCase();
+  return BACKGROUNDS.find((b) => lower.includes(BACKGROUND_PHRASES[b])) ?? null;
 }

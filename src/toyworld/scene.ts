@@ -116,7 +116,12 @@ export interface SceneOptions extends RenderOptions, PlacementOptions {
   objects?: Partial<ObjectAttributes>[];
   /** Radius range as a fraction of the side. Default depends on the object count. */
   radius?: [number, number];
+  /** Where objects go: anywhere they fit (default), or at fixed slots (`slotObjects`). */
+  layout?: Layout;
 }
+
+export const LAYOUTS = ['free', 'slots'] as const;
+export type Layout = (typeof LAYOUTS)[number];
 
 export const DEFAULT_SIZE = 64;
 /**
@@ -537,6 +542,40 @@ export function placeObjects(
   return placed;
 }
 
+/** Radius range per object count in the slots layout: one size per count, a little jitter. */
+export function slotRadius(count: number): [number, number] {
+  if (count <= 1) return [0.3, 0.34];
+  if (count === 2) return [0.19, 0.22];
+  return [0.12, 0.15];
+}
+const SLOT_JITTER = 0.02;
+
+/**
+ * Objects at fixed slots, evenly spaced across the middle row, upright: an object of a given shape
+ * then always covers the same cells, so a model that has only learned the average scene for a
+ * caption still draws that shape's silhouette rather than the blob of many placements.
+ */
+export function slotObjects(rng: Rng, items: readonly PlacementItem[]): ObjectSpec[] {
+  return items.map((item, k) => {
+    const [rLo, rHi] = item.radius;
+    // Always three draws per object, so streams stay aligned whatever the count.
+    const radius = rng.range(rLo, rHi);
+    const dx = rng.range(-SLOT_JITTER, SLOT_JITTER);
+    const dy = rng.range(-SLOT_JITTER, SLOT_JITTER);
+    const spec: ObjectSpec = {
+      shape: item.shape,
+      colour: item.colour,
+      pattern: item.pattern,
+      x: (k + 0.5) / items.length + dx,
+      y: 0.5 + dy,
+      radius,
+      rotation: 0,
+      tint: rng.range(-1, 1),
+    };
+    return spec;
+  });
+}
+
 /** Random attributes, with any given fields kept. Always draws all three, to keep streams aligned. */
 export function sampleAttributes(
   rng: Rng,
@@ -566,7 +605,8 @@ export function sampleSceneSpec(seed: number, options: SceneOptions = {}): Scene
   if (!Number.isInteger(count) || count < 0 || count > 8) {
     throw new RangeError(`Expected an integer in [0, 8] for objectCount but received ${count}`);
   }
-  const radius = options.radius ?? defaultRadius(count);
+  const slots = options.layout === 'slots';
+  const radius = options.radius ?? (slots ? slotRadius(count) : defaultRadius(count));
   const items: PlacementItem[] = [];
   for (let k = 0; k < count; k++) {
     items.push({ ...sampleAttributes(attrRng, options.objects?.[k]), radius });
@@ -574,7 +614,7 @@ export function sampleSceneSpec(seed: number, options: SceneOptions = {}): Scene
   return {
     background: options.background ?? drawnBackground,
     backgroundSeed,
-    objects: placeObjects(layoutRng, items, options),
+    objects: slots ? slotObjects(layoutRng, items) : placeObjects(layoutRng, items, options),
   };
 }
 

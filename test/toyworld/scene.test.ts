@@ -316,3 +316,33 @@ describe('labels and reachability', () => {
     assert.ok(Math.abs(x - 31.5) <= 0.5 && Math.abs(y - 31.5) <= 0.5, `${x}, ${y}`);
   });
 });
+
+describe('the slots layout', () => {
+  it('puts objects upright at fixed places, one size per count, with the free layout’s attributes', () => {
+    for (const seed of SEEDS.slice(0, 20)) {
+      for (const count of [1, 2]) {
+        const free = generateScene(seed, { objectCount: count });
+        const slots = generateScene(seed, { objectCount: count, layout: 'slots' });
+        const looks = (s: Scene) =>
+          s.objects.map((o) => `${o.colour} ${o.pattern} ${o.shape}`).sort();
+        assert.deepEqual(looks(slots), looks(free));
+        assert.equal(slots.background, free.background);
+        assert.equal(slots.objects.length, count);
+        slots.objects.forEach((o, k) => {
+          assert.equal(o.spec.rotation, 0);
+          assert.ok(Math.abs(o.spec.x - (k + 0.5) / count) <= 0.02, `x ${o.spec.x}`);
+          assert.ok(Math.abs(o.spec.y - 0.5) <= 0.02, `y ${o.spec.y}`);
+          const [lo, hi] = count === 1 ? [0.3, 0.34] : [0.19, 0.22];
+          assert.ok(o.spec.radius >= lo && o.spec.radius <= hi, `radius ${o.spec.radius}`);
+          assert.ok(o.visibleFraction > 0.99, 'slots never overlap');
+        });
+      }
+    }
+  });
+
+  it('is deterministic for a seed', () => {
+    const a = generateScene(77, { layout: 'slots' });
+    const b = generateScene(77, { layout: 'slots' });
+    assert.deepEqual(a.rgb, b.rgb);
+  });
+});

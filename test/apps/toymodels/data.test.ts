@@ -2,8 +2,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CLIPTokenizer } from '../../../src/tokenizers/clip_tokenizer.js';
+import { imagesToSignedTensor } from '../../../src/io/image.js';
 import {
-  imagesToTensor,
   scenes,
   scenesToTensor,
   skewedObjectCount,
@@ -24,7 +24,7 @@ test('scenes become (B, 3, H, W) in [-1, 1] with channels planar', () => {
   x.dispose();
   assert.throws(
     () =>
-      imagesToTensor([
+      imagesToSignedTensor([
         { width: 2, height: 2, data: new Uint8Array(12) },
         { width: 3, height: 2, data: new Uint8Array(18) },
       ]),
