@@ -11,7 +11,7 @@ import { disposeAll, tidy } from '../src/engine/scope.js';
 import { noGrad } from '../src/engine/autograd.js';
 import { cuda, getNumThreads } from '../src/engine/device.js';
 import { tensor } from '../src/engine/creation.js';
-import { Adam } from '../src/optim/adam.js';
+import { Adam, type AdamOptions } from '../src/optim/adam.js';
 import { UNet2DConditionModel } from '../src/models/unet/unet_2d_condition.js';
 import { TINY_UNET_CONFIG } from '../apps/testing/tiny_models.js';
 import { P3SAdapter, P3SUNet, type SubjectCondition } from '../src/p3s/adapter/p3s_unet.js';
@@ -91,10 +91,11 @@ async function timeP3SStep(
   inputs: StepInputs,
   warmup: number,
   iters: number,
+  momentDtype: AdamOptions['momentDtype'] = 'float32',
 ): Promise<number> {
   adapter.requiresGrad_(true);
   const p3s = new P3SUNet(unet, adapter);
-  const optimizer = new Adam(adapter.parameters(), { lr: 1e-5 });
+  const optimizer = new Adam(adapter.parameters(), { lr: 1e-5, momentDtype });
   try {
     return await timeSteps(() => p3sTrainStep(p3s, optimizer, inputs), warmup, iters);
   } finally {
@@ -224,7 +225,8 @@ async function benchSubjectGuidance(
 
 /** Options of the SD 1.5 benchmark's memory-lean mode, each on with `lean`. */
 const LEAN_NOTE =
-  'lean: frozen U-Net held in bfloat16 (sampling: the adapter too), attention scores above two ' +
+  'lean: frozen U-Net held in bfloat16 (sampling: the adapter too), Adam moments in bfloat16 ' +
+  'with stochastic rounding (--optimizer-precision half), attention scores above two ' +
   `blocks computed in ${DEFAULT_ATTENTION_CHUNK_BYTES / 2 ** 20} MiB blocks; plain: float32, ` +
   'attention whole';
 
@@ -282,7 +284,7 @@ export async function runP3SPhase(
     const iters = options.iters ?? 1;
     const seconds =
       phase === 'train'
-        ? await timeP3SStep(unet, adapter, inputs, 0, iters)
+        ? await timeP3SStep(unet, adapter, inputs, 0, iters, lean ? 'bfloat16' : 'float32')
         : await timeSamplingStep(unet, adapter, inputs, iters);
     return { seconds, peakRssMiB: cpuPeak ? peakRssSinceResetMiB() : null, trainedParameters };
   } finally {

@@ -19,13 +19,23 @@ export function scenes(
   return [...iterateSplit(split, { ...options, start, count })];
 }
 
+/** How the U-Net's training scenes are drawn (apart from their seeds). */
+export interface SceneMix {
+  /** Where objects go (scene.ts's layouts). */
+  layout: Layout;
+  /** Share of scenes with two objects, in tenths; the rest have one. */
+  twoObjectShare: number;
+}
+
+export const DEFAULT_SCENE_MIX: SceneMix = { layout: 'free', twoObjectShare: 0.4 };
+
 /**
- * Object counts skewed towards single objects (1: 60 %, 2: 40 %): a small model learns "a red
- * star on the beach" before it learns two objects at once. Fixed per scene index.
+ * Object counts skewed towards single objects (by default 1: 60 %, 2: 40 %): a small model learns
+ * "a red star on the beach" before it learns two objects at once. Fixed per scene index.
  */
-export function skewedObjectCount(split: Split, index: number): number {
+export function skewedObjectCount(split: Split, index: number, twoObjectShare = 0.4): number {
   const u = hash32(index, split === 'train' ? 0x51ed : 0x4e1d) % 10;
-  return u < 6 ? 1 : 2;
+  return u < 10 - Math.round(10 * twoObjectShare) ? 1 : 2;
 }
 
 /** Scenes with the skewed object count. */
@@ -33,11 +43,12 @@ export function skewedScenes(
   split: Split,
   start: number,
   count: number,
-  layout: Layout = 'free',
+  mix: SceneMix = DEFAULT_SCENE_MIX,
 ): Scene[] {
   const out: Scene[] = [];
   for (let i = start; i < start + count; i++) {
-    out.push(...scenes(split, i, 1, { objectCount: skewedObjectCount(split, i), layout }));
+    const objectCount = skewedObjectCount(split, i, mix.twoObjectShare);
+    out.push(...scenes(split, i, 1, { objectCount, layout: mix.layout }));
   }
   return out;
 }

@@ -55,6 +55,8 @@ Options:
   --unet-layout <l>   where the U-Net's training scenes put their objects: slots (one object
                       centred, two side by side, upright, one size per count) or free (anywhere,
                       any size and tilt, as the other stages see them) (default ${UNET_STAGE_DEFAULTS.layout})
+  --unet-two-objects <x>  share of the U-Net's training scenes with two objects, in tenths
+                      (default ${UNET_STAGE_DEFAULTS.twoObjectShare}; the rest show one)
   --sequential        run the stages one after another in this process, on all threads
                       (by default, with 2 or more cores, stages that do not depend on each
                       other run side by side in child processes, one thread each)
@@ -96,6 +98,7 @@ async function main(): Promise<void> {
     'unet-min-snr-gamma': { type: 'string' },
     'unet-noise-schedule': { type: 'string' },
     'unet-layout': { type: 'string' },
+    'unet-two-objects': { type: 'string' },
     sequential: { type: 'boolean' },
   });
   if (values.help) {
@@ -171,6 +174,13 @@ async function main(): Promise<void> {
       'unet-layout',
       LAYOUTS,
       UNET_STAGE_DEFAULTS.layout,
+    ),
+    unetTwoObjectShare: numberFlag(
+      values,
+      'unet-two-objects',
+      UNET_STAGE_DEFAULTS.twoObjectShare,
+      (v) => v >= 0 && v <= 1 && Math.abs(v * 10 - Math.round(v * 10)) < 1e-9,
+      'a share in tenths, 0 to 1',
     ),
   });
   summarise(reports);

@@ -175,6 +175,11 @@ function trainingSection(training: Partial<Record<ToyStage, StageReport>>): stri
     : 'frozen text encoder';
   const gamma = te?.minSnrGamma ?? 0;
   const weighting = gamma > 0 ? ` weighted by min(SNR, ${gamma})/SNR` : '';
+  const two = Math.round(100 * (te?.twoObjectShare ?? 0.4));
+  const scenes =
+    te?.layout === 'slots'
+      ? `scenes with objects upright at fixed places (one centred, two side by side), ${two} % with two objects`
+      : `scenes with objects anywhere, ${two} % with two objects`;
   const adapter = training.adapter
     ? `\n${stage('adapter', 'P3S adapter on subject pairs (condition: one photo, subject only; target: another), Eq. (14) weighted towards the subject; p3s_adapter/, an experiment (docs/toy.md)')}`
     : '';
@@ -189,7 +194,7 @@ ${stage('vae', 'L1 reconstruction + 1e-4 · KL')}
 ${stage('decoder', `the VAE decoder alone, L1 reconstruction${decoderWeighting}; encoder and latent space frozen`)}
 ${stage('clip', `symmetric InfoNCE, learned temperature${clipNegatives}`)}
 ${stage('probe', 'cross-entropy per head, single-object scenes')}
-${stage('unet', `ε-prediction MSE${weighting}, SD 1.5 schedule, 10 % captions dropped, frozen VAE, ${textEncoder}`)}${adapter}
+${stage('unet', `ε-prediction MSE${weighting}, SD 1.5 schedule, 10 % captions dropped, frozen VAE, ${textEncoder}; ${scenes}`)}${adapter}
 
 AdamW, linear warm-up then cosine decay to 10 %, gradient clipping at 1. ${cpuMinutes(training)}
 

@@ -80,12 +80,19 @@ export interface TrainToyOptions {
   /** The U-Net's noise schedule and prediction type (default: the stage's). */
   unetNoiseSchedule?: ToyNoiseSchedule;
   unetLayout?: Layout;
+  unetTwoObjectShare?: number;
   progress?: boolean;
 }
 
 /** Settings training.json records besides steps and batch size (model_card.ts reads them). */
 type RecordedSetting =
-  'hardNegatives' | 'objectWeight' | 'trainTextEncoder' | 'textEncoderLrScale' | 'minSnrGamma';
+  | 'hardNegatives'
+  | 'objectWeight'
+  | 'trainTextEncoder'
+  | 'textEncoderLrScale'
+  | 'minSnrGamma'
+  | 'layout'
+  | 'twoObjectShare';
 
 export interface StageReport extends StageResult {
   stage: ToyStage;
@@ -102,6 +109,10 @@ export interface StageReport extends StageResult {
   textEncoderLrScale?: number;
   /** U-Net stage: γ of the min-SNR loss weighting (absent in older reports: 0, unweighted). */
   minSnrGamma?: number;
+  /** U-Net stage: its scenes' layout (absent in older reports: free). */
+  layout?: Layout;
+  /** U-Net stage: share of two-object scenes (absent in older reports: 0.4). */
+  twoObjectShare?: number;
 }
 
 /** What every stage runs with: the run's options, its folders and the shared tokenizer. */
@@ -117,7 +128,9 @@ interface StageContext {
 
 /** What a training stage ran with and what it measured. */
 interface TrainedRun {
-  settings: { steps: number; batchSize: number } & Partial<Record<RecordedSetting, number>>;
+  settings: { steps: number; batchSize: number } & Partial<
+    Record<RecordedSetting, number | string>
+  >;
   result: StageResult;
 }
 
@@ -217,6 +230,7 @@ async function unetStage(ctx: StageContext): Promise<TrainedRun> {
     minSnrGamma: ctx.options.unetMinSnrGamma,
     noiseSchedule: ctx.options.unetNoiseSchedule,
     layout: ctx.options.unetLayout,
+    twoObjectShare: ctx.options.unetTwoObjectShare,
   });
   const vae = AutoencoderKL.fromPretrained(join(ctx.out, 'vae'));
   const textEncoder = CLIPTextModelWithProjection.fromPretrained(join(ctx.out, 'text_encoder'));
@@ -337,7 +351,7 @@ const TOY_STAGE_TABLE: Readonly<Record<ToyStage, ToyStageEntry>> = {
     needs: ['vae', 'text_encoder'],
     // text_encoder: only when it learns with the U-Net
     writes: ['unet', 'scheduler', 'model_index.json'],
-    records: ['trainTextEncoder', 'textEncoderLrScale', 'minSnrGamma'],
+    records: ['trainTextEncoder', 'textEncoderLrScale', 'minSnrGamma', 'layout', 'twoObjectShare'],
     run: unetStage,
   },
   eval: {
@@ -408,7 +422,7 @@ function recordStage(out: string, stage: ToyStage, run: TrainedRun): StageReport
   const { settings, result } = run;
   const recorded = Object.fromEntries(
     TOY_STAGE_TABLE[stage].records.map((k) => [k, settings[k]]),
-  ) as Partial<Record<RecordedSetting, number>>;
+  ) as Partial<Pick<StageReport, RecordedSetting>>;
   const report: StageReport = {
     stage,
     steps: settings.steps,

@@ -35,6 +35,8 @@ export interface UNetStageOptions extends StageSettings {
   noiseSchedule: ToyNoiseSchedule;
   /** Where the training scenes put their objects (scene.ts's layouts). */
   layout: Layout;
+  /** Share of training scenes with two objects (tenths); the rest show one. */
+  twoObjectShare: number;
 }
 
 export const UNET_STAGE_DEFAULTS = {
@@ -47,6 +49,7 @@ export const UNET_STAGE_DEFAULTS = {
   minSnrGamma: 0,
   noiseSchedule: 'sd15' as ToyNoiseSchedule,
   layout: 'free' as Layout,
+  twoObjectShare: 0.4,
 };
 
 /** The U-Net and, when it learns with it, the text encoder: one checkpoint for both. */
@@ -109,13 +112,13 @@ export async function trainToyUNet(
         : {}),
     },
     // checkpoints from before min-SNR weighting existed ran unweighted
-    olderDefaults: { minSnrGamma: 0, noiseSchedule: 'sd15', layout: 'free' },
+    olderDefaults: { minSnrGamma: 0, noiseSchedule: 'sd15', layout: 'free', twoObjectShare: 0.4 },
     warmup: 200,
     model: options.trainTextEncoder ? trained : unet,
     optimizer,
     generator,
     loss(step) {
-      const batch = skewedScenes('train', UNET_FIRST_SCENE + step * b, b, options.layout);
+      const batch = skewedScenes('train', UNET_FIRST_SCENE + step * b, b, options);
       // Draw order: posterior sample, dropout, timesteps, noise.
       const x0 = noGrad(() => vae.encode(scenesToTensor(batch)).sample(generator).mul(scaling));
       const drop = rand([b], { generator }).toArray() as number[];

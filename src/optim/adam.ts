@@ -5,6 +5,8 @@ import { noGrad } from '../engine/autograd.js';
 import { zerosLike } from '../engine/ops.generated.js';
 import * as ops from '../engine/ops.generated.js';
 import { keep, tidy } from '../engine/scope.js';
+import { Generator } from '../engine/random.js';
+import { stochasticBFloat16 } from './stochastic_rounding.js';
 
 export interface AdamOptions {
   lr?: number;
@@ -16,7 +18,17 @@ export interface AdamOptions {
    * part of the model that learns slower (PyTorch's parameter groups, for the case they serve most).
    */
   lrScales?: ReadonlyMap<Tensor, number>;
+  /**
+   * What the two moments are stored in: float32 (PyTorch's), or bfloat16 — half the optimizer's
+   * memory; each step computes in float32 and stores back with stochastic rounding, drawn from
+   * a generator seeded with `roundingSeed` (default 0) whose state the checkpoints carry.
+   */
+  momentDtype?: 'float32' | 'bfloat16';
+  roundingSeed?: number;
 }
+
+/** Key of the rounding generator's state in stateDict's tensors. */
+const ROUNDING_STATE = 'rounding_generator';
 
 interface ParamState {
   step: number;
@@ -37,6 +49,8 @@ export class Adam {
   readonly weightDecay: number;
   private readonly lrScales: ReadonlyMap<Tensor, number>;
   protected readonly state = new Map<Tensor, ParamState>();
+  /** Draws the stochastic rounding of 16-bit moments; null when they are float32. */
+  private readonly rounding: Generator | null;
 
   constructor(
     readonly params: Tensor[],
@@ -56,6 +70,10 @@ export class Adam {
     this.lrScales = options.lrScales ?? new Map();
     for (const scale of this.lrScales.values()) checkRate('lrScales', scale);
     if (params.length === 0) throw new Error('Optimizer got an empty parameter list');
+    const dtype = options.momentDtype ?? 'float32';
+    if (dtype !== 'float32' && dtype !== 'bfloat16')
+      throw new RangeError(`Expected float32 or bfloat16 for momentDtype but received ${dtype}`);
+    this.rounding = dtype === 'bfloat16' ? new Generator(options.roundingSeed ?? 0) : null;
   }
 
   /** Clears every parameter's gradient (set to none, as PyTorch 2's default). */
@@ -64,39 +82,48 @@ export class Adam {
   }
 
   step(): void {
-    const [beta1, beta2] = this.betas;
     noGrad(() => {
       for (const p of this.params) {
         tidy(() => {
-          let grad = p.grad;
+          const grad = p.grad;
           if (grad === null) return;
           let s = this.state.get(p);
           if (s === undefined) {
-            s = { step: 0, expAvg: zerosLike(p), expAvgSq: zerosLike(p) };
+            const zeros = () => zerosLike(p, this.rounding ? 'bfloat16' : p.dtype);
+            s = { step: 0, expAvg: zeros(), expAvgSq: zeros() };
             this.state.set(p, s);
             keepState(s);
           }
           s.step += 1;
-          const lr = this.lr * (this.lrScales.get(p) ?? 1);
-          if (this.weightDecay !== 0) {
-            if (this.decoupled) ops.mulScalar_(p, 1 - lr * this.weightDecay);
-            else grad = grad.add(p, this.weightDecay);
-          }
-          ops.mulScalar_(s.expAvg, beta1);
-          ops.add_(s.expAvg, grad, 1 - beta1);
-          ops.mulScalar_(s.expAvgSq, beta2);
-          ops.addcmul_(s.expAvgSq, grad, grad, 1 - beta2);
-          const bias1 = 1 - beta1 ** s.step;
-          const bias2 = 1 - beta2 ** s.step;
-          const stepSize = lr / bias1;
-          const denom = ops.addScalar_(
-            ops.divScalar(ops.sqrt(s.expAvgSq), Math.sqrt(bias2)),
-            this.eps,
-          );
-          ops.addcdiv_(p, s.expAvg, denom, -stepSize);
+          if (this.rounding === null) return this.update(p, grad, s, s.expAvg, s.expAvgSq);
+          const m = s.expAvg.to('float32');
+          const v = s.expAvgSq.to('float32');
+          this.update(p, grad, s, m, v);
+          ops.copy_(s.expAvg, stochasticBFloat16(m, this.rounding));
+          ops.copy_(s.expAvgSq, stochasticBFloat16(v, this.rounding));
         });
       }
     });
+  }
+
+  /** One Adam update of p, its moments m and v updated in place (float32 tensors). */
+  private update(p: Tensor, gradient: Tensor, s: ParamState, m: Tensor, v: Tensor): void {
+    const [beta1, beta2] = this.betas;
+    let grad = gradient;
+    const lr = this.lr * (this.lrScales.get(p) ?? 1);
+    if (this.weightDecay !== 0) {
+      if (this.decoupled) ops.mulScalar_(p, 1 - lr * this.weightDecay);
+      else grad = grad.add(p, this.weightDecay);
+    }
+    ops.mulScalar_(m, beta1);
+    ops.add_(m, grad, 1 - beta1);
+    ops.mulScalar_(v, beta2);
+    ops.addcmul_(v, grad, grad, 1 - beta2);
+    const bias1 = 1 - beta1 ** s.step;
+    const bias2 = 1 - beta2 ** s.step;
+    const stepSize = lr / bias1;
+    const denom = ops.addScalar_(ops.divScalar(ops.sqrt(v), Math.sqrt(bias2)), this.eps);
+    ops.addcdiv_(p, m, denom, -stepSize);
   }
 
   /** Frees the moment tensors (the optimizer can still step; moments restart from zero). */
@@ -120,6 +147,7 @@ export class Adam {
         tensors.set(`${i}.exp_avg_sq`, s.expAvgSq);
       }
     });
+    if (this.rounding) tensors.set(ROUNDING_STATE, this.rounding.getState());
     return { steps, tensors };
   }
 
@@ -129,6 +157,8 @@ export class Adam {
         `Optimizer state is for ${saved.steps.length} parameters but this optimizer has ${this.params.length}`,
       );
     }
+    const rounding = saved.tensors.get(ROUNDING_STATE);
+    if (this.rounding && rounding) this.rounding.setState(rounding);
     this.params.forEach((p, i) => {
       const step = saved.steps[i]!;
       if (step === 0) return;
@@ -141,10 +171,11 @@ export class Adam {
           `Optimizer state for parameter ${i} has shape [${expAvg.shape}] but the parameter has [${p.shape}]`,
         );
       }
+      const dtype = this.rounding ? 'bfloat16' : p.dtype;
       const s = {
         step,
-        expAvg: noGrad(() => expAvg.to(p.dtype).clone()),
-        expAvgSq: noGrad(() => expAvgSq.to(p.dtype).clone()),
+        expAvg: noGrad(() => expAvg.to(dtype).clone()),
+        expAvgSq: noGrad(() => expAvgSq.to(dtype).clone()),
       };
       keepState(s);
       this.state.get(p)?.expAvg.dispose();

@@ -675,7 +675,11 @@ async function trainInFolder(run: Run, options: TrainRunOptions): Promise<TrainP
     method = await createMethod(run, frozen, encoded.references, prompt);
     // after the method: P3S's trainable copy starts from the U-Net's float32 weights
     if (settings.frozenPrecision === 'half') holdFrozenInHalfPrecision(frozenModules(pipeline));
-    optimizer = new Adam(method.trainable.parameters(), { lr: settings.learningRate });
+    optimizer = new Adam(method.trainable.parameters(), {
+      lr: settings.learningRate,
+      momentDtype: settings.optimizerPrecision === 'half' ? 'bfloat16' : 'float32',
+      roundingSeed: settings.seed,
+    });
     const data: FineTuningData = {
       references: encoded.references,
       contexts,

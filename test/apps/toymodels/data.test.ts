@@ -47,6 +47,19 @@ test('object counts lean towards single objects, the same on every call', () => 
   );
 });
 
+test('the two-object share and the layout of the U-Net’s scenes follow its settings', () => {
+  const share = (two: number) => {
+    let n = 0;
+    for (let i = 0; i < 2000; i++) n += skewedObjectCount('train', i, two) === 2 ? 1 : 0;
+    return n / 2000;
+  };
+  assert.equal(share(0), 0);
+  assert.equal(share(1), 1);
+  assert.ok(Math.abs(share(0.1) - 0.1) < 0.03, `${share(0.1)}`);
+  const slots = skewedScenes('train', 40, 6, { layout: 'slots', twoObjectShare: 0 });
+  assert.ok(slots.every((s) => s.objects.length === 1 && s.objects[0]!.spec.rotation === 0));
+});
+
 test('captions tokenize to (B, 77) padded with 49407', () => {
   const tokenizer = CLIPTokenizer.fromPretrained(fixturePath('clip-tokenizer'));
   const ids = tokenIds(tokenizer, ['a red star on the beach', '']);

@@ -57,6 +57,17 @@ test('the decoder row says how the loss was weighted, as training.json recorded 
   assert.match(decoderRow(), /L1 reconstruction; encoder and latent space frozen/);
 });
 
+test('the U-Net row says where its scenes put objects and how many had two, as recorded', () => {
+  const unetRow = (extra: Partial<StageReport>) =>
+    row(card({ unet: report({ stage: 'unet', ...extra }) }, null), 'unet');
+  assert.match(
+    unetRow({ layout: 'slots', twoObjectShare: 0.1 }),
+    /objects upright at fixed places \(one centred, two side by side\), 10 % with two objects \|/,
+  );
+  // reports from before the settings existed: the free layout, 40 % two-object scenes
+  assert.match(unetRow({}), /scenes with objects anywhere, 40 % with two objects \|/);
+});
+
 test("the selective section adds the demo recipe's rows only when quality.json has them", () => {
   const shipped = shippedQuality();
   const paperOnly = card({}, { ...shipped, selectiveRecipe: undefined });
