@@ -42,8 +42,10 @@ Options:
   --decoder-object-weight <w>  extra weight of the decoder stage's error on object pixels
                       (default ${DECODER_STAGE_DEFAULTS.objectWeight}, the shipped decoder's plain L1; 4 sharpens round
                       trips of real scenes but not generated images: docs/toy.md)
-  --unet-train-text-encoder  the text encoder learns with the U-Net (starting from the CLIP
-                      stage's); the model folder's text_encoder/ becomes the trained one
+  --unet-train-text-encoder, --unet-frozen-text-encoder  whether the text encoder learns with
+                      the U-Net (starting from the CLIP stage's; the model folder's
+                      text_encoder/ becomes the trained one) or stays the CLIP stage's
+                      (default: ${UNET_STAGE_DEFAULTS.trainTextEncoder ? 'trained' : 'frozen'})
   --unet-text-encoder-lr-scale <x>  its learning rate as a fraction of the U-Net's
                       (default ${UNET_STAGE_DEFAULTS.textEncoderLrScale})
   --unet-min-snr-gamma <γ>  weight the U-Net's loss by min(SNR, γ)/SNR (Hang et al. 2023);
@@ -61,6 +63,15 @@ Options:
                       (by default, with 2 or more cores, stages that do not depend on each
                       other run side by side in child processes, one thread each)
 Threads: P3S_NUM_THREADS (default: all cores).`;
+
+/** --unet-train-text-encoder or --unet-frozen-text-encoder (not both); undefined: the default. */
+function textEncoderFlag(values: Record<string, unknown>): boolean | undefined {
+  const train = values['unet-train-text-encoder'] === true;
+  const frozen = values['unet-frozen-text-encoder'] === true;
+  if (train && frozen)
+    throw new UsageError('Give --unet-train-text-encoder or --unet-frozen-text-encoder, not both');
+  return train ? true : frozen ? false : undefined;
+}
 
 /** A flag whose value is one of a few names. */
 function choiceFlag<T extends string>(
@@ -94,6 +105,7 @@ async function main(): Promise<void> {
     'clip-hard-negatives': { type: 'string' },
     'decoder-object-weight': { type: 'string' },
     'unet-train-text-encoder': { type: 'boolean' },
+    'unet-frozen-text-encoder': { type: 'boolean' },
     'unet-text-encoder-lr-scale': { type: 'string' },
     'unet-min-snr-gamma': { type: 'string' },
     'unet-noise-schedule': { type: 'string' },
@@ -148,7 +160,7 @@ async function main(): Promise<void> {
       (v) => Number.isFinite(v) && v >= 0,
       'a number ≥ 0',
     ),
-    unetTrainTextEncoder: values['unet-train-text-encoder'] === true,
+    unetTrainTextEncoder: textEncoderFlag(values),
     unetTextEncoderLrScale: numberFlag(
       values,
       'unet-text-encoder-lr-scale',
