@@ -225,8 +225,7 @@ async function benchSubjectGuidance(
 
 /** Options of the SD 1.5 benchmark's memory-lean mode, each on with `lean`. */
 const LEAN_NOTE =
-  'lean: frozen U-Net held in bfloat16 (sampling: the adapter too), Adam moments in bfloat16 ' +
-  'with stochastic rounding (--optimizer-precision half), attention scores above two ' +
+  'lean: frozen U-Net held in bfloat16 (sampling: the adapter too), attention scores above two ' +
   `blocks computed in ${DEFAULT_ATTENTION_CHUNK_BYTES / 2 ** 20} MiB blocks; plain: float32, ` +
   'attention whole';
 
@@ -268,9 +267,12 @@ export async function runP3SPhase(
   shape: P3SShape,
   phase: Sd15Phase,
   lean: boolean,
-  options: { device?: string; iters?: number } = {},
+  options: { device?: string; iters?: number; momentDtype?: AdamOptions['momentDtype'] } = {},
 ): Promise<{ seconds: number; peakRssMiB: number | null; trainedParameters: number }> {
   const device = options.device ?? 'cpu';
+  // float32 moments in both modes: bfloat16 ones (--optimizer-precision half) measured worse in
+  // one step (docs/p3s.md, "Memory-lean mode")
+  const momentDtype = options.momentDtype ?? 'float32';
   manualSeed(0);
   const unet = new UNet2DConditionModel(shape.unetConfig).eval().freeze().to(device);
   const adapter = new P3SAdapter(unet, shape.clipWidth).to(device);
@@ -284,7 +286,7 @@ export async function runP3SPhase(
     const iters = options.iters ?? 1;
     const seconds =
       phase === 'train'
-        ? await timeP3SStep(unet, adapter, inputs, 0, iters, lean ? 'bfloat16' : 'float32')
+        ? await timeP3SStep(unet, adapter, inputs, 0, iters, momentDtype)
         : await timeSamplingStep(unet, adapter, inputs, iters);
     return { seconds, peakRssMiB: cpuPeak ? peakRssSinceResetMiB() : null, trainedParameters };
   } finally {
