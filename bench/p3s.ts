@@ -11,7 +11,7 @@ import { disposeAll, tidy } from '../src/engine/scope.js';
 import { noGrad } from '../src/engine/autograd.js';
 import { cuda, getNumThreads } from '../src/engine/device.js';
 import { tensor } from '../src/engine/creation.js';
-import { Adam, type AdamOptions } from '../src/optim/adam.js';
+import { Adam } from '../src/optim/adam.js';
 import { UNet2DConditionModel } from '../src/models/unet/unet_2d_condition.js';
 import { TINY_UNET_CONFIG } from '../apps/testing/tiny_models.js';
 import { P3SAdapter, P3SUNet, type SubjectCondition } from '../src/p3s/adapter/p3s_unet.js';
@@ -91,11 +91,10 @@ async function timeP3SStep(
   inputs: StepInputs,
   warmup: number,
   iters: number,
-  momentDtype: AdamOptions['momentDtype'] = 'float32',
 ): Promise<number> {
   adapter.requiresGrad_(true);
   const p3s = new P3SUNet(unet, adapter);
-  const optimizer = new Adam(adapter.parameters(), { lr: 1e-5, momentDtype });
+  const optimizer = new Adam(adapter.parameters(), { lr: 1e-5 });
   try {
     return await timeSteps(() => p3sTrainStep(p3s, optimizer, inputs), warmup, iters);
   } finally {
@@ -267,12 +266,9 @@ export async function runP3SPhase(
   shape: P3SShape,
   phase: Sd15Phase,
   lean: boolean,
-  options: { device?: string; iters?: number; momentDtype?: AdamOptions['momentDtype'] } = {},
+  options: { device?: string; iters?: number } = {},
 ): Promise<{ seconds: number; peakRssMiB: number | null; trainedParameters: number }> {
   const device = options.device ?? 'cpu';
-  // float32 moments in both modes: bfloat16 ones (--optimizer-precision half) measured worse in
-  // one step (docs/p3s.md, "Memory-lean mode")
-  const momentDtype = options.momentDtype ?? 'float32';
   manualSeed(0);
   const unet = new UNet2DConditionModel(shape.unetConfig).eval().freeze().to(device);
   const adapter = new P3SAdapter(unet, shape.clipWidth).to(device);
@@ -286,7 +282,7 @@ export async function runP3SPhase(
     const iters = options.iters ?? 1;
     const seconds =
       phase === 'train'
-        ? await timeP3SStep(unet, adapter, inputs, 0, iters, momentDtype)
+        ? await timeP3SStep(unet, adapter, inputs, 0, iters)
         : await timeSamplingStep(unet, adapter, inputs, iters);
     return { seconds, peakRssMiB: cpuPeak ? peakRssSinceResetMiB() : null, trainedParameters };
   } finally {

@@ -27,13 +27,18 @@ export interface SceneMix {
   twoObjectShare: number;
 }
 
+/** The mix before it could be set: what older U-Net checkpoints and reports ran with. */
 export const DEFAULT_SCENE_MIX: SceneMix = { layout: 'free', twoObjectShare: 0.4 };
 
 /**
  * Object counts skewed towards single objects (by default 1: 60 %, 2: 40 %): a small model learns
  * "a red star on the beach" before it learns two objects at once. Fixed per scene index.
  */
-export function skewedObjectCount(split: Split, index: number, twoObjectShare = 0.4): number {
+export function skewedObjectCount(
+  split: Split,
+  index: number,
+  twoObjectShare = DEFAULT_SCENE_MIX.twoObjectShare,
+): number {
   const u = hash32(index, split === 'train' ? 0x51ed : 0x4e1d) % 10;
   return u < 10 - Math.round(10 * twoObjectShare) ? 1 : 2;
 }

@@ -19,6 +19,7 @@ import {
 } from '../../src/toyworld/attributes.js';
 import type { StageReport, ToyStage } from './train_toy.js';
 import { TOY_TEXT_CONFIG, TOY_UNET_CONFIG, TOY_VAE_CONFIG, TOY_VISION_CONFIG } from './configs.js';
+import { DEFAULT_SCENE_MIX } from './data.js';
 
 const pct = (x: number) => `${(100 * x).toFixed(1)} %`;
 
@@ -175,7 +176,7 @@ function trainingSection(training: Partial<Record<ToyStage, StageReport>>): stri
     : 'frozen text encoder';
   const gamma = te?.minSnrGamma ?? 0;
   const weighting = gamma > 0 ? ` weighted by min(SNR, ${gamma})/SNR` : '';
-  const two = Math.round(100 * (te?.twoObjectShare ?? 0.4));
+  const two = Math.round(100 * (te?.twoObjectShare ?? DEFAULT_SCENE_MIX.twoObjectShare));
   const scenes =
     te?.layout === 'slots'
       ? `scenes with objects upright at fixed places (one centred, two side by side), ${two} % with two objects`

@@ -15,11 +15,16 @@ import { AdamW } from '../../src/optim/adam.js';
 import { DDPMScheduler } from '../../src/schedulers/scheduling_ddpm.js';
 import type { CLIPTokenizer } from '../../src/tokenizers/clip_tokenizer.js';
 import { TOY_NOISE_SCHEDULES, TOY_UNET_CONFIG, type ToyNoiseSchedule } from './configs.js';
-import { scenesToTensor, skewedScenes, tokenIds } from './data.js';
-import type { Layout } from '../../src/toyworld/scene.js';
+import {
+  DEFAULT_SCENE_MIX,
+  scenesToTensor,
+  skewedScenes,
+  tokenIds,
+  type SceneMix,
+} from './data.js';
 import { trainStage, type StageResult, type StageSettings } from './stage.js';
 
-export interface UNetStageOptions extends StageSettings {
+export interface UNetStageOptions extends StageSettings, SceneMix {
   /** Share of captions replaced by "" (condition dropout). */
   captionDropout: number;
   /**
@@ -33,10 +38,6 @@ export interface UNetStageOptions extends StageSettings {
   minSnrGamma: number;
   /** The noise schedule and prediction type (configs.ts), written to the model's scheduler/. */
   noiseSchedule: ToyNoiseSchedule;
-  /** Where the training scenes put their objects (scene.ts's layouts). */
-  layout: Layout;
-  /** Share of training scenes with two objects (tenths); the rest show one. */
-  twoObjectShare: number;
 }
 
 /**
@@ -52,8 +53,7 @@ export const UNET_STAGE_DEFAULTS = {
   textEncoderLrScale: 0.1,
   minSnrGamma: 0,
   noiseSchedule: 'sd15' as ToyNoiseSchedule,
-  layout: 'free' as Layout,
-  twoObjectShare: 0.4,
+  ...DEFAULT_SCENE_MIX,
 };
 
 /** The U-Net and, when it learns with it, the text encoder: one checkpoint for both. */
@@ -116,7 +116,7 @@ export async function trainToyUNet(
         : {}),
     },
     // checkpoints from before min-SNR weighting existed ran unweighted
-    olderDefaults: { minSnrGamma: 0, noiseSchedule: 'sd15', layout: 'free', twoObjectShare: 0.4 },
+    olderDefaults: { minSnrGamma: 0, noiseSchedule: 'sd15', ...DEFAULT_SCENE_MIX },
     warmup: 200,
     model: options.trainTextEncoder ? trained : unet,
     optimizer,

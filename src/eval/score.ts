@@ -93,7 +93,10 @@ export async function scoreImages(
   const generated = await readGenerated(s.generated, s);
   const references = realPaths(s.real);
   const models = evalModelFolders(s);
-  const embedded = await embedAll(generated, references, models, s.batchSize, options);
+  // the probe reads the images the embedding pass has read, not the files again
+  const seen: RgbImage[] = [];
+  const keep = looks ? (images: RgbImage[]) => void seen.push(...images) : undefined;
+  const embedded = await embedAll(generated, references, models, s.batchSize, options, keep);
   const perImage = imageScores(generated, embedded);
   return {
     scores: metricScores(embedded, allIndices(generated.length)),
@@ -107,7 +110,7 @@ export async function scoreImages(
     references,
     models,
     notMeasured: embedded.dino === null ? ['dino', 'dinoV'] : [],
-    selective: looks && (await probeGenerated(s.probe!, generated, looks)),
+    selective: looks && probeGenerated(s.probe!, generated, seen, looks),
   };
 }
 
@@ -131,22 +134,22 @@ function probeLooks(
   }
 }
 
-/** The probe on every generated image (the toy world's 64-px scenes). */
-async function probeGenerated(
+/** The probe on every generated image (the toy world's 64-px scenes), given in their order. */
+function probeGenerated(
   folder: string,
   generated: readonly GeneratedImage[],
+  images: readonly RgbImage[],
   looks: { subject: ObjectAttributes; lookalikes: ObjectAttributes[] },
-): Promise<SelectiveScores> {
-  const images = [];
-  for (const g of generated) {
-    const image = await readEvalImage(g.path);
+): SelectiveScores {
+  const read = generated.map((g, i) => {
+    const image = images[i]!;
     if (image.width !== TOY_IMAGE_SIDE || image.height !== TOY_IMAGE_SIDE)
       throw new EvalInputError(
         `The probe reads the toy world's ${TOY_IMAGE_SIDE}-px images; ${g.path} is ${image.width}×${image.height}`,
       );
-    images.push({ path: g.path, prompt: g.prompt, image });
-  }
-  return selectiveScores(folder, images, looks.subject, looks.lookalikes);
+    return { path: g.path, prompt: g.prompt, image };
+  });
+  return selectiveScores(folder, read, looks.subject, looks.lookalikes);
 }
 
 const allIndices = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
@@ -164,6 +167,7 @@ async function embedAll(
   models: EvalModelFolders,
   batchSize: number,
   options: ScoreOptions,
+  keepGenerated?: (images: RgbImage[]) => void,
 ): Promise<Embedded> {
   const prompts = [...new Set(generated.map((g) => g.clipPrompt))];
   const imageBatches =
@@ -179,7 +183,10 @@ async function embedAll(
       generated.map((g) => g.path),
       encoders,
       batchSize,
-      () => step('generated images'),
+      (images) => {
+        keepGenerated?.(images);
+        step('generated images');
+      },
     );
     const real = await embedImages(references, encoders, batchSize, () => step('real photos'));
     const text = embedPrompts(prompts, models, batchSize, () => step('prompts'));
@@ -198,14 +205,14 @@ async function embedImages(
   paths: readonly string[],
   encoders: readonly ImageEncoder[],
   batchSize: number,
-  onBatch: () => void,
+  onBatch: (images: RgbImage[]) => void,
 ): Promise<number[][][]> {
   const rows: number[][][] = encoders.map(() => []);
   for (const batch of batchesOf(paths, batchSize)) {
     const images: RgbImage[] = [];
     for (const path of batch) images.push(await readEvalImage(path));
     encoders.forEach((e, k) => rows[k]!.push(...e.embed(images)));
-    onBatch();
+    onBatch(images);
   }
   return rows;
 }
