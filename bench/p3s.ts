@@ -91,10 +91,11 @@ async function timeP3SStep(
   inputs: StepInputs,
   warmup: number,
   iters: number,
+  momentDtype: 'float32' | 'bfloat16' = 'float32',
 ): Promise<number> {
   adapter.requiresGrad_(true);
   const p3s = new P3SUNet(unet, adapter);
-  const optimizer = new Adam(adapter.parameters(), { lr: 1e-5 });
+  const optimizer = new Adam(adapter.parameters(), { lr: 1e-5, momentDtype });
   try {
     return await timeSteps(() => p3sTrainStep(p3s, optimizer, inputs), warmup, iters);
   } finally {
@@ -224,7 +225,8 @@ async function benchSubjectGuidance(
 
 /** Options of the SD 1.5 benchmark's memory-lean mode, each on with `lean`. */
 const LEAN_NOTE =
-  'lean: frozen U-Net held in bfloat16 (sampling: the adapter too), attention scores above two ' +
+  'lean: frozen U-Net held in bfloat16 (sampling: the adapter too), Adam moments in bfloat16 ' +
+  '(p3s train --optimizer-precision half), attention scores above two ' +
   `blocks computed in ${DEFAULT_ATTENTION_CHUNK_BYTES / 2 ** 20} MiB blocks; plain: float32, ` +
   'attention whole';
 
@@ -282,7 +284,7 @@ export async function runP3SPhase(
     const iters = options.iters ?? 1;
     const seconds =
       phase === 'train'
-        ? await timeP3SStep(unet, adapter, inputs, 0, iters)
+        ? await timeP3SStep(unet, adapter, inputs, 0, iters, lean ? 'bfloat16' : 'float32')
         : await timeSamplingStep(unet, adapter, inputs, iters);
     return { seconds, peakRssMiB: cpuPeak ? peakRssSinceResetMiB() : null, trainedParameters };
   } finally {

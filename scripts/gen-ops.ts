@@ -69,6 +69,8 @@ const OPS: [string, string, string][] = [
   ['split', 'aten::split', 'Tensor'],
   ['splitWithSizes', 'aten::split_with_sizes', ''],
   ['view', 'aten::view', ''],
+  // the same bytes read as another dtype of the same size (bit manipulation)
+  ['viewDtype', 'aten::view', 'dtype'],
   ['reshape', 'aten::reshape', ''],
   ['permute', 'aten::permute', ''],
   ['transpose', 'aten::transpose', 'int'],
@@ -120,6 +122,7 @@ const OPS: [string, string, string][] = [
   ['leScalar', 'aten::le', 'Scalar'],
   ['logicalNot', 'aten::logical_not', ''],
   ['logicalAnd', 'aten::logical_and', ''],
+  ['bitwiseAndScalar', 'aten::bitwise_and', 'Scalar'],
   ['isnan', 'aten::isnan', ''],
   ['isfinite', 'aten::isfinite', ''],
   ['all', 'aten::all', ''],

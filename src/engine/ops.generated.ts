@@ -374,6 +374,12 @@ export function view(self_: Tensor, size: number[]): Tensor {
   return callOp((op_view ??= findOp('aten::view', '')), [self_, size]) as Tensor;
 }
 
+let op_viewDtype: number | undefined;
+/** `aten::view.dtype(Tensor(a) self, ScalarType dtype) -> Tensor(a)` */
+export function viewDtype(self_: Tensor, dtype: DType): Tensor {
+  return callOp((op_viewDtype ??= findOp('aten::view', 'dtype')), [self_, dtypeCode(dtype)]) as Tensor;
+}
+
 let op_reshape: number | undefined;
 /** `aten::reshape(Tensor(a) self, SymInt[] shape) -> Tensor(a)` */
 export function reshape(self_: Tensor, shape: number[]): Tensor {
@@ -672,6 +678,12 @@ let op_logicalAnd: number | undefined;
 /** `aten::logical_and(Tensor self, Tensor other) -> Tensor` */
 export function logicalAnd(self_: Tensor, other: Tensor): Tensor {
   return callOp((op_logicalAnd ??= findOp('aten::logical_and', '')), [self_, other]) as Tensor;
+}
+
+let op_bitwiseAndScalar: number | undefined;
+/** `aten::bitwise_and.Scalar(Tensor self, Scalar other) -> Tensor` */
+export function bitwiseAndScalar(self_: Tensor, other: Scalar): Tensor {
+  return callOp((op_bitwiseAndScalar ??= findOp('aten::bitwise_and', 'Scalar')), [self_, other]) as Tensor;
 }
 
 let op_isnan: number | undefined;

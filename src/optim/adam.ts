@@ -27,6 +27,9 @@ export interface AdamOptions {
   roundingSeed?: number;
 }
 
+/** Elements per slice of a 16-bit-moment update (float32 temporaries of 16 MB each). */
+const ROUNDED_SLICE = 2 ** 22;
+
 /** Key of the rounding generator's state in stateDict's tensors. */
 const ROUNDING_STATE = 'rounding_generator';
 
@@ -95,22 +98,55 @@ export class Adam {
             keepState(s);
           }
           s.step += 1;
-          if (this.rounding === null) return this.update(p, grad, s, s.expAvg, s.expAvgSq);
-          const m = s.expAvg.to('float32');
-          const v = s.expAvgSq.to('float32');
-          this.update(p, grad, s, m, v);
-          ops.copy_(s.expAvg, stochasticBFloat16(m, this.rounding));
-          ops.copy_(s.expAvgSq, stochasticBFloat16(v, this.rounding));
+          const lr = this.lr * (this.lrScales.get(p) ?? 1);
+          if (this.rounding === null) return this.update(p, grad, s.step, lr, s.expAvg, s.expAvgSq);
+          this.updateRounded(p, grad, s, lr, this.rounding);
         });
       }
     });
   }
 
+  /**
+   * The update with 16-bit moments, a slice of the parameter at a time: each slice's moments are
+   * widened to float32, updated and rounded back, so the float32 temporaries stay one slice's size
+   * however large the parameter.
+   */
+  private updateRounded(
+    p: Tensor,
+    grad: Tensor,
+    s: ParamState,
+    lr: number,
+    rounding: Generator,
+  ): void {
+    // views, so the in-place updates land in the parameter and its moments (a copy would not)
+    const flat = [p, s.expAvg, s.expAvgSq].map((t) => ops.view(t, [-1]));
+    flat.splice(1, 0, grad.reshape(-1));
+    const n = flat[0]!.shape[0]!;
+    for (let start = 0; start < n; start += ROUNDED_SLICE) {
+      tidy(() => {
+        const [ps, gs, ms, vs] = flat.map((t) =>
+          ops.narrow(t, 0, start, Math.min(ROUNDED_SLICE, n - start)),
+        );
+        const m = ms!.to('float32');
+        const v = vs!.to('float32');
+        this.update(ps!, gs!, s.step, lr, m, v);
+        ops.copy_(ms!, stochasticBFloat16(m, rounding));
+        ops.copy_(vs!, stochasticBFloat16(v, rounding));
+      });
+    }
+  }
+
   /** One Adam update of p, its moments m and v updated in place (float32 tensors). */
-  private update(p: Tensor, gradient: Tensor, s: ParamState, m: Tensor, v: Tensor): void {
+  private update(
+    p: Tensor,
+    gradient: Tensor,
+    step: number,
+    lr: number,
+    m: Tensor,
+    v: Tensor,
+  ): void {
     const [beta1, beta2] = this.betas;
     let grad = gradient;
-    const lr = this.lr * (this.lrScales.get(p) ?? 1);
     if (this.weightDecay !== 0) {
       if (this.decoupled) ops.mulScalar_(p, 1 - lr * this.weightDecay);
       else grad = grad.add(p, this.weightDecay);
@@ -119,8 +155,8 @@ export class Adam {
     ops.add_(m, grad, 1 - beta1);
     ops.mulScalar_(v, beta2);
     ops.addcmul_(v, grad, grad, 1 - beta2);
-    const bias1 = 1 - beta1 ** s.step;
-    const bias2 = 1 - beta2 ** s.step;
+    const bias1 = 1 - beta1 ** step;
+    const bias2 = 1 - beta2 ** step;
     const stepSize = lr / bias1;
     const denom = ops.addScalar_(ops.divScalar(ops.sqrt(v), Math.sqrt(bias2)), this.eps);
     ops.addcdiv_(p, m, denom, -stepSize);

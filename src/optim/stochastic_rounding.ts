@@ -3,48 +3,37 @@
 // unbiased. Optimizer state needs this in 16 bits: Adam adds (1 − β2)·g² = 0.001·g² to v each
 // step, less than half of bfloat16's spacing (2⁻⁸ relative), which round-to-nearest would drop
 // every time and leave v stuck.
+//
+// bfloat16 is float32's upper 16 bits. Adding a uniform integer in [0, 2¹⁶) to a float32's bits
+// and clearing the lower 16 carries into the upper half with probability (lower half)/2¹⁶: the
+// magnitude rounds up (away from zero) exactly that often, whatever the sign, since the sign is
+// a bit of its own. Integer work only, on the value's own bytes: no log, pow or float temporaries.
 import { noGrad } from '../engine/autograd.js';
-import { rand } from '../engine/creation.js';
+import { randint } from '../engine/creation.js';
 import * as ops from '../engine/ops.generated.js';
 import type { Generator } from '../engine/random.js';
 import { tidy } from '../engine/scope.js';
 import type { Tensor } from '../engine/tensor.js';
 
-/** bfloat16 keeps 7 explicit mantissa bits: its spacing in [2^e, 2^(e+1)) is 2^(e − 7). */
-const BFLOAT16_MANTISSA_BITS = 7;
-
-/** 2^floor(log2 |x|) per element (0 for 0), exact: the log's rounding is corrected both ways. */
-function binadeBase(abs: Tensor): Tensor {
-  const estimate = ops.pow(
-    ops.fullLike(abs, 2),
-    ops.floor(ops.mulScalar(ops.log(abs), 1 / Math.LN2)),
-  );
-  const tooHigh = ops.gt(estimate, abs).to('float32');
-  const tooLow = ops.le(ops.mulScalar(estimate, 2), abs).to('float32');
-  // at most one of the two holds; 0 stays 0 either way
-  return estimate.mul(tooLow.add(1).sub(tooHigh.mul(0.5)));
-}
+/** The bits bfloat16 drops from a float32. */
+const DROPPED = 2 ** 16;
+/** 0xFFFF0000 as a signed 32-bit integer: keeps the upper 16 bits. */
+const UPPER_HALF = -DROPPED;
 
 /**
  * x (float32) rounded stochastically to bfloat16, drawing from `generator`: between its two
  * bfloat16 neighbours, the far one is chosen with probability |x − nearest| / their spacing.
  */
 export function stochasticBFloat16(x: Tensor, generator: Generator): Tensor {
+  if (x.dtype !== 'float32')
+    throw new TypeError(`Expected a float32 tensor to round but received ${x.dtype}`);
   return noGrad(() =>
     tidy(() => {
-      const nearest = x.to('bfloat16').to('float32');
-      const offset = x.sub(nearest);
-      const size = nearest.abs();
-      const base = binadeBase(size);
-      // Towards zero from a power of two the spacing is half the binade's.
-      const towardsZero = ops.lt(offset.mul(nearest), ops.zerosLike(x)).to('float32');
-      const halved = towardsZero.mul(ops.eq(size, base).to('float32'));
-      const spacing = base.mul(2 ** -BFLOAT16_MANTISSA_BITS).mul(halved.mul(-0.5).add(1));
-      const zero = ops.zerosLike(x);
-      const direction = ops.gt(offset, zero).to('float32').sub(ops.lt(offset, zero).to('float32'));
-      const other = nearest.add(direction.mul(spacing));
-      const farther = ops.lt(rand(x.shape, { generator }), offset.abs().div(spacing));
-      return ops.where(farther, other, nearest).to('bfloat16');
+      const bits = ops.viewDtype(x.contiguous(), 'int32');
+      const carry = randint(0, DROPPED, x.shape, { generator, dtype: 'int32' });
+      ops.add_(carry, bits);
+      const rounded = ops.bitwiseAndScalar(carry, UPPER_HALF);
+      return ops.viewDtype(rounded, 'float32').to('bfloat16');
     }),
   );
 }

@@ -114,3 +114,27 @@ test('a bfloat16-moment Adam resumed from its state dict continues exactly', () 
     /float32 or bfloat16/,
   );
 });
+
+test('a parameter larger than a rounding slice is updated whole, at its own learning rate', () => {
+  // one step: the update reads the moments before they are rounded, so it is float32 AdamW's
+  const n = 2 ** 22 + 1000;
+  const step = (options: AdamOptions) => {
+    manualSeed(5);
+    const w = randn([n]).requiresGrad_();
+    const opt = new Adam([w], { lr: 1e-2, lrScales: new Map([[w, 0.5]]), ...options });
+    w.square().sum().backward();
+    opt.step();
+    return noGrad(() => w.detach());
+  };
+  const wide = step({});
+  const sliced = step({ momentDtype: 'bfloat16' });
+  const moved = wide.sub(sliced).abs().max().item() as number;
+  assert.equal(moved, 0, `largest difference ${moved}`);
+  manualSeed(5);
+  const start = randn([n]);
+  // every element moved by about lr × scale (Adam's first step is ±lr, less where |g| nears ε),
+  // the last slice's too: not 0 (left out), not 1e-2 (scale lost)
+  const change = start.sub(sliced).abs();
+  const [least, most] = [change.min().item() as number, change.max().item() as number];
+  assert.ok(least > 4.9e-3 && most < 5e-3 + 1e-6, `changes from ${least} to ${most}`);
+});
