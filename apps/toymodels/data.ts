@@ -5,8 +5,14 @@ import type { Tensor } from '../../src/engine/tensor.js';
 import { imagesToSignedTensor } from '../../src/io/image.js';
 import type { CLIPTokenizer } from '../../src/tokenizers/clip_tokenizer.js';
 import { iterateSplit, type Split } from '../../src/toyworld/dataset.js';
-import { hash32 } from '../../src/toyworld/random.js';
-import type { Layout, Scene, SceneOptions } from '../../src/toyworld/scene.js';
+import { hash32, hashUnit } from '../../src/toyworld/random.js';
+import { captionFor, type ObjectWords } from '../../src/toyworld/captions.js';
+import {
+  readingOrder,
+  type Layout,
+  type Scene,
+  type SceneOptions,
+} from '../../src/toyworld/scene.js';
 import { sceneImage } from '../../src/toyworld/views.js';
 
 /** Scenes start … start + count − 1 of a split. */
@@ -56,6 +62,28 @@ export function skewedScenes(
     out.push(...scenes(split, i, 1, { objectCount, layout: mix.layout }));
   }
   return out;
+}
+
+/** Shares of objects whose colour, and independently whose pattern, a caption leaves unsaid. */
+export interface UnsaidAttributes {
+  colourDropout: number;
+  patternDropout: number;
+}
+
+/**
+ * The scene's caption with attributes left unsaid ("a star on the beach" for a red striped star),
+ * fixed per scene index. A model that has only seen full captions has no drawing for "a sks
+ * star": it paints the mean of every colour, which no adapter can turn into one subject's.
+ */
+export function trainingCaption(scene: Scene, index: number, unsaid: UnsaidAttributes): string {
+  if (unsaid.colourDropout === 0 && unsaid.patternDropout === 0) return scene.caption;
+  const said = (k: number, salt: number, share: number) => hashUnit(index, salt, k) >= share;
+  const words = readingOrder(scene.objects).map((o, k): ObjectWords => ({
+    shape: o.shape,
+    ...(said(k, 0xc010, unsaid.colourDropout) ? { colour: o.colour } : {}),
+    ...(said(k, 0x9a77, unsaid.patternDropout) ? { pattern: o.pattern } : {}),
+  }));
+  return captionFor(words, scene.background);
 }
 
 /** A scene's pixels as an image. */

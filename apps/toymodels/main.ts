@@ -59,6 +59,9 @@ Options:
                       any size and tilt, as the other stages see them) (default ${UNET_STAGE_DEFAULTS.layout})
   --unet-two-objects <x>  share of the U-Net's training scenes with two objects, in tenths
                       (default ${UNET_STAGE_DEFAULTS.twoObjectShare}; the rest show one)
+  --unet-colour-dropout <x>, --unet-pattern-dropout <x>  share of objects whose colour
+                      (pattern) the U-Net's captions leave unsaid, so that "a sks star" draws one
+                      star of some colour, not the mean of all (defaults ${UNET_STAGE_DEFAULTS.colourDropout}, ${UNET_STAGE_DEFAULTS.patternDropout})
   --sequential        run the stages one after another in this process, on all threads
                       (by default, with 2 or more cores, stages that do not depend on each
                       other run side by side in child processes, one thread each)
@@ -71,6 +74,11 @@ function textEncoderFlag(values: Record<string, unknown>): boolean | undefined {
   if (train && frozen)
     throw new UsageError('Give --unet-train-text-encoder or --unet-frozen-text-encoder, not both');
   return train ? true : frozen ? false : undefined;
+}
+
+/** A flag whose value is a share from 0 to 1. */
+function shareFlag(values: Record<string, unknown>, flag: string, fallback: number): number {
+  return numberFlag(values, flag, fallback, (v) => v >= 0 && v <= 1, 'a share from 0 to 1');
 }
 
 /** A flag whose value is one of a few names. */
@@ -111,6 +119,8 @@ async function main(): Promise<void> {
     'unet-noise-schedule': { type: 'string' },
     'unet-layout': { type: 'string' },
     'unet-two-objects': { type: 'string' },
+    'unet-colour-dropout': { type: 'string' },
+    'unet-pattern-dropout': { type: 'string' },
     sequential: { type: 'boolean' },
   });
   if (values.help) {
@@ -193,6 +203,12 @@ async function main(): Promise<void> {
       UNET_STAGE_DEFAULTS.twoObjectShare,
       (v) => v >= 0 && v <= 1 && Math.abs(v * 10 - Math.round(v * 10)) < 1e-9,
       'a share in tenths, 0 to 1',
+    ),
+    unetColourDropout: shareFlag(values, 'unet-colour-dropout', UNET_STAGE_DEFAULTS.colourDropout),
+    unetPatternDropout: shareFlag(
+      values,
+      'unet-pattern-dropout',
+      UNET_STAGE_DEFAULTS.patternDropout,
     ),
   });
   summarise(reports);

@@ -181,6 +181,14 @@ function trainingSection(training: Partial<Record<ToyStage, StageReport>>): stri
     te?.layout === 'slots'
       ? `scenes with objects upright at fixed places (one centred, two side by side), ${two} % with two objects`
       : `scenes with objects anywhere, ${two} % with two objects`;
+  const unsaid = [
+    ['colour', te?.colourDropout ?? 0],
+    ['pattern', te?.patternDropout ?? 0],
+  ].filter(([, share]) => Number(share) > 0);
+  const captions =
+    unsaid.length > 0
+      ? `; captions leave ${unsaid.map(([what, share]) => `the ${what} of ${Math.round(100 * Number(share))} %`).join(' and ')} of objects unsaid`
+      : '';
   const adapter = training.adapter
     ? `\n${stage('adapter', 'P3S adapter on subject pairs (condition: one photo, subject only; target: another), Eq. (14) weighted towards the subject; p3s_adapter/, an experiment (docs/toy.md)')}`
     : '';
@@ -195,7 +203,7 @@ ${stage('vae', 'L1 reconstruction + 1e-4 · KL')}
 ${stage('decoder', `the VAE decoder alone, L1 reconstruction${decoderWeighting}; encoder and latent space frozen`)}
 ${stage('clip', `symmetric InfoNCE, learned temperature${clipNegatives}`)}
 ${stage('probe', 'cross-entropy per head, single-object scenes')}
-${stage('unet', `ε-prediction MSE${weighting}, SD 1.5 schedule, 10 % captions dropped, frozen VAE, ${textEncoder}; ${scenes}`)}${adapter}
+${stage('unet', `ε-prediction MSE${weighting}, SD 1.5 schedule, 10 % captions dropped, frozen VAE, ${textEncoder}; ${scenes}${captions}`)}${adapter}
 
 AdamW, linear warm-up then cosine decay to 10 %, gradient clipping at 1. ${cpuMinutes(training)}
 

@@ -81,6 +81,9 @@ export interface TrainToyOptions {
   unetNoiseSchedule?: ToyNoiseSchedule;
   unetLayout?: Layout;
   unetTwoObjectShare?: number;
+  /** Shares of objects whose colour (pattern) the U-Net's captions leave unsaid. */
+  unetColourDropout?: number;
+  unetPatternDropout?: number;
   progress?: boolean;
 }
 
@@ -92,7 +95,9 @@ type RecordedSetting =
   | 'textEncoderLrScale'
   | 'minSnrGamma'
   | 'layout'
-  | 'twoObjectShare';
+  | 'twoObjectShare'
+  | 'colourDropout'
+  | 'patternDropout';
 
 export interface StageReport extends StageResult {
   stage: ToyStage;
@@ -113,6 +118,9 @@ export interface StageReport extends StageResult {
   layout?: Layout;
   /** U-Net stage: share of two-object scenes (absent in older reports: 0.4). */
   twoObjectShare?: number;
+  /** U-Net stage: shares of objects whose colour (pattern) went unsaid (absent: 0). */
+  colourDropout?: number;
+  patternDropout?: number;
 }
 
 /** What every stage runs with: the run's options, its folders and the shared tokenizer. */
@@ -231,6 +239,8 @@ async function unetStage(ctx: StageContext): Promise<TrainedRun> {
     noiseSchedule: ctx.options.unetNoiseSchedule,
     layout: ctx.options.unetLayout,
     twoObjectShare: ctx.options.unetTwoObjectShare,
+    colourDropout: ctx.options.unetColourDropout,
+    patternDropout: ctx.options.unetPatternDropout,
   });
   const vae = AutoencoderKL.fromPretrained(join(ctx.out, 'vae'));
   const textEncoder = CLIPTextModelWithProjection.fromPretrained(join(ctx.out, 'text_encoder'));
@@ -351,7 +361,15 @@ const TOY_STAGE_TABLE: Readonly<Record<ToyStage, ToyStageEntry>> = {
     needs: ['vae', 'text_encoder'],
     // text_encoder: only when it learns with the U-Net
     writes: ['unet', 'scheduler', 'model_index.json'],
-    records: ['trainTextEncoder', 'textEncoderLrScale', 'minSnrGamma', 'layout', 'twoObjectShare'],
+    records: [
+      'trainTextEncoder',
+      'textEncoderLrScale',
+      'minSnrGamma',
+      'layout',
+      'twoObjectShare',
+      'colourDropout',
+      'patternDropout',
+    ],
     run: unetStage,
   },
   eval: {

@@ -1,7 +1,8 @@
 // Stage 4 of the toy models: the text-conditioned U-Net, trained as Stable Diffusion's was
-// (Rombach et al. 2022) on the frozen VAE's latents and the frozen text tower's last hidden
-// state: ε-prediction MSE at t ~ U{0..999} under SD 1.5's scaled-linear schedule, with 10 % of
-// captions dropped to "" so classifier-free guidance has an unconditional branch to subtract.
+// (Rombach et al. 2022) on the frozen VAE's latents and the text tower's last hidden state (the
+// tower frozen, or learning along): ε-prediction MSE at t ~ U{0..999} under SD 1.5's
+// scaled-linear schedule, with 10 % of captions dropped to "" so classifier-free guidance has an
+// unconditional branch to subtract.
 import { rand, randint, randn, tensor } from '../../src/engine/creation.js';
 import { noGrad } from '../../src/engine/autograd.js';
 import { Generator, manualSeed } from '../../src/engine/random.js';
@@ -20,11 +21,13 @@ import {
   scenesToTensor,
   skewedScenes,
   tokenIds,
+  trainingCaption,
   type SceneMix,
+  type UnsaidAttributes,
 } from './data.js';
 import { trainStage, type StageResult, type StageSettings } from './stage.js';
 
-export interface UNetStageOptions extends StageSettings, SceneMix {
+export interface UNetStageOptions extends StageSettings, SceneMix, UnsaidAttributes {
   /** Share of captions replaced by "" (condition dropout). */
   captionDropout: number;
   /**
@@ -41,14 +44,17 @@ export interface UNetStageOptions extends StageSettings, SceneMix {
 }
 
 /**
- * The shipped U-Net's recipe (version 2). The version 3 candidate (docs/toy.md) trains its text
- * encoder along at 1×, on the slots layout with 10 % two-object scenes, for 3 600 steps.
+ * The shipped U-Net's recipe (version 2). The candidates that draw the prompted shape (docs/toy.md)
+ * train the text encoder along at 1×, on the slots layout with 10 % two-object scenes, for 3 600
+ * steps, one of them with 40 % of colours left unsaid.
  */
 export const UNET_STAGE_DEFAULTS = {
   steps: 4500,
   batchSize: 32,
   lr: 1e-3,
   captionDropout: 0.1,
+  colourDropout: 0,
+  patternDropout: 0,
   trainTextEncoder: false,
   textEncoderLrScale: 0.1,
   minSnrGamma: 0,
@@ -116,7 +122,13 @@ export async function trainToyUNet(
         : {}),
     },
     // checkpoints from before min-SNR weighting existed ran unweighted
-    olderDefaults: { minSnrGamma: 0, noiseSchedule: 'sd15', ...DEFAULT_SCENE_MIX },
+    olderDefaults: {
+      minSnrGamma: 0,
+      noiseSchedule: 'sd15',
+      colourDropout: 0,
+      patternDropout: 0,
+      ...DEFAULT_SCENE_MIX,
+    },
     warmup: 200,
     model: options.trainTextEncoder ? trained : unet,
     optimizer,
@@ -126,7 +138,11 @@ export async function trainToyUNet(
       // Draw order: posterior sample, dropout, timesteps, noise.
       const x0 = noGrad(() => vae.encode(scenesToTensor(batch)).sample(generator).mul(scaling));
       const drop = rand([b], { generator }).toArray() as number[];
-      const captions = batch.map((s, i) => (drop[i]! < options.captionDropout ? '' : s.caption));
+      const captions = batch.map((s, i) =>
+        drop[i]! < options.captionDropout
+          ? ''
+          : trainingCaption(s, UNET_FIRST_SCENE + step * b + i, options),
+      );
       const encode = () => textEncoder.forward(tokenIds(tokenizer, captions)).lastHiddenState;
       const context = options.trainTextEncoder ? encode() : noGrad(encode);
       const t = randint(0, T, [b], { generator });

@@ -9,7 +9,6 @@ import {
   PATTERNS,
   PATTERN_ADJECTIVES,
   SHAPES,
-  sameAttributes,
   type BackgroundName,
   type ColourName,
   type ObjectAttributes,
@@ -27,14 +26,21 @@ export function article(phrase: string): string {
   return /^[aeiou]/i.test(phrase) ? 'an' : 'a';
 }
 
+/**
+ * What a caption says of an object: its shape always, its colour and pattern where given ("a
+ * star" leaves them unsaid, as DreamBench's "a dog" leaves the breed).
+ */
+export type ObjectWords = Pick<ObjectAttributes, 'shape'> & Partial<ObjectAttributes>;
+
 /** "red striped star"; with count > 1, "red striped stars". */
-export function describeObject(attrs: ObjectAttributes, count = 1): string {
+export function describeObject(attrs: ObjectWords, count = 1): string {
   const noun = count > 1 ? pluralShape(attrs.shape) : attrs.shape;
-  return [attrs.colour, PATTERN_ADJECTIVES[attrs.pattern], noun].filter((w) => w).join(' ');
+  const pattern = attrs.pattern === undefined ? '' : PATTERN_ADJECTIVES[attrs.pattern];
+  return [attrs.colour, pattern, noun].filter((w) => w).join(' ');
 }
 
 /** "a red star", "an orange dotted heart", "two blue rings". */
-export function countedPhrase(attrs: ObjectAttributes, count = 1): string {
+export function countedPhrase(attrs: ObjectWords, count = 1): string {
   const description = describeObject(attrs, count);
   const quantity = count === 1 ? article(description) : (NUMBER_WORDS[count] ?? String(count));
   return `${quantity} ${description}`;
@@ -46,21 +52,18 @@ export function joinList(items: readonly string[]): string {
   return `${items.slice(0, -1).join(', ')} and ${items[items.length - 1]}`;
 }
 
-/** The objects part of a caption, identical objects grouped where the first of them stands. */
-export function objectsPhrase(objects: readonly ObjectAttributes[]): string {
-  const groups: { attrs: ObjectAttributes; count: number }[] = [];
+/** The objects part of a caption, objects described alike grouped where the first of them stands. */
+export function objectsPhrase(objects: readonly ObjectWords[]): string {
+  const groups: { attrs: ObjectWords; count: number }[] = [];
   for (const o of objects) {
-    const group = groups.find((g) => sameAttributes(g.attrs, o));
+    const group = groups.find((g) => describeObject(g.attrs) === describeObject(o));
     if (group) group.count++;
     else groups.push({ attrs: o, count: 1 });
   }
   return joinList(groups.map((g) => countedPhrase(g.attrs, g.count)));
 }
 
-export function captionFor(
-  objects: readonly ObjectAttributes[],
-  background: BackgroundName,
-): string {
+export function captionFor(objects: readonly ObjectWords[], background: BackgroundName): string {
   return `${objectsPhrase(objects)} ${BACKGROUND_PHRASES[background]}`;
 }
 

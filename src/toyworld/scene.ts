@@ -221,6 +221,11 @@ function validateSize(size: number): void {
   }
 }
 
+/** Objects left to right, as captions list them (like a person describing the picture). */
+export function readingOrder(objects: readonly SceneObject[]): SceneObject[] {
+  return [...objects].sort((a, b) => a.centre.x - b.centre.x || a.index - b.index);
+}
+
 /** Renders a spec. Deterministic: the same spec and options give the same bytes. */
 export function renderScene(
   spec: SceneSpec,
@@ -240,8 +245,7 @@ export function renderScene(
   const objects = spec.objects.map((o, k) =>
     describeInstance(o, k, instances, size, fullAreas[k]!),
   );
-  // Captions read left to right, like a person describing the picture.
-  const reading = [...objects].sort((a, b) => a.centre.x - b.centre.x || a.index - b.index);
+  const reading = readingOrder(objects);
   return {
     seed,
     size,

@@ -25,6 +25,25 @@ describe('captions', () => {
     );
   });
 
+  it('leaves unsaid the words an object is given without', () => {
+    assert.equal(captionFor([{ shape: 'star' }], 'beach'), 'a star on the beach');
+    assert.equal(
+      captionFor([{ shape: 'star', pattern: 'stripes' }, { shape: 'star' }], 'snow'),
+      'a striped star and a star in the snow',
+    );
+    // objects described alike are counted, whatever the unsaid words were
+    assert.equal(
+      captionFor(
+        [
+          { shape: 'cross', colour: 'orange' },
+          { shape: 'cross', colour: 'orange' },
+        ],
+        'night',
+      ),
+      'two orange crosses at night',
+    );
+  });
+
   it('lists several objects and counts identical ones', () => {
     const star = { shape: 'star', colour: 'red', pattern: 'solid' } as const;
     const circle = { shape: 'circle', colour: 'blue', pattern: 'checks' } as const;

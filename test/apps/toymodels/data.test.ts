@@ -9,7 +9,9 @@ import {
   skewedObjectCount,
   skewedScenes,
   tokenIds,
+  trainingCaption,
 } from '../../../apps/toymodels/data.js';
+import { PATTERN_ADJECTIVES } from '../../../src/toyworld/attributes.js';
 import { fixturePath } from '../../helpers/paths.js';
 
 test('scenes become (B, 3, H, W) in [-1, 1] with channels planar', () => {
@@ -58,6 +60,43 @@ test('the two-object share and the layout of the U-Net’s scenes follow its set
   assert.ok(Math.abs(share(0.1) - 0.1) < 0.03, `${share(0.1)}`);
   const slots = skewedScenes('train', 40, 6, { layout: 'slots', twoObjectShare: 0 });
   assert.ok(slots.every((s) => s.objects.length === 1 && s.objects[0]!.spec.rotation === 0));
+});
+
+test('training captions leave colour and pattern unsaid at their shares, fixed per scene', () => {
+  const batch = skewedScenes('train', 1000, 400, { layout: 'slots', twoObjectShare: 0 });
+  const full = batch.map((s, i) =>
+    trainingCaption(s, 1000 + i, { colourDropout: 0, patternDropout: 0 }),
+  );
+  assert.deepEqual(
+    full,
+    batch.map((s) => s.caption),
+  );
+  const unsaid = { colourDropout: 0.4, patternDropout: 0.2 };
+  const captions = batch.map((s, i) => trainingCaption(s, 1000 + i, unsaid));
+  assert.deepEqual(
+    batch.map((s, i) => trainingCaption(s, 1000 + i, unsaid)),
+    captions,
+  );
+  let noColour = 0;
+  let noPattern = 0;
+  let patterned = 0;
+  captions.forEach((c, i) => {
+    const o = batch[i]!.objects[0]!;
+    const [objectWords, where] = c.split(` ${o.shape} `);
+    // the shape and the background are always said
+    assert.ok(batch[i]!.caption.endsWith(`${o.shape} ${where}`), c);
+    if (!objectWords!.includes(o.colour)) noColour++;
+    if (o.pattern !== 'solid') {
+      patterned++;
+      if (!objectWords!.includes(PATTERN_ADJECTIVES[o.pattern])) noPattern++;
+    }
+  });
+  // 40 % and 20 % of the objects, within ±7 points
+  assert.ok(Math.abs(noColour / batch.length - 0.4) < 0.07, `colour unsaid ${noColour}`);
+  assert.ok(
+    Math.abs(noPattern / patterned - 0.2) < 0.07,
+    `pattern unsaid ${noPattern}/${patterned}`,
+  );
 });
 
 test('captions tokenize to (B, 77) padded with 49407', () => {

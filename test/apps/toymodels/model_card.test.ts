@@ -66,6 +66,14 @@ test('the U-Net row says where its scenes put objects and how many had two, as r
   );
   // reports from before the settings existed: the free layout, 40 % two-object scenes
   assert.match(unetRow({}), /scenes with objects anywhere, 40 % with two objects \|/);
+  assert.match(
+    unetRow({ colourDropout: 0.4, patternDropout: 0.2 }),
+    /two objects; captions leave the colour of 40 % and the pattern of 20 % of objects unsaid \|/,
+  );
+  assert.match(
+    unetRow({ colourDropout: 0.3, patternDropout: 0 }),
+    /captions leave the colour of 30 % of objects unsaid \|/,
+  );
 });
 
 test("the selective section adds the demo recipe's rows only when quality.json has them", () => {
