@@ -11,7 +11,7 @@ import { disposeAll, tidy } from '../src/engine/scope.js';
 import { noGrad } from '../src/engine/autograd.js';
 import { cuda, getNumThreads } from '../src/engine/device.js';
 import { tensor } from '../src/engine/creation.js';
-import { Adam } from '../src/optim/adam.js';
+import { Adam, type AdamOptions } from '../src/optim/adam.js';
 import { UNet2DConditionModel } from '../src/models/unet/unet_2d_condition.js';
 import { TINY_UNET_CONFIG } from '../apps/testing/tiny_models.js';
 import { P3SAdapter, P3SUNet, type SubjectCondition } from '../src/p3s/adapter/p3s_unet.js';
@@ -91,7 +91,7 @@ async function timeP3SStep(
   inputs: StepInputs,
   warmup: number,
   iters: number,
-  momentDtype: 'float32' | 'bfloat16' = 'float32',
+  momentDtype: AdamOptions['momentDtype'] = 'float32',
 ): Promise<number> {
   adapter.requiresGrad_(true);
   const p3s = new P3SUNet(unet, adapter);

@@ -181,14 +181,14 @@ function trainingSection(training: Partial<Record<ToyStage, StageReport>>): stri
     te?.layout === 'slots'
       ? `scenes with objects upright at fixed places (one centred, two side by side), ${two} % with two objects`
       : `scenes with objects anywhere, ${two} % with two objects`;
+  const unsaidShare = (what: string, share = 0) =>
+    share > 0 ? [`the ${what} of ${Math.round(100 * share)} %`] : [];
   const unsaid = [
-    ['colour', te?.colourDropout ?? 0],
-    ['pattern', te?.patternDropout ?? 0],
-  ].filter(([, share]) => Number(share) > 0);
+    ...unsaidShare('colour', te?.colourDropout),
+    ...unsaidShare('pattern', te?.patternDropout),
+  ];
   const captions =
-    unsaid.length > 0
-      ? `; captions leave ${unsaid.map(([what, share]) => `the ${what} of ${Math.round(100 * Number(share))} %`).join(' and ')} of objects unsaid`
-      : '';
+    unsaid.length > 0 ? `; captions leave ${unsaid.join(' and ')} of objects unsaid` : '';
   const adapter = training.adapter
     ? `\n${stage('adapter', 'P3S adapter on subject pairs (condition: one photo, subject only; target: another), Eq. (14) weighted towards the subject; p3s_adapter/, an experiment (docs/toy.md)')}`
     : '';

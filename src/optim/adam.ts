@@ -119,19 +119,21 @@ export class Adam {
     rounding: Generator,
   ): void {
     // views, so the in-place updates land in the parameter and its moments (a copy would not)
-    const flat = [p, s.expAvg, s.expAvgSq].map((t) => ops.view(t, [-1]));
-    flat.splice(1, 0, grad.reshape(-1));
-    const n = flat[0]!.shape[0]!;
+    const [params, m16, v16] = [p, s.expAvg, s.expAvgSq].map((t) => ops.view(t, [-1])) as [
+      Tensor,
+      Tensor,
+      Tensor,
+    ];
+    const grads = grad.reshape(-1);
+    const n = params.shape[0]!;
     for (let start = 0; start < n; start += ROUNDED_SLICE) {
+      const slice = (t: Tensor) => ops.narrow(t, 0, start, Math.min(ROUNDED_SLICE, n - start));
       tidy(() => {
-        const [ps, gs, ms, vs] = flat.map((t) =>
-          ops.narrow(t, 0, start, Math.min(ROUNDED_SLICE, n - start)),
-        );
-        const m = ms!.to('float32');
-        const v = vs!.to('float32');
-        this.update(ps!, gs!, s.step, lr, m, v);
-        ops.copy_(ms!, stochasticBFloat16(m, rounding));
-        ops.copy_(vs!, stochasticBFloat16(v, rounding));
+        const m = slice(m16).to('float32');
+        const v = slice(v16).to('float32');
+        this.update(slice(params), slice(grads), s.step, lr, m, v);
+        ops.copy_(slice(m16), stochasticBFloat16(m, rounding));
+        ops.copy_(slice(v16), stochasticBFloat16(v, rounding));
       });
     }
   }
