@@ -866,12 +866,17 @@ class CachingCpuAllocator final : public c10::Allocator {
   c10::DeleterFnPtr raw_deleter() const override { return &Release; }
 
   struct Stats {
-    size_t cachedBytes, limit;
+    size_t cachedBytes, limit, inUseBytes, peakInUseBytes;
     uint64_t hits, misses;
   };
   Stats stats() {
     std::lock_guard<std::mutex> lock(mutex_);
-    return {cached_bytes_, limit_, hits_, misses_};
+    return {cached_bytes_, limit_, in_use_, peak_in_use_, hits_, misses_};
+  }
+  // The peak restarts from what is in use now (torch.cuda.reset_peak_memory_stats).
+  void ResetPeak() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    peak_in_use_ = in_use_;
   }
   static CachingCpuAllocator* instance;
 
@@ -884,27 +889,35 @@ class CachingCpuAllocator final : public c10::Allocator {
       misses_++;
       return nullptr;
     }
+    const size_t size = it->first;
     void* p = it->second;
-    cached_bytes_ -= it->first;
+    cached_bytes_ -= size;
     free_.erase(it);
     hits_++;
+    Use(size);
     return p;
   }
   void Track(void* p, size_t n) {
     std::lock_guard<std::mutex> lock(mutex_);
     sizes_[p] = n;
+    Use(n);
+  }
+  // Bytes of large blocks held by tensors: what a GPU allocator would count as allocated.
+  void Use(size_t n) {
+    in_use_ += n;
+    peak_in_use_ = std::max(peak_in_use_, in_use_);
   }
   void Give(void* p) {
     {
       std::lock_guard<std::mutex> lock(mutex_);
       auto it = sizes_.find(p);
-      if (it == sizes_.end()) {
-        // not ours to cache (a small block from raw_allocate)
-      } else if (cached_bytes_ + it->second <= limit_) {
-        cached_bytes_ += it->second;
-        free_.emplace(it->second, p);
-        return;
-      } else {
+      if (it != sizes_.end()) {  // else not ours to cache (a small block from raw_allocate)
+        in_use_ -= it->second;
+        if (cached_bytes_ + it->second <= limit_) {
+          cached_bytes_ += it->second;
+          free_.emplace(it->second, p);
+          return;
+        }
         sizes_.erase(it);
       }
     }
@@ -916,19 +929,20 @@ class CachingCpuAllocator final : public c10::Allocator {
   std::mutex mutex_;
   std::unordered_map<void*, size_t> sizes_;  // every large block we made, cached or in use
   std::multimap<size_t, void*> free_;
-  size_t cached_bytes_ = 0;
+  size_t cached_bytes_ = 0, in_use_ = 0, peak_in_use_ = 0;
   uint64_t hits_ = 0, misses_ = 0;
 };
 CachingCpuAllocator* CachingCpuAllocator::instance = nullptr;
 
-// P3S_CPU_CACHE_MB: the most freed bytes kept for reuse (default 2048; 0 turns the cache off).
+// P3S_CPU_CACHE_MB: the most freed bytes kept for reuse (default 2048; 0 turns the cache off,
+// and the allocator still counts the bytes in use).
 void InstallCpuAllocator() {
   static std::once_flag once;
   std::call_once(once, [] {
     const char* env = std::getenv("P3S_CPU_CACHE_MB");
     const long long mb = env != nullptr ? std::atoll(env) : 2048;
-    if (mb <= 0) return;
-    CachingCpuAllocator::instance = new CachingCpuAllocator(static_cast<size_t>(mb) << 20);
+    const size_t limit = mb > 0 ? static_cast<size_t>(mb) << 20 : 0;
+    CachingCpuAllocator::instance = new CachingCpuAllocator(limit);
     c10::SetCPUAllocator(CachingCpuAllocator::instance, /*priority=*/1);
   });
 }
@@ -937,13 +951,17 @@ Napi::Value CpuCache(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object out = Napi::Object::New(env);
   auto* a = CachingCpuAllocator::instance;
-  const auto s = a != nullptr ? a->stats() : CachingCpuAllocator::Stats{0, 0, 0, 0};
+  const auto s = a->stats();
   out.Set("cachedBytes", static_cast<double>(s.cachedBytes));
   out.Set("limitBytes", static_cast<double>(s.limit));
+  out.Set("inUseBytes", static_cast<double>(s.inUseBytes));
+  out.Set("peakInUseBytes", static_cast<double>(s.peakInUseBytes));
   out.Set("hits", static_cast<double>(s.hits));
   out.Set("misses", static_cast<double>(s.misses));
   return out;
 }
+
+void ResetPeakInUse(const Napi::CallbackInfo&) { CachingCpuAllocator::instance->ResetPeak(); }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   // glibc's dynamic mmap threshold can leave freed multi-MB tensor buffers unreused (the heap
@@ -970,6 +988,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("isAlive", Napi::Function::New(env, IsAlive));
   exports.Set("liveTensors", Napi::Function::New(env, LiveTensors));
   exports.Set("cpuCache", Napi::Function::New(env, CpuCache));
+  exports.Set("resetPeakInUse", Napi::Function::New(env, ResetPeakInUse));
   exports.Set("requiresGrad", Napi::Function::New(env, RequiresGrad));
   exports.Set("setRequiresGrad", Napi::Function::New(env, SetRequiresGrad));
   exports.Set("isLeaf", Napi::Function::New(env, IsLeaf));

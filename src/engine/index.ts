@@ -15,7 +15,7 @@ export {
   randperm,
 } from './creation.js';
 export type { CreateOptions, RandomOptions } from './creation.js';
-export { tidy, keep, disposeAll, memory } from './scope.js';
+export { tidy, keep, disposeAll, memory, resetPeakInUse } from './scope.js';
 export { noGrad, enableGrad, inferenceMode, isGradEnabled } from './autograd.js';
 export { Generator, manualSeed } from './random.js';
 export { cuda, libtorchVersion, setNumThreads, getNumThreads } from './device.js';

@@ -40,6 +40,12 @@ export interface CpuCacheStats {
   /** Large requests served from the cache, and those that needed fresh memory. */
   hits: number;
   misses: number;
+  /**
+   * Bytes of the buffers of 1 MiB or more that tensors hold now, and the most since
+   * resetPeakInUse(): a GPU allocator's "allocated" (the cache's freed bytes not counted).
+   */
+  inUseBytes: number;
+  peakInUseBytes: number;
 }
 
 export interface NativeBinding {
@@ -57,6 +63,7 @@ export interface NativeBinding {
   isAlive(t: TensorHandle): boolean;
   liveTensors(): number;
   cpuCache(): CpuCacheStats;
+  resetPeakInUse(): void;
   requiresGrad(t: TensorHandle): boolean;
   setRequiresGrad(t: TensorHandle, value: boolean): void;
   isLeaf(t: TensorHandle): boolean;

@@ -84,6 +84,11 @@ export function disposeAll(value: unknown): void {
   else for (const v of Object.values(value)) disposeAll(v);
 }
 
+/** Restarts memory().cpuCache.peakInUseBytes from the bytes in use now. */
+export function resetPeakInUse(): void {
+  native.resetPeakInUse();
+}
+
 /**
  * Live native tensor handles (a test that this stays flat proves nothing leaks) and the native
  * core's cache of freed large CPU buffers.

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { memory, ones } from '../../src/index.js';
+import { memory, ones, resetPeakInUse } from '../../src/index.js';
 
 const MiB = 1 << 20;
 
@@ -57,4 +57,21 @@ test('the cache keeps no more freed bytes than P3S_CPU_CACHE_MB; 0 turns it off'
   assert.equal(limited.cachedBytes, 6 * MiB, 'two of the three 3 MiB buffers fit under 7 MiB');
   const off = run('0');
   assert.deepEqual([off.limitBytes, off.cachedBytes, off.hits], [0, 0, 0]);
+});
+
+test('the bytes tensors hold are counted, cached or not, and their peak restarts on request', () => {
+  const start = memory().cpuCache.inUseBytes;
+  resetPeakInUse();
+  const a = ones([(8 * MiB) / 4]);
+  const b = ones([(4 * MiB) / 4]);
+  assert.equal(memory().cpuCache.inUseBytes, start + 12 * MiB);
+  a.dispose();
+  assert.equal(memory().cpuCache.inUseBytes, start + 4 * MiB, 'a freed buffer is not in use');
+  assert.equal(memory().cpuCache.peakInUseBytes, start + 12 * MiB);
+  b.dispose();
+  resetPeakInUse();
+  assert.equal(memory().cpuCache.peakInUseBytes, start);
+  const c = ones([(8 * MiB) / 4]); // served from the cache where there is one: still in use
+  assert.equal(memory().cpuCache.peakInUseBytes, start + 8 * MiB);
+  c.dispose();
 });
