@@ -32,6 +32,10 @@ const COMMANDS: Record<string, () => Promise<Loaded>> = {
     command: (await import('./eval.js')).evalCommand,
     settings: (await import('../../src/eval/eval_settings.js')).EVAL_SETTINGS,
   }),
+  dreambench: async () => ({
+    command: (await import('./dreambench.js')).dreambenchCommand,
+    settings: (await import('../../src/eval/dreambench_settings.js')).DREAMBENCH_SETTINGS,
+  }),
   demo: async () => ({
     command: (await import('./demo.js')).demoCommand,
     settings: (await import('../demo/demo.js')).DEMO_SETTINGS,
@@ -65,6 +69,7 @@ Commands:
   train      filled reference photos -> a P3S adapter (fine-tuning, checkpoints, resume)
   generate   base model + adapter + prompts -> images of the subject
   eval       generated images + reference photos -> CLIP-I, CLIP-T, DINO (DreamBench's metrics)
+  dreambench DreamBench's protocol: train, generate and score every subject with each method
   demo       the whole method on the embedded toy models, with an HTML report
   serve      the web app: photos, clicks, masks, training and generation in a browser
   info       the libtorch p3s runs on, threads, CUDA`;

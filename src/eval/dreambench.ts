@@ -11,6 +11,11 @@ export const DREAMBENCH_PROMPTS_FILE = fileURLToPath(
   new URL('../../../data/dreambench/prompts_and_classes.txt', import.meta.url),
 );
 
+/** The benchmark's photos carried in the repository: one folder per subject. */
+export const DREAMBENCH_PHOTOS = fileURLToPath(
+  new URL('../../../data/dreambench', import.meta.url),
+);
+
 /** DreamBench calls the subjects of these classes live subjects; the rest are objects. */
 const LIVE_CLASSES: ReadonlySet<string> = new Set(['cat', 'dog']);
 

@@ -41,6 +41,20 @@ export function setting<const K extends string, T, G>(s: Setting<K, T, G>): Sett
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type Table = readonly Setting<string, any, any>[];
 
+/**
+ * Another command's setting, declared there, in this command's --help section: a command that
+ * drives others (p3s dreambench) takes their settings as they are instead of declaring them twice.
+ */
+export function settingOf<T extends Table, K extends T[number]['key']>(
+  table: T,
+  key: K,
+  group: string,
+): Extract<T[number], { key: K }> {
+  const found = table.find((s) => s.key === key);
+  if (found === undefined) throw new Error(`No setting "${key}" in the table`);
+  return { ...found, group } as Extract<T[number], { key: K }>;
+}
+
 /** The resolved values of a table: one typed field per setting. */
 export type ValuesOf<T extends Table> = {
   [S in T[number] as S['key']]: S extends Setting<string, infer V, unknown> ? V : never;
