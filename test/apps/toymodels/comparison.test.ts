@@ -64,6 +64,12 @@ test('every row runs on every subject, subject by subject, with each of its clic
   assert.equal(noMask!.train?.subjectCrop, null, 'a crop to the subject needs its mask');
   const all = comparisonRuns('/m', '/w', [1], COMPARISON_ROWS).map((r) => r.options.outDir);
   assert.equal(new Set(all).size, all.length);
+  const filled = comparisonRuns('/m', '/w', [1], rows('custom-diffusion-filled'));
+  assert.deepEqual(
+    filled.map((r) => r.clicks),
+    ['negative'],
+    'positive click only: nothing is painted out, the photos row is that run',
+  );
 });
 
 const numbers = (fidelity: number, subject = 'red star'): RunNumbers => ({
