@@ -67,7 +67,7 @@ export const evalCommand = {
     const given = settingsFromFlags(EVAL_SETTINGS, values) as EvalConfig;
     const result = await scoreImages(given, terminalReport());
     const out = given.outFile ?? join(given.generated, 'eval.json');
-    await writeEvalJson(out, result);
+    writeEvalJson(out, result);
     const page = `${out.replace(/\.json$/i, '')}.html`;
     await writeEvalPage(page, result);
     console.log(formatScoreTable(result));

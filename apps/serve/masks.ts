@@ -9,7 +9,7 @@ import { basename, join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { MaskLayer, MaskPreview, PhotoMask, Subject } from './api.js';
 import { badRequest, HttpError } from './errors.js';
-import { readJsonFile, writeJsonAtomic } from './json_file.js';
+import { readJsonFile, writeJsonAtomic } from '../../src/io/json_file.js';
 import type {
   MaskWorkerPhoto,
   MaskWorkerReply,

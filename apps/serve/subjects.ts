@@ -16,7 +16,7 @@ import {
 } from './api.js';
 import { badRequest, notFound } from './errors.js';
 import { isId, newId } from './ids.js';
-import { readJsonFile, writeJsonAtomic } from './json_file.js';
+import { readJsonFile, writeJsonAtomic } from '../../src/io/json_file.js';
 
 /** The rare token that names a new subject in prompts. */
 export const DEFAULT_IDENTIFIER = 'sks';

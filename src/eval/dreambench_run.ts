@@ -6,7 +6,7 @@
 import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { readImage } from '../io/image.js';
-import { writeFileAtomic } from '../io/png.js';
+import { writeJsonAtomic } from '../io/json_file.js';
 import { resolveReferencePaths } from '../p3s/references.js';
 import { trainP3S } from '../p3s/train.js';
 import { TRAINING_METHODS, type TrainingMethodName } from '../p3s/train_settings.js';
@@ -22,6 +22,12 @@ import { writeEvalJson } from './eval_report.js';
 import { scoreImages, type MetricScores } from './score.js';
 
 export const DREAMBENCH_FORMAT = 'p3s-dreambench-1';
+
+/** One subject's scores under one method, and how many generated images they are over. */
+interface SubjectScores {
+  scores: MetricScores;
+  images: number;
+}
 
 /** One subject and method: the run's stage and whether it was done now or found done. */
 export interface DreamBenchStage {
@@ -72,7 +78,7 @@ export async function runDreamBench(
   const { subjects, missing } = chosenSubjects(bench, s);
   const total = subjects.length * methods.length;
   let done = 0;
-  const scores = new Map<TrainingMethodName, Record<string, MetricScores & { images: number }>>();
+  const scores = new Map<TrainingMethodName, Record<string, SubjectScores>>();
   for (const subject of subjects) {
     for (const method of methods) {
       const report = (stage: DreamBenchStage['stage'], skipped: boolean) =>
@@ -89,7 +95,7 @@ export async function runDreamBench(
     promptsPerSubject: s.promptsPerSubject,
     imagesPerPrompt: s.imagesPerPrompt,
   };
-  await writeJson(join(s.outDir, 'dreambench.json'), { format: DREAMBENCH_FORMAT, ...result });
+  writeJsonAtomic(join(s.outDir, 'dreambench.json'), { format: DREAMBENCH_FORMAT, ...result });
   return result;
 }
 
@@ -131,7 +137,7 @@ async function runOne(
   subject: string,
   method: TrainingMethodName,
   report: (stage: DreamBenchStage['stage'], skipped: boolean) => void,
-): Promise<MetricScores & { images: number }> {
+): Promise<SubjectScores> {
   const { classWord, prompts } = subjectProtocol(bench, subject);
   const dir = join(s.outDir, subject, method);
   const photos = join(s.photos, subject);
@@ -142,7 +148,7 @@ async function runOne(
   if (record === null) {
     const adapter = await train(s, subject, method, classWord, photos, dir);
     record = { adapter, generated: false };
-    await writeJson(recordPath, record);
+    writeJsonAtomic(recordPath, record);
   }
   const generated = join(dir, 'generated');
   report('generate', record.generated);
@@ -157,7 +163,7 @@ async function runOne(
       steps: s.sampleSteps,
     });
     record = { ...record, generated: true };
-    await writeJson(recordPath, record);
+    writeJsonAtomic(recordPath, record);
   }
   return score(s, photos, generated, join(dir, 'eval.json'), report);
 }
@@ -220,7 +226,7 @@ async function annotationFor(
     images: paths.map((path, i) => (i === 0 ? { path, positive: [centre] } : { path })),
   };
   const file = join(dir, 'annotation.json');
-  await writeJson(file, annotation);
+  writeJsonAtomic(file, annotation);
   return file;
 }
 
@@ -231,14 +237,14 @@ async function score(
   generated: string,
   evalPath: string,
   report: (stage: DreamBenchStage['stage'], skipped: boolean) => void,
-): Promise<MetricScores & { images: number }> {
+): Promise<SubjectScores> {
   if (existsSync(evalPath)) {
     report('score', true);
     const saved = JSON.parse(readFileSync(evalPath, 'utf8')) as {
       scores: MetricScores;
       counts: { images: number };
     };
-    return { ...saved.scores, images: saved.counts.images };
+    return { scores: saved.scores, images: saved.counts.images };
   }
   report('score', false);
   const result = await scoreImages({
@@ -247,8 +253,8 @@ async function score(
     clipModel: s.evalClip,
     dinoModel: s.dinoModel,
   });
-  await writeEvalJson(evalPath, result);
-  return { ...result.scores, images: result.counts.images };
+  writeEvalJson(evalPath, result);
+  return { scores: result.scores, images: result.counts.images };
 }
 
 function readRecord(path: string): RunRecord | null {
@@ -261,14 +267,15 @@ function readRecord(path: string): RunRecord | null {
 /** Each metric's mean over the subjects (DINO null when it was not measured). */
 function methodScores(
   method: TrainingMethodName,
-  bySubject: Record<string, MetricScores & { images: number }>,
+  bySubject: Record<string, SubjectScores>,
 ): MethodScores {
-  const rows = Object.values(bySubject);
+  const runs = Object.values(bySubject);
+  const rows = runs.map((r) => r.scores);
   const mean = (pick: (r: MetricScores) => number) =>
     rows.reduce((a, r) => a + pick(r), 0) / Math.max(1, rows.length);
   const dinoMeasured = rows.length > 0 && rows.every((r) => r.dino !== null && r.dinoV !== null);
   const perSubject = Object.fromEntries(
-    Object.entries(bySubject).map(([name, r]) => [name, withoutCount(r)]),
+    Object.entries(bySubject).map(([name, r]) => [name, r.scores]),
   );
   return {
     method,
@@ -280,14 +287,6 @@ function methodScores(
       dino: dinoMeasured ? mean((r) => r.dino!) : null,
       dinoV: dinoMeasured ? mean((r) => r.dinoV!) : null,
     },
-    images: rows.reduce((a, r) => a + r.images, 0),
+    images: runs.reduce((a, r) => a + r.images, 0),
   };
-}
-
-function withoutCount(r: MetricScores & { images: number }): MetricScores {
-  return { clipI: r.clipI, clipIv: r.clipIv, clipT: r.clipT, dino: r.dino, dinoV: r.dinoV };
-}
-
-async function writeJson(path: string, value: unknown): Promise<void> {
-  await writeFileAtomic(path, new TextEncoder().encode(`${JSON.stringify(value, null, 2)}\n`));
 }

@@ -1,6 +1,6 @@
 // What `p3s eval` leaves behind: eval.json (the scores with what they were computed from and
 // the exact definitions) and the table it prints.
-import { writeFileAtomic } from '../io/png.js';
+import { writeJsonAtomic } from '../io/json_file.js';
 import type { EvalResult, MetricScores } from './score.js';
 import type { SelectiveScores } from './probe_fidelity.js';
 
@@ -27,9 +27,8 @@ export function evalJson(result: EvalResult): Record<string, unknown> {
 }
 
 /** Writes eval.json atomically: a reader never sees half a file. */
-export async function writeEvalJson(path: string, result: EvalResult): Promise<void> {
-  const bytes = new TextEncoder().encode(`${JSON.stringify(evalJson(result), null, 2)}\n`);
-  await writeFileAtomic(path, bytes);
+export function writeEvalJson(path: string, result: EvalResult): void {
+  writeJsonAtomic(path, evalJson(result));
 }
 
 /** The metrics as tables show them, in order. */

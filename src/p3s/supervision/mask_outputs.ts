@@ -1,7 +1,8 @@
 // What `p3s mask` writes for each reference photo: the subject and distractor masks (PNG),
 // an overlay (masks tinted over the photo, clicks drawn), the filled photo, and a JSON summary.
-import { mkdirSync, writeFileSync, renameSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
+import { writeJsonAtomic } from '../../io/json_file.js';
 import { writePng, type RgbImage } from '../../io/image.js';
 import { writingTo } from '../../training/errors.js';
 import type { Point } from './annotations.js';
@@ -93,8 +94,7 @@ async function writeAll(
     summary.push(summaryEntry(r, files));
   }
   const path = join(outDir, 'summary.json');
-  writeFileSync(`${path}.tmp`, JSON.stringify({ ...extra, images: summary }, null, 2));
-  renameSync(`${path}.tmp`, path);
+  writeJsonAtomic(path, { ...extra, images: summary });
   return summary;
 }
 

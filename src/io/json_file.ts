@@ -1,5 +1,5 @@
 // Small JSON files written atomically (a temporary file renamed over the old one), so a reader
-// or a crash never sees half a file.
+// or a crash never sees half a file: records, summaries, eval.json.
 import { randomBytes } from 'node:crypto';
 import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 
