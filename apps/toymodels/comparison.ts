@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PAPER_CURVE, formatWeightCurve } from '../../src/p3s/adapter/weight_schedule.js';
 import type { TrainingMethodName } from '../../src/p3s/train_settings.js';
-import { writeFileAtomic } from '../../src/io/png.js';
+import { writeJsonAtomic } from '../../src/io/json_file.js';
 import { describeObject } from '../../src/toyworld/captions.js';
 import { pct } from '../demo/report_tables.js';
 import type { SelectiveNumbers } from './evaluate.js';
@@ -193,9 +193,8 @@ export function finishedRun(run: ComparisonRun): RunNumbers | null {
   }
 }
 
-export async function saveRun(run: ComparisonRun, numbers: RunNumbers): Promise<void> {
-  const body = `${JSON.stringify({ options: run.options, numbers }, null, 2)}\n`;
-  await writeFileAtomic(join(run.options.outDir, RESULT_FILE), Buffer.from(body));
+export function saveRun(run: ComparisonRun, numbers: RunNumbers): void {
+  writeJsonAtomic(join(run.options.outDir, RESULT_FILE), { options: run.options, numbers });
 }
 
 /** A row's runs with one click set: the means over subjects and each subject's numbers. */

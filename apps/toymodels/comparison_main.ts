@@ -5,7 +5,7 @@
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { UsageError, parse } from '../cli/args.js';
-import { writeFileAtomic } from '../../src/io/png.js';
+import { writeJsonAtomic } from '../../src/io/json_file.js';
 import { Progress } from '../terminal/progress.js';
 import {
   COMPARISON_ROWS,
@@ -71,7 +71,7 @@ async function runAll(
         runExperimentInChild(run.options, { threads: 1, signal }),
       );
       const numbers = runNumbers(result);
-      await saveRun(run, numbers);
+      saveRun(run, numbers);
       bar.update(++done, `${run.row} subject ${run.subject} ${run.clicks ?? 'photos'}`);
       return numbers;
     }),
@@ -101,10 +101,7 @@ async function main(): Promise<void> {
     const results = tableRows(runs, numbers, rows);
     const seconds = (performance.now() - began) / 1000;
     const summary = { model, subjects, threads, seconds, results };
-    await writeFileAtomic(
-      join(work, 'comparison.json'),
-      Buffer.from(`${JSON.stringify(summary, null, 2)}\n`),
-    );
+    writeJsonAtomic(join(work, 'comparison.json'), summary);
     console.log(markdownTables(results));
     console.log(
       `${runs.length} runs on ${subjects.length} subjects, ${(seconds / 60).toFixed(1)} min with ${threads} at once (runs made before count as done)`,

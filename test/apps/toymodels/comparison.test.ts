@@ -88,7 +88,7 @@ test('a finished run is taken from its folder only for the same options', async 
   const [run] = comparisonRuns('/m', join(root, 'cache'), [3], rows('p3s'));
   assert.equal(finishedRun(run!), null);
   mkdirSync(run!.options.outDir, { recursive: true });
-  await saveRun(run!, numbers(0.25));
+  saveRun(run!, numbers(0.25));
   assert.deepEqual(finishedRun(run!), numbers(0.25));
   assert.equal(finishedRun({ ...run!, options: { ...run!.options, steps: 7 } }), null);
   writeFileSync(join(run!.options.outDir, 'comparison-result.json'), '{"options":');
