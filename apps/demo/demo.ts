@@ -54,6 +54,7 @@ function recipeAsGiven(r: AdapterRecipe): DemoOptions {
     subjectGuidance: r.subjectGuidance,
     subjectOnlyCondition: r.subjectOnlyCondition,
     backgroundLossWeight: r.backgroundLossWeight,
+    localInjection: r.localInjection,
   };
 }
 
@@ -77,6 +78,7 @@ export function resolveDemoSettings(options: DemoOptions): {
     subjectGuidance: settings.subjectGuidance,
     subjectOnlyCondition: settings.subjectOnlyCondition,
     backgroundLossWeight: settings.backgroundLossWeight,
+    localInjection: settings.localInjection,
   };
   return { settings, recipe };
 }

@@ -140,6 +140,11 @@ export const DEMO_SETTINGS = [
     help: 'guidance amplifies the subject as well as the text',
     defaultHelp: `default ${onOff(TOY_RECIPE.subjectGuidance)}; see p3s generate --help`,
   }),
+  asDemo(generate('localInjection'), {
+    default: TOY_RECIPE.localInjection,
+    help: "the subject only where the base model draws it, from <share> of its attention's range up",
+    defaultHelp: `default ${TOY_RECIPE.localInjection ?? 'off'}; see p3s generate --help`,
+  }),
   asDemo(train('subjectOnlyCondition'), {
     default: TOY_RECIPE.subjectOnlyCondition,
     help: "the adapter's condition shows the subject alone, the rest of each reference grey",

@@ -27,6 +27,8 @@ export interface AdapterRecipe {
   subjectOnlyCondition: boolean;
   /** Weight of the denoising error outside the subject mask (1: the paper's loss). */
   backgroundLossWeight: number;
+  /** Local injection's share (p3s generate --local-injection), or null: everywhere. */
+  localInjection: number | null;
 }
 
 /**
@@ -43,6 +45,7 @@ export const TOY_RECIPE: AdapterRecipe = {
   subjectGuidance: true,
   subjectOnlyCondition: false,
   backgroundLossWeight: 1,
+  localInjection: null,
 };
 
 /**
@@ -58,6 +61,7 @@ export const PAPER_RECIPE: AdapterRecipe = {
   subjectGuidance: false,
   subjectOnlyCondition: false,
   backgroundLossWeight: 1,
+  localInjection: null,
 };
 
 /** A recipe as the settings of a selective experiment (runSubjectExperiment). */
@@ -73,6 +77,10 @@ export function recipeExperimentSettings(
       subjectOnlyCondition: recipe.subjectOnlyCondition,
       backgroundLossWeight: recipe.backgroundLossWeight,
     },
-    generate: { weightCurve: recipe.weightCurve, subjectGuidance: recipe.subjectGuidance },
+    generate: {
+      weightCurve: recipe.weightCurve,
+      subjectGuidance: recipe.subjectGuidance,
+      localInjection: recipe.localInjection,
+    },
   };
 }

@@ -16,7 +16,7 @@
 import { basename, join, resolve } from 'node:path';
 import { noGrad } from '../engine/autograd.js';
 import { Generator } from '../engine/random.js';
-import { disposeAll, tidy } from '../engine/scope.js';
+import { disposeAll, keep, tidy } from '../engine/scope.js';
 import type { Tensor } from '../engine/tensor.js';
 import * as ops from '../engine/ops.generated.js';
 import * as F from '../nn/functional.js';
@@ -41,6 +41,7 @@ import {
   type LoadedAdapter,
 } from './adapter/adapter_io.js';
 import { P3SUNet, type P3SSettings, type SubjectCondition } from './adapter/p3s_unet.js';
+import { subjectRegion, wordTokenPositions } from './adapter/subject_region.js';
 import { formatWeightCurve } from './adapter/weight_schedule.js';
 import { checkAdapterFinite, checkMemory, nonFiniteFailure } from './generate_guards.js';
 import {
@@ -83,6 +84,12 @@ export interface SampleRequest {
    * both), so that guidance amplifies the subject as well as the text.
    */
   subjectGuidance?: boolean;
+  /**
+   * Local injection (subject_region.ts): the copy's features only where the frozen U-Net's
+   * previous step attended to these prompt tokens (the subject's words), at full weight from
+   * `share` of the map's range up. The models must capture region maps (P3SUNet).
+   */
+  localInjection?: { share: number; tokens: readonly number[] } | null;
 }
 
 /** The loaded pieces sampling needs. */
@@ -185,26 +192,41 @@ function injectedPredictor(
   condition: SubjectCondition,
   request: SampleRequest,
   guided: boolean,
-): NoisePredictor {
+): NoisePredictor & { dispose(): void } {
   const b = request.seeds.length;
   // with subject guidance, ε_∅ is the frozen base model's (ε_t = 0 there)
   const injectionScale =
     guided && request.subjectGuidance
       ? [...new Array<number>(b).fill(0), ...new Array<number>(b).fill(1)]
       : undefined;
-  return (latentInput, t) =>
-    inLatentDtype(
-      p3s.forward(
-        latentInput,
-        new Array<number>(latentInput.shape[0]!).fill(t),
-        context,
-        condition,
-        {
-          injectionScale,
-        },
-      ).noisePred,
+  const local = request.localInjection ?? null;
+  // the first step injects everywhere: there is no map yet
+  let region: Tensor | null = null;
+  const predict = (latentInput: Tensor, t: number): Tensor => {
+    const out = p3s.forward(
       latentInput,
+      new Array<number>(latentInput.shape[0]!).fill(t),
+      context,
+      condition,
+      { injectionScale, region },
     );
+    if (local !== null) {
+      const maps = out.regionAttention;
+      if (maps === null)
+        throw new Error('Local injection needs a P3SUNet that captures region maps');
+      const next = subjectRegion(maps, {
+        tokens: local.tokens,
+        latentSize: request.latentSize,
+        share: local.share,
+        rows: guided ? [b, 2 * b] : [0, b],
+        repeat: guided ? 2 : 1,
+      });
+      disposeAll([...maps, region]);
+      region = keep(next);
+    } else if (out.regionAttention) disposeAll(out.regionAttention);
+    return inLatentDtype(out.noisePred, latentInput);
+  };
+  return Object.assign(predict, { dispose: () => region?.dispose() });
 }
 
 /**
@@ -229,6 +251,7 @@ export async function sampleP3S(
     if (guided) owned.push(condition.latent, condition.clipStates);
     const noise = startingNoise(pipeline, scheduler, request, single.latent);
     owned.push(noise);
+    const predict = injectedPredictor(p3s, context, condition, request, guided);
     const final = await denoise({
       scheduler,
       latents: noise,
@@ -236,9 +259,9 @@ export async function sampleP3S(
       guidanceScale: request.guidanceScale,
       eta: request.eta,
       generator: request.eta > 0 ? new Generator(request.seeds[0]!) : undefined,
-      predict: injectedPredictor(p3s, context, condition, request, guided),
+      predict,
       onStep,
-    });
+    }).finally(() => predict.dispose());
     owned.push(final);
     return pipeline.decodeToImages(final);
   } finally {
@@ -328,7 +351,7 @@ function loadModels(settings: GenerateSettings): Loaded {
       injectionMode: settings.injectionMode ?? loaded.settings.injectionMode,
       numTrainTimesteps: pipeline.scheduler.config.num_train_timesteps,
     };
-    p3s = new P3SUNet(pipeline.unet, loaded.adapter, injection);
+    p3s = new P3SUNet(pipeline.unet, loaded.adapter, injection, settings.localInjection !== null);
     return { pipeline, p3s, condition: loaded.condition, release };
   } catch (err) {
     release();
@@ -391,6 +414,7 @@ function sharedParameters(
     ...samplingParameters(s),
     latent_bias: String(s.latentBias),
     subject_guidance: String(s.subjectGuidance),
+    local_injection: s.localInjection === null ? 'off' : String(s.localInjection),
     lambda: String(injection.lambda),
     weight_curve: formatWeightCurve(injection.weightCurve),
     injection_mode: injection.injectionMode,
@@ -442,6 +466,16 @@ async function generatePrompt(run: Generation, p: number): Promise<void> {
         latentSize: run.latentSize,
         latentBias: s.latentBias,
         subjectGuidance: s.subjectGuidance,
+        localInjection:
+          s.localInjection === null
+            ? null
+            : {
+                share: s.localInjection,
+                tokens: wordTokenPositions(models.pipeline.tokenizer, prompt, [
+                  plan.metadata.identifier,
+                  plan.metadata.classWord,
+                ]),
+              },
       },
       (i, stepsTotal) =>
         run.onProgress?.({ done: images.length, total, prompt, step: i + 1, steps: stepsTotal }),

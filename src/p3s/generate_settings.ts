@@ -230,6 +230,16 @@ export const GENERATE_SETTINGS = [
     defaultHelp: 'default: both halves; see docs/p3s.md',
   }),
   setting({
+    key: 'localInjection',
+    kind: nullable(number('a share in (0, 1]', (x) => x > 0 && x <= 1)),
+    default: null,
+    flag: 'local-injection',
+    placeholder: '<share>',
+    group: SAMPLING,
+    help: "the subject only where the base model draws it: the copy's features weighted by the base U-Net's cross-attention to the identifier and class word at the previous step, full from <share> of its range up (0.3 is a start); not in the paper, docs/p3s.md",
+    defaultHelp: 'default: off, everywhere',
+  }),
+  setting({
     key: 'reference',
     kind: referenceChoice,
     default: 'cycle',

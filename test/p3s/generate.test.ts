@@ -252,6 +252,27 @@ test('--subject-guidance leaves the unconditional half to the base model and is 
   );
 });
 
+test('--local-injection keeps the subject to where the base model draws it, and is recorded', async () => {
+  const seeds = [7];
+  const everywhere = await generateP3S(config('local-off', { seeds, weightCurve: 'fixed:1' }));
+  const local = await generateP3S(
+    config('local-on', { seeds, weightCurve: 'fixed:1', localInjection: 0.3 }),
+  );
+  assert.equal((await readPngText(everywhere.images[0]!.path)).local_injection, 'off');
+  assert.equal((await readPngText(local.images[0]!.path)).local_injection, '0.3');
+  const moved = maxPixelDiff(everywhere.images[0]!.image.data, local.images[0]!.image.data);
+  assert.ok(moved > 2, `local injection changed the image by only ${moved} levels`);
+  // a prompt that names neither the identifier nor the class word has no region: everywhere
+  const unnamed = { seeds, weightCurve: 'fixed:1', prompts: ['a photo on the beach'] };
+  const off = await generateP3S(config('unnamed-off', unnamed));
+  const on = await generateP3S(config('unnamed-on', { ...unnamed, localInjection: 0.3 }));
+  assert.ok(Buffer.from(off.images[0]!.image.data).equals(Buffer.from(on.images[0]!.image.data)));
+  await assert.rejects(
+    generateP3S(config('local-bad', { localInjection: 0 })),
+    /Expected a share in \(0, 1\] for localInjection but received 0/,
+  );
+});
+
 test('prompt files fill {} and [V]; a prompt without the identifier warns but still generates', async () => {
   const file = join(root, 'prompts.txt');
   writeFileSync(

@@ -11,6 +11,7 @@ import { SubjectEncoder } from './subject_encoder.js';
 import { TrainableCopy } from './trainable_copy.js';
 import { P3S_FEATURES, P3SInjectionProcessor, type InjectionMode } from './injection.js';
 import { injectionWeight, PAPER_CURVE, type WeightCurve } from './weight_schedule.js';
+import { regionAt, regionLayerKeys } from './subject_region.js';
 
 export interface P3SSettings {
   /** λ of Eq. (7). */
@@ -40,6 +41,8 @@ export interface P3SOutput {
   /** M_c and M_o of Eq. (13), when captured (training). */
   copyAttention: Tensor | null;
   frozenAttention: Tensor | null;
+  /** The frozen U-Net's region maps (subject_region.ts), when it captures them: the caller's. */
+  regionAttention: Tensor[] | null;
 }
 
 /** The trained part of P3S: the subject encoder and the trainable copy (what an adapter holds). */
@@ -87,11 +90,16 @@ export class P3SUNet {
   private readonly frozenCapture = new AttnCaptureProcessor('last');
   private readonly lastCrossPath: string;
   private readonly saved: Map<string, AttentionProcessor>;
+  /** The region layers' maps of the last call, with regionCapture. */
+  private readonly regionMaps = new Map<string, Tensor>();
+  private readonly regionKeys: string[];
 
   constructor(
     readonly unet: UNet2DConditionModel,
     readonly adapter: P3SAdapter,
     public settings: P3SSettings = DEFAULT_SETTINGS,
+    /** Capture the frozen U-Net's region maps on every call (local injection). */
+    regionCapture = false,
   ) {
     this.saved = unet.attnProcessors();
     const processors = new Map<string, AttentionProcessor>(this.saved);
@@ -108,6 +116,11 @@ export class P3SUNet {
       .sort(byExecutionOrder);
     this.lastCrossPath = crossKeys[crossKeys.length - 1] ?? '';
     if (this.lastCrossPath) processors.set(this.lastCrossPath, this.frozenCapture);
+    this.regionKeys = regionCapture ? regionLayerKeys(processors.keys()) : [];
+    if (this.regionKeys.includes(this.lastCrossPath))
+      throw new Error('Local injection needs two or more up blocks with cross-attention');
+    for (const key of this.regionKeys)
+      processors.set(key, new AttnCaptureProcessor(key, this.regionMaps));
     unet.setAttnProcessor(processors);
   }
 
@@ -115,6 +128,16 @@ export class P3SUNet {
   detach(): void {
     this.unet.setAttnProcessor(this.saved);
     this.frozenCapture.clear(); // a map captured by a plain unet.forward while attached
+    for (const t of this.regionMaps.values()) t.dispose();
+    this.regionMaps.clear();
+  }
+
+  /** The region maps the last call captured, handed over to the caller (null: none). */
+  private takeRegionMaps(): Tensor[] | null {
+    if (this.regionKeys.length === 0) return null;
+    const maps = this.regionKeys.map((k) => this.regionMaps.get(k)!);
+    this.regionMaps.clear();
+    return maps;
   }
 
   /** ε_t per sample (B,): Eq. (10) at each sample's timestep. */
@@ -137,6 +160,8 @@ export class P3SUNet {
       captureAttention?: boolean;
       /** Per sample (B,), multiplies ε_t: 0 leaves that sample to the frozen U-Net alone. */
       injectionScale?: readonly number[];
+      /** (B, 1, h, w) in [0, 1]: where the copy's features reach the frozen U-Net (default: everywhere). */
+      region?: Tensor | null;
     } = {},
   ): P3SOutput {
     const b = xt.shape[0]!;
@@ -149,7 +174,8 @@ export class P3SUNet {
     if (condition === null) {
       const noisePred = this.unet.forward(xt, t, context);
       this.frozenCapture.clear();
-      return { noisePred, copyAttention: null, frozenAttention: null };
+      const regionAttention = this.takeRegionMaps();
+      return { noisePred, copyAttention: null, frozenAttention: null, regionAttention };
     }
     const expand = (c: Tensor): Tensor => (c.shape[0] === b ? c : c.expand(b, ...c.shape.slice(1)));
     const weights = this.weights(timesteps).map((w, i) => w * (scale?.[i] ?? 1));
@@ -173,8 +199,9 @@ export class P3SUNet {
       device: xt.device,
     });
     const scaled = new Map<string, Tensor>();
+    const region = options.region ? pick(options.region) : null;
     for (const [path, f] of copyOut.features) {
-      const weighted = f.mul(eps);
+      const weighted = region ? f.mul(eps).mul(regionAt(region, f.shape[1]!)) : f.mul(eps);
       scaled.set(path, partial ? scatterRows(weighted, active, b) : weighted);
     }
     try {
@@ -189,6 +216,7 @@ export class P3SUNet {
         noisePred,
         copyAttention: options.captureAttention ? copyOut.lastCrossAttention : null,
         frozenAttention: options.captureAttention ? frozenAttention : null,
+        regionAttention: this.takeRegionMaps(),
       };
     } finally {
       disposeAll([...copyOut.features.values(), ...scaled.values()]);
