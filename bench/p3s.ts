@@ -17,6 +17,7 @@ import { TINY_UNET_CONFIG } from '../apps/testing/tiny_models.js';
 import { P3SAdapter, P3SUNet, type SubjectCondition } from '../src/p3s/adapter/p3s_unet.js';
 import type { Tensor } from '../src/engine/tensor.js';
 import { attentionConsistencyLoss, ldmLoss, totalLoss } from '../src/p3s/adapter/losses.js';
+import { subjectRegion } from '../src/p3s/adapter/subject_region.js';
 import { DEFAULT_ATTENTION_CHUNK_BYTES, setAttentionChunkBytes } from '../src/nn/functional.js';
 import { holdFrozenInHalfPrecision } from '../src/models/precision.js';
 import { jsonChild, peakRssSinceResetMiB, resetPeakRss } from './child.js';
@@ -206,6 +207,14 @@ async function benchSubjectGuidance(
   try {
     const both = await timeSteps(step(), warmup, iters);
     const guided = await timeSteps(step([0, 1]), warmup, iters);
+    p3s.detach();
+    const local = await timeLocalInjectionStep(
+      unet,
+      adapter,
+      { xt, context, condition },
+      warmup,
+      iters,
+    );
     return [
       { name: 'p3s-sampling-step-tiny-cpu', value: both, unit: 's', ...common },
       {
@@ -216,10 +225,55 @@ async function benchSubjectGuidance(
         ratio: guided / both,
         ...common,
       },
+      {
+        name: 'p3s-sampling-step-local-injection-tiny-cpu',
+        value: local,
+        unit: 's',
+        reference: guided,
+        ratio: local / guided,
+        ...common,
+      },
     ];
   } finally {
     p3s.detach();
     disposeAll([xt, context, condition.latent, condition.clipStates]);
+  }
+}
+
+/**
+ * A subject-guided sampling step with local injection: the region maps captured, the step
+ * weighted by the region of the step before, and the next region computed.
+ */
+async function timeLocalInjectionStep(
+  unet: UNet2DConditionModel,
+  adapter: P3SAdapter,
+  i: { xt: Tensor; context: Tensor; condition: SubjectCondition },
+  warmup: number,
+  iters: number,
+): Promise<number> {
+  const p3s = new P3SUNet(unet, adapter, undefined, true);
+  const held: { region: Tensor | null } = { region: null };
+  const request = { tokens: [2, 3], latentSize: [8, 8] as [number, number], share: 0.3 };
+  const step = () =>
+    noGrad(() => {
+      const next = tidy(() => {
+        const out = p3s.forward(i.xt, [500, 500], i.context, i.condition, {
+          injectionScale: [0, 1],
+          region: held.region,
+        });
+        const maps = out.regionAttention!;
+        const r = subjectRegion(maps, { ...request, rows: [1, 2], repeat: 2 });
+        disposeAll(maps);
+        return r;
+      });
+      held.region?.dispose();
+      held.region = next;
+    });
+  try {
+    return await timeSteps(step, warmup, iters);
+  } finally {
+    p3s.detach();
+    held.region?.dispose();
   }
 }
 
