@@ -215,7 +215,7 @@ export interface RngrQuality {
 export async function rngrQuality(
   extractor: PatchFeatureExtractor,
   count = 50,
-  options: Pick<RngrOptions, 'rule' | 'refine'> = {},
+  options: Pick<RngrOptions, 'rule' | 'refine' | 'clickRadius'> = {},
 ): Promise<RngrQuality> {
   let iou = 0;
   let leak = 0;

@@ -142,6 +142,7 @@ export async function maskWith(
     propagate: s.propagate,
     rule: s.rule,
     refine: s.refine,
+    clickRadius: s.clickRadius,
   });
   check?.(results);
   const summary = await writeMaskOutputs(results, s.outDir, {
@@ -155,6 +156,7 @@ export async function maskWith(
     dilate: s.dilate,
     rule: s.rule,
     refine: s.refine,
+    clickRadius: s.clickRadius,
   });
   return { results, summary, summaryPath: join(s.outDir, 'summary.json') };
 }

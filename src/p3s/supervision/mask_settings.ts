@@ -4,6 +4,7 @@
 import {
   choice,
   nonNegativeInt,
+  nonNegativeNumber,
   number,
   offFlag,
   path,
@@ -12,7 +13,7 @@ import {
 } from '../../settings/kinds.js';
 import { setting, type GivenOf, type ValuesOf } from '../../settings/table.js';
 import type { SuppressionRule } from './mask/index.js';
-import type { MaskRefinement } from './rngr.js';
+import { CLICK_RADIUS, type MaskRefinement } from './rngr.js';
 
 export const SUPPRESSION_RULES = [
   'compare',
@@ -86,6 +87,15 @@ export const MASK_SETTINGS = [
     placeholder: '<m>',
     group: OPTIONS,
     help: "guided: refine the masks along the photo's edges with a guided filter one patch wide; none: the patch-level masks alone",
+  }),
+  setting({
+    key: 'clickRadius',
+    kind: nonNegativeNumber,
+    default: CLICK_RADIUS,
+    flag: 'click-radius',
+    placeholder: '<patches>',
+    group: OPTIONS,
+    help: "Eq. 1's query for a click: its patch and eight points this many patches around it, so a patterned subject is found whole; 0: the clicked patch alone, as the paper",
   }),
   setting({
     key: 'sigma',

@@ -49,7 +49,18 @@ export interface RngrOptions {
   rule?: SuppressionRule;
   /** Refine the masks at pixel level along the photo's edges (default 'guided'). */
   refine?: MaskRefinement;
+  /**
+   * Eq. (1)'s query for a click: its patch and eight points on a circle this many patches around
+   * it (default CLICK_RADIUS; 0: the clicked patch alone, as the paper).
+   */
+  clickRadius?: number;
 }
+
+/**
+ * A click stands for the patches around it, not the one under it: a patterned subject's patch
+ * shows one of its colours, and the similarity to it alone leaves out the rest (docs/toy.md).
+ */
+export const CLICK_RADIUS = 0.625;
 
 /** 'guided': the colour guided filter with the photo (mask/guided_filter.ts); 'none': the patch maps alone. */
 export type MaskRefinement = 'guided' | 'none';
@@ -232,6 +243,7 @@ function resolveRngrOptions(inputs: RngrImageInput[], options: RngrOptions): Rng
     inpainter: options.inpainter ?? diffusionInpainter,
     rule,
     refine,
+    clickRadius: options.clickRadius ?? CLICK_RADIUS,
   };
 }
 
@@ -243,8 +255,9 @@ async function encodePhoto(
   settings: RngrSettings,
 ): Promise<RngrImageResult> {
   const { positive, negative, propagated } = photoPoints(input, f, clicks, settings);
-  const simPos = patchSimilarity(f, positive); // Eq. (1), M_P
-  const simNeg = negative.length > 0 ? patchSimilarity(f, negative) : null; // Eq. (1), M_N
+  const around = (points: Point[]) => clickCircles(points, input.image, f, settings.clickRadius);
+  const simPos = patchSimilarity(f, around(positive)); // Eq. (1), M_P
+  const simNeg = negative.length > 0 ? patchSimilarity(f, around(negative)) : null; // Eq. (1), M_N
   const maskOptions = photoMaskOptions(input.image, f, settings);
   const sim: PointSimilarity = {
     positive: simPos,
@@ -269,6 +282,30 @@ async function encodePhoto(
     distractor,
     filled: await fillDistractor(input.image, subject, distractor, settings.inpainter),
   };
+}
+
+/** Each point and eight points on a circle `radius` patches around it, kept inside the photo. */
+export function clickCircles(
+  points: readonly Point[],
+  image: RgbImage,
+  f: PatchFeatures,
+  radius: number,
+): Point[] {
+  if (radius === 0) return [...points];
+  const r = radius * patchPixels(f);
+  const inside = (v: number, size: number) => Math.min(size - 1e-6, Math.max(0, v));
+  return points.flatMap(([x, y]) => [
+    [x, y] as Point,
+    ...Array.from({ length: 8 }, (_, j): Point => {
+      const a = (j * Math.PI) / 4;
+      return [inside(x + r * Math.cos(a), image.width), inside(y + r * Math.sin(a), image.height)];
+    }),
+  ]);
+}
+
+/** Photo pixels one token sees across. */
+function patchPixels(f: PatchFeatures): number {
+  return f.patchSize ?? f.imageWidth / f.gridW;
 }
 
 /**
@@ -316,7 +353,7 @@ function photoMaskOptions(image: RgbImage, f: PatchFeatures, settings: RngrSetti
     guide:
       settings.refine === 'guided'
         ? new GuidedFilter(image, {
-            radius: Math.max(1, Math.round(f.patchSize ?? f.imageWidth / f.gridW)),
+            radius: Math.max(1, Math.round(patchPixels(f))),
             eps: GUIDE_EPS,
           })
         : undefined,

@@ -83,6 +83,7 @@ test('an empty subject mask is recorded with the point, and refused for the mask
   const [r] = await buildSubjectMasks(
     [{ name: 'lone.png', image: grey(64, 64), positive: [[28, 28]], negative: [[60, 60]] }],
     loneTokenExtractor(8, 3 * 8 + 3),
+    { clickRadius: 0 }, // the clicked token alone is unlike every other
   );
   assert.equal(r!.subject.maskArea, 0);
   assert.deepEqual(r!.subject.fallbacks.at(-1), {
@@ -103,7 +104,7 @@ test('an empty subject mask is recorded with the point, and refused for the mask
   const [ok] = await buildSubjectMasks(
     [{ name: 'ok.png', image: grey(64, 64), positive: [[28, 28]], negative: [[60, 60]] }],
     loneTokenExtractor(8, 3 * 8 + 3),
-    { rule: 'product' },
+    { rule: 'product', clickRadius: 0 },
   );
   assert.ok(ok!.subject.maskArea > 0);
   refuseEmptySubjects([ok!]);
