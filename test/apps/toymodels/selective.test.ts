@@ -99,8 +99,8 @@ test("with p3s demo's recipe, the subject's look comes out, and only with the ne
       seen: selective.generated.map((g) => `${g.seen.colour} ${g.seen.pattern} ${g.seen.shape}`),
     }),
   );
-  // the subject is a purple checkered circle; its look-alikes are purple solid or striped and a
-  // blue checkered circle: colour, pattern and shape together single it out
+  // the subject is a purple checkered cross; its look-alikes differ from it in one attribute:
+  // colour, pattern and shape together single it out
   assert.ok(
     selective.fidelity >= RECIPE_FIDELITY_FLOOR,
     `subject's colour, pattern and shape in ${selective.fidelity} of images`,
@@ -122,15 +122,15 @@ const MASK_LAYER = 2;
 const MASK_DENSE = 4;
 // Measured 1.0 (12 of 12 images; chance 0.167).
 const BACKGROUND_FLOOR = 0.75;
-// Measured 0.44 (0.89, 0.02, 0.77, 0.07) with the default masks (compare rule, guided): this
-// subject (an orange checkered cross next to green, yellow and solid orange crosses) is among the
-// hardest for the tiny CLIP; held-out pairs average 0.61 (models/toy/README.md).
-const MASK_IOU_FLOOR = 0.3;
-// The recipe test: the evaluation subject where the eval stage saw the clearest difference (the
-// mean over all eight is 21.5 % with the click against 12.5 % without), 3 images per context as
-// there. Measured with one thread: 10 of 18 images with the negative click, 3 of 18 without;
-// a look-alike's look in 5 of 18 against 11 of 18.
-const RECIPE_SUBJECT = 103;
+// Measured 0.86 (0.91, 0.75, 0.97, 0.79) with the default masks (compare rule, guided, clicks
+// 0.625 patches around): this subject (an orange checkered cross next to green, yellow and solid
+// orange crosses) was among the hardest for the tiny CLIP with the clicked patch alone (0.44).
+const MASK_IOU_FLOOR = 0.7;
+// The recipe test: the evaluation subject where the eval stage saw the clearest difference both
+// ways (the mean over all eight is 24.3 % with the click against 12.5 % without), 3 images per
+// context as there. Measured with one thread: the subject's look in 7 of 18 images with the
+// negative click, 3 of 18 without; a look-alike's in 6 of 18 against 9 of 18.
+const RECIPE_SUBJECT = 104;
 const RECIPE_IMAGES = 3;
-const RECIPE_FIDELITY_FLOOR = 0.4;
-const RECIPE_GAIN_FLOOR = 0.2;
+const RECIPE_FIDELITY_FLOOR = 0.3;
+const RECIPE_GAIN_FLOOR = 0.15;
