@@ -41,6 +41,9 @@ const args = [
   `-D_GLIBCXX_USE_CXX11_ABI=${cxxAbi}`,
   '-DNAPI_VERSION=8',
   '-DNAPI_CPP_EXCEPTIONS',
+  // A worker thread terminated in the middle of a native call cannot take an exception: without
+  // this, node-addon-api throws again from its catch and std::terminate aborts the whole process.
+  '-DNODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS',
   '-DNODE_ADDON_API_DISABLE_DEPRECATED',
   `-I${napiInclude}`,
   `-I${addonInclude}`,

@@ -83,3 +83,35 @@ console.log(JSON.stringify({ expected, inWorkers, onMain, again: await work(p3s,
   assert.equal(out.onMain, out.again);
   assert.equal(new Set(out.expected).size, 4, 'different seeds give different numbers');
 });
+
+// A Worker doing native work without end, including calls that fail in the native core.
+const BUSY_WORKER = `import('node:worker_threads').then(async ({ parentPort, workerData }) => {
+  const p3s = await import(workerData.url);
+  parentPort.postMessage('busy');
+  for (;;) {
+    const a = p3s.randn([64, 64]);
+    try {
+      a.matmul(p3s.randn([3, 3]));
+    } catch {}
+    a.matmul(a).dispose();
+    a.dispose();
+  }
+});`;
+
+test('a Worker terminated in the middle of native calls leaves the process running', () => {
+  // Measured before NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS: the first few terminations aborted
+  // the whole process (std::terminate after a Napi::Error), as the web app's mask worker did
+  // when the server stopped while it worked.
+  const r = runChild(`import { Worker } from 'node:worker_threads';
+const url = ${JSON.stringify(PACKAGE)};
+for (let i = 0; i < 20; i++) {
+  const w = new Worker(${JSON.stringify(BUSY_WORKER)}, { eval: true, workerData: { url } });
+  await new Promise((resolve) => w.once('message', resolve));
+  await new Promise((resolve) => setTimeout(resolve, 2 + (i % 5) * 4));
+  await w.terminate();
+}
+const p3s = await import(url);
+console.log(Number.isFinite(p3s.randn([2, 2]).sum().item()) ? 'alive' : 'not finite');`);
+  assert.equal(r.status, 0, `child exited ${r.status} (signal): ${r.stderr.slice(-300)}`);
+  assert.match(r.stdout, /alive/);
+});

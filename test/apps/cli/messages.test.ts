@@ -141,10 +141,11 @@ test('a photo too small for a mask is refused with its size and the minimum', ()
 });
 
 test('an empty subject mask is refused, naming the photo, before any file is written', async () => {
-  // With the fixtures' random tiny CLIP, toy subject 11's third photo gets no subject pixels.
+  // With the fixtures' random tiny CLIP and the clicked patch alone as the query, toy subject
+  // 11's third photo gets no subject pixels.
   const { annotationPath } = await writeToySubject(join(root, 'toy'), 11, 3);
   const out = join(root, 'toy-masks');
-  const r = p3s('mask', annotationPath, '--clip', CLIP, '--out', out);
+  const r = p3s('mask', annotationPath, '--clip', CLIP, '--out', out, '--click-radius', '0');
   assert.equal(r.status, 1, r.stderr);
   assert.match(
     r.stderr,
