@@ -11,7 +11,10 @@ const post = (m: WorkerMessage): Promise<void> =>
     process.send!(m, undefined, undefined, (err: Error | null) => (err ? reject(err) : resolve())),
   );
 /** Progress needs no confirmation: a lost tick only delays a bar. */
-const tell = (m: WorkerMessage): void => void process.send!(m);
+const tell = (m: WorkerMessage): void => {
+  if (process.connected) process.send!(m, undefined, undefined, () => undefined);
+};
+let finished = false;
 
 async function run(options: ChildExperimentOptions): Promise<void> {
   const probe = AttributeProbe.load(join(options.modelFolder, 'probe'));
@@ -40,5 +43,12 @@ process.once('message', (raw) => {
       await post({ kind: 'error', name: e.name, message: e.message }).catch(() => undefined);
       process.exitCode = 1;
     })
-    .finally(() => process.disconnect());
+    .finally(() => {
+      finished = true;
+      process.disconnect();
+    });
+});
+// The parent is gone (killed, or its run interrupted): nobody waits for this experiment.
+process.on('disconnect', () => {
+  if (!finished) process.exit(1);
 });

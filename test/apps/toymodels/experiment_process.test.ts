@@ -1,9 +1,10 @@
 // An experiment run in a child process (how `p3s demo` runs its two experiments side by side)
 // gives what the same experiment gives in this process, and a failing child rejects with its
-// own error instead of hanging.
+// own error instead of hanging, and a child whose parent dies stops instead of running on.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setNumThreads } from '../../../src/engine/index.js';
@@ -83,3 +84,29 @@ test('a child killed from outside rejects and names how it stopped', async () =>
   });
   await assert.rejects(run, /abort/i);
 });
+
+test('a child whose parent dies stops quietly instead of running on', async () => {
+  const outDir = join(root, 'orphan');
+  // the parent kills itself at the first training step; the child's stderr is the parent's
+  // (a CommonJS script: the child inherits the parent's flags, and --input-type would break it)
+  const parent = `import(${JSON.stringify(CHILD_RUNNER)}).then(({ runExperimentInChild }) =>
+  runExperimentInChild(${JSON.stringify({ ...tiny(outDir), steps: 200 })}, {
+    threads: 1,
+    onTrainProgress: () => process.kill(process.pid, 'SIGKILL'),
+  }));`;
+  const p = spawn(process.execPath, ['-e', parent], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  // 'close' comes once every holder of the pipe, the orphaned child included, has exited
+  const signal = await new Promise<NodeJS.Signals | null>((resolve) =>
+    p.on('close', (_code, sig) => resolve(sig)),
+  );
+  assert.equal(signal, 'SIGKILL');
+  assert.doesNotMatch(stderr, /EPIPE|Unhandled/, stderr);
+  assert.ok(!existsSync(join(outDir, 'generated')), 'the orphan went on to generate');
+});
+
+// The module under test as compiled beside this test.
+const CHILD_RUNNER = new URL('../../../apps/toymodels/experiment_process.js', import.meta.url).href;
