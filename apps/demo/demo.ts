@@ -55,6 +55,7 @@ function recipeAsGiven(r: AdapterRecipe): DemoOptions {
     subjectOnlyCondition: r.subjectOnlyCondition,
     backgroundLossWeight: r.backgroundLossWeight,
     localInjection: r.localInjection,
+    guidanceScale: r.guidanceScale,
   };
 }
 
@@ -79,6 +80,7 @@ export function resolveDemoSettings(options: DemoOptions): {
     subjectOnlyCondition: settings.subjectOnlyCondition,
     backgroundLossWeight: settings.backgroundLossWeight,
     localInjection: settings.localInjection,
+    guidanceScale: settings.guidanceScale,
   };
   return { settings, recipe };
 }

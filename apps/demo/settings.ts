@@ -19,6 +19,12 @@ import { PAPER_RECIPE, TOY_RECIPE } from '../toymodels/recipes.js';
 /** The models shipped in the repository (models/toy), found from this file's location. */
 export const SHIPPED_TOY_MODELS = fileURLToPath(new URL('../../../models/toy', import.meta.url));
 
+/**
+ * The demo's subject: the tuning subject on which the recipe drew the subject most often when it
+ * was chosen (docs/toy.md), a yellow cross beside crosses of other colours and patterns.
+ */
+export const DEMO_SUBJECT_SEED = 1;
+
 const OPTIONS = 'Options';
 const ADAPTER =
   'Adapter settings (defaults: a recipe that draws the subject on the toy models, docs/toy.md)';
@@ -80,11 +86,11 @@ export const DEMO_SETTINGS = [
   setting({
     key: 'subjectSeed',
     kind: nonNegativeInt,
-    default: 6,
+    default: DEMO_SUBJECT_SEED,
     flag: 'subject',
     placeholder: '<n>',
     group: OPTIONS,
-    help: 'which subject, by seed: 6 is a blue striped circle (the model card reports subjects 100–107, which no setting was tuned on)',
+    help: `which subject, by seed: ${DEMO_SUBJECT_SEED} is a yellow cross (the model card reports subjects 100–107, which no setting was tuned on)`,
   }),
   asDemo(generate('numImages'), {
     default: 3,
@@ -139,6 +145,11 @@ export const DEMO_SETTINGS = [
     default: TOY_RECIPE.subjectGuidance,
     help: 'guidance amplifies the subject as well as the text',
     defaultHelp: `default ${onOff(TOY_RECIPE.subjectGuidance)}; see p3s generate --help`,
+  }),
+  asDemo(generate('guidanceScale'), {
+    default: TOY_RECIPE.guidanceScale,
+    help: 'classifier-free guidance scale',
+    defaultHelp: `default ${TOY_RECIPE.guidanceScale}; see p3s generate --help`,
   }),
   asDemo(generate('localInjection'), {
     default: TOY_RECIPE.localInjection,

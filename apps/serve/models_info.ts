@@ -42,6 +42,11 @@ function toyRecipeDefaults(): Pick<ModelsInfo, 'trainDefaults' | 'generateDefaul
       subjectOnlyCondition: r.subjectOnlyCondition,
       backgroundLossWeight: r.backgroundLossWeight,
     },
-    generateDefaults: { weightCurve: r.weightCurve, subjectGuidance: r.subjectGuidance },
+    generateDefaults: {
+      weightCurve: r.weightCurve,
+      subjectGuidance: r.subjectGuidance,
+      localInjection: r.localInjection,
+      guidanceScale: r.guidanceScale,
+    },
   };
 }

@@ -1,17 +1,16 @@
 // The subject a new data folder starts with on the shipped toy models: four toy-world photos of
-// one object, each next to a look-alike (the same shape in another colour or pattern), with the
-// subject and the look-alike already clicked on the first photo — so a first visit can press
-// "Train" at once, and see what the clicks do by moving them.
+// p3s demo's subject, each next to a look-alike (the same shape in another colour or pattern),
+// with the subject and the look-alike already clicked on the first photo — so a first visit can
+// press "Train" at once, and see what the clicks do by moving them.
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writePng } from '../../src/io/image.js';
 import { describeObject, makeSubjectReferenceSet } from '../../src/toyworld/index.js';
+import { DEMO_SUBJECT_SEED } from '../demo/settings.js';
 import type { Photo, Subject } from './api.js';
 import { newId } from './ids.js';
 import type { SubjectStore } from './subjects.js';
 
-/** The toy world's subject: p3s demo's (a blue striped circle). */
-export const TOY_SUBJECT_SEED = 6;
 const TOY_PHOTOS = 4;
 const TOY_SIZE = 64;
 /** Written once the toy subject was made, so deleting it is not undone by the next start. */
@@ -30,12 +29,12 @@ export async function ensureToySubject(
 }
 
 export async function createToySubject(store: SubjectStore): Promise<Subject> {
-  const set = makeSubjectReferenceSet(TOY_SUBJECT_SEED, {
+  const set = makeSubjectReferenceSet(DEMO_SUBJECT_SEED, {
     count: TOY_PHOTOS,
     withDistractor: TOY_PHOTOS,
     size: TOY_SIZE,
   });
-  // "Toy blue striped circle": the words its captions use
+  // "Toy yellow cross": the words its captions use
   const name = `Toy ${describeObject(set.subject)}`;
   const subject = store.create({ name, classWord: set.subject.shape });
   const photos: Photo[] = [];

@@ -96,8 +96,18 @@ export const COMPARISON_ROWS: readonly ComparisonRow[] = [
     label: 'P3S without the RNGR mask (photos as taken, not cut to the subject)',
     table: 'II',
     clicks: [],
-    // the recipe's crop to the subject needs the mask: without it the whole photo
-    settings: { ...p3s, trainOn: 'photos', train: { ...p3s.train, subjectCrop: null } },
+    // the recipe's crop to the subject, its subject-only condition and its loss kept to the
+    // subject need the mask: without it the whole photo, shown and learnt whole
+    settings: {
+      ...p3s,
+      trainOn: 'photos',
+      train: {
+        ...p3s.train,
+        subjectCrop: null,
+        subjectOnlyCondition: false,
+        backgroundLossWeight: 1,
+      },
+    },
   },
   {
     id: 'p3s-no-lac',

@@ -29,23 +29,27 @@ export interface AdapterRecipe {
   backgroundLossWeight: number;
   /** Local injection's share (p3s generate --local-injection), or null: everywhere. */
   localInjection: number | null;
+  /** Classifier-free guidance scale at generation. */
+  guidanceScale: number;
 }
 
 /**
  * Draws the subject on the toy models: the copy carries its reference in at its own positions
- * (aligned), fine-tuned on subject crops long enough to move the base model, and guidance
- * amplifies it (docs/toy.md).
+ * (aligned), fine-tuned on subject crops shown alone with no loss outside the subject, at full
+ * strength, kept to where the base model draws the subject (local injection) so that the prompted
+ * context survives, and guidance amplifies it (docs/toy.md: chosen on the tuning subjects).
  */
 export const TOY_RECIPE: AdapterRecipe = {
-  steps: 600,
+  steps: 450,
   learningRate: 1e-3,
   injectionMode: 'aligned',
   subjectCrop: 1.5,
-  weightCurve: 'fixed:0.5',
+  weightCurve: 'fixed:1',
   subjectGuidance: true,
-  subjectOnlyCondition: false,
-  backgroundLossWeight: 1,
-  localInjection: null,
+  subjectOnlyCondition: true,
+  backgroundLossWeight: 0,
+  localInjection: 0.3,
+  guidanceScale: 3,
 };
 
 /**
@@ -62,15 +66,17 @@ export const PAPER_RECIPE: AdapterRecipe = {
   subjectOnlyCondition: false,
   backgroundLossWeight: 1,
   localInjection: null,
+  guidanceScale: 5,
 };
 
 /** A recipe as the settings of a selective experiment (runSubjectExperiment). */
 export function recipeExperimentSettings(
   recipe: AdapterRecipe,
-): Pick<ExperimentOptions, 'steps' | 'learningRate' | 'train' | 'generate'> {
+): Pick<ExperimentOptions, 'steps' | 'learningRate' | 'guidanceScale' | 'train' | 'generate'> {
   return {
     steps: recipe.steps,
     learningRate: recipe.learningRate,
+    guidanceScale: recipe.guidanceScale,
     train: {
       injectionMode: recipe.injectionMode,
       subjectCrop: recipe.subjectCrop,

@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import type { MaskPreview, ModelsInfo, Subject } from '../../apps/serve/api.js';
+import { TOY_RECIPE } from '../../apps/toymodels/recipes.js';
 import { repoRoot } from '../helpers/paths.js';
 import { click, testServer } from './helpers.js';
 
@@ -17,6 +18,11 @@ test("a new data folder on the toy models has a ready toy subject; a click reuse
     const info = (await s.app.inject('/api/models')).json<ModelsInfo>();
     assert.equal(info.toy, true);
     assert.equal(info.resolution, 64);
+    // the web app trains and generates with p3s demo's recipe on the toy models
+    assert.equal(info.trainDefaults.maxSteps, TOY_RECIPE.steps);
+    assert.equal(info.generateDefaults.weightCurve, TOY_RECIPE.weightCurve);
+    assert.equal(info.generateDefaults.localInjection, TOY_RECIPE.localInjection);
+    assert.equal(info.generateDefaults.guidanceScale, TOY_RECIPE.guidanceScale);
     const subjects = (await s.app.inject('/api/subjects')).json<Subject[]>();
     assert.equal(subjects.length, 1);
     let toy = subjects[0]!;

@@ -62,6 +62,8 @@ test('every row runs on every subject, subject by subject, with each of its clic
   const [noMask] = comparisonRuns('/m', '/w', [1], rows('p3s-no-mask')).map((r) => r.options);
   assert.equal(noMask!.trainOn, 'photos');
   assert.equal(noMask!.train?.subjectCrop, null, 'a crop to the subject needs its mask');
+  assert.equal(noMask!.train?.subjectOnlyCondition, false, 'so does a subject-only condition');
+  assert.equal(noMask!.train?.backgroundLossWeight, 1, 'and a loss kept to the subject');
   const all = comparisonRuns('/m', '/w', [1], COMPARISON_ROWS).map((r) => r.options.outDir);
   assert.equal(new Set(all).size, all.length);
   const filled = comparisonRuns('/m', '/w', [1], rows('custom-diffusion-filled'));
