@@ -61,7 +61,10 @@ test('p3s demo --help lists every flag of its table', async () => {
       `--help lacks ${head}`,
     );
   }
-  assert.match(help, /--steps <n> +fine-tuning steps per run \(default 600\)/);
+  assert.match(
+    help,
+    new RegExp(`--steps <n> +fine-tuning steps per run \\(default ${TOY_RECIPE.steps}\\)`),
+  );
 });
 
 test("the demo's flags that train or generate also have are those commands' settings", () => {

@@ -104,17 +104,25 @@ test("the selective section adds the demo recipe's rows only when quality.json h
       selectiveRecipe: {
         subjects: 3,
         subjectSeeds: [100, 101, 102],
-        steps: TOY_RECIPE.steps,
+        steps: 600,
         imagesPerSubject: 16,
         withNegative: numbers(0.375, [0.5, 0.25, 0.375]),
         positiveOnly: numbers(0, [0, 0, 0]),
-        recipe: TOY_RECIPE,
+        recipe: {
+          ...TOY_RECIPE,
+          steps: 600,
+          weightCurve: 'fixed:0.5',
+          subjectOnlyCondition: true,
+          backgroundLossWeight: 0,
+          localInjection: 0.3,
+          guidanceScale: 3,
+        },
       },
     },
   );
   assert.match(
     withRecipe,
-    /With `p3s demo`'s recipe \(aligned injection, references cut to 1\.5× the subject's box,\s+600 steps at lr 0\.001, ε_t fixed:0\.5, subject guidance/,
+    /With `p3s demo`'s recipe \(aligned injection, references cut to 1\.5× the subject's box,\s+600 steps at lr 0\.001, ε_t fixed:0\.5, subject guidance, subject-only condition, background loss weight 0, local injection 0\.3, guidance 3;/,
   );
   assert.match(withRecipe, /\| positive \+ negative \| 37\.5 % \| 12\.5 % \| 75\.0 % \|/);
   assert.match(withRecipe, /\| positive only \| 0\.0 % \| 12\.5 % \| 75\.0 % \|/);
