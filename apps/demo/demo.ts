@@ -20,6 +20,8 @@ import {
 import {
   PAPER_RECIPE,
   recipeExperimentSettings,
+  recipeFromSettings,
+  recipeSettings,
   TOY_RECIPE,
   type AdapterRecipe,
 } from '../toymodels/recipes.js';
@@ -43,22 +45,6 @@ export interface DemoResult {
   seconds: number;
 }
 
-/** A recipe as the demo's settings are given. */
-function recipeAsGiven(r: AdapterRecipe): DemoOptions {
-  return {
-    maxSteps: r.steps,
-    learningRate: r.learningRate,
-    injectionMode: r.injectionMode,
-    subjectCrop: r.subjectCrop,
-    weightCurve: r.weightCurve,
-    subjectGuidance: r.subjectGuidance,
-    subjectOnlyCondition: r.subjectOnlyCondition,
-    backgroundLossWeight: r.backgroundLossWeight,
-    localInjection: r.localInjection,
-    guidanceScale: r.guidanceScale,
-  };
-}
-
 /**
  * The settings, resolved once: each adapter setting not given is the chosen recipe's (the
  * paper's with paperSettings, else the toy recipe the table's defaults are).
@@ -69,19 +55,13 @@ export function resolveDemoSettings(options: DemoOptions): {
 } {
   const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
   const base = options.paperSettings ? PAPER_RECIPE : TOY_RECIPE;
-  const settings = resolveSettings(DEMO_SETTINGS, { ...recipeAsGiven(base), ...given });
-  const recipe: AdapterRecipe = {
-    steps: settings.maxSteps ?? base.steps,
-    learningRate: settings.learningRate,
-    injectionMode: settings.injectionMode,
-    subjectCrop: settings.subjectCrop,
+  const { train, generate } = recipeSettings(base);
+  const settings = resolveSettings(DEMO_SETTINGS, { ...train, ...generate, ...given });
+  const recipe = recipeFromSettings({
+    ...settings,
+    maxSteps: settings.maxSteps ?? base.steps,
     weightCurve: formatWeightCurve(settings.weightCurve),
-    subjectGuidance: settings.subjectGuidance,
-    subjectOnlyCondition: settings.subjectOnlyCondition,
-    backgroundLossWeight: settings.backgroundLossWeight,
-    localInjection: settings.localInjection,
-    guidanceScale: settings.guidanceScale,
-  };
+  });
   return { settings, recipe };
 }
 

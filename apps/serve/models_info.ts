@@ -3,7 +3,7 @@ import { basename, join, resolve } from 'node:path';
 import { readJson } from '../../src/models/loading.js';
 import { BACKGROUND_PHRASES } from '../../src/toyworld/index.js';
 import { SHIPPED_TOY_MODELS } from '../demo/settings.js';
-import { TOY_RECIPE } from '../toymodels/recipes.js';
+import { recipeSettings, TOY_RECIPE } from '../toymodels/recipes.js';
 import type { ModelsInfo } from './api.js';
 
 /** The square size a model trains at: the U-Net's sample_size × the VAE's downscaling factor. */
@@ -32,21 +32,6 @@ export function modelsInfo(baseModel: string, clipModel: string): ModelsInfo {
 
 /** The demo's recipe for the toy models (apps/toymodels/recipes.ts), as request settings. */
 function toyRecipeDefaults(): Pick<ModelsInfo, 'trainDefaults' | 'generateDefaults'> {
-  const r = TOY_RECIPE;
-  return {
-    trainDefaults: {
-      maxSteps: r.steps,
-      learningRate: r.learningRate,
-      injectionMode: r.injectionMode,
-      subjectCrop: r.subjectCrop,
-      subjectOnlyCondition: r.subjectOnlyCondition,
-      backgroundLossWeight: r.backgroundLossWeight,
-    },
-    generateDefaults: {
-      weightCurve: r.weightCurve,
-      subjectGuidance: r.subjectGuidance,
-      localInjection: r.localInjection,
-      guidanceScale: r.guidanceScale,
-    },
-  };
+  const { train, generate } = recipeSettings(TOY_RECIPE);
+  return { trainDefaults: train, generateDefaults: generate };
 }

@@ -4,16 +4,10 @@ import { join } from 'node:path';
 import { AttributeProbe } from './probe.js';
 import { runSubjectExperiment } from './experiment.js';
 import type { ChildExperimentOptions, WorkerMessage } from './experiment_process.js';
+import { postToParent, tellParent } from '../../src/jobs/parent_channel.js';
 
-/** Sends a message and resolves once it is handed to the channel (the result must be, before exit). */
-const post = (m: WorkerMessage): Promise<void> =>
-  new Promise((resolve, reject) =>
-    process.send!(m, undefined, undefined, (err: Error | null) => (err ? reject(err) : resolve())),
-  );
-/** Progress needs no confirmation: a lost tick only delays a bar. */
-const tell = (m: WorkerMessage): void => {
-  if (process.connected) process.send!(m, undefined, undefined, () => undefined);
-};
+const post = (m: WorkerMessage): Promise<void> => postToParent(m);
+const tell = (m: WorkerMessage): void => tellParent(m);
 let finished = false;
 
 async function run(options: ChildExperimentOptions): Promise<void> {

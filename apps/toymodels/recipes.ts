@@ -2,6 +2,8 @@
 // model draw the subject (p3s demo's default; what it gives is in docs/toy.md), and the paper's.
 import type { InjectionMode } from '../../src/p3s/adapter/injection.js';
 import { formatWeightCurve, PAPER_CURVE } from '../../src/p3s/adapter/weight_schedule.js';
+import type { GenerateP3SConfig } from '../../src/p3s/generate_settings.js';
+import type { TrainP3SConfig } from '../../src/p3s/train_settings.js';
 import type { ExperimentOptions } from './experiment.js';
 
 /** Subjects (reference-set seeds) recipes may be tuned on: the demo's subject and seeds 0–5. */
@@ -69,24 +71,61 @@ export const PAPER_RECIPE: AdapterRecipe = {
   guidanceScale: 5,
 };
 
+/**
+ * Where each recipe field goes: the `p3s train` or `p3s generate` setting of that key (the
+ * steps are train's maxSteps). The one mapping the experiments, the demo's flags and the web
+ * app's defaults derive from, so a new recipe field is added here once.
+ */
+const RECIPE_SETTINGS = {
+  steps: ['train', 'maxSteps'],
+  learningRate: ['train', 'learningRate'],
+  injectionMode: ['train', 'injectionMode'],
+  subjectCrop: ['train', 'subjectCrop'],
+  subjectOnlyCondition: ['train', 'subjectOnlyCondition'],
+  backgroundLossWeight: ['train', 'backgroundLossWeight'],
+  weightCurve: ['generate', 'weightCurve'],
+  subjectGuidance: ['generate', 'subjectGuidance'],
+  localInjection: ['generate', 'localInjection'],
+  guidanceScale: ['generate', 'guidanceScale'],
+} as const satisfies Record<
+  keyof AdapterRecipe,
+  readonly ['train', keyof TrainP3SConfig] | readonly ['generate', keyof GenerateP3SConfig]
+>;
+
+type Field = keyof typeof RECIPE_SETTINGS;
+type SettingOf<F extends Field> = (typeof RECIPE_SETTINGS)[F][1];
+type Side<S extends 'train' | 'generate'> = {
+  [F in Field as (typeof RECIPE_SETTINGS)[F][0] extends S ? SettingOf<F> : never]: AdapterRecipe[F];
+};
+
+/** A recipe as `p3s train`'s and `p3s generate`'s settings. */
+export interface RecipeSettings {
+  train: Side<'train'>;
+  generate: Side<'generate'>;
+}
+
+export function recipeSettings(recipe: AdapterRecipe): RecipeSettings {
+  const out: Record<'train' | 'generate', Record<string, unknown>> = { train: {}, generate: {} };
+  for (const [field, [side, key]] of Object.entries(RECIPE_SETTINGS))
+    out[side][key] = recipe[field as Field];
+  return out as unknown as RecipeSettings;
+}
+
+/** The recipe that settings keyed as `p3s train`'s and `p3s generate`'s give (recipeSettings' inverse). */
+export function recipeFromSettings(settings: { [F in Field as SettingOf<F>]: AdapterRecipe[F] }) {
+  const values = settings as Record<string, unknown>;
+  return Object.fromEntries(
+    Object.entries(RECIPE_SETTINGS).map(([field, [, key]]) => [field, values[key]]),
+  ) as unknown as AdapterRecipe;
+}
+
 /** A recipe as the settings of a selective experiment (runSubjectExperiment). */
 export function recipeExperimentSettings(
   recipe: AdapterRecipe,
 ): Pick<ExperimentOptions, 'steps' | 'learningRate' | 'guidanceScale' | 'train' | 'generate'> {
-  return {
-    steps: recipe.steps,
-    learningRate: recipe.learningRate,
-    guidanceScale: recipe.guidanceScale,
-    train: {
-      injectionMode: recipe.injectionMode,
-      subjectCrop: recipe.subjectCrop,
-      subjectOnlyCondition: recipe.subjectOnlyCondition,
-      backgroundLossWeight: recipe.backgroundLossWeight,
-    },
-    generate: {
-      weightCurve: recipe.weightCurve,
-      subjectGuidance: recipe.subjectGuidance,
-      localInjection: recipe.localInjection,
-    },
-  };
+  // the experiment takes steps, learning rate and guidance as options of its own
+  const { train, generate } = recipeSettings(recipe);
+  const { maxSteps: steps, learningRate, ...trainRest } = train;
+  const { guidanceScale, ...generateRest } = generate;
+  return { steps, learningRate, guidanceScale, train: trainRest, generate: generateRest };
 }

@@ -409,8 +409,12 @@ export function stageDependencies(stages: readonly ToyStage[]): Map<ToyStage, To
   );
 }
 
-/** Fails, before anything runs, where a stage needs a part that neither exists nor is made. */
+/**
+ * Fails, before anything runs, where a stage needs a part that neither exists nor is made, or
+ * where the clip stage would replace the text encoder a U-Net in the folder learnt along with.
+ */
 export function checkNeeds(stages: readonly ToyStage[], out: string): void {
+  checkTextEncoderKept(stages, out);
   stages.forEach((stage, i) => {
     const made = new Set(stages.slice(0, i).flatMap((s) => TOY_STAGE_TABLE[s].writes));
     const missing = TOY_STAGE_TABLE[stage].needs.filter(
@@ -425,6 +429,22 @@ export function checkNeeds(stages: readonly ToyStage[], out: string): void {
         `run the ${listOf([...writers])} stage${writers.size > 1 ? 's' : ''} first`,
     );
   });
+}
+
+/**
+ * The clip stage writes text_encoder/. A U-Net trained with its text encoder learning along reads
+ * that one, not the clip stage's, so the clip stage alone would leave the U-Net reading a text
+ * encoder it was never trained with.
+ */
+function checkTextEncoderKept(stages: readonly ToyStage[], out: string): void {
+  if (!stages.includes('clip') || stages.includes('unet')) return;
+  if (!readTrainingReport(out).unet?.trainTextEncoder) return;
+  if (!existsSync(join(out, 'unet', 'config.json'))) return;
+  throw new Error(
+    `The clip stage would replace ${join(out, 'text_encoder')}, which ${join(out, 'unet')} was ` +
+      'trained with (its text encoder learnt along with the U-Net): run the unet stage after it ' +
+      '(--stages clip,unet), or give another --out',
+  );
 }
 
 /** training.json: what each stage ran, kept across runs. */

@@ -11,17 +11,10 @@ import { appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runJob } from './job_runs.js';
 import type { RunMessage, WorkerMessage } from './worker_protocol.js';
+import { postToParent, tellParent } from './parent_channel.js';
 
-/** Sends a message and resolves once it is handed to the channel (the result must be, before exit). */
-const post = (m: WorkerMessage): Promise<void> =>
-  new Promise((resolve, reject) =>
-    process.send!(m, undefined, undefined, (err: Error | null) => (err ? reject(err) : resolve())),
-  );
-
-/** Progress needs no confirmation: a lost tick only delays a bar. */
-const tell = (m: WorkerMessage): void => {
-  if (process.connected) process.send!(m, undefined, undefined, () => undefined);
-};
+const post = (m: WorkerMessage): Promise<void> => postToParent(m);
+const tell = (m: WorkerMessage): void => tellParent(m);
 
 const controller = new AbortController();
 let kind: RunMessage['input']['kind'] | null = null;

@@ -3,7 +3,15 @@
 // finished run only re-exports, and the same seed writes byte-identical weights.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setNumThreads } from '../../../src/engine/index.js';
@@ -14,6 +22,7 @@ import { StableDiffusionPipeline } from '../../../src/pipelines/stable_diffusion
 import { CLIPVisionModelWithProjection } from '../../../src/models/clip/clip_vision_model.js';
 import { AttributeProbe } from '../../../apps/toymodels/probe.js';
 import {
+  checkNeeds,
   readTrainingReport,
   trainToyModels,
   type ToyStage,
@@ -205,6 +214,27 @@ test('a stage missing what earlier stages make names it and them before anything
     message: `The eval stage needs ${join(out, 'vae')}, ${join(out, 'unet')} and ${join(out, 'probe')}: run the vae, unet and probe stages first`,
   });
   assert.ok(!existsSync(work), 'no stage ran');
+});
+
+test('the clip stage alone is refused where the U-Net learnt with the text encoder it would replace', () => {
+  const out = join(root, 'paired');
+  for (const part of ['unet', 'vae']) {
+    mkdirSync(join(out, part), { recursive: true });
+    writeFileSync(join(out, part, 'config.json'), '{}');
+  }
+  const report = (trainTextEncoder: boolean) =>
+    writeFileSync(
+      join(out, 'training.json'),
+      JSON.stringify({ unet: { trainTextEncoder: Number(trainTextEncoder) } }),
+    );
+  report(true);
+  assert.throws(() => checkNeeds(['clip'], out), {
+    message: `The clip stage would replace ${join(out, 'text_encoder')}, which ${join(out, 'unet')} was trained with (its text encoder learnt along with the U-Net): run the unet stage after it (--stages clip,unet), or give another --out`,
+  });
+  assert.throws(() => checkNeeds(['clip', 'probe'], out), /would replace/);
+  checkNeeds(['clip', 'unet'], out); // the U-Net is trained again on the new one
+  report(false);
+  checkNeeds(['clip'], out); // a frozen text encoder is the clip stage's own
 });
 
 test('the same seed writes byte-identical weights', async () => {
