@@ -1,13 +1,14 @@
 // The demo: one selective-subject experiment on the toy models with the negative click and, by
 // default, the same without it (the baseline), run in turn or side by side in two processes,
 // then the HTML report. Progress goes to stderr; the CLI prints the outcome.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { formatWeightCurve } from '../../src/p3s/adapter/weight_schedule.js';
 import { resolveSettings } from '../../src/settings/table.js';
 import { Progress } from '../terminal/progress.js';
 import { AttributeProbe } from '../toymodels/probe.js';
+import { measuredMaskChoice, readQuality } from '../toymodels/evaluate.js';
 import {
   EXPERIMENT_CONTEXTS,
   runSubjectExperiment,
@@ -75,14 +76,6 @@ export function checkToyModels(folder: string): void {
   }
 }
 
-/** The models' measured quality (quality.json), if there. */
-function readModelQuality(folder: string): Record<string, unknown> | null {
-  const path = join(folder, 'quality.json');
-  return existsSync(path)
-    ? (JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>)
-    : null;
-}
-
 /**
  * The experiments to run: with the negative click, then (unless skipped) without. The first also
  * generates the base model's own images, the report's reference row (the same for both runs:
@@ -94,9 +87,6 @@ function demoExperiments(
   model: string,
   modelQuality: Record<string, unknown> | null,
 ): ChildExperimentOptions[] {
-  // The model card's measurements pick the CLIP layer and grid density that mask best.
-  const measured = (key: string) =>
-    typeof modelQuality?.[key] === 'number' ? (modelQuality[key] as number) : undefined;
   const experiment = recipeExperimentSettings(recipe);
   const out = resolve(settings.outDir);
   return (settings.baseline ? [true, false] : [true]).map((negativePoint) => ({
@@ -106,8 +96,7 @@ function demoExperiments(
     imagesPerPrompt: settings.numImages,
     negativePoint,
     baseModelImages: negativePoint,
-    maskLayer: measured('maskLayer'),
-    maskDense: measured('maskDense'),
+    ...measuredMaskChoice(modelQuality),
     ...experiment,
     generate: { ...experiment.generate, latentBias: settings.latentBias },
   }));
@@ -118,7 +107,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   const { settings, recipe } = resolveDemoSettings(options);
   const model = resolve(settings.modelFolder);
   checkToyModels(model);
-  const modelQuality = readModelQuality(model);
+  const modelQuality = readQuality(model);
   const started = Date.now();
   const experiments = demoExperiments(settings, recipe, model, modelQuality);
   const cores = availableParallelism();

@@ -9,7 +9,7 @@ import type { TrainingMethodName } from '../../src/p3s/train_settings.js';
 import { writeJsonAtomic } from '../../src/io/json_file.js';
 import { describeObject } from '../../src/toyworld/captions.js';
 import { pct } from '../demo/report_tables.js';
-import type { SelectiveNumbers } from './evaluate.js';
+import { measuredMaskChoice, readQuality, type SelectiveNumbers } from './evaluate.js';
 import type { ExperimentResult } from './experiment.js';
 import type { ChildExperimentOptions } from './experiment_process.js';
 import { recipeExperimentSettings, TOY_RECIPE } from './recipes.js';
@@ -143,6 +143,7 @@ export function comparisonRuns(
   subjects: readonly number[],
   rows: readonly ComparisonRow[] = COMPARISON_ROWS,
 ): ComparisonRun[] {
+  const masks = measuredMaskChoice(readQuality(modelFolder));
   // subject by subject, so that a comparison stopped early has every row for its first subjects
   return subjects.flatMap((subject) =>
     rows.flatMap((row) =>
@@ -156,8 +157,7 @@ export function comparisonRuns(
           subjectSeed: subject,
           // without clicks the method never sees the masks, which are still made and scored
           negativePoint: clicks !== 'positive',
-          maskLayer: 0,
-          maskDense: 4,
+          ...masks,
           ...row.settings,
         },
       })),

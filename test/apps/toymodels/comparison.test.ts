@@ -74,6 +74,19 @@ test('every row runs on every subject, subject by subject, with each of its clic
   );
 });
 
+test('every run masks with the CLIP layer and grid the model card measured best (quality.json)', () => {
+  const folder = join(root, 'measured');
+  mkdirSync(folder, { recursive: true });
+  writeFileSync(join(folder, 'quality.json'), JSON.stringify({ maskLayer: 2, maskDense: 4 }));
+  const all = comparisonRuns(folder, '/w', [1], COMPARISON_ROWS).map((r) => r.options);
+  assert.ok(all.every((o) => o.maskLayer === 2 && o.maskDense === 4));
+  const unmeasured = comparisonRuns('/m', '/w', [1], rows('p3s'))[0]!.options;
+  assert.ok(
+    !('maskLayer' in unmeasured) && !('maskDense' in unmeasured),
+    "the experiment's defaults",
+  );
+});
+
 const numbers = (fidelity: number, subject = 'red star'): RunNumbers => ({
   subject,
   fidelity,
