@@ -112,7 +112,9 @@ export function recipeSettings(recipe: AdapterRecipe): RecipeSettings {
 }
 
 /** The recipe that settings keyed as `p3s train`'s and `p3s generate`'s give (recipeSettings' inverse). */
-export function recipeFromSettings(settings: { [F in Field as SettingOf<F>]: AdapterRecipe[F] }) {
+export function recipeFromSettings(settings: {
+  [F in Field as SettingOf<F>]: AdapterRecipe[F];
+}): AdapterRecipe {
   const values = settings as Record<string, unknown>;
   return Object.fromEntries(
     Object.entries(RECIPE_SETTINGS).map(([field, [, key]]) => [field, values[key]]),
