@@ -8,7 +8,7 @@ import { formatWeightCurve } from '../../src/p3s/adapter/weight_schedule.js';
 import { resolveSettings } from '../../src/settings/table.js';
 import { Progress } from '../terminal/progress.js';
 import { AttributeProbe } from '../toymodels/probe.js';
-import { measuredMaskChoice, readQuality } from '../toymodels/evaluate.js';
+import { measuredMaskChoice, readQuality } from '../toymodels/quality_file.js';
 import {
   EXPERIMENT_CONTEXTS,
   runSubjectExperiment,

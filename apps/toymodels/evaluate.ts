@@ -1,6 +1,6 @@
 // The shipped models' quality on held-out scenes, written to quality.json: what the model card
 // reports and the tests keep as floors.
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CLIPTextModelWithProjection } from '../../src/models/clip/clip_text_model.js';
 import { CLIPVisionModelWithProjection } from '../../src/models/clip/clip_vision_model.js';
@@ -322,25 +322,4 @@ export async function evaluateToyModels(
 
 export function writeQuality(folder: string, quality: ToyQuality): void {
   writeFileSync(join(folder, 'quality.json'), `${JSON.stringify(quality, null, 2)}\n`);
-}
-
-/** A model folder's measured quality (quality.json), or null where the eval stage has not run. */
-export function readQuality(folder: string): Record<string, unknown> | null {
-  const path = join(folder, 'quality.json');
-  return existsSync(path)
-    ? (JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>)
-    : null;
-}
-
-/**
- * The CLIP layer and grid density the eval stage measured to mask best, as experiment options
- * (none where quality.json lacks them: the experiment's defaults), so that every experiment on a
- * model folder masks as its model card does.
- */
-export function measuredMaskChoice(
-  quality: Record<string, unknown> | null,
-): Pick<ChildExperimentOptions, 'maskLayer' | 'maskDense'> {
-  const pick = (key: 'maskLayer' | 'maskDense') =>
-    typeof quality?.[key] === 'number' ? { [key]: quality[key] } : {};
-  return { ...pick('maskLayer'), ...pick('maskDense') };
 }

@@ -29,6 +29,7 @@ import {
 import { PROBE_STAGE_DEFAULTS, trainProbe } from './probe.js';
 import type { StageResult, StageSettings } from './stage.js';
 import { evaluateToyModels, selectiveQuality, writeQuality, type ToyQuality } from './evaluate.js';
+import { readQuality } from './quality_file.js';
 import { runExperimentInChild, type ChildExperimentOptions } from './experiment_process.js';
 import { EVALUATION_SUBJECTS, TOY_RECIPE } from './recipes.js';
 import { TaskPool } from './task_pool.js';
@@ -500,10 +501,7 @@ export async function trainToyModels(options: TrainToyOptions): Promise<StageRep
     const run = await TOY_STAGE_TABLE[stage].run(ctx);
     if (run) reports.push(recordStage(ctx.out, stage, run));
   }
-  const qualityPath = join(ctx.out, 'quality.json');
-  const quality = existsSync(qualityPath)
-    ? (JSON.parse(readFileSync(qualityPath, 'utf8')) as ToyQuality)
-    : null;
+  const quality = readQuality(ctx.out) as ToyQuality | null;
   writeModelCard(ctx.out, readTrainingReport(ctx.out), quality);
   return reports;
 }
