@@ -29,6 +29,7 @@ import type { Point } from '../../src/toyworld/scene.js';
 import { sceneImage } from './data.js';
 import type { AttributeProbe, ProbeLabels } from './probe.js';
 import { maskIoU } from './quality.js';
+import { measuredMaskChoice, readQuality } from './quality_file.js';
 import { probeImages } from './probe.js';
 import { lookVerdict } from '../../src/eval/probe_fidelity.js';
 
@@ -51,9 +52,12 @@ export interface ExperimentOptions {
   imagesPerPrompt?: number;
   sampleSteps?: number;
   guidanceScale?: number;
-  /** Which CLIP layer's patch tokens RNGR compares (default -1: the last hidden state). */
+  /**
+   * Which CLIP layer's patch tokens RNGR compares. Default: the one the model folder's
+   * quality.json measured to mask best (the model card's), else the mask job's (the last).
+   */
   maskLayer?: number;
-  /** RNGR on a dense× finer patch grid (default 1; see p3s/dense_features.ts). */
+  /** RNGR on a dense× finer patch grid (see p3s/dense_features.ts). Default: as maskLayer's. */
   maskDense?: number;
   probe: AttributeProbe;
   /**
@@ -152,7 +156,27 @@ export const EXPERIMENT_CONTEXTS: readonly BackgroundName[] = BACKGROUNDS;
 
 /** The options with their defaults filled in. */
 function withDefaults(options: ExperimentOptions) {
-  return { ...DEFAULTS, ...options, outDir: resolve(options.outDir) };
+  return {
+    ...DEFAULTS,
+    ...options,
+    ...experimentMasks(options),
+    outDir: resolve(options.outDir),
+  };
+}
+
+/**
+ * The CLIP layer and grid an experiment masks with: the caller's, else those the model card
+ * reports. Why: a run left to the mask job's own defaults masked worse than the runs it was
+ * compared with, and settings chosen on it were chosen on other masks.
+ */
+export function experimentMasks(
+  options: Pick<ExperimentOptions, 'modelFolder' | 'maskLayer' | 'maskDense'>,
+): { maskLayer?: number; maskDense?: number } {
+  const measured = measuredMaskChoice(readQuality(options.modelFolder));
+  return {
+    maskLayer: options.maskLayer ?? measured.maskLayer,
+    maskDense: options.maskDense ?? measured.maskDense,
+  };
 }
 type Resolved = ReturnType<typeof withDefaults>;
 

@@ -31,7 +31,8 @@ Options:
   --paper             the paper's adapter instead of p3s demo's recipe
   --recipe <json>     fields of the recipe to change, e.g. '{"steps":300,"weightCurve":"fixed:1"}'
   --work <dir>        where the runs go (default .eval-selective)
-  --mask-layer <n>, --mask-dense <n>  RNGR's CLIP layer and grid density (default 0 and 4)
+  --mask-layer <n>, --mask-dense <n>  RNGR's CLIP layer and grid density (default: those the
+                      model card reports, from the model folder's quality.json)
 Threads: P3S_NUM_THREADS runs at once (default: all cores), one thread each.`;
 
 function recipeFrom(values: Record<string, unknown>): AdapterRecipe {
@@ -93,8 +94,11 @@ async function main(): Promise<void> {
     const q = await selectiveQuality(model, String(values.work ?? '.eval-selective'), {
       subjects,
       recipe: paperDefaults ? undefined : recipe,
-      maskLayer: intFlag(values, 'mask-layer', 0, -1),
-      maskDense: intFlag(values, 'mask-dense', 4, 1),
+      // unset: the runs mask as the model card does (experimentMasks)
+      maskLayer:
+        values['mask-layer'] === undefined ? undefined : intFlag(values, 'mask-layer', 0, -1),
+      maskDense:
+        values['mask-dense'] === undefined ? undefined : intFlag(values, 'mask-dense', 1, 1),
       run: (o: ChildExperimentOptions) =>
         pool.run((signal) => runExperimentInChild(o, { threads: 1, signal })),
       onRunDone: () => bar.update(++done),

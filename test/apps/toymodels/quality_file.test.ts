@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { measuredMaskChoice, readQuality } from '../../../apps/toymodels/quality_file.js';
 import { liveMaskSettings } from '../../../apps/serve/mask_settings.js';
+import { experimentMasks } from '../../../apps/toymodels/experiment.js';
 
 const root = mkdtempSync(join(tmpdir(), 'p3s-quality-file-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -33,4 +34,23 @@ test("the web app's live masks take the measured choice for the models' own CLIP
   });
   writeFileSync(join(models, 'quality.json'), '{ torn');
   assert.deepEqual(liveMaskSettings(models, own), defaults);
+});
+
+test('an experiment masks as the model card reports unless told otherwise', () => {
+  const models = join(root, 'experiment-models');
+  mkdirSync(models);
+  assert.deepEqual(experimentMasks({ modelFolder: models }), {
+    maskLayer: undefined,
+    maskDense: undefined,
+  });
+  writeFileSync(join(models, 'quality.json'), JSON.stringify({ maskLayer: 2, maskDense: 4 }));
+  assert.deepEqual(experimentMasks({ modelFolder: models }), { maskLayer: 2, maskDense: 4 });
+  assert.deepEqual(experimentMasks({ modelFolder: models, maskLayer: -1 }), {
+    maskLayer: -1,
+    maskDense: 4,
+  });
+  assert.deepEqual(experimentMasks({ modelFolder: models, maskLayer: undefined, maskDense: 1 }), {
+    maskLayer: 2,
+    maskDense: 1,
+  });
 });
