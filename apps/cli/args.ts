@@ -110,7 +110,7 @@ export function intFlag(
     name,
     fallback,
     (v) => Number.isInteger(v) && v >= min,
-    min > 0 ? 'a positive integer' : 'a non-negative integer',
+    min === 1 ? 'a positive integer' : min === 0 ? 'a non-negative integer' : `an integer ≥ ${min}`,
   );
 }
 

@@ -2,7 +2,7 @@
 // it) and a mistyped flag answered with the flag it was probably meant to be.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { joinNegativeValues, parse, UsageError } from '../../../apps/cli/args.js';
+import { intFlag, joinNegativeValues, parse, UsageError } from '../../../apps/cli/args.js';
 import { MASK_SETTINGS } from '../../../src/p3s/supervision/mask_settings.js';
 import { flagOptions } from '../../../src/settings/table.js';
 
@@ -33,4 +33,14 @@ test('a mistyped flag is named with the flag it was probably meant to be', () =>
     () => parse(['--zzzzzz'], OPTIONS),
     (e: unknown) => e instanceof UsageError && e.message === 'Unknown option --zzzzzz',
   );
+});
+
+test('an integer flag names the smallest value it takes', () => {
+  assert.equal(intFlag({ layer: '-1' }, 'layer', 0, -1), -1);
+  assert.throws(() => intFlag({ layer: '-2' }, 'layer', 0, -1), {
+    message: 'Expected an integer ≥ -1 for --layer but received -2',
+  });
+  assert.throws(() => intFlag({ n: '-1' }, 'n', 0), /Expected a non-negative integer for --n/);
+  assert.throws(() => intFlag({ n: '0' }, 'n', 1, 1), /Expected a positive integer for --n/);
+  assert.throws(() => intFlag({ n: '1' }, 'n', 2, 2), /Expected an integer ≥ 2 for --n/);
 });
