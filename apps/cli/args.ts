@@ -63,13 +63,14 @@ function unknownOption(err: Error, options: Options): string | undefined {
   return `Unknown option ${given}${meant ? `; did you mean --${meant}?` : ''}`;
 }
 
-export function numberFlag(
+/** A number flag's value, or `fallback` where it is not given (undefined: leave it unset). */
+export function numberFlag<F extends number | undefined = number>(
   values: Record<string, unknown>,
   name: string,
-  fallback: number,
+  fallback: F,
   check: (v: number) => boolean = Number.isFinite,
   what = 'a number',
-): number {
+): number | F {
   const raw = values[name];
   if (raw === undefined) return fallback;
   const v = Number(raw);
@@ -99,12 +100,12 @@ export function choiceFlag<T extends string>(
   return raw as T;
 }
 
-export function intFlag(
+export function intFlag<F extends number | undefined = number>(
   values: Record<string, unknown>,
   name: string,
-  fallback: number,
+  fallback: F,
   min = 0,
-): number {
+): number | F {
   return numberFlag(
     values,
     name,

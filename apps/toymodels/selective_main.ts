@@ -95,10 +95,8 @@ async function main(): Promise<void> {
       subjects,
       recipe: paperDefaults ? undefined : recipe,
       // unset: the runs mask as the model card does (experimentMasks)
-      maskLayer:
-        values['mask-layer'] === undefined ? undefined : intFlag(values, 'mask-layer', 0, -1),
-      maskDense:
-        values['mask-dense'] === undefined ? undefined : intFlag(values, 'mask-dense', 1, 1),
+      maskLayer: intFlag(values, 'mask-layer', undefined, -1),
+      maskDense: intFlag(values, 'mask-dense', undefined, 1),
       run: (o: ChildExperimentOptions) =>
         pool.run((signal) => runExperimentInChild(o, { threads: 1, signal })),
       onRunDone: () => bar.update(++done),
