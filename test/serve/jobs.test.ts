@@ -257,6 +257,7 @@ test('/api/events streams job events as SSE, with heartbeats, and lets go on clo
     const res = await fetch(`${server.url}api/events`, { signal: abort.signal });
     assert.equal(res.status, 200);
     assert.match(res.headers.get('content-type') ?? '', /text\/event-stream/);
+    assert.equal(res.headers.get('connection'), 'close', 'a stream does not keep its socket');
     const reader = res.body!.getReader();
     let text = '';
     const until = async (pattern: RegExp) => {

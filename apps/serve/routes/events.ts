@@ -1,6 +1,9 @@
 // GET /api/events: every JobEvent as a server-sent event ("data: <json>\n\n"), a comment line
 // every 15 s so proxies and browsers keep the connection, the listener dropped when the client
-// goes. Open streams are ended when the server closes (else close would wait for them).
+// goes. Open streams are ended when the server closes (else close would wait for them), and a
+// stream's connection closes with it: kept alive, its socket could be busy when the server
+// closes idle connections and then hold up close until the keep-alive timeout, which, being
+// unref'd, lets a process with nothing else to do exit with close still pending.
 import type { ServerResponse } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import type { JobEvent } from '../../../src/jobs/job.js';
@@ -24,7 +27,7 @@ export function eventRoutes(
     res.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-cache, no-transform',
-      connection: 'keep-alive',
+      connection: 'close',
       'x-accel-buffering': 'no',
     });
     res.write('retry: 3000\n: connected\n\n'); // sends the headers: the client's open event
