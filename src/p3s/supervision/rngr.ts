@@ -19,7 +19,7 @@ import {
   type PointSimilarity,
   type SuppressionRule,
   GuidedFilter,
-  sampleGrid,
+  boundSpreadMask,
 } from './mask/index.js';
 import type { GridPoint } from './mask/grid.js';
 import { diffusionInpainter, type Inpainter } from './fill.js';
@@ -93,48 +93,6 @@ function toGrid(f: PatchFeatures, points: readonly Point[]): GridPoint[] {
 
 /** ε of the guided refinement, on colours in [0, 1]. */
 const GUIDE_EPS = 1e-3;
-
-/** A look-alike mask over this many times the subject mask's area is taken to have spread. */
-export const LOOKALIKE_AREA_LIMIT = 3;
-
-/**
- * A look-alike is an object like the subject, so its mask should be about the subject's size.
- * When Otsu splits the negative click's map badly the look-alike's mask spreads over the
- * background, and Eq. (3) would then fill the whole scene. Such a mask is cut to the disks around
- * the negative clicks whose radius is 1.5× the subject mask's equivalent radius (at least one
- * eighth of the photo's width), and the result says so.
- */
-export function boundLookalikeMask(
-  lookalike: MaskResult,
-  subject: MaskResult,
-  negative: readonly Point[],
-): void {
-  const { width } = lookalike;
-  const limit = LOOKALIKE_AREA_LIMIT * Math.max(subject.maskArea, 1);
-  if (lookalike.maskArea <= limit || negative.length === 0) return;
-  const radius = Math.max(1.5 * Math.sqrt(subject.maskArea / Math.PI), width / 8);
-  let area = 0;
-  for (let i = 0; i < lookalike.mask.length; i++) {
-    if (!lookalike.mask[i]) continue;
-    const x = (i % width) + 0.5;
-    const y = Math.floor(i / width) + 0.5;
-    const near = negative.some(([px, py]) => (x - px) ** 2 + (y - py) ** 2 <= radius ** 2);
-    if (near) area++;
-    else lookalike.mask[i] = 0;
-  }
-  lookalike.gridMask = sampleGrid(
-    lookalike.mask,
-    lookalike.height,
-    lookalike.width,
-    lookalike.gridHeight,
-    lookalike.gridWidth,
-  );
-  lookalike.fallbacks.push({
-    code: 'look-alike-mask-bounded',
-    message: `The look-alike mask covered ${lookalike.maskArea} px, over ${LOOKALIKE_AREA_LIMIT}× the subject's ${subject.maskArea}; it was cut to ${radius.toFixed(0)} px around the negative click (${area} px).`,
-  });
-  lookalike.maskArea = area;
-}
 
 /** Builds masks and filled photos for a set of reference photos of one subject. */
 export async function buildSubjectMasks(
@@ -270,7 +228,11 @@ async function encodePhoto(
   const subject = subjectMask(sim, maskOptions); // Eq. (2)
   if (subject.maskArea === 0) subject.fallbacks.push(emptySubject(positive, propagated !== null));
   const distractor = simNeg ? distractorMask(sim, maskOptions) : null;
-  if (distractor) boundLookalikeMask(distractor, subject, negative);
+  if (distractor) {
+    const pixels = (points: Point[]) => points.map(([x, y]) => ({ x, y }));
+    boundSpreadMask(distractor, subject, pixels(negative), 'look-alike');
+    boundSpreadMask(subject, distractor, pixels(positive), 'subject');
+  }
   return {
     name: input.name,
     image: input.image,

@@ -4,13 +4,11 @@ import { makeLookalikePair, makeSubjectReferenceSet } from '../../../src/toyworl
 import type { LookalikeScene } from '../../../src/toyworld/pairs.js';
 import type { Scene, SceneObject } from '../../../src/toyworld/scene.js';
 import {
-  boundLookalikeMask,
   buildSubjectMasks,
   clickCircles,
   type RngrImageInput,
 } from '../../../src/p3s/supervision/rngr.js';
 import type { PatchFeatures } from '../../../src/p3s/supervision/patch_similarity.js';
-import type { MaskResult } from '../../../src/p3s/supervision/mask/index.js';
 import { diffusionFill } from '../../../src/p3s/supervision/fill.js';
 import { memory } from '../../../src/engine/scope.js';
 import type { RgbImage } from '../../../src/io/image.js';
@@ -119,48 +117,6 @@ test("a click's query: the click and eight points on a circle, in patches, kept 
   for (const [x, y] of clickCircles([[1, 47]], image, grid, 1)) {
     assert.ok(x >= 0 && x < 64 && y >= 0 && y < 48, `${x}, ${y}`);
   }
-});
-
-test('a look-alike mask that spread over the background is cut around the negative click', () => {
-  const size = 64;
-  const disk = (cx: number, cy: number, r: number) =>
-    Uint8Array.from({ length: size * size }, (_, i) =>
-      ((i % size) + 0.5 - cx) ** 2 + (Math.floor(i / size) + 0.5 - cy) ** 2 <= r * r ? 1 : 0,
-    );
-  // The fields boundLookalikeMask reads and writes; an 8×8 patch grid.
-  const asResult = (mask: Uint8Array) =>
-    ({
-      mask,
-      maskArea: mask.reduce((a, v) => a + v, 0),
-      height: size,
-      width: size,
-      gridHeight: 8,
-      gridWidth: 8,
-      gridMask: new Uint8Array(64).fill(1),
-      fallbacks: [],
-    }) as unknown as MaskResult;
-  const subject = asResult(disk(16, 32, 6));
-  // Spread: everything but the subject.
-  const spread = asResult(subject.mask.map((v) => 1 - v));
-  boundLookalikeMask(spread, subject, [[48, 32]]);
-  assert.equal(spread.fallbacks[0]?.code, 'look-alike-mask-bounded');
-  const radius = Math.max(1.5 * Math.sqrt(subject.maskArea / Math.PI), size / 8);
-  for (let i = 0; i < spread.mask.length; i++) {
-    if (!spread.mask[i]) continue;
-    const d = Math.hypot((i % size) + 0.5 - 48, Math.floor(i / size) + 0.5 - 32);
-    assert.ok(d <= radius, `pixel ${i} kept at ${d.toFixed(1)} px`);
-  }
-  assert.equal(
-    spread.maskArea,
-    spread.mask.reduce((a, v) => a + v, 0),
-  );
-  assert.ok(spread.maskArea > 0.9 * Math.PI * radius * radius);
-  // A look-alike the subject's size is left alone.
-  const normal = asResult(disk(48, 32, 7));
-  const before = Uint8Array.from(normal.mask);
-  boundLookalikeMask(normal, subject, [[48, 32]]);
-  assert.deepEqual(normal.mask, before);
-  assert.equal(normal.fallbacks.length, 0);
 });
 
 test('unknown mask options are refused', async () => {

@@ -15,6 +15,7 @@ export { binaryDilation, binaryErosion, diskHalfWidths } from './morphology.js';
 export { maskFromSimilarity } from './grid_mask.js';
 export { distractorMask, subjectMask } from './subject_mask.js';
 export { pixelMaskFromSimilarity, sampleGrid } from './pixel_mask.js';
+export { boundSpreadMask, SPREAD_AREA_LIMIT } from './spread_mask.js';
 export { boxMean, guidedFilter, GuidedFilter } from './guided_filter.js';
 export type { GuideImage, GuidedFilterOptions } from './guided_filter.js';
 export type {

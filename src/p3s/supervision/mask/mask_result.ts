@@ -11,6 +11,7 @@ export type MaskFallbackCode =
   | 'point-in-background'
   | 'upsample-fell-back-to-nearest'
   | 'look-alike-mask-bounded'
+  | 'subject-mask-bounded'
   | 'empty-subject-mask';
 
 export interface MaskFallback {
