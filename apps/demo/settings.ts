@@ -127,6 +127,10 @@ export const DEMO_SETTINGS = [
     default: TOY_RECIPE.learningRate,
     help: 'fine-tuning learning rate',
   }),
+  asDemo(train('batchSize'), {
+    default: TOY_RECIPE.batchSize,
+    help: 'reference samples per fine-tuning step',
+  }),
   asDemo(train('injectionMode'), {
     default: TOY_RECIPE.injectionMode,
     help: 'decoupled, joint or aligned',

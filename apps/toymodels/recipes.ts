@@ -18,6 +18,8 @@ export const EVALUATION_SUBJECTS: readonly number[] = [100, 101, 102, 103, 104, 
 export interface AdapterRecipe {
   steps: number;
   learningRate: number;
+  /** Reference samples per fine-tuning step. */
+  batchSize: number;
   injectionMode: InjectionMode;
   /** References cut to this many times the subject mask's box, or null: whole photos. */
   subjectCrop: number | null;
@@ -42,8 +44,9 @@ export interface AdapterRecipe {
  * context survives, and guidance amplifies it (docs/toy.md: chosen on the tuning subjects).
  */
 export const TOY_RECIPE: AdapterRecipe = {
-  steps: 450,
-  learningRate: 1e-3,
+  steps: 900,
+  learningRate: 5e-4,
+  batchSize: 2,
   injectionMode: 'aligned',
   subjectCrop: 1.5,
   weightCurve: 'fixed:1',
@@ -61,6 +64,7 @@ export const TOY_RECIPE: AdapterRecipe = {
 export const PAPER_RECIPE: AdapterRecipe = {
   steps: 100,
   learningRate: 1e-4,
+  batchSize: 1,
   injectionMode: 'decoupled',
   subjectCrop: null,
   weightCurve: formatWeightCurve(PAPER_CURVE),
@@ -79,6 +83,7 @@ export const PAPER_RECIPE: AdapterRecipe = {
 const RECIPE_SETTINGS = {
   steps: ['train', 'maxSteps'],
   learningRate: ['train', 'learningRate'],
+  batchSize: ['train', 'batchSize'],
   injectionMode: ['train', 'injectionMode'],
   subjectCrop: ['train', 'subjectCrop'],
   subjectOnlyCondition: ['train', 'subjectOnlyCondition'],

@@ -117,9 +117,9 @@ test('RNGR masks select the clicked object of a look-alike pair', async (t) => {
 // text encoder is the one trained with the U-Net, not the CLIP stage's); probe 1 on every head;
 // VAE round trips colour + pattern 0.969 (colour 0.969, shape 0.980, pattern 1); generation
 // colour 0.969, shape 0.906, pattern 0.938, background 1 (chance 0.167, 0.2, 0.33, 0.167); RNGR
-// (after layer 2, dense 4, compare rule, guided, clicks 0.625 patches around): subject IoU 0.814,
-// leak 0.007, look-alike IoU 0.879 (the clicked patch alone: 0.609; Eq. 2 as written: 0.387);
-// the rest in quality.json.
+// (after layer 2, dense 4, compare rule, guided, clicks 0.625 patches around, spread masks cut
+// back): subject IoU 0.894, leak 0.006, look-alike IoU 0.880 (the clicked patch alone: 0.654;
+// Eq. 2 as written: 0.398); the rest in quality.json.
 const FLOORS = {
   retrieval: 0.85,
   hardRetrieval: 0.22,
@@ -128,7 +128,7 @@ const FLOORS = {
   generation: { colour: 0.9, shape: 0.84, pattern: 0.87, background: 0.9 },
   maskLayer: 2,
   maskDense: 4,
-  rngrIoU: 0.78,
+  rngrIoU: 0.86,
   rngrLeak: 0.02,
   rngrDistractorIoU: 0.83,
 };
