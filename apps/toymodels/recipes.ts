@@ -39,9 +39,10 @@ export interface AdapterRecipe {
 
 /**
  * Draws the subject on the toy models: the copy carries its reference in at its own positions
- * (aligned), fine-tuned on subject crops shown alone with no loss outside the subject, at full
- * strength, kept to where the base model draws the subject (local injection) so that the prompted
- * context survives, and guidance amplifies it (docs/toy.md: chosen on the tuning subjects).
+ * (aligned), fine-tuned on subject crops shown alone with no loss outside the subject, two samples
+ * a step (with one, each subject's result hung on its draws), at full strength, kept to where the
+ * base model draws the subject (local injection) so that the prompted context survives, and
+ * guidance amplifies it (docs/toy.md: chosen on the tuning subjects).
  */
 export const TOY_RECIPE: AdapterRecipe = {
   steps: 900,
