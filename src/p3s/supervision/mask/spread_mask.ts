@@ -5,7 +5,7 @@
 // training would learn the background as the subject or Eq. (3) would fill the whole scene.
 import { keepComponentsContaining, labelComponents } from './components.js';
 import type { GridPoint } from './grid.js';
-import type { MaskResult } from './mask_result.js';
+import { countSet, type MaskResult } from './mask_result.js';
 import { thresholdOtsu } from './otsu.js';
 import { sampleGrid } from './pixel_mask.js';
 import { resizeBilinear } from './resize.js';
@@ -34,7 +34,7 @@ export function boundSpreadMask(
   cutToDisks(spread, points, radius);
   const tightened = tightenToClicks(spread, points);
   if (tightened) spread.mask.set(tightened);
-  spread.maskArea = spread.mask.reduce((a, v) => a + v, 0);
+  spread.maskArea = countSet(spread.mask);
   spread.gridMask = sampleGrid(
     spread.mask,
     spread.height,

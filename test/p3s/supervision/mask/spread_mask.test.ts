@@ -2,6 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { boundSpreadMask, type MaskResult } from '../../../../src/p3s/supervision/mask/index.js';
+import { iou } from '../colour_features.js';
 
 const SIZE = 64;
 
@@ -24,16 +25,6 @@ function asResult(mask: Uint8Array, softMap = new Float64Array(SIZE * SIZE).fill
     fallbacks: [],
   } as unknown as MaskResult;
 }
-
-const iou = (a: Uint8Array, b: Uint8Array) => {
-  let inter = 0;
-  let union = 0;
-  for (let i = 0; i < a.length; i++) {
-    if (a[i] && b[i]) inter++;
-    if (a[i] || b[i]) union++;
-  }
-  return inter / union;
-};
 
 // the other click's object on the left, the spread mask's own object on the right
 const other = () => asResult(disk(16, 32, 6));
