@@ -61,6 +61,7 @@ export function resolveDemoSettings(options: DemoOptions): {
   const recipe = recipeFromSettings({
     ...settings,
     maxSteps: settings.maxSteps ?? base.steps,
+    identifier: settings.identifier ?? base.identifier,
     weightCurve: formatWeightCurve(settings.weightCurve),
   });
   return { settings, recipe };

@@ -221,7 +221,7 @@ export function renderReport(path: string, input: ReportInput): void {
 <p>The subject is the <b>${escapeHtml(describeObject(main.subject))}</b>. Every reference photo also shows a
 look-alike of the same shape; a positive click marks the subject, a negative click the look-alike.
 P3S fine-tunes the embedded toy models (models/toy, trained by <code>npm run train:toy</code>) on the
-masked references, then draws "a sks ${escapeHtml(main.subject.shape)}" in each of the toy world's contexts.
+masked references, then draws "a ${escapeHtml(`${main.identifier} ${main.subject.shape}`)}" in each of the toy world's contexts.
 A separately trained probe judges every generated image: does it carry the subject's colour, pattern
 and shape, or a look-alike's colour and pattern?${baseline ? ' The same runs again with the positive click only show what the negative click buys.' : ''}${main.baseModel ? " The base model's own images, same prompt and seed without the adapter, show what fine-tuning changed." : ''}</p>
 ${LEGEND}

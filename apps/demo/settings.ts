@@ -122,6 +122,10 @@ export const DEMO_SETTINGS = [
     group: ADAPTER,
     help: `the paper's adapter instead: ${PAPER_RECIPE.injectionMode} injection, whole references, lr ${PAPER_RECIPE.learningRate}, ${PAPER_RECIPE.steps} steps, the paper's ε_t curve, subject on both guidance halves (on the toy models it barely changes the base model's images); the flags below still override it`,
   }),
+  asDemo(train('identifier'), {
+    default: TOY_RECIPE.identifier,
+    help: 'the rare token that names the subject in prompts',
+  }),
   asDemo(train('maxSteps'), { default: TOY_RECIPE.steps, help: 'fine-tuning steps per run' }),
   asDemo(train('learningRate'), {
     default: TOY_RECIPE.learningRate,

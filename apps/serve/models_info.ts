@@ -35,3 +35,9 @@ function toyRecipeDefaults(): Pick<ModelsInfo, 'trainDefaults' | 'generateDefaul
   const { train, generate } = recipeSettings(TOY_RECIPE);
   return { trainDefaults: train, generateDefaults: generate };
 }
+
+/** The identifier new subjects get: the recipe's on the toy models, else the library's default. */
+export function subjectIdentifier(models: ModelsInfo): string | undefined {
+  const identifier = models.trainDefaults.identifier;
+  return typeof identifier === 'string' ? identifier : undefined;
+}

@@ -14,7 +14,7 @@ import type { ServerContext } from './context.js';
 import { apiErrorOf, statusOf } from './errors.js';
 import { liveMaskSettings } from './mask_settings.js';
 import { MaskService } from './masks.js';
-import { modelsInfo } from './models_info.js';
+import { modelsInfo, subjectIdentifier } from './models_info.js';
 import { openApiDocument } from './openapi.js';
 import { eventRoutes } from './routes/events.js';
 import { jobRoutes } from './routes/jobs.js';
@@ -68,9 +68,9 @@ export function registeredRoutes(app: FastifyInstance): string[] {
 
 export function createServer(options: ServerOptions): FastifyInstance {
   const dataDir = resolve(options.dataDir);
-  const subjects = new SubjectStore(dataDir);
-  const masks = new MaskService(subjects, liveMaskSettings(options.baseModel, options.clipModel));
   const models = modelsInfo(options.baseModel, options.clipModel);
+  const subjects = new SubjectStore(dataDir, subjectIdentifier(models));
+  const masks = new MaskService(subjects, liveMaskSettings(options.baseModel, options.clipModel));
   const ctx: ServerContext = { ...options, dataDir, subjects, masks, models };
   const app = Fastify({ bodyLimit: JSON_BODY_LIMIT, logger: false });
   const version = packageVersion();

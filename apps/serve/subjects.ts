@@ -17,16 +17,19 @@ import {
 import { badRequest, notFound } from './errors.js';
 import { isId, newId } from './ids.js';
 import { readJsonFile, writeJsonAtomic } from '../../src/io/json_file.js';
+import { DEFAULT_IDENTIFIER } from '../../src/p3s/prompts.js';
 
-/** The rare token that names a new subject in prompts. */
-export const DEFAULT_IDENTIFIER = 'sks';
 const MAX_NAME = 100;
 const CLASS_WORD_RE = /^[a-z][a-z0-9]{0,31}$/;
 
 export class SubjectStore {
   readonly root: string;
 
-  constructor(dataDir: string) {
+  constructor(
+    dataDir: string,
+    /** The rare token that names a new subject in prompts: the served models' recipe's, if any. */
+    private readonly identifier: string = DEFAULT_IDENTIFIER,
+  ) {
     this.root = join(dataDir, 'subjects');
     mkdirSync(this.root, { recursive: true });
   }
@@ -81,7 +84,7 @@ export class SubjectStore {
       id,
       name,
       classWord,
-      identifier: DEFAULT_IDENTIFIER,
+      identifier: this.identifier,
       createdAt: new Date().toISOString(),
       photos: [],
     });

@@ -14,6 +14,7 @@ import {
 } from '../../src/p3s/generate.js';
 import { seedNoise } from '../../src/p3s/generate_output.js';
 import { runMaskJob } from '../../src/p3s/supervision/mask_job.js';
+import { DEFAULT_IDENTIFIER } from '../../src/p3s/prompts.js';
 import { generateWithAdapter } from '../../src/baselines/generate.js';
 import { trainP3S, type TrainP3SConfig, type TrainP3SResult } from '../../src/p3s/train.js';
 import { StableDiffusionPipeline } from '../../src/pipelines/stable_diffusion.js';
@@ -123,6 +124,8 @@ export interface ExperimentResult extends GenerationScores {
   subjectSeed: number;
   subject: ObjectAttributes;
   lookalikes: ObjectAttributes[];
+  /** The token that named the subject in the prompts. */
+  identifier: string;
   negativePoint: boolean;
   referencePaths: string[];
   /** The clicks on each reference photo, as written to the annotation file. */
@@ -180,6 +183,9 @@ export function experimentMasks(
 }
 type Resolved = ReturnType<typeof withDefaults>;
 
+/** The token that names the subject: the training settings', else the library's default. */
+const identifierOf = (o: Resolved): string => o.train?.identifier ?? DEFAULT_IDENTIFIER;
+
 export async function runSubjectExperiment(options: ExperimentOptions): Promise<ExperimentResult> {
   const o = withDefaults(options);
   const negative = o.negativePoint ?? true;
@@ -222,6 +228,7 @@ export async function runSubjectExperiment(options: ExperimentOptions): Promise<
     subjectSeed: o.subjectSeed,
     subject,
     lookalikes,
+    identifier: identifierOf(o),
     negativePoint: negative,
     referencePaths,
     clicks,
@@ -257,7 +264,7 @@ async function writeReferences(
     `${JSON.stringify(
       {
         version: 1,
-        identifier: 'sks',
+        identifier: identifierOf(o),
         classWord: set.subject.shape,
         images: set.images.map((im, k) => ({
           path: `references/ref-${k}.png`,
@@ -311,7 +318,7 @@ function fineTune(o: Resolved, set: SubjectReferenceSet, photos: string): Promis
       clipModel: join(o.modelFolder, 'image_encoder'),
       outDir: join(o.outDir, 'train'),
       references: [photos],
-      identifier: 'sks',
+      identifier: identifierOf(o),
       classWord: set.subject.shape,
       maxSteps: o.steps,
       learningRate: o.learningRate,

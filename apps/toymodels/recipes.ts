@@ -3,11 +3,15 @@
 import type { InjectionMode } from '../../src/p3s/adapter/injection.js';
 import { formatWeightCurve, PAPER_CURVE } from '../../src/p3s/adapter/weight_schedule.js';
 import type { GenerateP3SConfig } from '../../src/p3s/generate_settings.js';
+import { DEFAULT_IDENTIFIER } from '../../src/p3s/prompts.js';
 import type { TrainP3SConfig } from '../../src/p3s/train_settings.js';
 import type { ExperimentOptions } from './experiment.js';
 
-/** Subjects (reference-set seeds) recipes may be tuned on: the demo's subject and seeds 0–5. */
-export const TUNING_SUBJECTS: readonly number[] = [0, 1, 2, 3, 4, 5, 6];
+/**
+ * Subjects (reference-set seeds) recipes may be tuned on: seeds 0–15, the demo's subject (6)
+ * among them. Sixteen, because seven could not tell recipes apart (docs/toy.md).
+ */
+export const TUNING_SUBJECTS: readonly number[] = Array.from({ length: 16 }, (_, i) => i);
 
 /**
  * Subjects the model card reports, fixed by rule before any tuning (seeds 100–107) and disjoint
@@ -16,6 +20,8 @@ export const TUNING_SUBJECTS: readonly number[] = [0, 1, 2, 3, 4, 5, 6];
 export const EVALUATION_SUBJECTS: readonly number[] = [100, 101, 102, 103, 104, 105, 106, 107];
 
 export interface AdapterRecipe {
+  /** The rare token that names the subject in prompts ("a sks cross in the snow"). */
+  identifier: string;
   steps: number;
   learningRate: number;
   /** Reference samples per fine-tuning step. */
@@ -42,9 +48,11 @@ export interface AdapterRecipe {
  * (aligned), fine-tuned on subject crops shown alone with no loss outside the subject, two samples
  * a step (with one, each subject's result hung on its draws), at full strength, kept to where the
  * base model draws the subject (local injection) so that the prompted context survives, and
- * guidance amplifies it (docs/toy.md: chosen on the tuning subjects).
+ * guidance amplifies it (docs/toy.md: chosen on the tuning subjects). The subject keeps "sks":
+ * tokens the toy base model draws its shapes better with did not draw the subject more often.
  */
 export const TOY_RECIPE: AdapterRecipe = {
+  identifier: DEFAULT_IDENTIFIER,
   steps: 900,
   learningRate: 5e-4,
   batchSize: 2,
@@ -63,6 +71,7 @@ export const TOY_RECIPE: AdapterRecipe = {
  * the toy models in a short run.
  */
 export const PAPER_RECIPE: AdapterRecipe = {
+  identifier: DEFAULT_IDENTIFIER,
   steps: 100,
   learningRate: 1e-4,
   batchSize: 1,
@@ -82,6 +91,7 @@ export const PAPER_RECIPE: AdapterRecipe = {
  * app's defaults derive from, so a new recipe field is added here once.
  */
 const RECIPE_SETTINGS = {
+  identifier: ['train', 'identifier'],
   steps: ['train', 'maxSteps'],
   learningRate: ['train', 'learningRate'],
   batchSize: ['train', 'batchSize'],

@@ -2,6 +2,9 @@
 // convention, which P3S follows in Sec. IV) with the class word, "sks dog".
 import { existsSync, readFileSync } from 'node:fs';
 
+/** The identifier when none is given: DreamBooth's rare token, the one SD 1.5 users know. */
+export const DEFAULT_IDENTIFIER = 'sks';
+
 /** "sks dog". */
 export function subjectPhrase(identifier: string, classWord: string): string {
   return `${identifier} ${classWord}`.trim();

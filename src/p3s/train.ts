@@ -60,7 +60,7 @@ import { formatWeightCurve } from './adapter/weight_schedule.js';
 import { readAnnotation } from './supervision/annotations.js';
 import { runMaskJob } from './supervision/mask_job.js';
 import { P3SMethod } from './method.js';
-import { fillPrompt } from './prompts.js';
+import { DEFAULT_IDENTIFIER, fillPrompt } from './prompts.js';
 import {
   clipProcessorFor,
   encodeReferences,
@@ -157,7 +157,7 @@ async function prepareInputs(config: TrainP3SConfig, options: TrainRunOptions): 
       'Expected reference photos or an annotation file (one of the two)',
     );
   const annotation = settings.annotation === null ? null : readAnnotation(settings.annotation);
-  const identifier = settings.identifier ?? annotation?.identifier ?? 'sks';
+  const identifier = settings.identifier ?? annotation?.identifier ?? DEFAULT_IDENTIFIER;
   const classWord = settings.classWord ?? annotation?.classWord;
   if (classWord === undefined || classWord.trim() === '')
     throw new RangeError(

@@ -6,6 +6,8 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ApiError, ModelsInfo, Subject } from '../../apps/serve/api.js';
+import { subjectIdentifier } from '../../apps/serve/models_info.js';
+import { SubjectStore } from '../../apps/serve/subjects.js';
 import { testServer, type TestServer } from './helpers.js';
 
 let s: TestServer;
@@ -145,5 +147,19 @@ test('the page: its files when built, else a page saying how to build it', async
   } finally {
     await built.close();
     rmSync(pageDir, { recursive: true, force: true });
+  }
+});
+
+test("new subjects take the served models' recipe's identifier, else sks", () => {
+  const dir = mkdtempSync(join(tmpdir(), 'p3s-subjects-'));
+  try {
+    const info = (identifier?: string): ModelsInfo =>
+      ({ trainDefaults: identifier === undefined ? {} : { identifier } }) as ModelsInfo;
+    const named = new SubjectStore(join(dir, 'a'), subjectIdentifier(info('zwx')));
+    assert.equal(named.create({ name: 'Rex', classWord: 'dog' }).identifier, 'zwx');
+    const plain = new SubjectStore(join(dir, 'b'), subjectIdentifier(info()));
+    assert.equal(plain.create({ name: 'Rex', classWord: 'dog' }).identifier, 'sks');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -27,6 +27,7 @@ test("a new data folder on the toy models has a ready toy subject; a click reuse
     assert.equal(subjects.length, 1);
     let toy = subjects[0]!;
     assert.match(toy.name, /^Toy /);
+    assert.equal(toy.identifier, TOY_RECIPE.identifier, "named in prompts by the recipe's token");
     assert.equal(toy.photos.length, 4);
     assert.equal(toy.photos[0]!.positive.length, 1);
     assert.equal(toy.photos[0]!.negative.length, 1);

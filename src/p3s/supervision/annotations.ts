@@ -18,6 +18,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { show } from '../../settings/kinds.js';
 import { closestName } from '../../settings/closest.js';
+import { DEFAULT_IDENTIFIER } from '../prompts.js';
 
 export type Point = readonly [x: number, y: number];
 
@@ -98,7 +99,7 @@ export function parseAnnotation(json: unknown, baseDir: string): SubjectAnnotati
     throw new AnnotationError(
       `Unsupported annotation version ${JSON.stringify(obj.version)}; this p3s reads version 1`,
     );
-  const identifier = obj.identifier ?? 'sks';
+  const identifier = obj.identifier ?? DEFAULT_IDENTIFIER;
   const classWord = obj.classWord;
   if (typeof identifier !== 'string' || !/^\S+$/.test(identifier))
     throw new AnnotationError(

@@ -51,6 +51,7 @@ function fakeRun(root: string, negativePoint: boolean, base?: BaseModelImages): 
       { ...look, colour: 'blue' },
       { ...look, pattern: 'checks' },
     ],
+    identifier: 'olis',
     negativePoint,
     referencePaths: [0, 1].map((k) => join(dir, 'references', `ref-${k}.png`)),
     clicks: [
@@ -203,6 +204,7 @@ test('the report links images relative to itself, escapes text and has no raw JS
     assert.ok(html.includes('red striped star'));
     assert.ok(!html.includes('<b>beach</b>'));
     assert.ok(html.includes('a sks star &lt;b&gt;beach&lt;/b&gt;'));
+    assert.ok(html.includes('draws "a olis star"'), "the prompt with the run's identifier");
     assert.ok(!html.includes('<pre'), 'no preformatted dump');
     assert.ok(!/[{[]\s*&quot;|&quot;\s*:|"\w+":/.test(html), 'no JSON keys in the page');
     assert.ok(!html.includes('clipRetrieval') && !html.includes('vaeRoundTrip'));
