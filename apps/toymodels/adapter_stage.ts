@@ -41,6 +41,7 @@ import {
   type SubjectCondition,
 } from '../../src/p3s/adapter/p3s_unet.js';
 import { maskToImage } from '../../src/p3s/supervision/mask_outputs.js';
+import { DEFAULT_IDENTIFIER } from '../../src/p3s/prompts.js';
 import {
   cutToSubject,
   encodeLatents,
@@ -125,7 +126,7 @@ export function adapterPair(index: number, margin: number): AdapterPair {
     target: sceneImage(second.scene),
     targetMask: maskImage(second.scene, second.subject),
     shape: set.subject.shape,
-    caption: `a sks ${set.subject.shape} ${BACKGROUND_PHRASES[second.scene.background]}`,
+    caption: `a ${DEFAULT_IDENTIFIER} ${set.subject.shape} ${BACKGROUND_PHRASES[second.scene.background]}`,
   };
 }
 
@@ -243,7 +244,7 @@ export function exportPretrainedAdapter(
         baseFingerprint: baseModelFingerprint(frozen.unet),
         clipModel: 'image_encoder',
         clipFingerprint: modelFingerprint(frozen.clip, frozen.clip.config),
-        identifier: 'sks',
+        identifier: DEFAULT_IDENTIFIER,
         classWord: example.shape,
         promptTemplate: 'a {}',
         lambda: PRETRAINED_ADAPTER_SETTINGS.lambda,

@@ -13,6 +13,7 @@ import { firstNonFinite } from '../engine/finite.js';
 import type { Tensor } from '../engine/tensor.js';
 import { loadSafetensors, SafetensorsFile } from '../io/safetensors.js';
 import { ADAPTER_FORMAT } from '../p3s/adapter/adapter_io.js';
+import { DEFAULT_IDENTIFIER } from '../p3s/prompts.js';
 import type { StableDiffusionPipeline } from '../pipelines/stable_diffusion.js';
 import { AddedToken, LEARNED_EMBEDS } from './added_token.js';
 import { DREAMBOOTH_WEIGHTS, TEXT_ENCODER_WEIGHTS, textEncoderFolder } from './dreambooth.js';
@@ -175,7 +176,7 @@ export function artifactSubject(a: BaselineArtifact): { token: string; classWord
   const fromFile =
     a.method === 'textual-inversion' ? SafetensorsFile.open(a.path).keys()[0]! : undefined;
   return {
-    token: a.metadata.token ?? fromFile ?? 'sks',
+    token: a.metadata.token ?? fromFile ?? DEFAULT_IDENTIFIER,
     classWord: a.metadata.class_word ?? '',
   };
 }

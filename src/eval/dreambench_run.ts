@@ -7,6 +7,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { readImage } from '../io/image.js';
 import { writeJsonAtomic } from '../io/json_file.js';
+import { DEFAULT_IDENTIFIER } from '../p3s/prompts.js';
 import { resolveReferencePaths } from '../p3s/references.js';
 import { trainP3S } from '../p3s/train.js';
 import { TRAINING_METHODS, type TrainingMethodName } from '../p3s/train_settings.js';
@@ -221,7 +222,7 @@ async function annotationFor(
     version: 1,
     _note:
       'p3s dreambench: a positive click at the centre of the first photo, propagated to the rest',
-    identifier: 'sks',
+    identifier: DEFAULT_IDENTIFIER,
     classWord,
     images: paths.map((path, i) => (i === 0 ? { path, positive: [centre] } : { path })),
   };
