@@ -32,8 +32,10 @@ test('a frozen U-Net in bfloat16 takes float32 input and stays close to float32'
     assert.ok(unet.parameters().every((p) => p.dtype === 'bfloat16'));
     const got = noGrad(() => unet.forward(x, 500, c));
     assert.equal(got.dtype, 'bfloat16');
+    // bfloat16 keeps 8 bits of mantissa, and how a CPU rounds its bfloat16 arithmetic differs:
+    // the largest deviation is 3.6–6.9 % of the output's range over seeds 1–12 on an AVX2-only CPU
     const scale = want.abs().max().item();
-    assertClose(got.float(), { shape: want.shape, data: want.toArray() }, { atol: 0.05 * scale });
+    assertClose(got.float(), { shape: want.shape, data: want.toArray() }, { atol: 0.1 * scale });
   });
   unet.dispose();
 });

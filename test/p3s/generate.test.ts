@@ -103,9 +103,10 @@ function meanPixelDiff(a: Uint8Array, b: Uint8Array): number {
 
 /**
  * Mean absolute difference, in 8-bit pixel values, a bfloat16 U-Net and adapter may make: 0.90
- * and 1.00 here, 0.55–1.25 on the toy models with a trained adapter (25 steps, 8 images).
+ * and 1.00 here, 0.55–1.25 on the toy models with a trained adapter (25 steps, 8 images); 2.92
+ * and 2.24 here on an AVX2-only CPU, whose bfloat16 arithmetic rounds differently.
  */
-const HALF_TOLERANCE = 2;
+const HALF_TOLERANCE = 4;
 
 test('generation is deterministic for a seed and writes PNGs that carry their parameters', async () => {
   const first = await generateP3S(config('run1'));
