@@ -20,10 +20,11 @@ import { PAPER_RECIPE, TOY_RECIPE } from '../toymodels/recipes.js';
 export const SHIPPED_TOY_MODELS = fileURLToPath(new URL('../../../models/toy', import.meta.url));
 
 /**
- * The demo's subject: the tuning subject on which the recipe drew the subject most often when it
- * was chosen (docs/toy.md), a yellow cross beside crosses of other colours and patterns.
+ * The demo's subject: the tuning subject on which the negative click bought the most with the
+ * recipe when it was chosen (docs/toy.md), an orange checkered cross beside a green or yellow
+ * checkered cross or a plain orange one.
  */
-export const DEMO_SUBJECT_SEED = 1;
+export const DEMO_SUBJECT_SEED = 0;
 
 const OPTIONS = 'Options';
 const ADAPTER =
@@ -90,7 +91,7 @@ export const DEMO_SETTINGS = [
     flag: 'subject',
     placeholder: '<n>',
     group: OPTIONS,
-    help: `which subject, by seed: ${DEMO_SUBJECT_SEED} is a yellow cross (the model card reports subjects 100–107, which no setting was tuned on)`,
+    help: `which subject, by seed: ${DEMO_SUBJECT_SEED} is an orange checkered cross (the model card reports subjects 100–107, which no setting was tuned on)`,
   }),
   asDemo(generate('numImages'), {
     default: 3,
@@ -163,6 +164,11 @@ export const DEMO_SETTINGS = [
     default: TOY_RECIPE.localInjection,
     help: "the subject only where the base model draws it, from <share> of its attention's range up",
     defaultHelp: `default ${TOY_RECIPE.localInjection ?? 'off'}; see p3s generate --help`,
+  }),
+  asDemo(generate('reference'), {
+    default: TOY_RECIPE.reference,
+    help: 'which reference conditions the images: i, cycle, or best (drawn and scored by CLIP-I first)',
+    defaultHelp: `default ${TOY_RECIPE.reference}; see p3s generate --help`,
   }),
   asDemo(train('subjectOnlyCondition'), {
     default: TOY_RECIPE.subjectOnlyCondition,

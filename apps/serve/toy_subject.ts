@@ -34,7 +34,7 @@ export async function createToySubject(store: SubjectStore): Promise<Subject> {
     withDistractor: TOY_PHOTOS,
     size: TOY_SIZE,
   });
-  // "Toy yellow cross": the words its captions use
+  // "Toy orange checkered cross": the words its captions use
   const name = `Toy ${describeObject(set.subject)}`;
   const subject = store.create({ name, classWord: set.subject.shape });
   const photos: Photo[] = [];

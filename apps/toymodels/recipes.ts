@@ -2,7 +2,7 @@
 // model draw the subject (p3s demo's default; what it gives is in docs/toy.md), and the paper's.
 import type { InjectionMode } from '../../src/p3s/adapter/injection.js';
 import { formatWeightCurve, PAPER_CURVE } from '../../src/p3s/adapter/weight_schedule.js';
-import type { GenerateP3SConfig } from '../../src/p3s/generate_settings.js';
+import type { GenerateP3SConfig, ReferenceChoice } from '../../src/p3s/generate_settings.js';
 import { DEFAULT_IDENTIFIER } from '../../src/p3s/prompts.js';
 import type { TrainP3SConfig } from '../../src/p3s/train_settings.js';
 import type { ExperimentOptions } from './experiment.js';
@@ -41,6 +41,8 @@ export interface AdapterRecipe {
   localInjection: number | null;
   /** Classifier-free guidance scale at generation. */
   guidanceScale: number;
+  /** Which reference conditions the images (p3s generate --reference). */
+  reference: ReferenceChoice;
 }
 
 /**
@@ -48,7 +50,8 @@ export interface AdapterRecipe {
  * (aligned), fine-tuned on subject crops shown alone with no loss outside the subject, two samples
  * a step (with one, each subject's result hung on its draws), at full strength, kept to where the
  * base model draws the subject (local injection) so that the prompted context survives, and
- * guidance amplifies it (docs/toy.md: chosen on the tuning subjects). The subject keeps "sks":
+ * guidance amplifies it, every image drawn from the reference whose own images look most like the
+ * other references (docs/toy.md: chosen on the tuning subjects). The subject keeps "sks":
  * tokens the toy base model draws its shapes better with did not draw the subject more often.
  */
 export const TOY_RECIPE: AdapterRecipe = {
@@ -64,6 +67,7 @@ export const TOY_RECIPE: AdapterRecipe = {
   backgroundLossWeight: 0,
   localInjection: 0.3,
   guidanceScale: 3,
+  reference: 'best',
 };
 
 /**
@@ -83,6 +87,7 @@ export const PAPER_RECIPE: AdapterRecipe = {
   backgroundLossWeight: 1,
   localInjection: null,
   guidanceScale: 5,
+  reference: 'cycle',
 };
 
 /**
@@ -103,6 +108,7 @@ const RECIPE_SETTINGS = {
   subjectGuidance: ['generate', 'subjectGuidance'],
   localInjection: ['generate', 'localInjection'],
   guidanceScale: ['generate', 'guidanceScale'],
+  reference: ['generate', 'reference'],
 } as const satisfies Record<
   keyof AdapterRecipe,
   readonly ['train', keyof TrainP3SConfig] | readonly ['generate', keyof GenerateP3SConfig]

@@ -152,6 +152,7 @@ const P3S_ONLY = [
   'latentBias',
   'subjectGuidance',
   'reference',
+  'clipModel',
   'lambda',
   'weightCurve',
   'injectionMode',

@@ -88,8 +88,13 @@ export interface ImageEncoder {
   dispose(): void;
 }
 
+/** A loaded CLIP image tower with its projection, and its images' embeddings. */
+export interface ClipImageTower extends ImageEncoder {
+  model: CLIPVisionModelWithProjection;
+}
+
 /** CLIP-I / CLIP-T's image side: CLIPVisionModelWithProjection imageEmbeds, not normalised. */
-export function clipImageEncoder(folder: string): ImageEncoder {
+export function clipImageEncoder(folder: string): ClipImageTower {
   requireProjection(
     folder,
     'visual_projection.weight',
@@ -98,6 +103,7 @@ export function clipImageEncoder(folder: string): ImageEncoder {
   const model = CLIPVisionModelWithProjection.fromPretrained(folder);
   const processor = clipProcessorFor(folder, model);
   return {
+    model,
     embed: (images) =>
       noGrad(() =>
         tidy(() => embeddingRows(model.forward(processor.preprocess(images)).imageEmbeds)),

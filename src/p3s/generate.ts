@@ -52,6 +52,18 @@ import {
   writeImage as writeImageFile,
 } from './generate_output.js';
 import { planGeneration, type Plan } from './generate_plan.js';
+import { fillPrompt } from './prompts.js';
+import {
+  adapterStamp,
+  rankReferences,
+  rankingPath,
+  rankingTower,
+  RANKING_PROMPTS,
+  RANKING_SEEDS,
+  readRanking,
+  writeRanking,
+  type ReferenceRanking,
+} from './reference_ranking.js';
 import {
   GENERATE_SETTINGS,
   type GenerateP3SConfig,
@@ -309,6 +321,8 @@ export interface GenerateP3SResult {
   contactSheetPath: string | null;
   warnings: string[];
   metadata: AdapterMetadata;
+  /** With --reference best: each reference's score and the one that drew the images. */
+  ranking: ReferenceRanking | null;
 }
 
 /** The models sampling needs, and how to let go of them. */
@@ -383,11 +397,15 @@ function checkSteps(steps: number, T: number): void {
     );
 }
 
-/** A fixed reference must be one the adapter holds. */
+/** A fixed reference must be one the adapter holds; ranking needs two to compare. */
 function checkReference(choice: ReferenceChoice, count: number): void {
-  if (choice !== 'cycle' && choice >= count)
+  if (typeof choice === 'number' && choice >= count)
     throw new RangeError(
-      `Expected a reference index in [0, ${count}) or 'cycle' but received ${choice}`,
+      `Expected a reference index in [0, ${count}), 'cycle' or 'best' but received ${choice}`,
+    );
+  if (choice === 'best' && count < 2)
+    throw new RangeError(
+      `--reference best compares each reference's images with the others, and this adapter holds ${count} reference: give --reference 0`,
     );
 }
 
@@ -437,56 +455,135 @@ interface Generation {
   latentSize: [number, number];
   shared: Record<string, string>;
   images: GeneratedImage[];
+  /** Images drawn so far and in all (a ranking's included), and how a prompt is reported. */
+  progress: { done: number; total: number; label: (prompt: string) => string };
   onProgress?: (p: GenerateProgress) => void;
 }
 
+/** A reference for every image, or reference k mod N for image k of a prompt. */
+type ReferenceIndex = number | 'cycle';
+
+/** Images for one prompt with the generation's settings: one per seed, image j from refs[j]. */
+function sampleBatch(
+  run: Generation,
+  prompt: string,
+  seeds: readonly number[],
+  refs: readonly number[],
+): Promise<RgbImage[]> {
+  const { plan, models } = run;
+  const s = plan.settings;
+  const { done, total } = run.progress;
+  return sampleP3S(
+    models,
+    models.pipeline.scheduler,
+    {
+      prompt,
+      negativePrompt: s.negativePrompt,
+      seeds,
+      referenceIndices: refs,
+      steps: s.steps,
+      guidanceScale: s.guidanceScale,
+      eta: s.eta,
+      latentSize: run.latentSize,
+      latentBias: s.latentBias,
+      subjectGuidance: s.subjectGuidance,
+      localInjection:
+        s.localInjection === null
+          ? null
+          : {
+              share: s.localInjection,
+              tokens: wordTokenPositions(models.pipeline.tokenizer, prompt, [
+                plan.metadata.identifier,
+                plan.metadata.classWord,
+              ]),
+            },
+    },
+    (i, stepsTotal) =>
+      run.onProgress?.({
+        done,
+        total,
+        prompt: run.progress.label(prompt),
+        step: i + 1,
+        steps: stepsTotal,
+      }),
+  ).catch((err: unknown) => {
+    throw err instanceof NonFiniteError ? nonFiniteFailure(models, s, prompt, seeds, err) : err;
+  });
+}
+
 /** Every image of prompt p, batch by batch, written as PNGs with their parameters. */
-async function generatePrompt(run: Generation, p: number): Promise<void> {
-  const { plan, models, images } = run;
+async function generatePrompt(
+  run: Generation,
+  p: number,
+  reference: ReferenceIndex,
+): Promise<void> {
+  const { plan, models } = run;
   const { settings: s, seeds, batchSize } = plan;
   const prompt = plan.prompts[p]!;
-  const total = plan.prompts.length * seeds.length;
   const n = models.condition.latent.shape[0]!;
   for (let start = 0; start < seeds.length; start += batchSize) {
     const batchSeeds = seeds.slice(start, start + batchSize);
-    const refs = batchSeeds.map((_, j) =>
-      s.reference === 'cycle' ? (start + j) % n : s.reference,
-    );
-    const batch = await sampleP3S(
-      models,
-      models.pipeline.scheduler,
-      {
-        prompt,
-        negativePrompt: s.negativePrompt,
-        seeds: batchSeeds,
-        referenceIndices: refs,
-        steps: s.steps,
-        guidanceScale: s.guidanceScale,
-        eta: s.eta,
-        latentSize: run.latentSize,
-        latentBias: s.latentBias,
-        subjectGuidance: s.subjectGuidance,
-        localInjection:
-          s.localInjection === null
-            ? null
-            : {
-                share: s.localInjection,
-                tokens: wordTokenPositions(models.pipeline.tokenizer, prompt, [
-                  plan.metadata.identifier,
-                  plan.metadata.classWord,
-                ]),
-              },
-      },
-      (i, stepsTotal) =>
-        run.onProgress?.({ done: images.length, total, prompt, step: i + 1, steps: stepsTotal }),
-    ).catch((err: unknown) => {
-      throw err instanceof NonFiniteError
-        ? nonFiniteFailure(models, s, prompt, batchSeeds, err)
-        : err;
-    });
+    const refs = batchSeeds.map((_, j) => (reference === 'cycle' ? (start + j) % n : reference));
+    const batch = await sampleBatch(run, prompt, batchSeeds, refs);
     for (let j = 0; j < batch.length; j++)
       await writeGenerated(run, p, prompt, batchSeeds[j]!, refs[j]!, batch[j]!);
-    run.onProgress?.({ done: images.length, total, prompt, step: s.steps, steps: s.steps });
+    run.progress.done += batch.length;
+    const { done, total } = run.progress;
+    run.onProgress?.({ done, total, prompt, step: s.steps, steps: s.steps });
+  }
+}
+
+/** The reference of --reference best: the kept ranking, or a new one drawn and kept. */
+async function rankedReference(
+  run: Generation,
+  onWarning?: (m: string) => void,
+): Promise<ReferenceRanking> {
+  const { plan, models } = run;
+  const s = plan.settings;
+  const n = models.condition.latent.shape[0]!;
+  const prompts = RANKING_PROMPTS.map((p) =>
+    fillPrompt(p, plan.metadata.identifier, plan.metadata.classWord),
+  );
+  const tower = rankingTower(s.clipModel, s.baseModel, plan.metadata);
+  try {
+    const key = {
+      ...adapterStamp(s.adapter),
+      ...run.shared,
+      clip_fingerprint: plan.metadata.clipFingerprint,
+    };
+    const path = rankingPath(s.adapter);
+    const kept = readRanking(path, key, n);
+    if (kept !== null) return kept;
+    run.progress.total += n * prompts.length * RANKING_SEEDS.length;
+    const sample = async (r: number, prompt: string, seeds: readonly number[]) => {
+      run.progress.label = (p) => `ranking reference ${r + 1}/${n}: ${p}`;
+      const images: RgbImage[] = [];
+      for (let start = 0; start < seeds.length; start += plan.batchSize) {
+        const batch = seeds.slice(start, start + plan.batchSize);
+        images.push(
+          ...(await sampleBatch(
+            run,
+            prompt,
+            batch,
+            batch.map(() => r),
+          )),
+        );
+        run.progress.done += batch.length;
+      }
+      return images;
+    };
+    const ranking = await rankReferences(prompts, sample, tower, models.condition.clipStates);
+    run.progress.label = (p) => p;
+    try {
+      writeRanking(path, key, ranking);
+    } catch (err) {
+      const message = `The reference ranking is not kept for later runs: ${(err as Error).message}`;
+      onWarning?.(message);
+      plan.warnings.push(message);
+    }
+    return ranking;
+  } finally {
+    tower.dispose();
   }
 }
 
@@ -538,15 +635,21 @@ export async function generateP3S(
       latentSize: [size.height / f, size.width / f],
       shared: sharedParameters(plan, models.p3s.settings, size),
       images: [],
+      progress: { done: 0, total: plan.prompts.length * plan.seeds.length, label: (p) => p },
       onProgress: options.onProgress,
     };
-    for (let p = 0; p < plan.prompts.length; p++) await generatePrompt(run, p);
+    const ranking =
+      plan.settings.reference === 'best' ? await rankedReference(run, options.onWarning) : null;
+    if (ranking) run.shared.reference_scores = ranking.scores.map((x) => x.toFixed(4)).join(',');
+    const reference = ranking?.best ?? (plan.settings.reference as ReferenceIndex);
+    for (let p = 0; p < plan.prompts.length; p++) await generatePrompt(run, p, reference);
     const contactSheetPath = plan.settings.contactSheet ? await writeSheet(run) : null;
     return {
       images: run.images,
       contactSheetPath,
       warnings: plan.warnings,
       metadata: plan.metadata,
+      ranking,
     };
   } finally {
     models.release();

@@ -150,7 +150,7 @@ export function nonFiniteFailure(
   models: SamplingModels,
   s: GenerateSettings,
   prompt: string,
-  seeds: number[],
+  seeds: readonly number[],
   err: NonFiniteError,
 ): Error {
   const cause =

@@ -58,20 +58,24 @@ function isSeed(v: unknown): v is number {
   }
 }
 
-/** Which reference's condition an image gets: a fixed index, or image k of a prompt → k mod N. */
-export type ReferenceChoice = number | 'cycle';
+/**
+ * Which reference's condition an image gets: a fixed index, image k of a prompt → k mod N
+ * (cycle), or the one whose images look most like the other references (best:
+ * reference_ranking.ts).
+ */
+export type ReferenceChoice = number | 'cycle' | 'best';
 
-/** An index into the adapter's references (checked against their count once it is loaded), or cycle. */
+/** An index into the adapter's references (checked against their count once it is loaded), cycle or best. */
 export const referenceChoice: Kind<ReferenceChoice> = {
-  expected: 'a reference index (a non-negative integer) or cycle',
+  expected: 'a reference index (a non-negative integer), cycle or best',
   flagType: 'string',
   parse(v) {
-    if (v === 'cycle') return v;
+    if (v === 'cycle' || v === 'best') return v;
     const index = typeof v === 'string' && /^\d+$/.test(v.trim()) ? Number(v) : NaN;
     return Number.isSafeInteger(index) ? index : fail(v); // a refusal quotes the text given
   },
   check: (v) =>
-    v === 'cycle' || (Number.isSafeInteger(v) && (v as number) >= 0)
+    v === 'cycle' || v === 'best' || (Number.isSafeInteger(v) && (v as number) >= 0)
       ? (v as ReferenceChoice)
       : fail(v),
 };
@@ -244,9 +248,20 @@ export const GENERATE_SETTINGS = [
     kind: referenceChoice,
     default: 'cycle',
     flag: 'reference',
-    placeholder: '<i|cycle>',
+    placeholder: '<i|cycle|best>',
     group: SAMPLING,
-    help: 'which reference conditions the images: index i, or cycle (image k uses reference k mod N)',
+    help: 'which reference conditions the images: index i; cycle (image k uses reference k mod N); or best: the reference whose own images (3 seeds in the snow and on the beach, drawn first) look most like the other references by CLIP-I, kept beside the adapter in <adapter>.ranking.json for later runs with the same settings (docs/p3s.md)',
+  }),
+  setting({
+    key: 'clipModel',
+    kind: nullable(path),
+    default: null,
+    flag: 'clip-model',
+    placeholder: '<folder>',
+    group: SAMPLING,
+    help: 'the CLIP vision tower the adapter was trained with, with its projection (a CLIPVisionModelWithProjection folder): --reference best scores images with it',
+    defaultHelp:
+      "default: the folder of the adapter's CLIP model name inside --base, else --base's image_encoder/",
   }),
   setting({
     key: 'size',

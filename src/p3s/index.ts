@@ -40,6 +40,12 @@ export {
 } from './generate.js';
 export { GENERATE_SETTINGS } from './generate_settings.js';
 export {
+  rankingPath,
+  RANKING_PROMPTS,
+  RANKING_SEEDS,
+  type ReferenceRanking,
+} from './reference_ranking.js';
+export {
   loadAdapter,
   readAdapter,
   readAdapterMetadata,

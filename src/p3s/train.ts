@@ -234,6 +234,8 @@ function earlierRun(outDir: string): { work: string[]; byproducts: string[] } {
       ...inFolder(checkpoints, /^checkpoint-\d+\.safetensors\.abandoned$/),
       ...inFolder(samples, /^step-\d+\.png$/),
       ...exists('train-log.jsonl'),
+      // generation's --reference best, made with the adapter this run replaces
+      ...exists('adapter.ranking.json'),
     ],
   };
 }

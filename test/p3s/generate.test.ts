@@ -27,6 +27,7 @@ import { randn } from '../../src/engine/creation.js';
 import { Generator } from '../../src/engine/random.js';
 import { fillPrompt, mentionsIdentifier } from '../../src/p3s/prompts.js';
 import { GENERATE_SETTINGS, referenceChoice, seedList } from '../../src/p3s/generate_settings.js';
+import { rankingPath, RANKING_PROMPTS, RANKING_SEEDS } from '../../src/p3s/reference_ranking.js';
 import { KindError, SettingError } from '../../src/settings/kinds.js';
 import { inFlagTerms, resolveSettings, valuesFromFlags } from '../../src/settings/table.js';
 import { SafetensorsFile, loadSafetensors, saveSafetensors } from '../../src/io/safetensors.js';
@@ -36,13 +37,15 @@ import {
   type VaeShape,
 } from '../../src/pipelines/memory_budget.js';
 import { generateCommand } from '../../apps/cli/generate.js';
-import { fixturePath } from '../helpers/paths.js';
+import { fixturePath, repoRoot } from '../helpers/paths.js';
 import { printedBy } from '../helpers/console.js';
 
 setNumThreads(1); // see train.test.ts
 
 const BASE = fixturePath('tiny-sd');
 const CLIP = fixturePath('tiny-clip-vision');
+/** A CLIP tower with a projection that is not the adapter's. */
+const TOY_CLIP = join(repoRoot(), 'models', 'toy', 'image_encoder');
 let root = '';
 let adapterPath = '';
 
@@ -330,6 +333,61 @@ test('an adapter for another base model, a missing or foreign file and no prompt
   await assert.rejects(generateP3S(config('x', { reference: 5 })), /reference index in \[0, 2\)/);
 });
 
+test('--reference best ranks the references first, draws from the best, keeps the ranking and reads it back', async () => {
+  const kept = rankingPath(adapterPath);
+  rmSync(kept, { force: true });
+  const totals = new Set<number>();
+  const best = await generateP3S(
+    config('best', { reference: 'best', clipModel: CLIP, seeds: [3] }),
+    {
+      onProgress: (p) => totals.add(p.total),
+    },
+  );
+  // 2 references × the ranking's prompts × its seeds, then the image asked for
+  const ranked = 2 * RANKING_PROMPTS.length * RANKING_SEEDS.length;
+  assert.deepEqual([...totals], [ranked + 1]);
+  const ranking = best.ranking!;
+  assert.equal(ranking.scores.length, 2);
+  assert.equal(ranking.scores[ranking.best], Math.max(...ranking.scores));
+  assert.ok(existsSync(kept));
+  const fixed = await generateP3S(config('fixed', { reference: ranking.best, seeds: [3] }));
+  assert.deepEqual(best.images[0]!.image.data, fixed.images[0]!.image.data);
+  assert.match(best.images[0]!.parameters.reference!, new RegExp(`^${ranking.best} `));
+  assert.equal(best.images[0]!.parameters.reference_scores!.split(',').length, 2);
+
+  // the kept ranking decides a later run with the same settings, which draws nothing to rank
+  const file = JSON.parse(readFileSync(kept, 'utf8'));
+  file.ranking.best = 1 - ranking.best;
+  writeFileSync(kept, JSON.stringify(file));
+  totals.clear();
+  const again = await generateP3S(
+    config('again', { reference: 'best', clipModel: CLIP, seeds: [3] }),
+    {
+      onProgress: (p) => totals.add(p.total),
+    },
+  );
+  assert.equal(again.ranking!.best, 1 - ranking.best);
+  assert.deepEqual([...totals], [1]);
+  // other sampling settings draw other images: ranked again
+  totals.clear();
+  await generateP3S(
+    config('other', { reference: 'best', clipModel: CLIP, seeds: [3], guidanceScale: 2 }),
+    { onProgress: (p) => totals.add(p.total) },
+  );
+  assert.deepEqual([...totals], [ranked + 1]);
+});
+
+test('--reference best needs the CLIP tower the adapter was trained with', async () => {
+  await assert.rejects(
+    generateP3S(config('no-tower', { reference: 'best' })),
+    /scores images with the CLIP tower the adapter was trained with .* give --clip-model/,
+  );
+  await assert.rejects(
+    generateP3S(config('other-tower', { reference: 'best', clipModel: TOY_CLIP })),
+    /is not the CLIP tower the adapter was trained with/,
+  );
+});
+
 test('the settings table refuses bad values before any model loads, naming the setting', async () => {
   const refused = (over: Partial<GenerateP3SConfig>, message: RegExp) =>
     assert.rejects(generateP3S(config('refused', { baseModel: 'no-such-base', ...over })), message);
@@ -375,10 +433,12 @@ test('the seed list kind: a comma-separated list on the command line, an array t
   );
 });
 
-test('the reference kind: an index or cycle; the index is checked against the adapter later', () => {
+test('the reference kind: an index, cycle or best; the index is checked against the adapter later', () => {
   assert.equal(referenceChoice.parse('cycle'), 'cycle');
+  assert.equal(referenceChoice.parse('best'), 'best');
+  assert.equal(referenceChoice.check('best'), 'best');
   assert.equal(referenceChoice.parse('2'), 2);
-  for (const bad of ['', 'all', '-1', '1.5', 'Cycle'])
+  for (const bad of ['', 'all', '-1', '1.5', 'Cycle', 'Best'])
     assert.throws(() => referenceChoice.parse(bad), KindError, bad);
   assert.equal(referenceChoice.check(0), 0);
   assert.equal(referenceChoice.check('cycle'), 'cycle');
@@ -388,7 +448,7 @@ test('the reference kind: an index or cycle; the index is checked against the ad
   assert.equal(resolveSettings(GENERATE_SETTINGS, given).reference, 'cycle');
   assert.throws(
     () => valuesFromFlags(GENERATE_SETTINGS, { reference: 'first' }),
-    /Expected a reference index \(a non-negative integer\) or cycle for --reference but received "first"/,
+    /Expected a reference index \(a non-negative integer\), cycle or best for --reference but received "first"/,
   );
 });
 

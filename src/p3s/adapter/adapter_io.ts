@@ -82,13 +82,18 @@ function sortedJson(value: unknown): string {
  * state-dict keys in sorted order — rounded to float16 before hashing, so a model loaded from
  * its fp16 variant (rounded the same way) fingerprints like the float32 original. A fine-tuned
  * model changes these tensors and so gets another fingerprint; hashing every weight of SD 1.5
- * would take seconds for little gain.
+ * would take seconds for little gain. `include` leaves keys out: a tower loaded with a head the
+ * fingerprinted model lacked (CLIP's visual_projection) fingerprints as that model.
  */
-export function modelFingerprint(model: Module, config: unknown): string {
+export function modelFingerprint(
+  model: Module,
+  config: unknown,
+  include: (key: string) => boolean = () => true,
+): string {
   const hash = createHash('sha256');
   hash.update(sortedJson(config));
   const state = model.stateDict();
-  const keys = [...state.keys()].sort();
+  const keys = [...state.keys()].filter(include).sort();
   const chosen = [...new Set([...keys.slice(0, 2), ...keys.slice(-2)])];
   for (const key of chosen) {
     const t = state.get(key)!;
