@@ -460,9 +460,6 @@ interface Generation {
   onProgress?: (p: GenerateProgress) => void;
 }
 
-/** A reference for every image, or reference k mod N for image k of a prompt. */
-type ReferenceIndex = number | 'cycle';
-
 /** Images for one prompt with the generation's settings: one per seed, image j from refs[j]. */
 function sampleBatch(
   run: Generation,
@@ -515,7 +512,7 @@ function sampleBatch(
 async function generatePrompt(
   run: Generation,
   p: number,
-  reference: ReferenceIndex,
+  reference: Exclude<ReferenceChoice, 'best'>,
 ): Promise<void> {
   const { plan, models } = run;
   const { settings: s, seeds, batchSize } = plan;
@@ -546,11 +543,7 @@ async function rankedReference(
   );
   const tower = rankingTower(s.clipModel, s.baseModel, plan.metadata);
   try {
-    const key = {
-      ...adapterStamp(s.adapter),
-      ...run.shared,
-      clip_fingerprint: plan.metadata.clipFingerprint,
-    };
+    const key = { ...adapterStamp(s.adapter), ...run.shared };
     const path = rankingPath(s.adapter);
     const kept = readRanking(path, key, n);
     if (kept !== null) return kept;
@@ -641,7 +634,8 @@ export async function generateP3S(
     const ranking =
       plan.settings.reference === 'best' ? await rankedReference(run, options.onWarning) : null;
     if (ranking) run.shared.reference_scores = ranking.scores.map((x) => x.toFixed(4)).join(',');
-    const reference = ranking?.best ?? (plan.settings.reference as ReferenceIndex);
+    const reference =
+      ranking?.best ?? (plan.settings.reference as Exclude<ReferenceChoice, 'best'>);
     for (let p = 0; p < plan.prompts.length; p++) await generatePrompt(run, p, reference);
     const contactSheetPath = plan.settings.contactSheet ? await writeSheet(run) : null;
     return {

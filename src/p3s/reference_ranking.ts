@@ -97,13 +97,16 @@ export function rankingTower(
   baseModel: string,
   metadata: AdapterMetadata,
 ): ClipImageTower {
-  const candidates = given !== null ? [given] : [metadata.clipModel, 'image_encoder'];
-  const folder = given ?? candidates.map((c) => join(baseModel, c)).find((f) => existsSync(f));
-  if (folder === undefined || !existsSync(folder))
+  const folder =
+    given ?? [metadata.clipModel, 'image_encoder'].map((c) => join(baseModel, c)).find(existsSync);
+  if (folder === undefined || !existsSync(folder)) {
+    const missing = given
+      ? `${given} does not exist`
+      : `${baseModel} holds neither ${metadata.clipModel}/ nor image_encoder/`;
     throw new Error(
-      `--reference best scores images with the CLIP tower the adapter was trained with ("${metadata.clipModel}"), ` +
-        `and ${given ?? `${baseModel} holds neither ${metadata.clipModel}/ nor image_encoder/`}${given ? ' does not exist' : ''}: give --clip-model <folder>`,
+      `--reference best scores images with the CLIP tower the adapter was trained with ("${metadata.clipModel}"), and ${missing}: give --clip-model <folder>`,
     );
+  }
   const tower = clipImageEncoder(folder);
   const fingerprint = modelFingerprint(
     tower.model,
