@@ -237,6 +237,7 @@ let saving: Promise<void> | null = null;
 
 /** Saves changed points one request at a time, then remakes the masks once for the latest. */
 function pointsChanged(photo: Photo): void {
+  editor.masksBusy(); // the masks shown are stale from this click on
   dirty.add(photo.id);
   if (!saving) saving = savePoints().finally(() => (saving = null));
 }
@@ -261,6 +262,7 @@ async function savePoints(): Promise<void> {
       showError(err, 'save the clicks');
       dirty.clear();
       await selectSubject(subject.id); // show what the server has
+      await refreshMasks();
       return;
     }
     if (state.subject?.id !== subject.id) return;
