@@ -538,15 +538,30 @@ async function rankedReference(
   const { plan, models } = run;
   const s = plan.settings;
   const n = models.condition.latent.shape[0]!;
+  const key = { ...adapterStamp(s.adapter), ...run.shared };
+  const path = rankingPath(s.adapter);
+  const kept = readRanking(path, key, n);
+  if (kept !== null) return kept;
+  const ranking = await drawRanking(run);
+  try {
+    writeRanking(path, key, ranking);
+  } catch (err) {
+    const message = `The reference ranking is not kept for later runs: ${(err as Error).message}`;
+    onWarning?.(message);
+    plan.warnings.push(message);
+  }
+  return ranking;
+}
+
+/** Ranks the references by their own images, scored with the adapter's CLIP tower. */
+async function drawRanking(run: Generation): Promise<ReferenceRanking> {
+  const { plan, models } = run;
+  const n = models.condition.latent.shape[0]!;
   const prompts = RANKING_PROMPTS.map((p) =>
     fillPrompt(p, plan.metadata.identifier, plan.metadata.classWord),
   );
-  const tower = rankingTower(s.clipModel, s.baseModel, plan.metadata);
+  const tower = rankingTower(plan.settings.clipModel, plan.settings.baseModel, plan.metadata);
   try {
-    const key = { ...adapterStamp(s.adapter), ...run.shared };
-    const path = rankingPath(s.adapter);
-    const kept = readRanking(path, key, n);
-    if (kept !== null) return kept;
     run.progress.total += n * prompts.length * RANKING_SEEDS.length;
     const sample = async (r: number, prompt: string, seeds: readonly number[]) => {
       run.progress.label = (p) => `ranking reference ${r + 1}/${n}: ${p}`;
@@ -565,17 +580,9 @@ async function rankedReference(
       }
       return images;
     };
-    const ranking = await rankReferences(prompts, sample, tower, models.condition.clipStates);
-    run.progress.label = (p) => p;
-    try {
-      writeRanking(path, key, ranking);
-    } catch (err) {
-      const message = `The reference ranking is not kept for later runs: ${(err as Error).message}`;
-      onWarning?.(message);
-      plan.warnings.push(message);
-    }
-    return ranking;
+    return await rankReferences(prompts, sample, tower, models.condition.clipStates);
   } finally {
+    run.progress.label = (p) => p;
     tower.dispose();
   }
 }
