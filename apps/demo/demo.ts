@@ -197,7 +197,8 @@ async function runInParallel(
     `p3s demo: ${experiments.map(label).join(' and ')}, side by side (${threads} thread${threads > 1 ? 's' : ''} each)`,
   );
   // Each experiment generates imagesPerPrompt images in every context (EXPERIMENT_CONTEXTS), and
-  // as many again with the base model alone when asked to.
+  // as many again with the base model alone when asked to; a reference ranking's images are
+  // counted once the generation reports its own total.
   const work = experiments.map((o) => ({
     train: 0,
     generate: 0,
@@ -208,7 +209,10 @@ async function runInParallel(
     '  fine-tune + generate',
     work.reduce((n, w) => n + w.steps + w.images, 0),
   );
-  const show = (): void => bar.update(work.reduce((n, w) => n + w.train + w.generate, 0));
+  const show = (): void => {
+    bar.setTotal(work.reduce((n, w) => n + w.steps + w.images, 0));
+    bar.update(work.reduce((n, w) => n + w.train + w.generate, 0));
+  };
   const controller = new AbortController();
   const runs = experiments.map((options, i) =>
     runExperimentInChild(options, {
@@ -220,6 +224,7 @@ async function runInParallel(
       },
       onGenerateProgress: (p) => {
         if (p.step !== p.steps) return;
+        work[i]!.images = p.total;
         work[i]!.generate = p.done;
         show();
       },

@@ -180,6 +180,11 @@ export const DEMO_SETTINGS = [
     help: 'weight of the denoising error outside the subject mask',
     defaultHelp: `default ${TOY_RECIPE.backgroundLossWeight}; see p3s train --help`,
   }),
+  asDemo(train('flip'), {
+    default: TOY_RECIPE.flip,
+    help: 'mirror each fine-tuning sample left-right at random',
+    defaultHelp: `default ${onOff(TOY_RECIPE.flip)}; see p3s train --help`,
+  }),
   asDemo(generate('latentBias'), {
     default: 0,
     help: 'add s × the reference latent to the starting noise; on the toy models it trades the prompted context away (docs/toy.md; see p3s generate --help)',

@@ -26,10 +26,14 @@ export class Progress {
   /** started: when the work began (default now), in out.now()'s milliseconds. */
   constructor(
     private readonly label: string,
-    private readonly total: number,
+    private total: number,
     private readonly out: ProgressOutput = STDERR,
     private readonly started = out.now(),
   ) {}
+  /** The work turned out to be this much in all (an estimate made before it began was off). */
+  setTotal(total: number): void {
+    this.total = total;
+  }
   update(done: number, detail = ''): void {
     const now = this.out.now();
     const finished = done >= this.total;

@@ -212,12 +212,12 @@ export async function runSubjectExperiment(options: ExperimentOptions): Promise<
   const baseCount = o.baseModelImages ? backgrounds.length * o.imagesPerPrompt : 0;
   const gen = await generateInContexts(o, train.adapterPath, backgrounds, baseCount);
   const generated = judge(o, gen.images, backgrounds, subject, lookalikes);
-  const adapted = gen.images.length;
   const baseModel = o.baseModelImages
     ? await baseModelRun(o, gen.images, backgrounds, subject, lookalikes, (done, total) =>
         o.onGenerateProgress?.({
-          done: adapted + done,
-          total: adapted + total,
+          // the base model's images count on from all the adapter drew, a ranking's included
+          done: gen.drawn + done,
+          total: gen.drawn + total,
           prompt: 'base model',
           step: 1,
           steps: 1,
@@ -339,17 +339,20 @@ type Written = Pick<GeneratedImage, 'path' | 'prompt' | 'seed' | 'image' | 'para
 interface Generated {
   images: Written[];
   contactSheetPath: string | null;
+  /** Images drawn, a reference ranking's included (as progress counted them). */
+  drawn: number;
 }
 
 /** 4. The subject in new contexts, with P3S's adapter or a baseline's artifact. */
-function generateInContexts(
+async function generateInContexts(
   o: Resolved,
   adapter: string,
   backgrounds: BackgroundName[],
   moreImages: number,
 ): Promise<Generated> {
   const report = o.onGenerateProgress;
-  return generateWithAdapter(
+  let drawn = 0;
+  const result = await generateWithAdapter(
     {
       ...o.generate,
       baseModel: o.modelFolder,
@@ -361,8 +364,14 @@ function generateInContexts(
       steps: o.sampleSteps,
       guidanceScale: o.guidanceScale,
     },
-    { onProgress: report && ((p) => report({ ...p, total: p.total + moreImages })) },
+    {
+      onProgress: (p) => {
+        drawn = p.total;
+        report?.({ ...p, total: p.total + moreImages });
+      },
+    },
   );
+  return { ...result, drawn: drawn || result.images.length };
 }
 
 /** What the base model's run keeps of each image, as generateP3S reports it. */

@@ -38,6 +38,8 @@ export interface AdapterRecipe {
   subjectOnlyCondition: boolean;
   /** Weight of the denoising error outside the subject mask (1: the paper's loss). */
   backgroundLossWeight: number;
+  /** Each fine-tuning sample mirrored left-right at random (p3s train --flip). */
+  flip: boolean;
   /** Local injection's share (p3s generate --local-injection), or null: everywhere. */
   localInjection: number | null;
   /** Classifier-free guidance scale at generation. */
@@ -49,7 +51,8 @@ export interface AdapterRecipe {
 /**
  * Draws the subject on the toy models: the copy carries its reference in at its own positions
  * (aligned), fine-tuned on subject crops shown alone with no loss outside the subject, two samples
- * a step (with one, each subject's result hung on its draws), at full strength, kept to where the
+ * a step (with one, each subject's result hung on its draws), each mirrored at random (the four
+ * references become eight layouts), at full strength, kept to where the
  * base model draws the subject (local injection) so that the prompted context survives, and
  * guidance amplifies it, every image drawn from the reference whose own images look most like the
  * other references (docs/toy.md: chosen on the tuning subjects). The subject keeps "sks":
@@ -66,6 +69,7 @@ export const TOY_RECIPE: AdapterRecipe = {
   subjectGuidance: true,
   subjectOnlyCondition: true,
   backgroundLossWeight: 0,
+  flip: true,
   localInjection: 0.3,
   guidanceScale: 3,
   reference: 'best',
@@ -86,6 +90,7 @@ export const PAPER_RECIPE: AdapterRecipe = {
   subjectGuidance: false,
   subjectOnlyCondition: false,
   backgroundLossWeight: 1,
+  flip: false,
   localInjection: null,
   guidanceScale: 5,
   reference: 'cycle',
@@ -105,6 +110,7 @@ const RECIPE_SETTINGS = {
   subjectCrop: ['train', 'subjectCrop'],
   subjectOnlyCondition: ['train', 'subjectOnlyCondition'],
   backgroundLossWeight: ['train', 'backgroundLossWeight'],
+  flip: ['train', 'flip'],
   weightCurve: ['generate', 'weightCurve'],
   subjectGuidance: ['generate', 'subjectGuidance'],
   localInjection: ['generate', 'localInjection'],

@@ -59,3 +59,16 @@ test('time counts from when the work began, so the first line already estimates 
   bar.update(1);
   assert.match(out.lines[0]!, /1\/10 1\.0s < 9\.0s/);
 });
+
+test('a total set again when the work turns out larger keeps a log to one line per interval', () => {
+  const out = fakeOutput(false);
+  const bar = new Progress('demo', 10, out);
+  for (let i = 1; i <= 30; i++) {
+    out.clock += 100; // 3 s in all: within one interval
+    if (i === 5) bar.setTotal(30); // the estimate of 10 was short
+    bar.update(i);
+  }
+  // without the new total, every update from the 10th on would count as the last
+  assert.equal(out.lines.length, 2, out.lines.join(''));
+  assert.match(out.lines[1]!, /30\/30 3\.0s\n$/);
+});

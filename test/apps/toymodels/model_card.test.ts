@@ -117,6 +117,7 @@ test("the selective section adds the demo recipe's rows only when quality.json h
           weightCurve: 'fixed:0.5',
           subjectOnlyCondition: true,
           backgroundLossWeight: 0,
+          flip: true,
           localInjection: 0.3,
           guidanceScale: 3,
         },
@@ -125,7 +126,7 @@ test("the selective section adds the demo recipe's rows only when quality.json h
   );
   assert.match(
     withRecipe,
-    /With `p3s demo`'s recipe \(the subject named "olis", aligned injection, references cut to 1\.5× the subject's box,\s+600 steps at lr 0\.001 in batches of 2, ε_t fixed:0\.5, subject guidance, subject-only condition, background loss weight 0, local injection 0\.3, guidance 3, each subject drawn from its best reference by CLIP-I;/,
+    /With `p3s demo`'s recipe \(the subject named "olis", aligned injection, references cut to 1\.5× the subject's box,\s+600 steps at lr 0\.001 in batches of 2, ε_t fixed:0\.5, subject guidance, subject-only condition, background loss weight 0, samples mirrored at random, local injection 0\.3, guidance 3, each subject drawn from its best reference by CLIP-I;/,
   );
   assert.match(withRecipe, /\| positive \+ negative \| 37\.5 % \| 12\.5 % \| 75\.0 % \|/);
   assert.match(withRecipe, /\| positive only \| 0\.0 % \| 12\.5 % \| 75\.0 % \|/);
