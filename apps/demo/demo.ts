@@ -205,12 +205,10 @@ async function runInParallel(
     steps: o.steps ?? 0,
     images: EXPERIMENT_CONTEXTS.length * (o.imagesPerPrompt ?? 0) * (o.baseModelImages ? 2 : 1),
   }));
-  const bar = new Progress(
-    '  fine-tune + generate',
-    work.reduce((n, w) => n + w.steps + w.images, 0),
-  );
+  const total = (): number => work.reduce((n, w) => n + w.steps + w.images, 0);
+  const bar = new Progress('  fine-tune + generate', total());
   const show = (): void => {
-    bar.setTotal(work.reduce((n, w) => n + w.steps + w.images, 0));
+    bar.setTotal(total());
     bar.update(work.reduce((n, w) => n + w.train + w.generate, 0));
   };
   const controller = new AbortController();
