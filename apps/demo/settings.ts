@@ -185,6 +185,11 @@ export const DEMO_SETTINGS = [
     help: 'mirror each fine-tuning sample left-right at random',
     defaultHelp: `default ${onOff(TOY_RECIPE.flip)}; see p3s train --help`,
   }),
+  asDemo(train('cropJitter'), {
+    default: TOY_RECIPE.cropJitter,
+    help: 'fine-tune on copies of each subject crop scaled by 1 ± j and moved by j/2 of its side',
+    defaultHelp: `default ${TOY_RECIPE.cropJitter}; see p3s train --help`,
+  }),
   asDemo(generate('latentBias'), {
     default: 0,
     help: 'add s × the reference latent to the starting noise; on the toy models it trades the prompted context away (docs/toy.md; see p3s generate --help)',

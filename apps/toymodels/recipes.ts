@@ -40,6 +40,8 @@ export interface AdapterRecipe {
   backgroundLossWeight: number;
   /** Each fine-tuning sample mirrored left-right at random (p3s train --flip). */
   flip: boolean;
+  /** Each fine-tuning sample's crop scaled and moved at random by up to this (p3s train --crop-jitter). */
+  cropJitter: number;
   /** Local injection's share (p3s generate --local-injection), or null: everywhere. */
   localInjection: number | null;
   /** Classifier-free guidance scale at generation. */
@@ -70,6 +72,7 @@ export const TOY_RECIPE: AdapterRecipe = {
   subjectOnlyCondition: true,
   backgroundLossWeight: 0,
   flip: true,
+  cropJitter: 0,
   localInjection: 0.3,
   guidanceScale: 3,
   reference: 'best',
@@ -91,6 +94,7 @@ export const PAPER_RECIPE: AdapterRecipe = {
   subjectOnlyCondition: false,
   backgroundLossWeight: 1,
   flip: false,
+  cropJitter: 0,
   localInjection: null,
   guidanceScale: 5,
   reference: 'cycle',
@@ -111,6 +115,7 @@ const RECIPE_SETTINGS = {
   subjectOnlyCondition: ['train', 'subjectOnlyCondition'],
   backgroundLossWeight: ['train', 'backgroundLossWeight'],
   flip: ['train', 'flip'],
+  cropJitter: ['train', 'cropJitter'],
   weightCurve: ['generate', 'weightCurve'],
   subjectGuidance: ['generate', 'subjectGuidance'],
   localInjection: ['generate', 'localInjection'],

@@ -88,8 +88,9 @@ export class P3SMethod implements FineTuningMethod {
   }
 
   private conditionOf(batch: NoisedBatch, items: readonly number[]): SubjectCondition {
+    const copy = (j: number) => batch.variants[j]!;
     const part = (j: number): ReferenceTensors =>
-      (batch.flips[j] ? this.references.flipped! : this.references).condition;
+      (copy(j) === 0 ? this.references : this.references.variants[copy(j) - 1]!).condition;
     const pick = (which: keyof ReferenceTensors): Tensor =>
       ops.cat(
         items.map((r, j) => rows(part(j)[which], [r])),

@@ -91,13 +91,46 @@ export function resolveReferencePaths(inputs: readonly string[]): string[] {
 }
 
 /**
+ * How an augmented copy's crop square differs from the subject's own: `scale` times its side,
+ * its centre moved by (dx, dy) times its side.
+ */
+export interface CropMove {
+  scale: number;
+  dx: number;
+  dy: number;
+}
+
+const UNMOVED: CropMove = { scale: 1, dx: 0, dy: 0 };
+
+/**
+ * The crop squares of `--crop-jitter j`: the subject's own first, then scaled by 1 − j and
+ * 1 + j, then moved by j / 2 of its side left, right, up and down (half as far as it is scaled,
+ * so that at a margin of 1.5 a moved square still holds the whole subject).
+ */
+export function cropMoves(jitter: number): CropMove[] {
+  if (jitter === 0) return [UNMOVED];
+  const s = jitter / 2;
+  return [
+    UNMOVED,
+    { scale: 1 - jitter, dx: 0, dy: 0 },
+    { scale: 1 + jitter, dx: 0, dy: 0 },
+    { scale: 1, dx: -s, dy: 0 },
+    { scale: 1, dx: s, dy: 0 },
+    { scale: 1, dx: 0, dy: -s },
+    { scale: 1, dx: 0, dy: s },
+  ];
+}
+
+/**
  * The square around a mask's set pixels (value > 127 in its first channel): `margin` × the
  * box's longer side, centred on the box, moved (not shrunk) to lie inside the image, and never
- * larger than the image's shorter side. Null when the mask is empty.
+ * larger than the image's shorter side. `move` scales and shifts it before it is fitted into
+ * the image. Null when the mask is empty.
  */
 export function subjectSquare(
   mask: RgbImage,
   margin: number,
+  move: CropMove = UNMOVED,
 ): { left: number; top: number; size: number } | null {
   if (!(margin >= 1))
     throw new RangeError(`Expected a margin of at least 1 but received ${margin}`);
@@ -117,11 +150,12 @@ export function subjectSquare(
     }
   }
   if (x1 < 0) return null;
-  const size = Math.min(w, h, Math.round(Math.max(x1 - x0 + 1, y1 - y0 + 1) * margin));
+  const side = Math.max(x1 - x0 + 1, y1 - y0 + 1) * margin * move.scale;
+  const size = Math.max(1, Math.min(w, h, Math.round(side)));
   const clamp = (v: number, hi: number) => Math.max(0, Math.min(hi, v));
   return {
-    left: clamp(Math.round((x0 + x1 + 1 - size) / 2), w - size),
-    top: clamp(Math.round((y0 + y1 + 1 - size) / 2), h - size),
+    left: clamp(Math.round((x0 + x1 + 1 - size) / 2 + move.dx * size), w - size),
+    top: clamp(Math.round((y0 + y1 + 1 - size) / 2 + move.dy * size), h - size),
     size,
   };
 }
@@ -176,8 +210,13 @@ export interface ReferenceSet extends ReferenceTensors {
 
 export interface EncodedReferences extends ReferenceSet {
   names: string[];
-  /** The same for the mirrored crops, when flips are on. */
-  flipped: ReferenceSet | null;
+  /**
+   * The augmented copies of the references, for training only: for each crop move
+   * (cropMoves) the moved crops and then, with `flip`, their mirror images, leaving out the
+   * references themselves (the first move, unmirrored). Empty without augmentation; with
+   * `flip` alone, the mirrored references.
+   */
+  variants: ReferenceSet[];
 }
 
 /** Grey in [0, 255]: what the subject-only condition shows outside the subject mask. */
@@ -234,15 +273,16 @@ export function encodeReferenceImages(
 }
 
 /**
- * The photo and its mask cut to the square `margin` times the mask's box (subjectSquare), or
- * null when the mask is empty.
+ * The photo and its mask cut to the square `margin` times the mask's box, moved by `move`
+ * (subjectSquare), or null when the mask is empty.
  */
 export function cutToSubject(
   image: RgbImage,
   mask: RgbImage,
   margin: number,
+  move: CropMove = UNMOVED,
 ): { image: RgbImage; mask: RgbImage } | null {
-  const square = subjectSquare(mask, margin);
+  const square = subjectSquare(mask, margin, move);
   if (square === null) return null;
   const cut = (img: RgbImage) => cropImage(img, square.left, square.top, square.size, square.size);
   return { image: cut(image), mask: cut(mask) };
@@ -252,6 +292,8 @@ export interface EncodeOptions {
   resolution: number;
   flip: boolean;
   subjectMargin?: number | null;
+  /** Augmented copies of each subject crop, scaled and moved (cropMoves); needs subjectMargin. */
+  cropJitter?: number;
   /**
    * Encode the subject condition from the crop with everything outside the subject mask grey
    * (the targets keep the whole crop). Needs references from a p3s mask folder.
@@ -284,30 +326,44 @@ function checkPhotoSize(ref: ReferencePhoto, img: RgbImage, latentSide: number):
   );
 }
 
-/** Reads one reference, cuts it to its subject when asked, and adds its crops. */
+/**
+ * Reads one reference and adds its crops to `crops[k]` for each crop move k (cropMoves): cut to
+ * its subject when asked, otherwise (or when its mask is empty) the whole photo every time.
+ */
 async function addCrops(
   ref: ReferencePhoto,
   needsMask: boolean,
   options: EncodeOptions & { latentSide: number },
-  crops: ReferenceCrops,
+  crops: readonly ReferenceCrops[],
 ): Promise<void> {
-  let img = await readImage(ref.path);
+  const img = await readImage(ref.path);
   checkPhotoSize(ref, img, options.latentSide);
-  let mask = needsMask ? await readSubjectMask(img, ref) : null;
-  if (options.subjectMargin != null && mask !== null) {
-    const cut = cutToSubject(img, mask, options.subjectMargin);
-    if (cut === null) {
-      // The mask job found nothing here; the filled photo still shows the subject somewhere.
-      options.onWarning?.(
-        `${basename(ref.subjectMaskPath!)} is empty: ${basename(ref.path)} is used whole`,
-      );
-    } else {
-      ({ image: img, mask } = cut);
-    }
-  }
-  const crop = squareCrop(img, options.resolution);
+  const mask = needsMask ? await readSubjectMask(img, ref) : null;
+  const margin = options.subjectMargin;
+  const cutting = margin != null && mask !== null;
+  if (cutting && subjectSquare(mask, margin) === null)
+    // The mask job found nothing here; the filled photo still shows the subject somewhere.
+    options.onWarning?.(
+      `${basename(ref.subjectMaskPath!)} is empty: ${basename(ref.path)} is used whole`,
+    );
+  cropMoves(options.cropJitter ?? 0).forEach((move, k) => {
+    const cut = cutting ? cutToSubject(img, mask, margin, move) : null;
+    // the moved copies repeat the first crop's warnings, so only the first one tells
+    const warn = k === 0 ? options.onWarning : undefined;
+    addCrop(ref, cut ?? { image: img, mask }, { ...options, onWarning: warn }, crops[k]!);
+  });
+}
+
+/** Adds the square crops of one (cut) photo and its mask. */
+function addCrop(
+  ref: ReferencePhoto,
+  cut: { image: RgbImage; mask: RgbImage | null },
+  options: EncodeOptions,
+  crops: ReferenceCrops,
+): void {
+  const crop = squareCrop(cut.image, options.resolution);
   crops.targets.push(crop);
-  const maskCrop = mask === null ? null : squareCrop(mask, options.resolution);
+  const maskCrop = cut.mask === null ? null : squareCrop(cut.mask, options.resolution);
   if (options.withSubjectMasks) crops.masks.push(maskCrop!);
   if (options.subjectOnlyCondition) {
     const kept = keepSubject(crop, maskCrop!);
@@ -334,9 +390,9 @@ function encodeCrops(
 }
 
 /**
- * Reads, crops and encodes reference photos (and their mirror images when `flip`). With
- * `subjectMargin`, each photo is first cut to the square around its subject mask (subjectSquare),
- * so the subject fills the reference instead of a corner of it.
+ * Reads, crops and encodes reference photos, and their augmented copies (EncodedReferences'
+ * variants). With `subjectMargin`, each photo is first cut to the square around its subject
+ * mask (subjectSquare), so the subject fills the reference instead of a corner of it.
  */
 export async function encodeReferences(
   references: readonly (string | ReferencePhoto)[],
@@ -344,6 +400,8 @@ export async function encodeReferences(
   options: EncodeOptions,
 ): Promise<EncodedReferences> {
   if (references.length === 0) throw new ReferencePhotoError('No reference photos to encode');
+  if ((options.cropJitter ?? 0) > 0 && options.subjectMargin == null)
+    throw new RangeError('Crop jitter moves the subject crop: it needs a subject margin');
   const refs = references.map((r) =>
     typeof r === 'string' ? { path: r, subjectMaskPath: null } : r,
   );
@@ -352,23 +410,25 @@ export async function encodeReferences(
     subjectOnlyCondition: options.subjectOnlyCondition ?? false,
     weightedLoss: options.withSubjectMasks ?? false,
   });
-  const crops: ReferenceCrops = { targets: [], conditions: [], masks: [] };
+  const perMove = cropMoves(options.cropJitter ?? 0).map((): ReferenceCrops => ({
+    targets: [],
+    conditions: [],
+    masks: [],
+  }));
   const latentSide = options.resolution / vaeScale(models.vae.config);
-  for (const ref of refs) await addCrops(ref, needsMask, { ...options, latentSide }, crops);
-  const plain = encodeCrops(crops, models, options);
-  const mirror = (images: RgbImage[]) => images.map(flipHorizontal);
-  const flipped = options.flip
-    ? encodeCrops(
-        {
-          targets: mirror(crops.targets),
-          conditions: mirror(crops.conditions),
-          masks: mirror(crops.masks),
-        },
-        models,
-        options,
-      )
-    : null;
-  return { ...plain, flipped, names: refs.map((r) => basename(r.path)) };
+  for (const ref of refs) await addCrops(ref, needsMask, { ...options, latentSide }, perMove);
+  const mirror = (c: ReferenceCrops): ReferenceCrops => ({
+    targets: c.targets.map(flipHorizontal),
+    conditions: c.conditions.map(flipHorizontal),
+    masks: c.masks.map(flipHorizontal),
+  });
+  const [plain, ...copies] = perMove.flatMap((c) => (options.flip ? [c, mirror(c)] : [c]));
+  const encode = (c: ReferenceCrops) => encodeCrops(c, models, options);
+  return {
+    ...encode(plain!),
+    variants: copies.map(encode),
+    names: refs.map((r) => basename(r.path)),
+  };
 }
 
 /** (N, 1, h, w): the share of set pixels (first channel > 127) of each mask in each of h × w cells. */

@@ -194,6 +194,10 @@ async function checkedReferences(
   log(
     `${references.length} reference photo(s): ${references.map((r) => basename(r.path)).join(', ')}`,
   );
+  if (settings.cropJitter > 0 && settings.subjectCrop === null)
+    throw new RangeError(
+      '--crop-jitter moves and scales the subject crop: it needs --crop-subject',
+    );
   if (settings.conditionFrom === 'other' && references.length < 2)
     throw new RangeError('conditionFrom "other" needs at least two reference photos');
   return references;
@@ -326,13 +330,13 @@ async function encodeWithClip(
         resolution: frozen.resolution,
         flip: settings.flip,
         subjectMargin: settings.subjectCrop,
+        cropJitter: settings.cropJitter,
         subjectOnlyCondition: settings.subjectOnlyCondition,
         withSubjectMasks: settings.backgroundLossWeight < 1,
         onWarning: run.log,
       },
     );
-    for (const set of [references, references.flipped]) {
-      if (set === null) continue;
+    for (const set of [references, ...references.variants]) {
       run.owned.push(set.latents, set.clipStates);
       if (set.condition.latents !== set.latents)
         run.owned.push(set.condition.latents, set.condition.clipStates);

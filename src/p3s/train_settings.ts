@@ -239,6 +239,18 @@ export const TRAIN_SETTINGS = [
     metadata: true,
   }),
   setting({
+    key: 'cropJitter',
+    kind: number('a number from 0 to 0.5', (x) => x >= 0 && x <= 0.5),
+    default: 0,
+    flag: 'crop-jitter',
+    placeholder: '<j>',
+    group: TRAINING,
+    help: 'also train on copies of each subject crop scaled by 1 ± j and moved by j/2 of its side left, right, up and down, drawn at random with the crops themselves (with --flip, mirrored too); needs --crop-subject',
+    identity: true,
+    metadata: true,
+    olderDefault: 0,
+  }),
+  setting({
     key: 'frozenPrecision',
     kind: choice(PRECISIONS),
     default: 'float32',

@@ -11,6 +11,8 @@ export interface Kind<T, Given = T> {
   readonly flagType: 'string' | 'boolean';
   /** The flag may be given several times (its values form a list). */
   readonly multiple?: boolean;
+  /** A boolean flag that also has a --no- form, which sets it to false. */
+  readonly negatable?: boolean;
   /** The value from a flag's text; throws a RangeError saying what was expected. */
   parse(text: string | boolean | string[]): T;
   /** The value given through the API, checked; returns it as T or throws. */
@@ -140,6 +142,7 @@ export const offFlag: Kind<boolean> = {
 export const bool: Kind<boolean> = {
   expected: 'true or false',
   flagType: 'boolean',
+  negatable: true,
   parse: (v) => v === true,
   check: (v) => (typeof v === 'boolean' ? v : fail(v)),
 };

@@ -134,9 +134,14 @@ export function flagOptions(
   ...tables: Table[]
 ): Record<string, { type: 'string' | 'boolean'; multiple?: boolean }> {
   const out: Record<string, { type: 'string' | 'boolean'; multiple?: boolean }> = {};
+  const add = (flag: string, option: { type: 'string' | 'boolean'; multiple?: boolean }) => {
+    if (flag in out) throw new Error(`Two settings declare the flag --${flag}`);
+    out[flag] = option;
+  };
   for (const s of tables.flat()) {
-    if (s.flag)
-      out[s.flag] = { type: s.kind.flagType, ...(s.kind.multiple ? { multiple: true } : {}) };
+    if (!s.flag) continue;
+    add(s.flag, { type: s.kind.flagType, ...(s.kind.multiple ? { multiple: true } : {}) });
+    if (s.kind.negatable) add(`no-${s.flag}`, { type: 'boolean' });
   }
   return out;
 }
@@ -148,7 +153,16 @@ export function valuesFromFlags<T extends Table>(
 ): GivenOf<T> {
   const out: Record<string, unknown> = {};
   for (const s of table) {
-    if (!s.flag || flags[s.flag] === undefined) continue;
+    if (!s.flag) continue;
+    if (s.kind.negatable && flags[`no-${s.flag}`] !== undefined) {
+      if (flags[s.flag] !== undefined)
+        throw new SettingError(`--${s.flag} or --no-${s.flag}`, `--${s.flag}`, 'both', {
+          key: s.key,
+        });
+      out[s.key] = false;
+      continue;
+    }
+    if (flags[s.flag] === undefined) continue;
     const raw = flags[s.flag] as string | boolean | string[];
     out[s.key] = checked(s, () => s.kind.parse(raw), 'cli');
   }
@@ -230,9 +244,16 @@ function defaultText(s: Setting): string {
   return `default ${shown}`;
 }
 
+/** A flag as --help writes it: "--steps <n>", "--flip", or "--[no-]flip" when it is on by default. */
+export function flagHead(s: Table[number]): string {
+  // a yes/no flag that is on by default is there to be turned off, so its help shows the --no- form
+  const flag = s.kind.negatable && s.default === true ? `[no-]${s.flag}` : s.flag;
+  return `--${flag}${s.kind.flagType === 'boolean' ? '' : ` ${s.placeholder ?? '<x>'}`}`;
+}
+
 /** One flag's --help entry: the flag left, its help (and default) wrapped at a fixed column. */
 export function flagHelp(s: Setting): string {
-  const head = `  --${s.flag}${s.kind.flagType === 'boolean' ? '' : ` ${s.placeholder ?? '<x>'}`}`;
+  const head = `  ${flagHead(s)}`;
   const dflt = defaultText(s);
   const body = wrap(dflt ? `${s.help} (${dflt})` : s.help, HELP_WIDTH - HELP_COLUMN);
   const pad = ' '.repeat(HELP_COLUMN);

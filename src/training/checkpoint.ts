@@ -5,7 +5,7 @@
 //   adapter/<key>          the trained weights (adapter.stateDict())
 //   optimizer/<i>.exp_avg  Adam's moments by parameter index (Adam.stateDict())
 //   optimizer/<i>.exp_avg_sq
-//   generator/state        the training Generator's state (timesteps, noise, dropout, flips)
+//   generator/state        the training Generator's state (copies, timesteps, noise, dropout)
 //   __metadata__           format, step (optimizer steps done), Adam's per-parameter step
 //                          counts, the run's config (JSON), the loss of the last step
 //

@@ -3,8 +3,8 @@
 // the references' latents, the micro-batch loop that accumulates a method's loss into one
 // optimizer step, and a fixed evaluation loss — and what a method provides (method.ts).
 //
-// Draws per micro-batch, from the run's Generator and in this order: the flips (when flipping
-// is on), the timesteps t ~ U{0..T−1}, the noise ε, the condition-dropout decisions; then
+// Draws per micro-batch, from the run's Generator and in this order: which copy of its
+// reference each sample shows (when there are augmented copies), the timesteps t ~ U{0..T−1}, the noise ε, the condition-dropout decisions; then
 // whatever the method draws itself. The items come from DataOrder, a function of (seed, sample
 // index), so a checkpoint's step and generator state restore the exact stream.
 import { rand, randint, randn } from '../engine/creation.js';
@@ -25,8 +25,8 @@ export interface ReferenceLatents {
   latents: Tensor;
   /** (N, 1, h, w): each latent cell's share of the subject mask, when the loss weighs it. */
   subjectMasks: Tensor | null;
-  /** The same for the mirrored references, when flips are on. */
-  flipped: { latents: Tensor; subjectMasks: Tensor | null } | null;
+  /** The same for each augmented copy of the references (mirrored, moved); may be empty. */
+  variants: { latents: Tensor; subjectMasks: Tensor | null }[];
 }
 
 /** The text contexts of the training prompt and of the empty prompt, (1, L, D) each. */
@@ -40,8 +40,6 @@ export interface BatchSettings {
   gradientAccumulation: number;
   /** Probability of the empty prompt (for classifier-free guidance). */
   conditionDropout: number;
-  /** Mirror each sample left-right with probability ½. */
-  flip: boolean;
 }
 
 /** What the micro-batch loop needs besides the method. */
@@ -59,14 +57,18 @@ export function drawBatch(data: FineTuningData, items: readonly number[]): Noise
   const { references: refs, scheduler, generator, settings } = data;
   const b = items.length;
   const T = scheduler.config.num_train_timesteps;
-  // 1. flips
-  const flips = settings.flip
-    ? (rand([b], { generator }).toArray() as number[]).map((u) => u < 0.5)
-    : new Array<boolean>(b).fill(false);
+  // 1. the copy each sample shows: the references themselves or an augmented one, evenly
+  const copies = refs.variants.length + 1;
+  const variants =
+    copies > 1
+      ? (rand([b], { generator }).toArray() as number[]).map((u) =>
+          Math.min(copies - 1, Math.floor(u * copies)),
+        )
+      : new Array<number>(b).fill(0);
   // 2. timesteps t ~ U{0..T−1}
   const timesteps = randint(0, T, [b], { generator }).toArray() as number[];
   // 3. x_0 and the noise ε
-  const source = (j: number) => (flips[j] ? refs.flipped! : refs);
+  const source = (j: number) => (variants[j]! === 0 ? refs : refs.variants[variants[j]! - 1]!);
   const x0 = ops.cat(
     items.map((r, j) => source(j).latents.slice(0, r, r + 1)),
     0,
@@ -84,7 +86,7 @@ export function drawBatch(data: FineTuningData, items: readonly number[]): Noise
     : null;
   return {
     items: [...items],
-    flips,
+    variants,
     timesteps,
     x0,
     noise,
@@ -101,7 +103,7 @@ export function drawBatch(data: FineTuningData, items: readonly number[]): Noise
 
 /**
  * A fixed batch for the evaluation loss: reference r at the K timesteps ⌊(k + ½)·T/K⌋, noise
- * from `generator` (not the run's), the training prompt, no flips. Its `items` is [r]: every
+ * from `generator` (not the run's), the training prompt, no augmented copies. Its `items` is [r]: every
  * sample shows the same reference.
  */
 export function evaluationBatch(
@@ -117,7 +119,7 @@ export function evaluationBatch(
   const noise = randn(x0.shape, { generator, dtype: x0.dtype });
   return {
     items: [r],
-    flips: new Array<boolean>(k).fill(false),
+    variants: new Array<number>(k).fill(0),
     timesteps,
     x0,
     noise,

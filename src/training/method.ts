@@ -11,8 +11,8 @@ import type { Lineage } from './identity.js';
 export interface NoisedBatch {
   /** The reference of each sample, or one reference every sample shows (evaluation). */
   items: number[];
-  /** Which samples are mirrored. */
-  flips: boolean[];
+  /** The copy of its reference each sample shows: 0 the reference, v its augmented copy v. */
+  variants: number[];
   timesteps: number[];
   /** (B, C, h, w) each: x_0, ε, x_t and the loss target (ε, v or x_0 by prediction type). */
   x0: Tensor;

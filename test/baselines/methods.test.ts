@@ -103,10 +103,10 @@ async function setup(
     log: () => {},
   });
   const data: FineTuningData = {
-    references: { latents, subjectMasks: null, flipped: null },
+    references: { latents, subjectMasks: null, variants: [] },
     contexts,
     scheduler,
-    settings: { batchSize: 2, gradientAccumulation: 1, conditionDropout: 0.25, flip: false },
+    settings: { batchSize: 2, gradientAccumulation: 1, conditionDropout: 0.25 },
     order: new DataOrder(0, 2),
     generator: new Generator(0),
   };

@@ -29,7 +29,12 @@ import { fillPrompt, mentionsIdentifier } from '../../src/p3s/prompts.js';
 import { GENERATE_SETTINGS, referenceChoice, seedList } from '../../src/p3s/generate_settings.js';
 import { rankingPath, RANKING_PROMPTS, RANKING_SEEDS } from '../../src/p3s/reference_ranking.js';
 import { KindError, SettingError } from '../../src/settings/kinds.js';
-import { inFlagTerms, resolveSettings, valuesFromFlags } from '../../src/settings/table.js';
+import {
+  flagHead,
+  inFlagTerms,
+  resolveSettings,
+  valuesFromFlags,
+} from '../../src/settings/table.js';
 import { SafetensorsFile, loadSafetensors, saveSafetensors } from '../../src/io/safetensors.js';
 import {
   estimateSamplingMemory,
@@ -457,8 +462,7 @@ test('p3s generate --help lists every flag of the settings table', async () => {
   assert.match(help, /^Usage: p3s generate --base <folder> --adapter <file> --out <folder>/);
   for (const s of GENERATE_SETTINGS) {
     if (!s.flag) continue;
-    const head =
-      s.kind.flagType === 'boolean' ? `--${s.flag}` : `--${s.flag} ${s.placeholder ?? '<x>'}`;
+    const head = flagHead(s);
     assert.ok(
       help.includes(`\n  ${head} `) || help.includes(`\n  ${head}\n`),
       `--help lacks ${head}`,

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { RgbImage } from '../../src/io/image.js';
 import {
+  cropMoves,
   keepSubject,
   maskShares,
   resolveReferences,
@@ -52,6 +53,40 @@ test('the subject square moves inside the photo and never outgrows it', () => {
     top: 0,
     size: 48,
   });
+});
+
+test('a crop move scales the square about its centre and shifts it by a share of its side', () => {
+  const mask = boxMask(64, 64, 20, 39, 20, 39); // 20 px box, centre (30, 30); margin 1.5: 30 px
+  assert.deepEqual(subjectSquare(mask, 1.5), { left: 15, top: 15, size: 30 });
+  assert.deepEqual(subjectSquare(mask, 1.5, { scale: 0.8, dx: 0, dy: 0 }), {
+    left: 18,
+    top: 18,
+    size: 24,
+  });
+  assert.deepEqual(subjectSquare(mask, 1.5, { scale: 1, dx: 0.1, dy: -0.1 }), {
+    left: 18,
+    top: 12,
+    size: 30,
+  });
+  // moved past the edge: fitted back inside the photo, its size kept
+  assert.deepEqual(subjectSquare(mask, 1.5, { scale: 1.2, dx: -1, dy: 0 }), {
+    left: 0,
+    top: 12,
+    size: 36,
+  });
+});
+
+test('crop jitter gives the subject square first, then scaled and moved ones', () => {
+  assert.deepEqual(cropMoves(0), [{ scale: 1, dx: 0, dy: 0 }]);
+  const moves = cropMoves(0.2);
+  assert.equal(moves.length, 7);
+  assert.deepEqual(moves[0], { scale: 1, dx: 0, dy: 0 });
+  assert.deepEqual(
+    moves.map((m) => m.scale),
+    [1, 0.8, 1.2, 1, 1, 1, 1],
+  );
+  // a moved square keeps the whole subject at the recipe's margin: the shift is half the jitter
+  assert.ok(moves.every((m) => Math.abs(m.dx) <= 0.1 && Math.abs(m.dy) <= 0.1));
 });
 
 test('an empty mask has no square, and a margin below 1 is refused', () => {

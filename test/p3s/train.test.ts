@@ -403,6 +403,53 @@ test('--crop-subject cuts each reference to the square around its subject mask',
   );
 });
 
+test('--crop-jitter: moved and scaled subject crops join the training; the adapter keeps the subject crops', async () => {
+  const maskDir = await writeMaskFolder('jitter-masks');
+  const cut = { subjectCrop: 1.5, flip: true, maxSteps: 2 };
+  const plain = await trainOnMasks(maskDir, 'jitter-off', cut);
+  const jittered = await trainOnMasks(maskDir, 'jitter-on', { ...cut, cropJitter: 0.2 });
+  assert.equal(readAdapterMetadata(jittered.adapterPath).training.crop_jitter, 0.2);
+  assert.notDeepEqual(jittered.losses, plain.losses); // its samples come from more copies
+  const pipeline = StableDiffusionPipeline.fromPretrained(BASE, { scheduler: 'ddpm' });
+  const clip = CLIPVisionModel.fromPretrained(CLIP);
+  const models = { vae: pipeline.vae, clip, processor: clipProcessorFor(CLIP, clip) };
+  try {
+    const photos = resolveReferences([maskDir]);
+    const options = { resolution: 64, flip: true, subjectMargin: 1.5, cropJitter: 0.2 };
+    const encoded = await encodeReferences(photos, models, options);
+    const unmoved = await encodeReferences(photos, models, { ...options, cropJitter: 0 });
+    const stored = readAdapter(jittered.adapterPath).condition;
+    tidy(() => {
+      const gap = (a: Tensor, b: Tensor) => a.sub(b).abs().max().item();
+      // seven crop squares, each also mirrored, less the references themselves
+      assert.equal(encoded.variants.length, 13);
+      assert.equal(gap(encoded.latents, unmoved.latents), 0);
+      assert.equal(gap(encoded.variants[0]!.latents, unmoved.variants[0]!.latents), 0);
+      // what generation reads is the subject crops, as without jitter
+      assert.equal(gap(stored.latent, readAdapter(plain.adapterPath).condition.latent), 0);
+      // the scaled-down copy differs where a mask cuts (refs 0 and 1), not where the photo is
+      // used whole (ref 2's mask is empty)
+      const smaller = encoded.variants[1]!.latents;
+      const refGap = (k: number) =>
+        gap(smaller.slice(0, k, k + 1), encoded.latents.slice(0, k, k + 1));
+      assert.ok(refGap(0) > 0.01 && refGap(1) > 0.01, `${refGap(0)} ${refGap(1)}`);
+      assert.equal(refGap(2), 0);
+    });
+    disposeAll([encoded, unmoved, stored]);
+  } finally {
+    pipeline.dispose();
+    clip.dispose();
+  }
+  await assert.rejects(
+    trainOnMasks(maskDir, 'jitter-uncut', { cropJitter: 0.2 }),
+    /--crop-jitter moves and scales the subject crop: it needs --crop-subject/,
+  );
+  await assert.rejects(
+    trainOnMasks(maskDir, 'jitter-large', { ...cut, cropJitter: 0.6 }),
+    /Expected a number from 0 to 0\.5 for cropJitter but received 0\.6/,
+  );
+});
+
 test('--subject-only-condition: the condition sees the subject alone, the targets the whole photo', async () => {
   const maskDir = await writeMaskFolder('subject-only-masks');
   const notes: string[] = [];
@@ -446,8 +493,9 @@ test('--subject-only-condition: the condition sees the subject alone, the target
       assert.ok(gap(stored.clipStates, expected.clipStates) < 1e-6, 'condition CLIP states');
       assert.ok(gap(stored.latent, plain.latent) > 0.01, 'differs from the whole photos');
       assert.equal(gap(encoded.latents, unmasked.latents), 0);
-      assert.equal(gap(encoded.flipped!.latents, unmasked.flipped!.latents), 0);
-      assert.ok(gap(encoded.flipped!.condition.latents, encoded.flipped!.latents) > 0.01);
+      assert.equal(encoded.variants.length, 1); // --flip alone: the mirrored references
+      assert.equal(gap(encoded.variants[0]!.latents, unmasked.variants[0]!.latents), 0);
+      assert.ok(gap(encoded.variants[0]!.condition.latents, encoded.variants[0]!.latents) > 0.01);
       assert.equal(unmasked.condition.latents, unmasked.latents); // without the option: the targets
     });
     disposeAll([encoded, unmasked, expected, stored, plain]);

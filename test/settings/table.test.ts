@@ -3,6 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
+  bool,
   choice,
   nullable,
   offFlag,
@@ -108,6 +109,32 @@ test('flags parse into typed values and errors name the flag', () => {
     /Expected a positive integer for --steps but received "1.5"/,
   );
   assert.throws(() => valuesFromFlags(TABLE, { dropout: '' }), /for --dropout/);
+});
+
+test('a yes/no flag also has a --no- form, so a default that is on can be turned off', () => {
+  const table = [
+    setting({ key: 'flip', kind: bool, default: true, flag: 'flip', group: 'G', help: 'mirror' }),
+  ] as const;
+  assert.deepEqual(flagOptions(table), {
+    flip: { type: 'boolean' },
+    'no-flip': { type: 'boolean' },
+  });
+  assert.deepEqual(valuesFromFlags(table, { 'no-flip': true }), { flip: false });
+  assert.deepEqual(valuesFromFlags(table, { flip: true }), { flip: true });
+  assert.deepEqual(valuesFromFlags(table, {}), {});
+  assert.throws(
+    () => valuesFromFlags(table, { flip: true, 'no-flip': true }),
+    /Expected --flip or --no-flip for --flip but received "both"/,
+  );
+  // the help shows the --no- form where the default is on
+  assert.match(helpSections(table), /--\[no-\]flip +mirror \(default true\)/);
+  assert.match(helpSections([{ ...table[0], default: false }]), /--flip +mirror\n?$/);
+  // a table may not declare a flag twice, a --no- form included
+  const clash = [
+    ...table,
+    setting({ key: 'noFlip', kind: bool, default: false, flag: 'no-flip', group: 'G', help: 'x' }),
+  ];
+  assert.throws(() => flagOptions(clash), /Two settings declare the flag --no-flip/);
 });
 
 test('a number too large for a double is shown as written and called not finite', () => {

@@ -10,6 +10,8 @@ import { PAPER_RECIPE, TOY_RECIPE } from '../../../apps/toymodels/recipes.js';
 import { TRAIN_SETTINGS } from '../../../src/p3s/train_settings.js';
 import { GENERATE_SETTINGS } from '../../../src/p3s/generate_settings.js';
 import { printedBy } from '../../helpers/console.js';
+import { parse } from '../../../apps/cli/args.js';
+import { flagHead, flagOptions, valuesFromFlags } from '../../../src/settings/table.js';
 
 const main = join(repoRoot(), 'dist', 'apps', 'cli', 'main.js');
 const p3s = (...args: string[]) =>
@@ -23,6 +25,8 @@ test('p3s demo --help explains the demo and its options', () => {
   assert.match(r.stdout, /--sequential/);
   assert.match(r.stdout, /--injection <mode> +decoupled, joint or aligned \(default aligned/);
   assert.match(r.stdout, /--paper-settings +the paper's adapter instead/);
+  // the recipe's yes/no settings that are on can be turned off
+  assert.match(r.stdout, /--\[no-\]flip +mirror each fine-tuning sample/);
   assert.match(p3s('--help').stdout, /demo +the whole method/);
 });
 
@@ -54,8 +58,7 @@ test('p3s demo refuses an unknown injection mode, weight curve or a negative lat
 test('p3s demo --help lists every flag of its table', async () => {
   const help = await printedBy(() => demoCommand.run(['--help']));
   for (const s of DEMO_SETTINGS) {
-    const head =
-      s.kind.flagType === 'boolean' ? `--${s.flag}` : `--${s.flag} ${s.placeholder ?? '<x>'}`;
+    const head = flagHead(s);
     assert.ok(
       help.includes(`\n  ${head} `) || help.includes(`\n  ${head}\n`),
       `--help lacks ${head}`,
@@ -70,7 +73,9 @@ test('p3s demo --help lists every flag of its table', async () => {
 test("the demo's flags that train or generate also have are those commands' settings", () => {
   const reused = [
     'background-loss-weight',
+    'crop-jitter',
     'crop-subject',
+    'flip',
     'images',
     'injection',
     'latent-bias',
@@ -99,4 +104,8 @@ test("the demo's adapter settings: the toy recipe, the paper's with --paper-sett
   assert.equal(settings.numImages, 2);
   assert.equal(settings.baseline, true);
   assert.throws(() => resolveDemoSettings({ learningRate: 0 }), /positive number for learningRate/);
+  // a setting the recipe turns on is turned off from the command line by its --no- form
+  const flags = parse(['--no-flip', '--no-subject-guidance'], flagOptions(DEMO_SETTINGS)).values;
+  const off = resolveDemoSettings(valuesFromFlags(DEMO_SETTINGS, flags)).recipe;
+  assert.deepEqual(off, { ...TOY_RECIPE, flip: false, subjectGuidance: false });
 });

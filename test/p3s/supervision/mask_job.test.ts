@@ -14,6 +14,7 @@ import { maskCommand } from '../../../apps/cli/mask.js';
 import { memory } from '../../../src/engine/scope.js';
 import { dreambenchPath, fixturePath, repoRoot } from '../../helpers/paths.js';
 import { printedBy } from '../../helpers/console.js';
+import { flagHead } from '../../../src/settings/table.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'p3s-mask-'));
 const clip = fixturePath('tiny-clip-vision');
@@ -160,8 +161,7 @@ test('p3s mask --help lists every flag of the settings table', async () => {
   assert.match(help, /^Usage: p3s mask <annotation\.json> --clip <folder> --out <folder>/);
   for (const s of MASK_SETTINGS) {
     if (!s.flag) continue;
-    const head =
-      s.kind.flagType === 'boolean' ? `--${s.flag}` : `--${s.flag} ${s.placeholder ?? '<x>'}`;
+    const head = flagHead(s);
     assert.ok(
       help.includes(`\n  ${head} `) || help.includes(`\n  ${head}\n`),
       `--help lacks ${head}`,
