@@ -155,6 +155,11 @@ export const DEMO_SETTINGS = [
     help: 'guidance amplifies the subject as well as the text',
     defaultHelp: `default ${onOff(TOY_RECIPE.subjectGuidance)}; see p3s generate --help`,
   }),
+  asDemo(generate('subjectGuidanceScale'), {
+    default: TOY_RECIPE.subjectGuidanceScale,
+    help: "the subject's own guidance scale, apart from the text's",
+    defaultHelp: `default ${TOY_RECIPE.subjectGuidanceScale ?? 'the guidance scale'}; see p3s generate --help`,
+  }),
   asDemo(generate('guidanceScale'), {
     default: TOY_RECIPE.guidanceScale,
     help: 'classifier-free guidance scale',

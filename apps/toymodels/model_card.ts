@@ -94,7 +94,7 @@ function selectiveSection(q: ToyQuality): string {
     r && a
       ? `
   With \`p3s demo\`'s recipe (${a.identifier ? `the subject named "${a.identifier}", ` : ''}${recipeInjection(a)} injection, references ${a.subjectCrop === null ? 'whole' : `cut to ${a.subjectCrop}× the subject's box`},
-  ${r.steps} steps at lr ${a.learningRate}${(a.batchSize ?? 1) !== 1 ? ` in batches of ${a.batchSize}` : ''}, ε_t ${a.weightCurve}${a.subjectGuidance ? ', subject guidance' : ''}${a.subjectOnlyCondition ? ', subject-only condition' : ''}${(a.backgroundLossWeight ?? 1) !== 1 ? `, background loss weight ${a.backgroundLossWeight}` : ''}${a.flip === true ? ', samples mirrored at random' : ''}${a.localInjection != null ? `, local injection ${a.localInjection}` : ''}${a.guidanceScale !== undefined ? `, guidance ${a.guidanceScale}` : ''}${a.reference === 'best' ? ', each subject drawn from its best reference by CLIP-I' : ''}; docs/toy.md), same subjects:
+  ${r.steps} steps at lr ${a.learningRate}${(a.batchSize ?? 1) !== 1 ? ` in batches of ${a.batchSize}` : ''}, ε_t ${a.weightCurve}${a.subjectGuidance ? ', subject guidance' : ''}${a.subjectGuidanceScale != null ? ` at its own scale ${a.subjectGuidanceScale}` : ''}${a.subjectOnlyCondition ? ', subject-only condition' : ''}${(a.backgroundLossWeight ?? 1) !== 1 ? `, background loss weight ${a.backgroundLossWeight}` : ''}${a.flip === true ? ', samples mirrored at random' : ''}${a.localInjection != null ? `, local injection ${a.localInjection}` : ''}${a.guidanceScale !== undefined ? `, guidance ${a.guidanceScale}` : ''}${a.reference === 'best' ? ', each subject drawn from its best reference by CLIP-I' : ''}; docs/toy.md), same subjects:
 
 ${selectiveRows(r)}`
       : '';

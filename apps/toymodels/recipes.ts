@@ -34,6 +34,8 @@ export interface AdapterRecipe {
   weightCurve: string;
   /** Subject condition on the conditional half of the guidance batch only. */
   subjectGuidance: boolean;
+  /** With subject guidance, the subject's own guidance scale, or null: the guidance scale. */
+  subjectGuidanceScale: number | null;
   /** The condition shows the subject alone (the rest of each reference grey). */
   subjectOnlyCondition: boolean;
   /** Weight of the denoising error outside the subject mask (1: the paper's loss). */
@@ -69,6 +71,7 @@ export const TOY_RECIPE: AdapterRecipe = {
   subjectCrop: 1.5,
   weightCurve: 'fixed:1',
   subjectGuidance: true,
+  subjectGuidanceScale: null,
   subjectOnlyCondition: true,
   backgroundLossWeight: 0,
   flip: true,
@@ -91,6 +94,7 @@ export const PAPER_RECIPE: AdapterRecipe = {
   subjectCrop: null,
   weightCurve: formatWeightCurve(PAPER_CURVE),
   subjectGuidance: false,
+  subjectGuidanceScale: null,
   subjectOnlyCondition: false,
   backgroundLossWeight: 1,
   flip: false,
@@ -118,6 +122,7 @@ const RECIPE_SETTINGS = {
   cropJitter: ['train', 'cropJitter'],
   weightCurve: ['generate', 'weightCurve'],
   subjectGuidance: ['generate', 'subjectGuidance'],
+  subjectGuidanceScale: ['generate', 'subjectGuidanceScale'],
   localInjection: ['generate', 'localInjection'],
   guidanceScale: ['generate', 'guidanceScale'],
   reference: ['generate', 'reference'],

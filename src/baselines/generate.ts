@@ -151,6 +151,7 @@ function writeSheet(run: Run, prompts: readonly string[]): Promise<string> {
 const P3S_ONLY = [
   'latentBias',
   'subjectGuidance',
+  'subjectGuidanceScale',
   'reference',
   'clipModel',
   'lambda',

@@ -97,6 +97,12 @@ export interface SampleRequest {
    */
   subjectGuidance?: boolean;
   /**
+   * With subjectGuidance, the subject's own guidance scale w_s (default: the guidance scale):
+   * a third part of the batch gives the text without the subject, and
+   * ε = ε_∅ + w (ε_c − ε_∅) + w_s (ε_c,s − ε_c), so the subject is amplified apart from the text.
+   */
+  subjectGuidanceScale?: number | null;
+  /**
    * Local injection (subject_region.ts): the copy's features only where the frozen U-Net's
    * previous step attended to these prompt tokens (the subject's words), at full weight from
    * `share` of the map's range up. The models must capture region maps (P3SUNet).
@@ -151,32 +157,36 @@ function checkRequest(request: SampleRequest): void {
     );
 }
 
-/** The text context: c, or [c_∅; c] with guidance. What it creates is added to `owned`. */
+/**
+ * The text context of each part of the batch (batchParts): c, [c_∅; c] or [c_∅; c; c]. What it
+ * creates is added to `owned`.
+ */
 function textContext(
   pipeline: StableDiffusionPipeline,
   request: SampleRequest,
-  guided: boolean,
+  parts: 1 | 2 | 3,
   owned: Tensor[],
 ): Tensor {
   const { promptEmbeds, negativePromptEmbeds } = pipeline.encodePrompt(
     request.prompt,
-    guided ? request.negativePrompt : null,
+    parts > 1 ? request.negativePrompt : null,
     { numImagesPerPrompt: request.seeds.length },
   );
   owned.push(promptEmbeds);
   if (!negativePromptEmbeds) return promptEmbeds;
   owned.push(negativePromptEmbeds);
-  const context = ops.cat([negativePromptEmbeds, promptEmbeds], 0); // [c_∅; c]
+  const texts = parts === 3 ? [promptEmbeds, promptEmbeds] : [promptEmbeds];
+  const context = ops.cat([negativePromptEmbeds, ...texts], 0); // [c_∅; c] or [c_∅; c; c]
   owned.push(context);
   return context;
 }
 
-/** The batch's subject condition, for both halves of the guidance batch when guided. */
-function guidanceCondition(single: SubjectCondition, guided: boolean): SubjectCondition {
-  if (!guided) return single;
+/** The batch's subject condition, repeated for each part of the guidance batch. */
+function guidanceCondition(single: SubjectCondition, parts: number): SubjectCondition {
+  if (parts === 1) return single;
   return noGrad(() => ({
-    latent: ops.cat([single.latent, single.latent], 0),
-    clipStates: ops.cat([single.clipStates, single.clipStates], 0),
+    latent: ops.cat(new Array<Tensor>(parts).fill(single.latent), 0),
+    clipStates: ops.cat(new Array<Tensor>(parts).fill(single.clipStates), 0),
   }));
 }
 
@@ -197,24 +207,50 @@ function startingNoise(
   });
 }
 
+/**
+ * The parts of the batch the U-Net runs: ε_c alone without guidance, [ε_∅; ε_c] with it, and
+ * [ε_∅; ε_c; ε_c,s] when the subject has a guidance scale of its own (the text's part without
+ * the subject, then with it).
+ */
+function batchParts(request: SampleRequest, guided: boolean): 1 | 2 | 3 {
+  if (!guided) return 1;
+  const own = request.subjectGuidance ? (request.subjectGuidanceScale ?? null) : null;
+  return own === null || own === request.guidanceScale ? 2 : 3;
+}
+
+/**
+ * [ε_∅; ε_c; ε_c,s] folded into the two parts the sampler's guidance combines, [ε_∅; ε'] with
+ * ε' = ε_c + (w_s / w)(ε_c,s − ε_c), so that ε_∅ + w (ε' − ε_∅) = ε_∅ + w (ε_c − ε_∅) +
+ * w_s (ε_c,s − ε_c).
+ */
+function foldSubjectPart(prediction: Tensor, b: number, w: number, ws: number): Tensor {
+  return tidy(() => {
+    const [none, text, subject] = [0, 1, 2].map((k) => prediction.slice(0, k * b, (k + 1) * b));
+    return ops.cat([none!, text!.add(subject!.sub(text!).mul(ws / w))], 0);
+  });
+}
+
 /** The injected U-Net as a noise predictor over [ε_∅; ε_c] (or ε_c alone without guidance). */
 function injectedPredictor(
   p3s: P3SUNet,
   context: Tensor,
   condition: SubjectCondition,
   request: SampleRequest,
-  guided: boolean,
+  parts: 1 | 2 | 3,
 ): NoisePredictor & { dispose(): void } {
   const b = request.seeds.length;
-  // with subject guidance, ε_∅ is the frozen base model's (ε_t = 0 there)
+  // with subject guidance, only the last part has the subject (ε_t = 0 in the others)
   const injectionScale =
-    guided && request.subjectGuidance
-      ? [...new Array<number>(b).fill(0), ...new Array<number>(b).fill(1)]
+    parts > 1 && request.subjectGuidance
+      ? [...new Array<number>((parts - 1) * b).fill(0), ...new Array<number>(b).fill(1)]
       : undefined;
   const local = request.localInjection ?? null;
   // the first step injects everywhere: there is no map yet
   let region: Tensor | null = null;
-  const predict = (latentInput: Tensor, t: number): Tensor => {
+  const predict = (guidedInput: Tensor, t: number): Tensor => {
+    // the sampler gives [x; x] with guidance; a third part repeats x
+    const latentInput =
+      parts === 3 ? ops.cat([guidedInput, guidedInput.slice(0, 0, b)], 0) : guidedInput;
     const out = p3s.forward(
       latentInput,
       new Array<number>(latentInput.shape[0]!).fill(t),
@@ -230,13 +266,17 @@ function injectedPredictor(
         tokens: local.tokens,
         latentSize: request.latentSize,
         share: local.share,
-        rows: guided ? [b, 2 * b] : [0, b],
-        repeat: guided ? 2 : 1,
+        rows: [(parts - 1) * b, parts * b], // the part with the subject
+        repeat: parts,
       });
       disposeAll([...maps, region]);
       region = keep(next);
     } else if (out.regionAttention) disposeAll(out.regionAttention);
-    return inLatentDtype(out.noisePred, latentInput);
+    const noisePred =
+      parts === 3
+        ? foldSubjectPart(out.noisePred, b, request.guidanceScale, request.subjectGuidanceScale!)
+        : out.noisePred;
+    return inLatentDtype(noisePred, guidedInput);
   };
   return Object.assign(predict, { dispose: () => region?.dispose() });
 }
@@ -254,16 +294,17 @@ export async function sampleP3S(
   const { pipeline, p3s } = models;
   checkRequest(request);
   const guided = usesGuidance(request.guidanceScale);
+  const parts = batchParts(request, guided);
   const owned: Tensor[] = [];
   try {
-    const context = textContext(pipeline, request, guided, owned);
+    const context = textContext(pipeline, request, parts, owned);
     const single = conditionBatch(models.condition, request.referenceIndices, request.latentSize);
     owned.push(single.latent, single.clipStates);
-    const condition = guidanceCondition(single, guided);
-    if (guided) owned.push(condition.latent, condition.clipStates);
+    const condition = guidanceCondition(single, parts);
+    if (parts > 1) owned.push(condition.latent, condition.clipStates);
     const noise = startingNoise(pipeline, scheduler, request, single.latent);
     owned.push(noise);
-    const predict = injectedPredictor(p3s, context, condition, request, guided);
+    const predict = injectedPredictor(p3s, context, condition, request, parts);
     const final = await denoise({
       scheduler,
       latents: noise,
@@ -432,6 +473,9 @@ function sharedParameters(
     ...samplingParameters(s),
     latent_bias: String(s.latentBias),
     subject_guidance: String(s.subjectGuidance),
+    ...(s.subjectGuidance && s.subjectGuidanceScale !== null
+      ? { subject_guidance_scale: String(s.subjectGuidanceScale) }
+      : {}),
     local_injection: s.localInjection === null ? 'off' : String(s.localInjection),
     lambda: String(injection.lambda),
     weight_curve: formatWeightCurve(injection.weightCurve),
@@ -484,6 +528,7 @@ function sampleBatch(
       latentSize: run.latentSize,
       latentBias: s.latentBias,
       subjectGuidance: s.subjectGuidance,
+      subjectGuidanceScale: s.subjectGuidanceScale,
       localInjection:
         s.localInjection === null
           ? null

@@ -73,6 +73,14 @@ export function planGeneration(
   onWarning?: (message: string) => void,
 ): Plan {
   const settings = resolveSettings(GENERATE_SETTINGS, config);
+  if (settings.subjectGuidanceScale !== null && !settings.subjectGuidance)
+    refuseSetting(
+      GENERATE_SETTINGS,
+      'subjectGuidanceScale',
+      'no value',
+      settings.subjectGuidanceScale,
+      'it scales subject guidance: give subjectGuidance too',
+    );
   if (!existsSync(settings.baseModel))
     throw new ModelLoadError(`Base model folder not found: ${settings.baseModel}`);
   const metadata = readAdapterMetadata(settings.adapter); // a wrong file fails before loading models

@@ -234,6 +234,16 @@ export const GENERATE_SETTINGS = [
     defaultHelp: 'default: both halves; see docs/p3s.md',
   }),
   setting({
+    key: 'subjectGuidanceScale',
+    kind: nullable(anyNumber),
+    default: null,
+    flag: 'subject-guidance-scale',
+    placeholder: '<w>',
+    group: SAMPLING,
+    help: "with --subject-guidance, the subject's own guidance scale: a third batch part, the text without the subject, so the subject is amplified apart from the text (about 1.5× the sampling time); not in the paper, docs/p3s.md",
+    defaultHelp: 'default: the guidance scale, two parts',
+  }),
+  setting({
     key: 'localInjection',
     kind: nullable(number('a share in (0, 1]', (x) => x > 0 && x <= 1)),
     default: null,

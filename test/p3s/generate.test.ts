@@ -261,6 +261,29 @@ test('--subject-guidance leaves the unconditional half to the base model and is 
   );
 });
 
+test("--subject-guidance-scale weighs the subject's part apart from the text's, and is recorded", async () => {
+  const seeds = [7];
+  const guided = { seeds, weightCurve: 'fixed:1', subjectGuidance: true, guidanceScale: 3 };
+  const two = await generateP3S(config('scale-two-parts', guided));
+  const same = await generateP3S(config('scale-same', { ...guided, subjectGuidanceScale: 3 }));
+  // the text's own scale needs no third part: the same images
+  assert.ok(Buffer.from(two.images[0]!.image.data).equals(Buffer.from(same.images[0]!.image.data)));
+  // w_s = 0 leaves the text's guidance alone: the base model's image (no subject anywhere)
+  const none = await generateP3S(config('scale-zero', { ...guided, subjectGuidanceScale: 0 }));
+  const base = await generateP3S(config('scale-base', { ...guided, weightCurve: 'fixed:0' }));
+  const off = maxPixelDiff(none.images[0]!.image.data, base.images[0]!.image.data);
+  assert.ok(off <= 1, `w_s = 0 differs from the base model by ${off} levels`);
+  const more = await generateP3S(config('scale-more', { ...guided, subjectGuidanceScale: 6 }));
+  assert.equal((await readPngText(more.images[0]!.path)).subject_guidance_scale, '6');
+  assert.equal((await readPngText(two.images[0]!.path)).subject_guidance_scale, undefined);
+  const moved = maxPixelDiff(two.images[0]!.image.data, more.images[0]!.image.data);
+  assert.ok(moved > 2, `a subject scale of 6 changed the image by only ${moved} levels`);
+  await assert.rejects(
+    generateP3S(config('scale-alone', { seeds, subjectGuidanceScale: 6 })),
+    /for subjectGuidanceScale but received 6, it scales subject guidance: give subjectGuidance too/,
+  );
+});
+
 test('--local-injection keeps the subject to where the base model draws it, and is recorded', async () => {
   const seeds = [7];
   const everywhere = await generateP3S(config('local-off', { seeds, weightCurve: 'fixed:1' }));
