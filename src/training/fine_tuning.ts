@@ -57,12 +57,14 @@ export function drawBatch(data: FineTuningData, items: readonly number[]): Noise
   const { references: refs, scheduler, generator, settings } = data;
   const b = items.length;
   const T = scheduler.config.num_train_timesteps;
-  // 1. the copy each sample shows: the references themselves or an augmented one, evenly
+  // 1. the copy each sample shows: the references themselves or an augmented one, evenly,
+  // counted down from the last copy, so that with one copy (--flip) u < ½ mirrors, as it did
+  // before there were more copies
   const copies = refs.variants.length + 1;
   const variants =
     copies > 1
-      ? (rand([b], { generator }).toArray() as number[]).map((u) =>
-          Math.min(copies - 1, Math.floor(u * copies)),
+      ? (rand([b], { generator }).toArray() as number[]).map(
+          (u) => copies - 1 - Math.min(copies - 1, Math.floor(u * copies)),
         )
       : new Array<number>(b).fill(0);
   // 2. timesteps t ~ U{0..T−1}
