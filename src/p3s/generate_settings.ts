@@ -240,7 +240,7 @@ export const GENERATE_SETTINGS = [
     flag: 'subject-guidance-scale',
     placeholder: '<w>',
     group: SAMPLING,
-    help: "with --subject-guidance, the subject's own guidance scale: a third batch part, the text without the subject, so the subject is amplified apart from the text (about 1.5× the sampling time); not in the paper, docs/p3s.md",
+    help: "with --subject-guidance, the subject's own guidance scale: a third batch part, the text without the subject, so the subject is amplified apart from the text (one more frozen U-Net pass a step); not in the paper, docs/p3s.md",
     defaultHelp: 'default: the guidance scale, two parts',
   }),
   setting({

@@ -16,6 +16,7 @@ import * as ops from '../engine/ops.generated.js';
 import type { UNet2DConditionModel } from '../models/unet/unet_2d_condition.js';
 import type { FineTuningMethod, MethodLoss, NoisedBatch } from '../training/method.js';
 import type { Lineage } from '../training/identity.js';
+import { referenceCopy } from '../training/fine_tuning.js';
 import { saveAdapter, type AdapterMetadata } from './adapter/adapter_io.js';
 import { attentionConsistencyLoss, subjectWeightedLoss, totalLoss } from './adapter/losses.js';
 import {
@@ -88,9 +89,8 @@ export class P3SMethod implements FineTuningMethod {
   }
 
   private conditionOf(batch: NoisedBatch, items: readonly number[]): SubjectCondition {
-    const copy = (j: number) => batch.variants[j]!;
     const part = (j: number): ReferenceTensors =>
-      (copy(j) === 0 ? this.references : this.references.variants[copy(j) - 1]!).condition;
+      referenceCopy(this.references, batch.variants[j]!).condition;
     const pick = (which: keyof ReferenceTensors): Tensor =>
       ops.cat(
         items.map((r, j) => rows(part(j)[which], [r])),

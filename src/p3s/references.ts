@@ -327,27 +327,29 @@ function checkPhotoSize(ref: ReferencePhoto, img: RgbImage, latentSide: number):
 }
 
 /**
- * Reads one reference and adds its crops to `crops[k]` for each crop move k (cropMoves): cut to
+ * Reads one reference and adds its crops to `crops[k]` for each crop move `moves[k]`: cut to
  * its subject when asked, otherwise (or when its mask is empty) the whole photo every time.
  */
 async function addCrops(
   ref: ReferencePhoto,
   needsMask: boolean,
   options: EncodeOptions & { latentSide: number },
+  moves: readonly CropMove[],
   crops: readonly ReferenceCrops[],
 ): Promise<void> {
   const img = await readImage(ref.path);
   checkPhotoSize(ref, img, options.latentSide);
   const mask = needsMask ? await readSubjectMask(img, ref) : null;
   const margin = options.subjectMargin;
-  const cutting = margin != null && mask !== null;
-  if (cutting && subjectSquare(mask, margin) === null)
+  const cuts = moves.map((move) =>
+    margin != null && mask !== null ? cutToSubject(img, mask, margin, move) : null,
+  );
+  if (margin != null && mask !== null && cuts[0] === null)
     // The mask job found nothing here; the filled photo still shows the subject somewhere.
     options.onWarning?.(
       `${basename(ref.subjectMaskPath!)} is empty: ${basename(ref.path)} is used whole`,
     );
-  cropMoves(options.cropJitter ?? 0).forEach((move, k) => {
-    const cut = cutting ? cutToSubject(img, mask, margin, move) : null;
+  cuts.forEach((cut, k) => {
     // the moved copies repeat the first crop's warnings, so only the first one tells
     const warn = k === 0 ? options.onWarning : undefined;
     addCrop(ref, cut ?? { image: img, mask }, { ...options, onWarning: warn }, crops[k]!);
@@ -410,13 +412,11 @@ export async function encodeReferences(
     subjectOnlyCondition: options.subjectOnlyCondition ?? false,
     weightedLoss: options.withSubjectMasks ?? false,
   });
-  const perMove = cropMoves(options.cropJitter ?? 0).map((): ReferenceCrops => ({
-    targets: [],
-    conditions: [],
-    masks: [],
-  }));
+  const moves = cropMoves(options.cropJitter ?? 0);
+  const perMove = moves.map((): ReferenceCrops => ({ targets: [], conditions: [], masks: [] }));
   const latentSide = options.resolution / vaeScale(models.vae.config);
-  for (const ref of refs) await addCrops(ref, needsMask, { ...options, latentSide }, perMove);
+  for (const ref of refs)
+    await addCrops(ref, needsMask, { ...options, latentSide }, moves, perMove);
   const mirror = (c: ReferenceCrops): ReferenceCrops => ({
     targets: c.targets.map(flipHorizontal),
     conditions: c.conditions.map(flipHorizontal),

@@ -29,6 +29,11 @@ export interface ReferenceLatents {
   variants: { latents: Tensor; subjectMasks: Tensor | null }[];
 }
 
+/** Copy v of a set of references: the references themselves for 0, else `variants[v − 1]`. */
+export function referenceCopy<C>(refs: C & { variants: readonly C[] }, v: number): C {
+  return v === 0 ? refs : refs.variants[v - 1]!;
+}
+
 /** The text contexts of the training prompt and of the empty prompt, (1, L, D) each. */
 export interface PromptContexts {
   prompt: Tensor;
@@ -70,7 +75,7 @@ export function drawBatch(data: FineTuningData, items: readonly number[]): Noise
   // 2. timesteps t ~ U{0..T−1}
   const timesteps = randint(0, T, [b], { generator }).toArray() as number[];
   // 3. x_0 and the noise ε
-  const source = (j: number) => (variants[j]! === 0 ? refs : refs.variants[variants[j]! - 1]!);
+  const source = (j: number) => referenceCopy(refs, variants[j]!);
   const x0 = ops.cat(
     items.map((r, j) => source(j).latents.slice(0, r, r + 1)),
     0,
