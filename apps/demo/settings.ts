@@ -195,6 +195,16 @@ export const DEMO_SETTINGS = [
     help: 'fine-tune on copies of each subject crop scaled by 1 ± j and moved by j/2 of its side',
     defaultHelp: `default ${TOY_RECIPE.cropJitter}; see p3s train --help`,
   }),
+  asDemo(train('lrSchedule'), {
+    default: TOY_RECIPE.lrSchedule,
+    help: 'the fine-tuning learning rate held (constant) or decayed along a cosine',
+    defaultHelp: `default ${TOY_RECIPE.lrSchedule}; see p3s train --help`,
+  }),
+  asDemo(train('timestepShift'), {
+    default: TOY_RECIPE.timestepShift,
+    help: 'fine-tuning timesteps shifted towards noise by this factor (1: uniform)',
+    defaultHelp: `default ${TOY_RECIPE.timestepShift}; see p3s train --help`,
+  }),
   asDemo(generate('latentBias'), {
     default: 0,
     help: 'add s × the reference latent to the starting noise; on the toy models it trades the prompted context away (docs/toy.md; see p3s generate --help)',

@@ -85,6 +85,29 @@ function recipeInjection(recipe: AdapterRecipe): string {
   return older.injectionMode ?? older.injection ?? '';
 }
 
+/**
+ * The recipe in words, as the card's sentence lists it. Fields older quality.json files lack
+ * read as the setting's default.
+ */
+function recipeWords(a: AdapterRecipe, steps: number): string {
+  const rate = `${steps} steps at lr ${a.learningRate}${a.lrSchedule === 'cosine' ? ' decayed along a cosine' : ''}`;
+  const parts = [
+    `${rate}${(a.batchSize ?? 1) !== 1 ? ` in batches of ${a.batchSize}` : ''}`,
+    (a.timestepShift ?? 1) !== 1 ? `timesteps shifted towards noise by ${a.timestepShift}` : '',
+    `ε_t ${a.weightCurve}`,
+    a.subjectGuidance
+      ? `subject guidance${a.subjectGuidanceScale != null ? ` at its own scale ${a.subjectGuidanceScale}` : ''}`
+      : '',
+    a.subjectOnlyCondition ? 'subject-only condition' : '',
+    (a.backgroundLossWeight ?? 1) !== 1 ? `background loss weight ${a.backgroundLossWeight}` : '',
+    a.flip === true ? 'samples mirrored at random' : '',
+    a.localInjection != null ? `local injection ${a.localInjection}` : '',
+    a.guidanceScale !== undefined ? `guidance ${a.guidanceScale}` : '',
+    a.reference === 'best' ? 'each subject drawn from its best reference by CLIP-I' : '',
+  ];
+  return parts.filter((p) => p !== '').join(', ');
+}
+
 function selectiveSection(q: ToyQuality): string {
   const s = q.selective;
   if (!s) return '';
@@ -94,7 +117,7 @@ function selectiveSection(q: ToyQuality): string {
     r && a
       ? `
   With \`p3s demo\`'s recipe (${a.identifier ? `the subject named "${a.identifier}", ` : ''}${recipeInjection(a)} injection, references ${a.subjectCrop === null ? 'whole' : `cut to ${a.subjectCrop}× the subject's box`},
-  ${r.steps} steps at lr ${a.learningRate}${(a.batchSize ?? 1) !== 1 ? ` in batches of ${a.batchSize}` : ''}, ε_t ${a.weightCurve}${a.subjectGuidance ? ', subject guidance' : ''}${a.subjectGuidanceScale != null ? ` at its own scale ${a.subjectGuidanceScale}` : ''}${a.subjectOnlyCondition ? ', subject-only condition' : ''}${(a.backgroundLossWeight ?? 1) !== 1 ? `, background loss weight ${a.backgroundLossWeight}` : ''}${a.flip === true ? ', samples mirrored at random' : ''}${a.localInjection != null ? `, local injection ${a.localInjection}` : ''}${a.guidanceScale !== undefined ? `, guidance ${a.guidanceScale}` : ''}${a.reference === 'best' ? ', each subject drawn from its best reference by CLIP-I' : ''}; docs/toy.md), same subjects:
+  ${recipeWords(a, r.steps)}; docs/toy.md), same subjects:
 
 ${selectiveRows(r)}`
       : '';

@@ -4,7 +4,7 @@ import type { InjectionMode } from '../../src/p3s/adapter/injection.js';
 import { formatWeightCurve, PAPER_CURVE } from '../../src/p3s/adapter/weight_schedule.js';
 import type { GenerateP3SConfig, ReferenceChoice } from '../../src/p3s/generate_settings.js';
 import { DEFAULT_IDENTIFIER } from '../../src/p3s/prompts.js';
-import type { TrainP3SConfig } from '../../src/p3s/train_settings.js';
+import type { LrScheduleName, TrainP3SConfig } from '../../src/p3s/train_settings.js';
 import type { ExperimentOptions } from './experiment.js';
 
 /**
@@ -25,6 +25,10 @@ export interface AdapterRecipe {
   identifier: string;
   steps: number;
   learningRate: number;
+  /** The learning rate held or decayed along a cosine (p3s train --lr-schedule). */
+  lrSchedule: LrScheduleName;
+  /** Training timesteps shifted towards noise by this factor (p3s train --timestep-shift). */
+  timestepShift: number;
   /** Reference samples per fine-tuning step. */
   batchSize: number;
   injectionMode: InjectionMode;
@@ -66,6 +70,8 @@ export const TOY_RECIPE: AdapterRecipe = {
   identifier: DEFAULT_IDENTIFIER,
   steps: 900,
   learningRate: 5e-4,
+  lrSchedule: 'constant',
+  timestepShift: 1,
   batchSize: 2,
   injectionMode: 'aligned',
   subjectCrop: 1.5,
@@ -89,6 +95,8 @@ export const PAPER_RECIPE: AdapterRecipe = {
   identifier: DEFAULT_IDENTIFIER,
   steps: 100,
   learningRate: 1e-4,
+  lrSchedule: 'constant',
+  timestepShift: 1,
   batchSize: 1,
   injectionMode: 'decoupled',
   subjectCrop: null,
@@ -113,6 +121,8 @@ const RECIPE_SETTINGS = {
   identifier: ['train', 'identifier'],
   steps: ['train', 'maxSteps'],
   learningRate: ['train', 'learningRate'],
+  lrSchedule: ['train', 'lrSchedule'],
+  timestepShift: ['train', 'timestepShift'],
   batchSize: ['train', 'batchSize'],
   injectionMode: ['train', 'injectionMode'],
   subjectCrop: ['train', 'subjectCrop'],

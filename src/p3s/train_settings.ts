@@ -69,6 +69,10 @@ const baselineDefaults = (key: 'learningRate' | 'maxSteps'): string =>
 export const CONDITION_SOURCES = ['same', 'other'] as const;
 export type ConditionSource = (typeof CONDITION_SOURCES)[number];
 
+/** How the learning rate moves over a run: held, or decayed along a cosine. */
+export const LR_SCHEDULES = ['constant', 'cosine'] as const;
+export type LrScheduleName = (typeof LR_SCHEDULES)[number];
+
 export const TRAIN_SETTINGS = [
   setting({
     key: 'annotation',
@@ -163,6 +167,18 @@ export const TRAIN_SETTINGS = [
     metadata: true,
   }),
   setting({
+    key: 'lrSchedule',
+    kind: choice(LR_SCHEDULES),
+    default: 'constant',
+    flag: 'lr-schedule',
+    placeholder: '<s>',
+    group: TRAINING,
+    help: 'constant (Sec. IV-A gives one rate), or cosine: from --lr down to a tenth of it by the last step, so the final weights move less from one step to the next',
+    identity: true,
+    metadata: true,
+    olderDefault: 'constant',
+  }),
+  setting({
     key: 'gamma',
     kind: nonNegativeNumber,
     default: 0.1,
@@ -204,6 +220,18 @@ export const TRAIN_SETTINGS = [
     help: 'probability of the empty prompt, for guidance, as in Sec. IV-A',
     identity: true,
     metadata: true,
+  }),
+  setting({
+    key: 'timestepShift',
+    kind: positiveNumber,
+    default: 1,
+    flag: 'timestep-shift',
+    placeholder: '<s>',
+    group: TRAINING,
+    help: "draw training timesteps shifted towards noise by s (1: uniform, as latent diffusion trains; 3: three quarters of the draws in the noisier half), where a sample's layout and colours are decided",
+    identity: true,
+    metadata: true,
+    olderDefault: 1,
   }),
   setting({
     key: 'conditionFrom',

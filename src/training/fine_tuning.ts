@@ -4,7 +4,7 @@
 // optimizer step, and a fixed evaluation loss — and what a method provides (method.ts).
 //
 // Draws per micro-batch, from the run's Generator and in this order: which copy of its
-// reference each sample shows (when there are augmented copies), the timesteps t ~ U{0..T−1}, the noise ε, the condition-dropout decisions; then
+// reference each sample shows (when there are augmented copies), the timesteps t ~ U{0..T−1} (shifted when asked), the noise ε, the condition-dropout decisions; then
 // whatever the method draws itself. The items come from DataOrder, a function of (seed, sample
 // index), so a checkpoint's step and generator state restore the exact stream.
 import { rand, randint, randn } from '../engine/creation.js';
@@ -45,6 +45,19 @@ export interface BatchSettings {
   gradientAccumulation: number;
   /** Probability of the empty prompt (for classifier-free guidance). */
   conditionDropout: number;
+  /** Timesteps shifted towards noise by this factor (shiftTimestep); 1 or absent: uniform. */
+  timestepShift?: number;
+}
+
+/**
+ * Timestep t of T moved towards noise by the factor s, as SD3 shifts its timesteps: with
+ * u = (t + ½)/T, u' = s·u / (1 + (s − 1)·u). s = 1 gives t back; s = 3 sends three quarters of
+ * uniform draws to the noisier half.
+ */
+export function shiftTimestep(t: number, T: number, s: number): number {
+  if (s === 1) return t;
+  const u = (t + 0.5) / T;
+  return Math.min(T - 1, Math.floor((T * s * u) / (1 + (s - 1) * u)));
 }
 
 /** What the micro-batch loop needs besides the method. */
@@ -72,8 +85,11 @@ export function drawBatch(data: FineTuningData, items: readonly number[]): Noise
           (u) => copies - 1 - Math.min(copies - 1, Math.floor(u * copies)),
         )
       : new Array<number>(b).fill(0);
-  // 2. timesteps t ~ U{0..T−1}
-  const timesteps = randint(0, T, [b], { generator }).toArray() as number[];
+  // 2. timesteps t ~ U{0..T−1}, then shifted (the same draws whatever the shift)
+  const shift = settings.timestepShift ?? 1;
+  const timesteps = (randint(0, T, [b], { generator }).toArray() as number[]).map((t) =>
+    shiftTimestep(t, T, shift),
+  );
   // 3. x_0 and the noise ε
   const source = (j: number) => referenceCopy(refs, variants[j]!);
   const x0 = ops.cat(

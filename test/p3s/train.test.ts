@@ -450,6 +450,33 @@ test('--crop-jitter: moved and scaled subject crops join the training; the adapt
   );
 });
 
+test('--lr-schedule cosine: the first update at --lr, then smaller ones; recorded in the adapter', async () => {
+  const run = (name: string, lrSchedule: 'constant' | 'cosine') =>
+    trainP3S(config(join(root, name), { maxSteps: 3, lrSchedule }));
+  const held = await run('lr-constant', 'constant');
+  const cosine = await run('lr-cosine', 'cosine');
+  assert.equal(readAdapterMetadata(cosine.adapterPath).training.lr_schedule, 'cosine');
+  assert.equal(readAdapterMetadata(held.adapterPath).training.lr_schedule, 'constant');
+  // step 1 runs at --lr in both, so step 2's loss is the same; step 2 runs at 0.775 × --lr
+  assert.deepEqual(cosine.losses.slice(0, 2), held.losses.slice(0, 2));
+  assert.notEqual(cosine.losses[2], held.losses[2]);
+  const a = tensorBytes(held.adapterPath);
+  const b = tensorBytes(cosine.adapterPath);
+  assert.ok(
+    [...a].some(([k, v]) => !v.equals(b.get(k)!)),
+    'the adapters should differ',
+  );
+});
+
+test('--timestep-shift: recorded in the adapter; other timesteps, so other losses', async () => {
+  const run = (name: string, timestepShift: number) =>
+    trainP3S(config(join(root, name), { maxSteps: 2, timestepShift }));
+  const uniform = await run('shift-1', 1);
+  const shifted = await run('shift-3', 3);
+  assert.equal(readAdapterMetadata(shifted.adapterPath).training.timestep_shift, 3);
+  assert.notEqual(shifted.losses[0], uniform.losses[0]);
+});
+
 test('--subject-only-condition: the condition sees the subject alone, the targets the whole photo', async () => {
   const maskDir = await writeMaskFolder('subject-only-masks');
   const notes: string[] = [];

@@ -15,7 +15,7 @@ import {
 /** ε_t's curve, given as a curve or its text form ("paper:0.5,0.2,2", "fixed:1" ...). */
 export const weightCurveKind: Kind<WeightCurve, WeightCurve | string> = {
   expected:
-    'a weight curve: paper[:α,β,k], fixed:<w>, quadratic-increasing or quadratic-decreasing',
+    'a weight curve: paper[:α,β,k], fixed:<w>, cutoff:<w>,<share>, quadratic-increasing or quadratic-decreasing',
   flagType: 'string',
   parse: (v) => weightCurveKind.check(v),
   check(v) {
@@ -38,7 +38,7 @@ const GROUP_GENERATE = "P3S settings (default: the adapter's)";
 const INJECTION_HELP =
   "decoupled, joint (Eq. 8 as written) or aligned (decoupled plus the copy's feature at its own position; not in the paper, a stronger adapter on small U-Nets; see docs/p3s.md)";
 const CURVE_HELP =
-  'ε_t of Eq. 10: paper[:α,β,k], fixed:<w> (fixed:0 = the plain base model), quadratic-increasing, quadratic-decreasing';
+  'ε_t of Eq. 10: paper[:α,β,k], fixed:<w> (fixed:0 = the plain base model), cutoff:<w>,<share> (w, then 0 for the last share of denoising), quadratic-increasing, quadratic-decreasing';
 
 /** λ, ε_t and the injection mode as training declares them (the paper's defaults). */
 export const TRAIN_INJECTION_SETTINGS = [

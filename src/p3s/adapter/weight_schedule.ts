@@ -4,6 +4,11 @@
 export type WeightCurve =
   | { kind: 'paper'; alpha: number; beta: number; k: number }
   | { kind: 'fixed'; weight: number }
+  /**
+   * Not in the paper: `weight` while t ≥ share·T, then 0, so the frozen U-Net alone finishes the
+   * last share of denoising (the fine detail) after the copy has laid the subject out.
+   */
+  | { kind: 'cutoff'; weight: number; share: number }
   /** Table III "increasing": ε_t = (t/T)², strong early in denoising (large t). */
   | { kind: 'quadratic-increasing' }
   /** Table III "decreasing": ε_t = 1 − (t/T)², weak early, full strength at the end. */
@@ -21,6 +26,8 @@ export function injectionWeight(curve: WeightCurve, t: number, T: number): numbe
       return 1 - curve.alpha * s ** curve.k + curve.beta; // Eq. (10): ε_t = 1 − α (t/T)^k + β
     case 'fixed':
       return curve.weight;
+    case 'cutoff':
+      return s >= curve.share ? curve.weight : 0;
     case 'quadratic-increasing':
       return s * s;
     case 'quadratic-decreasing':
@@ -28,7 +35,10 @@ export function injectionWeight(curve: WeightCurve, t: number, T: number): numbe
   }
 }
 
-/** Parses "paper", "paper:0.5,0.2,2", "fixed:0.7", "quadratic-increasing", "quadratic-decreasing". */
+/**
+ * Parses "paper", "paper:0.5,0.2,2", "fixed:0.7", "cutoff:1,0.2", "quadratic-increasing",
+ * "quadratic-decreasing".
+ */
 export function parseWeightCurve(text: string): WeightCurve {
   const [kind, args = ''] = text.split(':', 2) as [string, string?];
   const nums = args === '' ? [] : args.split(',').map(Number);
@@ -43,12 +53,16 @@ export function parseWeightCurve(text: string): WeightCurve {
     case 'fixed':
       if (nums.length !== 1) throw new Error(`Expected fixed:<weight> but received "${text}"`);
       return { kind: 'fixed', weight: nums[0]! };
+    case 'cutoff':
+      if (nums.length !== 2 || nums[1]! < 0 || nums[1]! > 1)
+        throw new Error(`Expected cutoff:<weight>,<share of T from 0 to 1> but received "${text}"`);
+      return { kind: 'cutoff', weight: nums[0]!, share: nums[1]! };
     case 'quadratic-increasing':
     case 'quadratic-decreasing':
       return { kind };
   }
   throw new Error(
-    `Unknown weight curve "${text}"; expected paper, fixed:<w>, quadratic-increasing or quadratic-decreasing`,
+    `Unknown weight curve "${text}"; expected paper, fixed:<w>, cutoff:<w>,<share>, quadratic-increasing or quadratic-decreasing`,
   );
 }
 
@@ -58,6 +72,8 @@ export function formatWeightCurve(curve: WeightCurve): string {
       return `paper:${curve.alpha},${curve.beta},${curve.k}`;
     case 'fixed':
       return `fixed:${curve.weight}`;
+    case 'cutoff':
+      return `cutoff:${curve.weight},${curve.share}`;
     default:
       return curve.kind;
   }

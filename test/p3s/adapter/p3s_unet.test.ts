@@ -27,6 +27,7 @@ import {
   weightedLdmLoss,
 } from '../../../src/p3s/adapter/losses.js';
 import {
+  formatWeightCurve,
   injectionWeight,
   parseWeightCurve,
   PAPER_CURVE,
@@ -316,6 +317,18 @@ test('Eq. (10): the timestep weight curve', () => {
   assert.equal(injectionWeight(parseWeightCurve('quadratic-decreasing'), 500, 1000), 0.75);
   assert.equal(injectionWeight(parseWeightCurve('paper:1,0,1'), 250, 1000), 0.75);
   assert.throws(() => parseWeightCurve('cubic'), /Unknown weight curve "cubic"/);
+});
+
+test('the cutoff curve: its weight down to share·T, then 0; its text form round-trips', () => {
+  const curve = parseWeightCurve('cutoff:1,0.2');
+  assert.equal(injectionWeight(curve, 999, 1000), 1);
+  assert.equal(injectionWeight(curve, 200, 1000), 1);
+  assert.equal(injectionWeight(curve, 199, 1000), 0);
+  assert.equal(injectionWeight(curve, 0, 1000), 0);
+  assert.equal(formatWeightCurve(curve), 'cutoff:1,0.2');
+  assert.equal(injectionWeight(parseWeightCurve('cutoff:0.7,0'), 0, 1000), 0.7);
+  for (const bad of ['cutoff:1', 'cutoff:1,1.5', 'cutoff:1,-0.1', 'cutoff:1,0.2,3'])
+    assert.throws(() => parseWeightCurve(bad), /Expected cutoff:<weight>,<share/, bad);
 });
 
 test('Eq. (11)–(12): attention consistency by hand', () => {
