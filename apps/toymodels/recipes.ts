@@ -4,7 +4,8 @@ import type { InjectionMode } from '../../src/p3s/adapter/injection.js';
 import { formatWeightCurve, PAPER_CURVE } from '../../src/p3s/adapter/weight_schedule.js';
 import type { GenerateP3SConfig, ReferenceChoice } from '../../src/p3s/generate_settings.js';
 import { DEFAULT_IDENTIFIER } from '../../src/p3s/prompts.js';
-import type { LrScheduleName, TrainP3SConfig } from '../../src/p3s/train_settings.js';
+import type { TrainP3SConfig } from '../../src/p3s/train_settings.js';
+import type { LrScheduleName } from '../../src/training/lr_schedule.js';
 import type { ExperimentOptions } from './experiment.js';
 
 /**

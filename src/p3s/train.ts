@@ -44,7 +44,7 @@ import { DataOrder } from '../training/data_order.js';
 import { evaluationLoss, fineTuningStep, type FineTuningData } from '../training/fine_tuning.js';
 import { tensorsDigest, type RunIdentity } from '../training/identity.js';
 import { runTraining, type TrainingOutcome } from '../training/loop.js';
-import { warmupCosine } from '../training/lr_schedule.js';
+import { namedSchedule } from '../training/lr_schedule.js';
 import { logTo, type TrainingObserver } from '../training/observer.js';
 import { checkWritable, deleteEarlierRun, refuseEarlierRun } from '../training/run_folder.js';
 import { refuseOtherRun } from '../training/resume.js';
@@ -554,16 +554,6 @@ function validationSamples(
   );
 }
 
-/** --lr-schedule as the loop's learning rate per step (undefined: the optimizer's, held). */
-function learningRateSchedule(
-  settings: Pick<TrainSettings, 'learningRate' | 'lrSchedule'>,
-  totalSteps: number,
-): ((step: number) => number) | undefined {
-  return settings.lrSchedule === 'cosine'
-    ? warmupCosine(settings.learningRate, 0, totalSteps)
-    : undefined;
-}
-
 async function trainLoop(
   run: Run,
   data: FineTuningData,
@@ -600,7 +590,7 @@ async function trainLoop(
     // one forward pass per reference at t = T/2: cheap, and NaN when the weights compute NaN
     probeLoss: () => evaluationLoss(data, method, 1),
     reserveBytes: method.artifactBytes(),
-    learningRate: learningRateSchedule(settings, totalSteps),
+    learningRate: namedSchedule(settings.lrSchedule, settings.learningRate, totalSteps),
     maxGradNorm: settings.maxGradNorm,
     computeGradients: (step) => fineTuningStep(data, method, step, observers),
     modules: {

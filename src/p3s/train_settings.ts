@@ -22,6 +22,7 @@ import {
 } from '../settings/kinds.js';
 import { resolveSettings, setting, type GivenOf, type ValuesOf } from '../settings/table.js';
 import { fileDigest } from '../training/identity.js';
+import { LR_SCHEDULES } from '../training/lr_schedule.js';
 import { basename } from 'node:path';
 import { TRAIN_INJECTION_SETTINGS } from './adapter/settings.js';
 
@@ -68,10 +69,6 @@ const baselineDefaults = (key: 'learningRate' | 'maxSteps'): string =>
 
 export const CONDITION_SOURCES = ['same', 'other'] as const;
 export type ConditionSource = (typeof CONDITION_SOURCES)[number];
-
-/** How the learning rate moves over a run: held, or decayed along a cosine. */
-export const LR_SCHEDULES = ['constant', 'cosine'] as const;
-export type LrScheduleName = (typeof LR_SCHEDULES)[number];
 
 export const TRAIN_SETTINGS = [
   setting({

@@ -4,9 +4,10 @@
 // optimizer step, and a fixed evaluation loss — and what a method provides (method.ts).
 //
 // Draws per micro-batch, from the run's Generator and in this order: which copy of its
-// reference each sample shows (when there are augmented copies), the timesteps t ~ U{0..T−1} (shifted when asked), the noise ε, the condition-dropout decisions; then
-// whatever the method draws itself. The items come from DataOrder, a function of (seed, sample
-// index), so a checkpoint's step and generator state restore the exact stream.
+// reference each sample shows (when there are augmented copies), the timesteps t ~ U{0..T−1}
+// (shifted when asked), the noise ε, the condition-dropout decisions; then whatever the method
+// draws itself. The items come from DataOrder, a function of (seed, sample index), so a
+// checkpoint's step and generator state restore the exact stream.
 import { rand, randint, randn } from '../engine/creation.js';
 import { noGrad } from '../engine/autograd.js';
 import { Generator } from '../engine/random.js';

@@ -12,3 +12,16 @@ export function warmupCosine(
     return peak * (0.1 + 0.45 * (1 + Math.cos(Math.PI * Math.min(1, progress))));
   };
 }
+
+/** How a fine-tuning run's learning rate moves: held, or decayed along a cosine. */
+export const LR_SCHEDULES = ['constant', 'cosine'] as const;
+export type LrScheduleName = (typeof LR_SCHEDULES)[number];
+
+/** A named schedule as a function of the step; undefined for constant (the optimizer's rate). */
+export function namedSchedule(
+  name: LrScheduleName,
+  peak: number,
+  totalSteps: number,
+): ((step: number) => number) | undefined {
+  return name === 'cosine' ? warmupCosine(peak, 0, totalSteps) : undefined;
+}
